@@ -1,0 +1,196 @@
+"""The plugin contract: what a client type, a tag type and a variable type are.
+
+A plugin registers instances of these through the hooks in `sgtm.hookspecs`. Type objects are
+stateless; everything configured per container arrives as `settings`, an instance of the type's
+own `Settings` msgspec Struct, decoded (and checked) when the container loads.
+
+Tags never do I/O: `build` returns `Outbound` request descriptions and the delivery engine sends
+them. Vendor knowledge lives here, in plugins, never in the core.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import msgspec
+
+if TYPE_CHECKING:
+    from sgtm.event import EventData
+    from sgtm.request import HitRequest
+
+
+class NoSettings(msgspec.Struct, forbid_unknown_fields=True):
+    """Settings of a type that takes none."""
+
+
+class InvalidEvent(Exception):
+    """Raised by `Tag.build` when the vendor would reject the event; the tag is reported `invalid: <why>`."""
+
+
+class Outbound(msgspec.Struct, kw_only=True):
+    """One request a tag wants sent. The delivery engine owns retries, batching and the connection."""
+
+    method: str
+    url: str
+    headers: dict[str, str] = {}
+    body: bytes = b""
+    # The lane: requests with the same destination share batching, rate limit and breaker.
+    # Empty means "the tag's own lane".
+    destination: str = ""
+    # Resent unchanged on every retry so the vendor can drop duplicates.
+    idempotency_key: str | None = None
+    # Seconds; None means the tag type's `timeout`.
+    timeout: float | None = None
+
+
+class Cookie(msgspec.Struct, kw_only=True):
+    name: str
+    value: str
+    max_age: int | None = None
+    domain: str | None = None
+    path: str = "/"
+    secure: bool = True
+    http_only: bool = False
+    same_site: Literal["Lax", "Strict", "None"] | None = "Lax"
+
+    def header_value(self) -> str:
+        parts = [f"{self.name}={self.value}", f"Path={self.path}"]
+        if self.max_age is not None:
+            parts.append(f"Max-Age={self.max_age}")
+        if self.domain:
+            parts.append(f"Domain={self.domain}")
+        if self.secure:
+            parts.append("Secure")
+        if self.http_only:
+            parts.append("HttpOnly")
+        if self.same_site:
+            parts.append(f"SameSite={self.same_site}")
+        return "; ".join(parts)
+
+
+class ClientResponse(msgspec.Struct, kw_only=True):
+    """What a client answers. CORS headers for the container's origins are added by the core."""
+
+    status: int = 200
+    headers: dict[str, str] = {}
+    body: bytes = b""
+    cookies: list[Cookie] = []
+
+
+@dataclass(slots=True)
+class ContainerInfo:
+    """Container-wide facts a client may need (it never sees other clients or tags)."""
+
+    name: str
+    origins: tuple[str, ...] = ()
+    consent_default: str = "granted"
+
+
+@dataclass(slots=True)
+class ClientContext:
+    client_name: str
+    container: ContainerInfo
+    now: float  # seconds since the epoch, fixed for one request (and settable in emulate)
+    # Counters a client bumps for input it dropped, e.g. {"ga4.invalid_param": 3}; logged and
+    # exported as metrics by the core.
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    def drop(self, reason: str, count: int = 1) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + count
+
+
+@dataclass(slots=True)
+class BuildContext:
+    tag_name: str
+    container: ContainerInfo
+    now: float
+    request: HitRequest | None = None  # None for events fed straight in (`emulate --events`)
+
+
+class Client:
+    """A client type claims requests and turns them into event data.
+
+    Subclasses set `name` and usually `Settings`, and implement `claim`, `parse` and `respond`.
+    `claim` must be cheap and must not read the body for decisions it can make from the path.
+    `parse` never raises for bad input: it drops what is invalid (counting it with `ctx.drop`)
+    and returns the valid events; it raises `BadRequest` only when nothing sensible can be done.
+    """
+
+    name: ClassVar[str]
+    Settings: ClassVar[type[msgspec.Struct]] = NoSettings
+    description: ClassVar[str] = ""
+
+    def claim(self, request: HitRequest, settings: Any) -> bool:
+        raise NotImplementedError
+
+    def parse(self, request: HitRequest, settings: Any, ctx: ClientContext) -> list[EventData]:
+        raise NotImplementedError
+
+    def respond(
+        self, request: HitRequest, events: list[EventData], settings: Any, ctx: ClientContext
+    ) -> ClientResponse:
+        return ClientResponse(status=200)
+
+
+class BadRequest(Exception):
+    """Raised by `Client.parse` for input it cannot use at all; answered with `status` (4xx)."""
+
+    def __init__(self, message: str, status: int = 400, body: bytes | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+Outcome = Literal["done", "retry", "dead"]
+
+
+class Tag:
+    """A tag type maps event data to vendor requests.
+
+    `build(event, settings, ctx)` is pure: no I/O, no clock but `ctx.now`. It returns the
+    requests to send, or raises `InvalidEvent` when the vendor would reject the event.
+    `classify` decides what a vendor response means; the default follows Segment's rules.
+    `dedupe_key` names events the vendor must see once: (key, ttl seconds) or None.
+    """
+
+    name: ClassVar[str]
+    Settings: ClassVar[type[msgspec.Struct]] = NoSettings
+    description: ClassVar[str] = ""
+    timeout: ClassVar[float] = 10.0
+
+    def build(self, event: EventData, settings: Any, ctx: BuildContext) -> list[Outbound]:
+        raise NotImplementedError
+
+    def dedupe_key(self, event: EventData, settings: Any) -> tuple[str, float] | None:
+        return None
+
+    def classify(self, status: int, headers: dict[str, str], body: bytes) -> Outcome:
+        return default_classify(status)
+
+
+def default_classify(status: int) -> Outcome:
+    if 200 <= status < 300:
+        return "done"
+    if status in (408, 423, 425, 429) or (status >= 500 and status != 501):
+        return "retry"
+    return "dead"
+
+
+class Variable:
+    """A variable type computes a value for one event.
+
+    `resolve(settings, scope)` gets the variable's settings and a `sgtm.variables.Scope`, which
+    gives the event, the request, the client name and other variables' values.
+    """
+
+    name: ClassVar[str]
+    Settings: ClassVar[type[msgspec.Struct]] = NoSettings
+    description: ClassVar[str] = ""
+
+    def resolve(self, settings: Any, scope: Any) -> Any:
+        raise NotImplementedError
+
+    def references(self, settings: Any) -> list[str]:
+        """Names of other variables this one reads, checked at load (unknown names are errors)."""
+        return []
