@@ -27,4 +27,4 @@ def register_tag_types(register: Callable[[Any], None]) -> None:
 
 @hookspec
 def register_variable_types(register: Callable[[Any], None]) -> None:
-    """Register variable types: call `register(MyVariable())` per `sgtm.plugin.Variable` subclass."""
+    """Register variable types: call `register(MyVariable())` per `sgtm.plugin.Variable`."""

@@ -25,11 +25,11 @@ class NoSettings(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class InvalidEvent(Exception):
-    """Raised by `Tag.build` when the vendor would reject the event; the tag is reported `invalid: <why>`."""
+    """Raised by `Tag.build` when the vendor would reject the event: reported `invalid: <why>`."""
 
 
 class Outbound(msgspec.Struct, kw_only=True):
-    """One request a tag wants sent. The delivery engine owns retries, batching and the connection."""
+    """One request a tag wants sent; the delivery engine owns retries, batching, connections."""
 
     method: str
     url: str

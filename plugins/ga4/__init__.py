@@ -1,0 +1,101 @@
+"""The GA4 client: claims gtag.js / GTM web `/g/collect` hits and turns each event into event data.
+
+Mapping rules, choices and limits are documented in `sgtm_plugins.ga4.parse`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from sgtm.event import EventData, copy_event, set_path
+from sgtm.hookspecs import hookimpl
+from sgtm.plugin import Client, ClientContext, ClientResponse
+from sgtm.request import HitRequest
+from sgtm_plugins.ga4.parse import header_client_hints, parse_hits, parse_query
+
+# How much of a POST body `claim` reads to find `v`/`tid` when the URL lacks them.
+CLAIM_PEEK_BYTES = 8192
+
+
+class GA4Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    path: str = "/g/collect"
+    max_events: int = 100
+    # Real sGTM event data shows only page_location; False reproduces that exactly.
+    derive_page_fields: bool = True
+    # Copy unknown params as x-ga-mp2-<name> / x-ga-system_properties.<name> (see parse.py).
+    passthrough_unknown: bool = False
+
+
+class GA4Client(Client):
+    name = "ga4"
+    Settings = GA4Settings
+    description = "Google Analytics 4 web hits (gtag.js / GTM web) sent to /g/collect"
+
+    def claim(self, request: HitRequest, settings: GA4Settings) -> bool:
+        if request.method not in ("GET", "POST") or request.path != settings.path:
+            return False
+        params: dict[str, str] = request.query
+        if request.method == "POST" and not _is_ga4(params) and request.body:
+            # Batched hits may carry v/tid only on their lines; the first line decides.
+            head = request.body[:CLAIM_PEEK_BYTES].decode("utf-8", errors="replace")
+            first_line = next((line for line in head.split("\n") if line.strip()), "")
+            params = {**params, **parse_query(first_line.strip("\r"))}
+        return _is_ga4(params)
+
+    def parse(self, request: HitRequest, settings: GA4Settings, ctx: ClientContext) -> list[EventData]:
+        events = parse_hits(
+            request.query_string,
+            request.body,
+            max_events=settings.max_events,
+            drop=ctx.drop,
+            derive_page_fields=settings.derive_page_fields,
+            passthrough_unknown=settings.passthrough_unknown,
+        )
+        user_agent = request.headers.get("user-agent")
+        hints = header_client_hints(request.headers)
+        start_ms = int(ctx.now * 1000)
+        kept = []
+        for event in events:
+            if not event.get("event_name"):
+                ctx.drop("ga4.missing_event_name", 1)
+                continue
+            if user_agent is not None:
+                event["user_agent"] = user_agent
+            if "ip_override" not in event and request.client_ip:
+                event["ip_override"] = request.client_ip
+            if hints:
+                _merge_header_hints(event, hints)
+            set_path(event, "x-sst-system_properties.request_start_time_ms", start_ms)
+            kept.append(event)
+        return kept
+
+    def respond(
+        self,
+        request: HitRequest,
+        events: list[EventData],
+        settings: GA4Settings,
+        ctx: ClientContext,
+    ) -> ClientResponse:
+        # sGTM's GA4 client answers 200 with an empty body; CORS comes from the core.
+        return ClientResponse(status=200)
+
+
+def _is_ga4(params: dict[str, str]) -> bool:
+    return params.get("v") == "2" and bool(params.get("tid"))
+
+
+def _merge_header_hints(event: EventData, hints: dict[str, Any]) -> None:
+    from_hit = event.get("client_hints")
+    # Hit params describe the browser more precisely than the headers, so they win.
+    merged = copy_event(hints)  # events must not share the brands list
+    if isinstance(from_hit, dict):
+        merged.update(from_hit)
+    event["client_hints"] = merged
+
+
+@hookimpl
+def register_client_types(register: Callable[[Any], None]) -> None:
+    register(GA4Client())

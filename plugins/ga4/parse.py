@@ -1,0 +1,524 @@
+"""GA4 `/g/collect` hits -> sGTM event data. Pure functions: no I/O, no clock.
+
+The spec is reference/ga4-collect-protocol.md (parameter tables, §2-§6) and sgtm-model.md §10
+(consent). Where the reference is silent, the choice and its evidence are written next to the
+table entry that implements it.
+
+Transport: the URL query holds the params every event shares; the body holds one event per
+line, each line a query string whose params override the URL's. No body lines = one event from
+the URL alone. Params are decoded like a browser form (`+` is a space); a broken percent escape
+stays literal text and bytes that are not UTF-8 become U+FFFD. Within one query string the first
+occurrence of a repeated param wins (as `URLSearchParams.get` does).
+
+Values:
+- Strings are copied as sent, empty strings included (real sGTM keeps `uam=` as `model: ""`
+  and an empty `ep.*` as `""`).
+- Numbers (`_p _s sct _et tfd`, `epn.*`, `upn.*`, item `pr qt ds lp`) must be a plain decimal
+  (`12`, `-1.5`, `2e3`, surrounding spaces allowed): an integral value becomes an int, any other
+  a float. `NaN`, `Infinity`, overflow (`1e999`), hex, `1_000` and empty values are invalid.
+  Integral values of 2**53 and above stay floats, as they would in sGTM's JavaScript.
+- Booleans (`uamb uaw _ee lps`): `1`/`true` -> True, `0`/`false`/empty -> False.
+- An invalid value drops that one param and counts `ga4.invalid_param`; the rest of the event
+  is kept. Nothing here raises for any input and NaN/Infinity never reach event data.
+
+Choices where the reference is silent or uncertain:
+- Unknown params are left out of event data; so are those the reference lists as not mapped
+  (`_z _eu _tu tag_exp frm pscdl ec_mode _gaz _rdi _geo gtm_up _glv tt`) and `_fplc`, which only
+  feeds the FPID cookie logic. `passthrough_unknown=True` instead copies them the way real sGTM
+  event data suggests it does (`tt` -> `x-ga-mp2-tt`, `_z` -> `x-ga-system_properties.z` in a
+  2022 capture): `_name` -> `x-ga-system_properties.name`, `name` -> `x-ga-mp2-name`.
+- `_dbg` -> `x-ga-system_properties.dbg` (observed in real sGTM event data); `_c` and `_rnd` follow
+  the same underscore rule. `gcut`, `us_privacy`, `gdpr`, `gdpr_consent` -> `x-ga-<name>` like the
+  other consent params.
+- Top-level `cn`/`cs` are campaign name/source (gtag sends event-level promotion fields as
+  `ep.creative_name` etc.); campaign params map to `campaign_<field>` names.
+- Event params (`ep.`/`epn.`) are applied first, so a protocol field of the same name wins.
+- `ep.user_data.<path>` is nested into `user_data`; `email`/`phone` become `email_address`/
+  `phone_number`. Other `ep.*` names keep their dots as literal flat keys.
+- Items: `prN` sorted by N; numeric `price`, `quantity`, `discount`, `index`; custom `kN`/`vN`
+  pairs become plain item keys (a standard field of the same name wins); an item with no valid
+  field is dropped (`ga4.invalid_param`).
+- Consent: see `consent_state`.
+- `page_hostname`/`page_path` are derived from `dl` when `derive_page_fields` (the default);
+  real sGTM captures show only `page_location`, so turning it off matches them more closely.
+  An explicit `dh` always maps to `page_hostname`.
+
+Limits (each drop is counted with the reason in brackets):
+- `max_events` body lines per request (default 100) [ga4.too_many_events];
+- MAX_PARAMS params per query string or line [ga4.too_many_params];
+- MAX_VALUE_CHARS decoded characters per value [ga4.param_too_long];
+- MAX_KEY_CHARS characters per param name [ga4.invalid_param];
+- MAX_ITEMS items per event [ga4.too_many_items];
+- MAX_BRANDS entries in a client-hints brand list (the rest ignored).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import unquote, unquote_plus, urlsplit
+
+from sgtm.event import EventData, set_path
+
+Drop = Callable[[str, int], None]
+Converter = Callable[[str], Any]  # returns None when the raw value is invalid
+
+MAX_PARAMS = 1000
+MAX_VALUE_CHARS = 8192
+MAX_KEY_CHARS = 256
+MAX_ITEMS = 200
+MAX_BRANDS = 32
+# One decoded character comes from at most 12 raw ones (%F0%9F%98%80): longer raw values
+# cannot fit MAX_VALUE_CHARS and are rejected before decoding them.
+_MAX_RAW_VALUE_CHARS = 12 * MAX_VALUE_CHARS
+
+_NUMBER = re.compile(r"\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*")
+_MAX_SAFE_INT = 2**53
+_TRUE = frozenset({"1", "true"})
+_FALSE = frozenset({"0", "false", ""})
+
+
+def to_number(raw: str) -> int | float | None:
+    if not _NUMBER.fullmatch(raw):
+        return None
+    value = float(raw)
+    if not math.isfinite(value):
+        return None
+    if value.is_integer() and abs(value) < _MAX_SAFE_INT:
+        return int(value)
+    return value
+
+
+def to_bool(raw: str) -> bool | None:
+    lowered = raw.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    return None
+
+
+def to_str(raw: str) -> str:
+    return raw
+
+
+def full_version_list(raw: str) -> list[dict[str, str]]:
+    """`uafvl`: `brand;version` pairs joined by `|`, each brand percent-encoded once more."""
+    out = []
+    for entry in raw.split("|", MAX_BRANDS)[:MAX_BRANDS]:
+        if entry:
+            brand, _, version = entry.partition(";")
+            out.append({"brand": unquote(brand), "version": version})
+    return out
+
+
+# Param -> (event data paths, converter). Paths are dotted: `a.b` is key `b` of object `a`.
+PARAMS: dict[str, tuple[tuple[str, ...], Converter]] = {
+    # §2.1 identity, session, engagement
+    "v": (("x-ga-protocol_version",), to_str),
+    "tid": (("x-ga-measurement_id",), to_str),
+    "gtm": (("x-ga-gtm_version",), to_str),
+    "_p": (("x-ga-page_id",), to_number),
+    "_s": (("x-ga-request_count",), to_number),
+    "cid": (("client_id",), to_str),
+    "uid": (("user_id", "x-ga-mp2-user_properties._user_id"), to_str),
+    "sid": (("ga_session_id",), to_str),
+    "sct": (("ga_session_number",), to_number),
+    "seg": (("x-ga-mp2-seg",), to_str),
+    "_ss": (("x-ga-system_properties.ss",), to_str),
+    "_fv": (("x-ga-system_properties.fv",), to_str),
+    "_ee": (("x-ga-system_properties.ee",), to_bool),
+    "_fid": (("x-ga-system_properties.fid",), to_str),
+    "_nsi": (("x-ga-system_properties.nsi",), to_str),
+    "_c": (("x-ga-system_properties.c",), to_str),
+    "_dbg": (("x-ga-system_properties.dbg",), to_str),
+    "_et": (("engagement_time_msec",), to_number),
+    "en": (("event_name",), to_str),
+    # §2.2 event-level commerce fields sent as plain params
+    "cu": (("currency",), to_str),
+    "pi": (("promotion_id",), to_str),
+    "pn": (("promotion_name",), to_str),
+    "lo": (("location_id",), to_str),
+    # §2.3 page, device, network
+    "dl": (("page_location",), to_str),
+    "dt": (("page_title",), to_str),
+    "dr": (("page_referrer",), to_str),
+    "dh": (("page_hostname",), to_str),
+    "ul": (("language",), to_str),
+    "sr": (("screen_resolution",), to_str),
+    "ur": (("x-ga-ur",), to_str),
+    "tfd": (("x-ga-tfd",), to_number),
+    "lps": (("x-ga-lps",), to_bool),
+    "are": (("x-ga-mp2-are",), to_str),
+    "ir": (("x-ga-mp2-ir",), to_str),
+    # §5 client hints
+    "uaa": (("client_hints.architecture",), to_str),
+    "uab": (("client_hints.bitness",), to_str),
+    "uafvl": (("client_hints.full_version_list",), full_version_list),
+    "uamb": (("client_hints.mobile",), to_bool),
+    "uam": (("client_hints.model",), to_str),
+    "uap": (("client_hints.platform",), to_str),
+    "uapv": (("client_hints.platform_version",), to_str),
+    "uaw": (("client_hints.wow64",), to_bool),
+    # §2.4 campaign overrides (event data names are inferred)
+    "cm": (("campaign_medium",), to_str),
+    "cs": (("campaign_source",), to_str),
+    "cn": (("campaign_name",), to_str),
+    "cc": (("campaign_content",), to_str),
+    "ck": (("campaign_term",), to_str),
+    "ct": (("campaign_term",), to_str),
+    "ccf": (("campaign_creative_format",), to_str),
+    "cmt": (("campaign_marketing_tactic",), to_str),
+    "_rnd": (("x-ga-system_properties.rnd",), to_str),
+    # §2.4 / §6 consent and ids; the decoded consent state is added by `consent_state`
+    "gcs": (("x-ga-gcs",), to_str),
+    "gcd": (("x-ga-gcd",), to_str),
+    "gcu": (("x-ga-gcu",), to_str),
+    "gcut": (("x-ga-gcut",), to_str),
+    "dma": (("x-ga-dma",), to_str),
+    "dma_cps": (("x-ga-dma_cps",), to_str),
+    "npa": (("x-ga-npa",), to_str),
+    "us_privacy": (("x-ga-us_privacy",), to_str),
+    "gdpr": (("x-ga-gdpr",), to_str),
+    "gdpr_consent": (("x-ga-gdpr_consent",), to_str),
+    "ecid": (("x-ga-ecid",), to_str),
+    "gdid": (("x-ga-gdid",), to_str),
+    "edid": (("x-ga-edid",), to_str),
+    "_edid": (("x-ga-edid",), to_str),
+    "em": (("x-ga-em",), to_str),
+    "did": (("x-ga-did",), to_str),
+    "richsstsse": (("x-ga-mp2-richsstsse",), to_str),
+}
+
+# Read by this module or the client, never copied as they are.
+CONSUMED = frozenset({"_uip", "uip", "_fplc"})
+IP_PARAMS = ("_uip", "uip")
+
+# Prefixed params: prefix -> (event data object, or "" for top level; converter).
+PREFIXED: dict[str, tuple[str, Converter]] = {
+    "ep.": ("", to_str),
+    "epn.": ("", to_number),
+    "up.": ("x-ga-mp2-user_properties", to_str),
+    "upn.": ("x-ga-mp2-user_properties", to_number),
+    "sst.": ("x-sst-system_properties", to_str),
+}
+_PREFIXES = tuple(PREFIXED)
+_EVENT_PARAM_PREFIXES = ("ep.", "epn.")
+
+USER_DATA_PREFIX = "user_data."
+USER_DATA_ALIASES = {"email": "email_address", "phone": "phone_number"}
+
+# §3: two-character item keys.
+ITEM_FIELDS: dict[str, str] = {
+    "id": "item_id",
+    "nm": "item_name",
+    "br": "item_brand",
+    "ca": "item_category",
+    "c2": "item_category2",
+    "c3": "item_category3",
+    "c4": "item_category4",
+    "c5": "item_category5",
+    "va": "item_variant",
+    "pr": "price",
+    "qt": "quantity",
+    "cp": "coupon",
+    "ds": "discount",
+    "lp": "index",
+    "li": "item_list_id",
+    "ln": "item_list_name",
+    "af": "affiliation",
+    "lo": "location_id",
+    "pi": "promotion_id",
+    "pn": "promotion_name",
+    "cn": "creative_name",
+    "cs": "creative_slot",
+}
+ITEM_NUMBER_FIELDS = frozenset({"price", "quantity", "discount", "index"})
+_ITEM_PARAM = re.compile(r"pr([0-9]{1,9})")
+# GA4 param names never start with a digit, so the digits of `k<i><name>` end at the name.
+_ITEM_CUSTOM_NAME = re.compile(r"k([0-9]+)([^0-9].*)", re.DOTALL)
+_ITEM_CUSTOM_VALUE = re.compile(r"v([0-9]+)(.*)", re.DOTALL)
+
+CONSENT_TYPES = ("ad_storage", "analytics_storage", "ad_user_data", "ad_personalization")
+# gcd: each type's letter sits at a fixed offset ("13" + letter + digit + letter ...).
+_GCD_OFFSETS = dict(zip(CONSENT_TYPES, (2, 4, 6, 8), strict=True))
+# A gcd letter is a base64url digit holding two 2-bit states, (default << 2) | update, each
+# 3 = granted, 2 = denied, else not set. This reproduces the community letter table exactly
+# (l p q t r m n u v) and gives any other letter a defined meaning.
+_BASE64URL = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_"
+_GCS_DIGITS = {"1": True, "0": False}
+
+_PASSTHROUGH_NAME = re.compile(r"_?[A-Za-z][A-Za-z0-9_]{0,63}")
+_SEC_CH_UA_BRAND = re.compile(r'"((?:[^"\\]|\\.)*)"\s*;\s*v\s*=\s*"((?:[^"\\]|\\.)*)"')
+_BACKSLASH_ESCAPE = re.compile(r"\\(.)")
+
+
+def _no_drop(reason: str, count: int) -> None:
+    pass
+
+
+def parse_hits(
+    query_string: str,
+    body: bytes,
+    *,
+    max_events: int = 100,
+    drop: Drop = _no_drop,
+    derive_page_fields: bool = True,
+    passthrough_unknown: bool = False,
+) -> list[EventData]:
+    """One event data dict per hit: the URL alone, or URL params overridden by each body line."""
+    base = parse_query(query_string, drop)
+    text = body.decode("utf-8", errors="replace") if body else ""
+    lines = [line for line in text.split("\n") if line.strip()]
+    if len(lines) > max_events:
+        drop("ga4.too_many_events", len(lines) - max_events)
+        del lines[max_events:]
+    hits = [{**base, **parse_query(line.strip("\r"), drop)} for line in lines] or [base]
+    return [
+        map_hit(
+            hit,
+            drop,
+            derive_page_fields=derive_page_fields,
+            passthrough_unknown=passthrough_unknown,
+        )
+        for hit in hits
+    ]
+
+
+def parse_query(query: str, drop: Drop = _no_drop) -> dict[str, str]:
+    """Decode a query string leniently; the first occurrence of a name wins."""
+    params: dict[str, str] = {}
+    pairs = query.split("&", MAX_PARAMS)
+    if len(pairs) > MAX_PARAMS:
+        # split() left everything past the limit unsplit in the last piece.
+        drop("ga4.too_many_params", pairs.pop().count("&") + 1)
+    for pair in pairs:
+        if not pair:
+            continue
+        raw_name, _, raw_value = pair.partition("=")
+        name = unquote_plus(raw_name)
+        if not name or len(name) > MAX_KEY_CHARS:
+            drop("ga4.invalid_param", 1)
+            continue
+        if len(raw_value) > _MAX_RAW_VALUE_CHARS:
+            drop("ga4.param_too_long", 1)
+            continue
+        value = unquote_plus(raw_value)
+        if len(value) > MAX_VALUE_CHARS:
+            drop("ga4.param_too_long", 1)
+            continue
+        params.setdefault(name, value)
+    return params
+
+
+def map_hit(
+    params: Mapping[str, str],
+    drop: Drop = _no_drop,
+    *,
+    derive_page_fields: bool = True,
+    passthrough_unknown: bool = False,
+) -> EventData:
+    """Map one hit's decoded params to event data (§2-§6 of the reference)."""
+    event: EventData = {}
+    # Event params first so that the protocol's own fields win when a name is reused.
+    for name, raw in params.items():
+        if name.startswith(_EVENT_PARAM_PREFIXES):
+            _map_prefixed(event, name, raw, drop)
+
+    items: dict[int, str] = {}
+    for name, raw in params.items():
+        if name in PARAMS:
+            paths, convert = PARAMS[name]
+            value = convert(raw)
+            if value is None:
+                drop("ga4.invalid_param", 1)
+                continue
+            for path in paths:
+                set_path(event, path, value)
+        elif name.startswith(_EVENT_PARAM_PREFIXES) or name in CONSUMED:
+            continue
+        elif name.startswith(_PREFIXES):
+            _map_prefixed(event, name, raw, drop)
+        elif match := _ITEM_PARAM.fullmatch(name):
+            items[int(match[1])] = raw
+        elif passthrough_unknown and _PASSTHROUGH_NAME.fullmatch(name):
+            if name.startswith("_"):
+                _object(event, "x-ga-system_properties")[name[1:]] = raw
+            else:
+                event[f"x-ga-mp2-{name}"] = raw
+
+    if items and (mapped := _map_items(items, drop)):
+        event["items"] = mapped
+    if state := consent_state(params.get("gcs"), params.get("gcd")):
+        set_path(event, "x-sst-system_properties.consent.consentGrantedState", state)
+    if ip := _ip_override(params, drop):
+        event["ip_override"] = ip
+    if derive_page_fields:
+        _derive_page_fields(event)
+    return event
+
+
+def _map_prefixed(event: EventData, name: str, raw: str, drop: Drop) -> None:
+    prefix, _, key = name.partition(".")
+    container, convert = PREFIXED[prefix + "."]
+    value = convert(raw)
+    if not key or value is None:
+        drop("ga4.invalid_param", 1)
+        return
+    if prefix == "ep" and key.startswith(USER_DATA_PREFIX):
+        _map_user_data(event, key[len(USER_DATA_PREFIX) :], value, drop)
+    elif container:
+        _object(event, container)[key] = value
+    else:
+        event[key] = value
+
+
+def _map_user_data(event: EventData, path: str, value: str, drop: Drop) -> None:
+    parts = path.split(".")
+    if not all(parts):
+        drop("ga4.invalid_param", 1)
+        return
+    parts[0] = USER_DATA_ALIASES.get(parts[0], parts[0])
+    node = _object(event, "user_data")
+    for part in parts[:-1]:
+        node = _object(node, part)
+    node[parts[-1]] = value
+
+
+def _object(parent: dict[str, Any], key: str) -> dict[str, Any]:
+    """The object at `parent[key]`, created (or replacing a scalar) if needed."""
+    child = parent.get(key)
+    if not isinstance(child, dict):
+        child = parent[key] = {}
+    return child
+
+
+def _map_items(raw_items: dict[int, str], drop: Drop) -> list[dict[str, Any]]:
+    indexes = sorted(raw_items)
+    if len(indexes) > MAX_ITEMS:
+        drop("ga4.too_many_items", len(indexes) - MAX_ITEMS)
+        del indexes[MAX_ITEMS:]
+    items = []
+    for index in indexes:
+        if item := parse_item(raw_items[index], drop):
+            items.append(item)
+        else:
+            drop("ga4.invalid_param", 1)
+    return items
+
+
+def parse_item(raw: str, drop: Drop = _no_drop) -> dict[str, Any]:
+    """`id<v>~nm<v>~k0<name>~v0<value>…`: fields keep the valid parts of a damaged item."""
+    item: dict[str, Any] = {}
+    custom_names: dict[str, str] = {}
+    custom_values: list[str] = []
+    for part in raw.split("~"):
+        if match := _ITEM_CUSTOM_NAME.fullmatch(part):
+            custom_names[match[1]] = match[2]
+        elif _ITEM_CUSTOM_VALUE.fullmatch(part):
+            custom_values.append(part[1:])
+        elif field := ITEM_FIELDS.get(part[:2]):
+            value: Any = part[2:]
+            if field in ITEM_NUMBER_FIELDS and (value := to_number(value)) is None:
+                drop("ga4.invalid_param", 1)
+                continue
+            item[field] = value
+    for digits_and_value in custom_values:
+        # `v10x` may be pair 1 or 10: take the longest index that has a name.
+        for end in range(len(digits_and_value), 0, -1):
+            digits = digits_and_value[:end]
+            if digits in custom_names:
+                item.setdefault(custom_names[digits], digits_and_value[end:])
+                break
+    return item
+
+
+def consent_state(gcs: str | None, gcd: str | None) -> dict[str, bool]:
+    """Granted (True) / denied (False) per consent type the hit states; unstated types are absent.
+
+    `gcs=G1<ad_storage><analytics_storage>` with 1/0 digits. `gcd` letters (sgtm-model.md §10)
+    carry a default and an update state; the update wins when set, so `u` (granted default,
+    denied update) is denied and `l` (nothing set) states nothing. gcd overrides gcs.
+    """
+    state: dict[str, bool] = {}
+    if gcs and gcs.startswith("G1"):
+        for consent_type, digit in zip(("ad_storage", "analytics_storage"), gcs[2:4], strict=False):
+            if digit in _GCS_DIGITS:
+                state[consent_type] = _GCS_DIGITS[digit]
+    if gcd:
+        for consent_type, offset in _GCD_OFFSETS.items():
+            granted = gcd_letter(gcd[offset : offset + 1])
+            if granted is not None:
+                state[consent_type] = granted
+    return state
+
+
+def gcd_letter(letter: str) -> bool | None:
+    bits = _BASE64URL.find(letter) if len(letter) == 1 else -1
+    if bits < 0:
+        return None
+    for shift in (0, 2):  # update state first, then the default
+        two_bits = (bits >> shift) & 3
+        if two_bits == 3:
+            return True
+        if two_bits == 2:
+            return False
+    return None
+
+
+def _ip_override(params: Mapping[str, str], drop: Drop) -> str | None:
+    for name in IP_PARAMS:
+        raw = params.get(name)
+        if raw is None:
+            continue
+        try:
+            ipaddress.ip_address(raw.strip())
+        except ValueError:
+            drop("ga4.invalid_param", 1)
+            continue
+        return raw.strip()
+    return None
+
+
+def _derive_page_fields(event: EventData) -> None:
+    location = event.get("page_location")
+    if not isinstance(location, str):
+        return
+    try:
+        url = urlsplit(location)
+    except ValueError:  # e.g. an unbalanced IPv6 bracket
+        return
+    if not url.netloc:
+        return
+    event.setdefault("page_hostname", url.hostname or "")
+    event["page_path"] = url.path or "/"
+
+
+def header_client_hints(headers: Mapping[str, str]) -> dict[str, Any]:
+    """`client_hints` keys real sGTM takes from the Sec-CH-UA request headers.
+
+    Observed in real sGTM event data: `brands` from `sec-ch-ua`, `mobile` from
+    `sec-ch-ua-mobile`, and `platform` as the raw `sec-ch-ua-platform` header, quotes
+    included. Hit params (`uap`, `uamb`, ...) override these.
+    """
+    hints: dict[str, Any] = {}
+    if header := headers.get("sec-ch-ua"):
+        brands = [
+            {"brand": _unescape(brand), "version": _unescape(version)}
+            for brand, version in _SEC_CH_UA_BRAND.findall(header[: 64 * MAX_BRANDS])
+        ]
+        if brands:
+            hints["brands"] = brands[:MAX_BRANDS]
+    mobile = headers.get("sec-ch-ua-mobile", "").strip()
+    if mobile in ("?0", "?1"):
+        hints["mobile"] = mobile == "?1"
+    if (platform := headers.get("sec-ch-ua-platform")) is not None:
+        hints["platform"] = platform[:MAX_VALUE_CHARS]
+    return hints
+
+
+def _unescape(quoted: str) -> str:
+    return _BACKSLASH_ESCAPE.sub(r"\1", quoted)

@@ -1,0 +1,222 @@
+"""The `sgtm` command: serve | validate | emulate | schema | plugins."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import msgspec
+
+from sgtm import __version__
+from sgtm.config import ContainerSpec, load_containers
+from sgtm.plugins import PluginError, registry
+from sgtm.yamlsource import ConfigErrors
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sgtm", description="Server-side tagging container.")
+    parser.add_argument("--version", action="version", version=f"sgtm {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the tagging server")
+    serve.add_argument(
+        "-c", "--config", action="append", required=True, help="container file or directory"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--log-level", default=os.environ.get("SGTM_LOG_LEVEL", "info"))
+
+    validate = commands.add_parser("validate", help="check container files; print every error")
+    validate.add_argument("paths", nargs="+")
+
+    emulate = commands.add_parser("emulate", help="run a container on recorded input, send nothing")
+    emulate.add_argument("-c", "--config", action="append", required=True)
+    source = emulate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--requests", help="NDJSON file of requests ('-' for stdin)")
+    source.add_argument("--events", help="NDJSON file of event data dicts ('-' for stdin)")
+    source.add_argument("--url", help="a single request's path and query (or full URL)")
+    emulate.add_argument("--method", default=None)
+    emulate.add_argument("--header", action="append", default=[], help="'Name: value', repeatable")
+    emulate.add_argument("--body", default="")
+    emulate.add_argument("--ip", default="127.0.0.1")
+    emulate.add_argument("--host", default=None, help="Host header / container to use")
+    emulate.add_argument("--now", default=None, help="fixed clock: epoch seconds or ISO 8601")
+
+    commands.add_parser("schema", help="print the JSON Schema of container files")
+
+    plugins = commands.add_parser("plugins", help="list installed plugins and their types")
+    plugins.add_argument("--json", action="store_true")
+
+    args = parser.parse_args(argv)
+    try:
+        handler = {
+            "serve": cmd_serve,
+            "validate": cmd_validate,
+            "emulate": cmd_emulate,
+            "schema": cmd_schema,
+            "plugins": cmd_plugins,
+        }[args.command]
+        return handler(args)
+    except PluginError as exc:
+        print(f"sgtm: {exc}", file=sys.stderr)
+        return 2
+
+
+def _load(paths: list[str]) -> list[ContainerSpec] | None:
+    try:
+        return load_containers(list(paths), registry())
+    except ConfigErrors as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        return None
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    specs = _load(args.paths)
+    if specs is None:
+        return 1
+    for spec in specs:
+        hosts = ", ".join(spec.hosts) or "(default)"
+        counts = f"{len(spec.clients)} client(s), {len(spec.tags)} tag(s)"
+        print(f"ok: {spec.file}: container '{spec.name}' for {hosts}: {counts}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from sgtm import logs
+    from sgtm.app import create_app
+
+    logs.setup(args.log_level)
+    specs = _load(args.config)
+    if specs is None:
+        return 1
+    options: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": False,  # trusted proxies are per container, decided by sgtm itself
+        "server_header": False,
+        "timeout_graceful_shutdown": 15,
+    }
+    if args.workers > 1:
+        os.environ["SGTM_CONFIG"] = os.pathsep.join(str(Path(p).resolve()) for p in args.config)
+        os.environ["SGTM_LOG_LEVEL"] = args.log_level
+        uvicorn.run("sgtm.app:app_from_env", factory=True, workers=args.workers, **options)
+    else:
+        uvicorn.run(create_app(specs), **options)
+    return 0
+
+
+def _parse_now(value: str | None) -> float:
+    if value is None:
+        return time.time()
+    try:
+        return float(value)
+    except ValueError:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def _open(path: str) -> TextIO:
+    return sys.stdin if path == "-" else open(path, encoding="utf-8")
+
+
+def cmd_emulate(args: argparse.Namespace) -> int:
+    from sgtm.emulate import Emulator, InputError, RequestLine, ndjson, request_line
+
+    specs = _load(args.config)
+    if specs is None:
+        return 1
+    try:
+        now = _parse_now(args.now)
+    except ValueError:
+        print(f"sgtm emulate: --now: not a time: {args.now!r}", file=sys.stderr)
+        return 2
+    emulator = Emulator(specs, now)
+    out = sys.stdout
+    encoder = msgspec.json.Encoder()
+
+    async def run() -> None:
+        if args.url is not None:
+            headers = {}
+            for raw in args.header:
+                name, sep, value = raw.partition(":")
+                if not sep:
+                    raise InputError(f"--header {raw!r}: expected 'Name: value'")
+                headers[name.strip()] = value.strip()
+            method = args.method or ("POST" if args.body else "GET")
+            line = RequestLine(
+                url=args.url,
+                method=method,
+                headers=headers,
+                body=args.body,
+                ip=args.ip,
+                host=args.host,
+            )
+            out.write(encoder.encode(await emulator.request(line)).decode() + "\n")
+            return
+        path = args.requests if args.requests is not None else args.events
+        with _open(path) as handle:
+            for number, value in ndjson(handle):
+                if args.events is not None:
+                    if not isinstance(value, dict):
+                        raise InputError(f"line {number}: an event must be a JSON object")
+                    result = await emulator.events([value], args.host)
+                else:
+                    result = await emulator.request(request_line(number, value))
+                out.write(encoder.encode(result).decode() + "\n")
+
+    try:
+        asyncio.run(run())
+    except InputError as exc:
+        print(f"sgtm emulate: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"sgtm emulate: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from sgtm.schema import container_schema
+
+    sys.stdout.write(
+        msgspec.json.format(msgspec.json.encode(container_schema(registry())), indent=2).decode()
+        + "\n"
+    )
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    reg = registry()
+    if args.json:
+        rows = [
+            msgspec.structs.asdict(p) if isinstance(p, msgspec.Struct) else vars(p)
+            for p in reg.plugins
+        ]
+        sys.stdout.write(msgspec.json.encode(rows).decode() + "\n")
+        return 0
+    for plugin in reg.plugins:
+        print(f"{plugin.name} {plugin.version}")
+        for label, names in (
+            ("clients", plugin.client_types),
+            ("tags", plugin.tag_types),
+            ("variables", plugin.variable_types),
+        ):
+            if names:
+                print(f"  {label}: {', '.join(names)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,507 @@
+"""Container YAML (version 1): the schema, the loader, and every load-time check.
+
+Loading turns a file into a `ContainerSpec` whose conditions, templates and plugin settings are
+already compiled and checked; nothing is parsed per request. Problems are collected rather than
+raised one by one, so `sgtm validate` can print every error of every file, each with its file,
+line, column and config path.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import msgspec
+
+from sgtm.plugin import Client, Tag
+from sgtm.plugins import Registry
+from sgtm.privacy import PrivacyPolicy, parse_networks
+from sgtm.templates import Renderer, compile_value, has_template, walk_references
+from sgtm.transformations import Transformation
+from sgtm.triggers import Condition, ConditionError, compile_condition
+from sgtm.variables import BUILTINS, BoundVariable
+from sgtm.yamlsource import ConfigError, ConfigErrors, Source, join_path, load
+
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+
+
+class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class PrivacyConfig(_Strict):
+    anonymize_ip: bool = False
+    trusted_proxies: list[str] = []
+
+
+class ConsentConfig(_Strict):
+    default: Literal["granted", "denied"] = "granted"
+
+
+class ClientConfig(_Strict):
+    name: str
+    type: str
+    priority: int = 0
+    settings: dict[str, Any] = {}
+
+
+class TransformationConfig(_Strict):
+    type: Literal["allow", "exclude", "augment"]
+    params: list[str] = []
+    set: dict[str, Any] = {}
+    when: Any = None
+    tags: list[str] | None = None
+    tag_types: list[str] | None = None
+
+
+class DedupeConfig(_Strict):
+    key: str  # a template, e.g. "{{event.event_id}}"
+    ttl: float = 86400.0
+
+
+class TagConfig(_Strict):
+    name: str
+    type: str
+    triggers: list[str] = []
+    block: list[str] = []
+    consent: list[str] = []
+    settings: dict[str, Any] = {}
+    dry_run: bool = False
+    paused: bool = False
+    dedupe: DedupeConfig | None = None
+
+
+class ContainerFile(_Strict):
+    """The top level. Sections are decoded one element at a time to report every error."""
+
+    version: Literal[1]
+    name: str | None = None
+    hosts: list[str] = []
+    origins: list[str] = []
+    privacy: PrivacyConfig = msgspec.field(default_factory=PrivacyConfig)
+    consent: ConsentConfig = msgspec.field(default_factory=ConsentConfig)
+    clients: list[Any] = []
+    variables: dict[str, Any] = {}
+    triggers: dict[str, Any] = {}
+    transformations: list[Any] = []
+    tags: list[Any] = []
+
+
+@dataclass(slots=True)
+class ClientSpec:
+    name: str
+    type: Client
+    settings: Any
+    priority: int
+
+
+@dataclass(slots=True)
+class TagSpec:
+    name: str
+    type_name: str
+    type: Tag
+    triggers: tuple[Condition, ...]
+    block: tuple[Condition, ...]
+    consent: tuple[str, ...]
+    settings: Any  # the decoded Struct, or None when templates make it per-event
+    render_settings: Renderer | None
+    dry_run: bool
+    paused: bool
+    dedupe: tuple[Renderer, float] | None
+    transformations: tuple[Transformation, ...] = ()
+
+
+@dataclass
+class ContainerSpec:
+    name: str
+    file: str
+    hosts: tuple[str, ...]
+    origins: tuple[str, ...]
+    privacy: PrivacyPolicy
+    consent_default_granted: bool
+    clients: list[ClientSpec]
+    variables: dict[str, BoundVariable]
+    tags: list[TagSpec]
+    secrets: dict[str, str] = field(default_factory=dict)  # value -> env var name
+    source: Source | None = None  # positions, for errors found across files
+
+
+def validation_message(exc: msgspec.ValidationError) -> tuple[str, str, bool]:
+    """Split msgspec's message into (relative path, message, points at a key)."""
+    text = str(exc)
+    path = ""
+    match = re.search(r" - at `\$(.*)`$", text)
+    if match:
+        text = text[: match.start()]
+        path = match.group(1).lstrip(".")
+    unknown = re.match(r"Object contains unknown field `(.+)`$", text)
+    if unknown:
+        return join_path(path, unknown.group(1)), "unknown key", True
+    missing = re.match(r"Object missing required field `(.+)`$", text)
+    if missing:
+        return join_path(path, missing.group(1)), "required", False
+    return path, text, False
+
+
+def _join(base: str, rel: str) -> str:
+    if not rel:
+        return base
+    if rel.startswith("["):
+        return base + rel
+    return f"{base}.{rel}" if base else rel
+
+
+class _Loader:
+    def __init__(self, source: Source, registry: Registry) -> None:
+        self.src = source
+        self.registry = registry
+        self.errors: list[ConfigError] = []
+
+    def error(self, path: str, message: str, *, at_key: bool = False) -> None:
+        self.errors.append(self.src.error(path, message, at_key=at_key))
+
+    def convert(self, data: Any, typ: type[Any], path: str) -> Any:
+        try:
+            return msgspec.convert(data, typ, strict=False)
+        except msgspec.ValidationError as exc:
+            rel, message, at_key = validation_message(exc)
+            self.error(_join(path, rel), message, at_key=at_key)
+        except (re.error, ValueError) as exc:  # raised by a Settings __post_init__
+            self.error(path, str(exc))
+        return None
+
+    def load(self) -> ContainerSpec | None:
+        top = self.convert(self.src.data, ContainerFile, "")
+        if top is None:
+            return None
+        name = top.name or Path(self.src.file).stem
+        hosts = self.hosts(top.hosts)
+        origins = self.origins(top.origins)
+        privacy = self.privacy(top.privacy)
+        variables = self.variables(top.variables)
+        triggers = self.triggers(top.triggers, variables)
+        clients = self.clients(top.clients)
+        tags = self.tags(top.tags, triggers, variables)
+        transformations = self.transformations(top.transformations, tags, variables)
+        for tag in tags:
+            tag.transformations = tuple(
+                t for t in transformations if t.affects(tag.name, tag.type_name)
+            )
+        if self.errors:
+            return None
+        return ContainerSpec(
+            name=name,
+            file=self.src.file,
+            hosts=hosts,
+            origins=origins,
+            privacy=privacy or PrivacyPolicy(),
+            consent_default_granted=top.consent.default == "granted",
+            clients=sorted(clients, key=lambda c: -c.priority),  # stable: file order breaks ties
+            variables=variables,
+            tags=tags,
+            secrets=dict(self.src.secrets),
+            source=self.src,
+        )
+
+    def hosts(self, hosts: list[str]) -> tuple[str, ...]:
+        out = []
+        for i, host in enumerate(hosts):
+            clean = host.strip().lower()
+            if not clean or "/" in clean or " " in clean:
+                self.error(join_path("hosts", i), f"'{host}' is not a host name")
+            out.append(clean.split(":")[0] if clean.count(":") == 1 else clean)
+        return tuple(out)
+
+    def origins(self, origins: list[str]) -> tuple[str, ...]:
+        out = []
+        for i, origin in enumerate(origins):
+            parts = urlsplit(origin.strip())
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.netloc
+                or parts.path not in ("", "/")
+            ):
+                self.error(
+                    join_path("origins", i),
+                    f"'{origin}' is not an origin (expected scheme://host[:port], no path or '*')",
+                )
+                continue
+            out.append(f"{parts.scheme}://{parts.netloc}".lower())
+        return tuple(out)
+
+    def privacy(self, cfg: PrivacyConfig) -> PrivacyPolicy | None:
+        try:
+            networks = parse_networks(cfg.trusted_proxies)
+        except ValueError as exc:
+            self.error("privacy.trusted_proxies", str(exc))
+            return None
+        return PrivacyPolicy(anonymize_ip=cfg.anonymize_ip, trusted_proxies=networks)
+
+    def variables(self, raw: dict[str, Any]) -> dict[str, BoundVariable]:
+        out: dict[str, BoundVariable] = {}
+        for name, spec in raw.items():
+            path = join_path("variables", name)
+            if not _NAME_RE.match(name):
+                self.error(path, f"'{name}' is not a valid variable name", at_key=True)
+                continue
+            if name in BUILTINS:
+                self.error(
+                    path, f"'{name}' is a built-in variable and cannot be redefined", at_key=True
+                )
+                continue
+            if not isinstance(spec, dict):
+                self.error(path, "a variable must be a mapping with a `type`")
+                continue
+            type_name = spec.get("type")
+            vtype = self.registry.variables.get(type_name) if isinstance(type_name, str) else None
+            if vtype is None:
+                known = ", ".join(sorted(self.registry.variables))
+                self.error(
+                    join_path(path, "type"), f"unknown variable type {type_name!r} (known: {known})"
+                )
+                continue
+            settings = self.convert(
+                {k: v for k, v in spec.items() if k != "type"}, vtype.Settings, path
+            )
+            if settings is not None:
+                out[name] = BoundVariable(name, vtype, settings)
+        for name, bound in out.items():
+            path = join_path("variables", name)
+            for ref in bound.type.references(bound.settings):
+                if ref not in out and ref not in BUILTINS:
+                    self.error(join_path(path, "input"), f"unknown variable '{ref}'")
+            self.check_templates(bound.settings and msgspec.to_builtins(bound.settings), path, out)
+        return out
+
+    def check_templates(self, value: Any, path: str, variables: dict[str, BoundVariable]) -> None:
+        for rel, ref in walk_references(value):
+            if ref.startswith("event.") or ref in variables or ref in BUILTINS:
+                continue
+            self.error(_join(path, rel), f"unknown variable '{ref}' in template")
+
+    def triggers(
+        self, raw: dict[str, Any], variables: dict[str, BoundVariable]
+    ) -> dict[str, Condition]:
+        def is_variable(name: str) -> bool:
+            return name in variables or name in BUILTINS
+
+        out: dict[str, Condition] = {}
+        for name, spec in raw.items():
+            path = join_path("triggers", name)
+            try:
+                out[name] = compile_condition(spec, path, is_variable)
+            except ConditionError as exc:
+                self.error(exc.path, str(exc), at_key=exc.at_key)
+        return out
+
+    def clients(self, raw: list[Any]) -> list[ClientSpec]:
+        out: list[ClientSpec] = []
+        seen: set[str] = set()
+        for i, item in enumerate(raw):
+            path = join_path("clients", i)
+            cfg = self.convert(item, ClientConfig, path)
+            if cfg is None:
+                continue
+            if cfg.name in seen:
+                self.error(join_path(path, "name"), f"duplicate client name '{cfg.name}'")
+            seen.add(cfg.name)
+            ctype = self.registry.clients.get(cfg.type)
+            if ctype is None:
+                known = ", ".join(sorted(self.registry.clients))
+                self.error(
+                    join_path(path, "type"), f"unknown client type '{cfg.type}' (known: {known})"
+                )
+                continue
+            settings = self.convert(cfg.settings, ctype.Settings, join_path(path, "settings"))
+            if settings is not None:
+                out.append(ClientSpec(cfg.name, ctype, settings, cfg.priority))
+        return out
+
+    def tags(
+        self, raw: list[Any], triggers: dict[str, Condition], variables: dict[str, BoundVariable]
+    ) -> list[TagSpec]:
+        out: list[TagSpec] = []
+        seen: set[str] = set()
+        for i, item in enumerate(raw):
+            path = join_path("tags", i)
+            cfg = self.convert(item, TagConfig, path)
+            if cfg is None:
+                continue
+            if cfg.name in seen:
+                self.error(join_path(path, "name"), f"duplicate tag name '{cfg.name}'")
+            seen.add(cfg.name)
+            fire = self.trigger_refs(cfg.triggers, triggers, join_path(path, "triggers"))
+            block = self.trigger_refs(cfg.block, triggers, join_path(path, "block"))
+            ttype = self.registry.tags.get(cfg.type)
+            if ttype is None:
+                known = ", ".join(sorted(self.registry.tags))
+                self.error(
+                    join_path(path, "type"), f"unknown tag type '{cfg.type}' (known: {known})"
+                )
+                continue
+            settings_path = join_path(path, "settings")
+            self.check_templates(cfg.settings, settings_path, variables)
+            settings = self.convert(cfg.settings, ttype.Settings, settings_path)
+            render = compile_value(cfg.settings) if has_template(cfg.settings) else None
+            dedupe = None
+            if cfg.dedupe is not None:
+                self.check_templates(cfg.dedupe.key, join_path(path, "dedupe.key"), variables)
+                dedupe = (compile_value(cfg.dedupe.key), cfg.dedupe.ttl)
+            if settings is None:
+                continue
+            out.append(
+                TagSpec(
+                    name=cfg.name,
+                    type_name=cfg.type,
+                    type=ttype,
+                    triggers=fire,
+                    block=block,
+                    consent=tuple(cfg.consent),
+                    settings=None if render else settings,
+                    render_settings=render,
+                    dry_run=cfg.dry_run,
+                    paused=cfg.paused,
+                    dedupe=dedupe,
+                )
+            )
+        return out
+
+    def trigger_refs(
+        self, names: list[str], triggers: dict[str, Condition], path: str
+    ) -> tuple[Condition, ...]:
+        out = []
+        for i, name in enumerate(names):
+            if name in triggers:
+                out.append(triggers[name])
+            else:
+                self.error(join_path(path, i), f"unknown trigger '{name}'")
+        return tuple(out)
+
+    def transformations(
+        self, raw: list[Any], tags: list[TagSpec], variables: dict[str, BoundVariable]
+    ) -> list[Transformation]:
+        tag_names = {t.name for t in tags}
+        out: list[Transformation] = []
+        for i, item in enumerate(raw):
+            path = join_path("transformations", i)
+            cfg = self.convert(item, TransformationConfig, path)
+            if cfg is None:
+                continue
+            for j, name in enumerate(cfg.tags or []):
+                if name not in tag_names:
+                    self.error(join_path(join_path(path, "tags"), j), f"unknown tag '{name}'")
+            for j, name in enumerate(cfg.tag_types or []):
+                if name not in self.registry.tags:
+                    self.error(
+                        join_path(join_path(path, "tag_types"), j), f"unknown tag type '{name}'"
+                    )
+            if cfg.type in ("allow", "exclude") and not cfg.params:
+                self.error(join_path(path, "params"), f"`{cfg.type}` needs a list of params")
+            if cfg.type == "augment" and not cfg.set:
+                self.error(join_path(path, "set"), "`augment` needs `set: {param: value}`")
+            self.check_templates(cfg.set, join_path(path, "set"), variables)
+            when = None
+            if cfg.when is not None:
+                try:
+                    when = compile_condition(
+                        cfg.when, join_path(path, "when"), lambda n: n in variables or n in BUILTINS
+                    )
+                except ConditionError as exc:
+                    self.error(exc.path, str(exc), at_key=exc.at_key)
+            out.append(
+                Transformation(
+                    kind=cfg.type,
+                    params=tuple(cfg.params),
+                    set=tuple((k, compile_value(v)) for k, v in cfg.set.items()),
+                    when=when,
+                    tags=frozenset(cfg.tags) if cfg.tags is not None else None,
+                    tag_types=frozenset(cfg.tag_types) if cfg.tag_types is not None else None,
+                )
+            )
+        return out
+
+
+def load_text(
+    text: str, file: str, registry: Registry, environ: dict[str, str] | None = None
+) -> ContainerSpec:
+    source = load(text, file, environ)
+    loader = _Loader(source, registry)
+    spec = loader.load()
+    if spec is None:
+        raise ConfigErrors(loader.errors)
+    return spec
+
+
+def config_files(paths: list[str | Path]) -> list[Path]:
+    """Files named, plus every *.yaml / *.yml inside directories named (sorted)."""
+    out: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            out.extend(
+                sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+            )
+        else:
+            out.append(path)
+    return out
+
+
+def load_containers(
+    paths: list[str | Path], registry: Registry, environ: dict[str, str] | None = None
+) -> list[ContainerSpec]:
+    """Load and cross-check every container; raises ConfigErrors with all problems of all files."""
+    errors: list[ConfigError] = []
+    specs: list[ContainerSpec] = []
+    files = config_files(paths)
+    if not files:
+        raise ConfigErrors(
+            [ConfigError(str(p), 1, 1, "", "no *.yaml container files found") for p in paths]
+        )
+    for file in files:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            errors.append(ConfigError(str(file), 1, 1, "", f"cannot read file: {exc}"))
+            continue
+        try:
+            specs.append(load_text(text, str(file), registry, environ))
+        except ConfigErrors as exc:
+            errors.extend(exc.errors)
+    errors.extend(_cross_check(specs))
+    if errors:
+        raise ConfigErrors(errors)
+    return specs
+
+
+def _error(spec: ContainerSpec, path: str, message: str) -> ConfigError:
+    if spec.source is None:
+        return ConfigError(spec.file, 1, 1, path, message)
+    return spec.source.error(path, message)
+
+
+def _cross_check(specs: list[ContainerSpec]) -> list[ConfigError]:
+    errors = []
+    owner: dict[str, ContainerSpec] = {}
+    default: ContainerSpec | None = None
+    names: dict[str, ContainerSpec] = {}
+    for spec in specs:
+        if spec.name in names:
+            other = names[spec.name].file
+            errors.append(
+                _error(spec, "name", f"container name '{spec.name}' also used by {other}")
+            )
+        names[spec.name] = spec
+        if not spec.hosts:
+            if default is not None:
+                message = f"a second default container (no hosts); {default.file} is one"
+                errors.append(_error(spec, "version", message))
+            default = spec
+        for i, host in enumerate(spec.hosts):
+            if host in owner:
+                message = f"host '{host}' is also claimed by {owner[host].file}"
+                errors.append(_error(spec, join_path("hosts", i), message))
+            owner[host] = spec
+    return errors

@@ -1,0 +1,299 @@
+"""The request pipeline of one container (DESIGN.md "Data flow").
+
+    clients by priority -> first claim wins -> parse -> per event: per tag triggers, blocking
+    triggers, consent, transformations, dedupe, build -> delivery.submit -> client.respond
+
+The response is built only after delivery accepted the requests and never waits for a vendor.
+With `trace=True` the result also says, per event and tag, whether it fired and why not; that is
+what `sgtm emulate` prints.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import msgspec
+
+from sgtm import consent, metrics
+from sgtm.config import ContainerSpec, TagSpec
+from sgtm.delivery.base import Delivery, DeliveryUnavailable, Submission
+from sgtm.event import EventData
+from sgtm.plugin import (
+    BadRequest,
+    BuildContext,
+    ClientContext,
+    ClientResponse,
+    ContainerInfo,
+    InvalidEvent,
+    Outbound,
+)
+from sgtm.redact import Redactor
+from sgtm.request import HitRequest
+from sgtm.transformations import apply_all
+from sgtm.variables import Scope
+
+log = logging.getLogger("sgtm.container")
+
+MAX_EVENTS_PER_REQUEST = 500
+
+
+class DedupeStore(Protocol):
+    async def seen(self, key: str, ttl: float) -> bool: ...
+
+
+@dataclass(slots=True)
+class TagTrace:
+    name: str
+    type: str
+    fired: bool
+    reason: str | None
+    requests: list[Outbound] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class EventTrace:
+    data: EventData
+    tags: list[TagTrace]
+
+
+@dataclass(slots=True)
+class HandleResult:
+    client: str | None
+    response: ClientResponse
+    events: list[EventTrace] = field(default_factory=list)
+    event_count: int = 0
+    error: str | None = None
+
+
+class Container:
+    def __init__(
+        self,
+        spec: ContainerSpec,
+        delivery: Delivery,
+        dedupe: DedupeStore,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.delivery = delivery
+        self.dedupe = dedupe
+        self.clock = clock
+        self.info = ContainerInfo(
+            name=spec.name,
+            origins=spec.origins,
+            consent_default="granted" if spec.consent_default_granted else "denied",
+        )
+        self.redact = Redactor(spec.secrets)
+        self._origins = frozenset(spec.origins)
+
+    # -- requests -------------------------------------------------------------------------
+
+    async def handle(self, request: HitRequest, *, trace: bool = False) -> HandleResult:
+        origin = request.origin
+        allowed_origin = origin if origin is not None and origin.lower() in self._origins else None
+        if request.method == "OPTIONS" and allowed_origin is not None:
+            return HandleResult(None, self._preflight(request, allowed_origin))
+        result = await self._handle(request, trace)
+        if allowed_origin is not None:
+            headers = result.response.headers
+            headers["access-control-allow-origin"] = allowed_origin
+            headers["access-control-allow-credentials"] = "true"
+            headers["vary"] = "Origin"
+        return result
+
+    def _preflight(self, request: HitRequest, origin: str) -> ClientResponse:
+        asked = request.headers.get("access-control-request-headers", "content-type")
+        allowed = ", ".join(
+            h.strip() for h in asked.split(",") if h.strip().replace("-", "").isalnum()
+        )
+        return ClientResponse(
+            status=204,
+            headers={
+                "access-control-allow-origin": origin,
+                "access-control-allow-credentials": "true",
+                "access-control-allow-methods": "GET, POST, OPTIONS",
+                "access-control-allow-headers": allowed or "content-type",
+                "access-control-max-age": "86400",
+                "vary": "Origin",
+            },
+        )
+
+    async def _handle(self, request: HitRequest, trace: bool) -> HandleResult:
+        for client in self.spec.clients:
+            try:
+                claimed = client.type.claim(request, client.settings)
+            except Exception:
+                log.exception("client claim() failed", extra={"client": client.name})
+                continue
+            if claimed:
+                break
+        else:
+            return HandleResult(
+                None, ClientResponse(status=404, body=b"no client claimed this request\n")
+            )
+
+        now = self.clock()
+        ctx = ClientContext(client_name=client.name, container=self.info, now=now)
+        try:
+            events = client.type.parse(request, client.settings, ctx)
+        except BadRequest as exc:
+            metrics.inc(
+                "sgtm_dropped_total", container=self.name, reason=f"{client.name}.bad_request"
+            )
+            body = exc.body if exc.body is not None else f"{exc}\n".encode()
+            return HandleResult(
+                client.name, ClientResponse(status=exc.status, body=body), error=str(exc)
+            )
+        except Exception as exc:
+            log.exception("client parse() failed", extra={"client": client.name})
+            metrics.inc(
+                "sgtm_dropped_total", container=self.name, reason=f"{client.name}.parse_error"
+            )
+            error = f"client {client.name} could not parse the request ({type(exc).__name__})"
+            return HandleResult(
+                client.name, ClientResponse(status=400, body=b"bad request\n"), error=error
+            )
+        for reason, count in ctx.dropped.items():
+            metrics.inc("sgtm_dropped_total", count, container=self.name, reason=reason)
+        if len(events) > MAX_EVENTS_PER_REQUEST:
+            metrics.inc(
+                "sgtm_dropped_total", len(events) - MAX_EVENTS_PER_REQUEST, reason="too_many_events"
+            )
+            events = events[:MAX_EVENTS_PER_REQUEST]
+
+        submissions, traces = await self.run_events(events, request, client.name, now, trace)
+        try:
+            if submissions:
+                await self.delivery.submit(submissions)
+        except DeliveryUnavailable as exc:
+            log.error("delivery unavailable: %s", exc)
+            response = ClientResponse(
+                status=503, headers={"retry-after": "5"}, body=b"unavailable\n"
+            )
+            return HandleResult(client.name, response, traces, len(events), error=str(exc))
+
+        try:
+            response = client.type.respond(request, events, client.settings, ctx)
+        except Exception:
+            log.exception("client respond() failed", extra={"client": client.name})
+            response = ClientResponse(status=204)
+        return HandleResult(client.name, response, traces, len(events))
+
+    # -- events ---------------------------------------------------------------------------
+
+    async def run_events(
+        self,
+        events: list[EventData],
+        request: HitRequest | None,
+        client_name: str | None,
+        now: float,
+        trace: bool,
+    ) -> tuple[list[Submission], list[EventTrace]]:
+        submissions: list[Submission] = []
+        traces: list[EventTrace] = []
+        for event in events:
+            metrics.inc("sgtm_events_total", container=self.name, client=client_name or "-")
+            scope = Scope(event, request, client_name, self.spec.variables)
+            tag_traces = []
+            for tag in self.spec.tags:
+                outcome = await self._run_tag(tag, event, scope, request, now)
+                metrics.inc(
+                    "sgtm_tags_total",
+                    container=self.name,
+                    tag=tag.name,
+                    outcome="fired" if outcome.fired else (outcome.reason or "").split(":")[0],
+                )
+                if outcome.fired and not tag.dry_run:
+                    submissions.extend(
+                        Submission(
+                            container=self.name,
+                            tag=tag.name,
+                            tag_type=tag.type_name,
+                            outbound=outbound,
+                            created=now,
+                        )
+                        for outbound in outcome.requests
+                    )
+                elif outcome.fired:
+                    self._log_dry_run(tag, outcome.requests)
+                if trace:
+                    tag_traces.append(outcome)
+            if trace:
+                traces.append(EventTrace(event, tag_traces))
+        return submissions, traces
+
+    async def _run_tag(
+        self, tag: TagSpec, event: EventData, scope: Scope, request: HitRequest | None, now: float
+    ) -> TagTrace:
+        def skip(reason: str) -> TagTrace:
+            return TagTrace(tag.name, tag.type_name, False, reason)
+
+        if tag.paused:
+            return skip("paused")
+        if not any(condition(scope) for condition in tag.triggers):
+            return skip("trigger")
+        if any(condition(scope) for condition in tag.block):
+            return skip("blocked")
+        denied = consent.first_denied(tag.consent, event, self.spec.consent_default_granted)
+        if denied is not None:
+            return skip(f"consent:{denied}")
+
+        view = apply_all(tag.transformations, event, scope)
+        view_scope = (
+            scope if view is event else Scope(view, request, scope.client_name, self.spec.variables)
+        )
+        settings = tag.settings
+        if tag.render_settings is not None:
+            try:
+                rendered = tag.render_settings(view_scope)
+                settings = msgspec.convert(rendered, tag.type.Settings, strict=False)
+            except (msgspec.ValidationError, ValueError) as exc:
+                return skip(f"invalid: settings: {self.redact(str(exc))}")
+
+        try:
+            dedupe = self._dedupe_key(tag, view, view_scope, settings)
+        except Exception as exc:
+            return skip(f"invalid: dedupe key: {type(exc).__name__}")
+        if dedupe is not None and await self.dedupe.seen(*dedupe):
+            return skip("dedupe")
+
+        ctx = BuildContext(tag_name=tag.name, container=self.info, now=now, request=request)
+        try:
+            requests = tag.type.build(view, settings, ctx)
+        except InvalidEvent as exc:
+            return skip(f"invalid: {self.redact(str(exc))}")
+        except Exception as exc:
+            log.exception("tag build() failed", extra={"tag": tag.name})
+            return skip(f"invalid: tag error ({type(exc).__name__})")
+        return TagTrace(tag.name, tag.type_name, True, None, list(requests))
+
+    def _dedupe_key(
+        self, tag: TagSpec, view: EventData, scope: Scope, settings: Any
+    ) -> tuple[str, float] | None:
+        if tag.dedupe is not None:
+            render, ttl = tag.dedupe
+            value = render(scope)
+            return (f"{self.name}/{tag.name}/{value}", ttl) if value not in (None, "") else None
+        declared = tag.type.dedupe_key(view, settings)
+        if declared is None:
+            return None
+        key, ttl = declared
+        return f"{self.name}/{tag.name}/{key}", ttl
+
+    def _log_dry_run(self, tag: TagSpec, requests: list[Outbound]) -> None:
+        for outbound in requests:
+            body = outbound.body[:4096].decode("utf-8", "replace")
+            log.info(
+                "dry_run request",
+                extra={
+                    "container": self.name,
+                    "tag": tag.name,
+                    "method": outbound.method,
+                    "url": self.redact(outbound.url),
+                    "body": self.redact(body),
+                },
+            )

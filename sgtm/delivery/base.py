@@ -1,0 +1,39 @@
+"""The Delivery interface: the one seam between the request pipeline and sending.
+
+`submit` is called once per request with everything its tags built, before the client answers.
+An implementation that promises durability returns only once the submissions are safe; if it
+cannot accept them it raises `DeliveryUnavailable` and the request is answered 503, never a
+silent 2xx. The response never waits for a vendor.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import msgspec
+
+from sgtm.plugin import Outbound
+
+
+class Submission(msgspec.Struct, kw_only=True):
+    container: str
+    tag: str  # the tag's name in the container: with the destination, it names the lane
+    tag_type: str
+    outbound: Outbound
+    created: float  # seconds since the epoch; ages out after the delivery's max age
+
+    @property
+    def lane(self) -> str:
+        return f"{self.container}/{self.tag}/{self.outbound.destination}"
+
+
+class DeliveryUnavailable(Exception):
+    """The delivery cannot accept work now (queue full, store down); the request gets 503."""
+
+
+class Delivery(Protocol):
+    async def start(self) -> None: ...
+
+    async def submit(self, submissions: list[Submission]) -> None: ...
+
+    async def close(self) -> None: ...

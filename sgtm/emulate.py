@@ -1,0 +1,161 @@
+"""`sgtm emulate`: the container as a pure function of recorded requests or events.
+
+It runs the real pipeline with delivery replaced by a recorder, an in-memory dedupe store for the
+run and a fixed clock (`--now`), so the same input always prints the same output: one JSON
+object per request, one line each, in DESIGN.md's format. Secrets from the environment are shown
+as `${NAME}`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+
+from sgtm.config import ContainerSpec
+from sgtm.container import Container, EventTrace, HandleResult
+from sgtm.dedupe import MemoryDedupe
+from sgtm.delivery.recorder import RecorderDelivery
+from sgtm.plugin import ClientResponse, Outbound
+from sgtm.redact import Redactor
+from sgtm.request import HitRequest
+
+
+class RequestLine(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    url: str
+    method: str = "GET"
+    headers: dict[str, str] = {}
+    body: str = ""
+    ip: str | None = "127.0.0.1"
+    host: str | None = None
+
+
+class InputError(Exception):
+    pass
+
+
+class Emulator:
+    def __init__(self, specs: list[ContainerSpec], now: float) -> None:
+        recorder = RecorderDelivery()
+        dedupe = MemoryDedupe()
+        clock = lambda: now  # noqa: E731 - the fixed clock is the point
+        self.containers = [Container(spec, recorder, dedupe, clock) for spec in specs]
+        self.now = now
+
+    def container_for(self, host: str | None) -> Container:
+        default = None
+        for container in self.containers:
+            if host is not None and host in container.spec.hosts:
+                return container
+            if not container.spec.hosts:
+                default = container
+        if default is not None:
+            return default
+        if host is None:
+            return self.containers[0]
+        raise InputError(f"no container serves host {host!r}")
+
+    async def request(self, line: RequestLine) -> dict[str, Any]:
+        split = urlsplit(line.url)
+        headers = {k.lower(): v for k, v in line.headers.items()}
+        host = (line.host or split.hostname or headers.get("host") or "").lower() or None
+        container = self.container_for(host)
+        if host is None:
+            host = container.spec.hosts[0] if container.spec.hosts else "localhost"
+        headers.setdefault("host", host)
+        client_ip = container.spec.privacy.resolve(line.ip, headers.get("x-forwarded-for"))
+        request = HitRequest(
+            method=line.method.upper(),
+            path=split.path or "/",
+            query_string=split.query,
+            headers=headers,
+            body=line.body.encode("utf-8", "surrogateescape"),
+            client_ip=client_ip,
+            host=host,
+            scheme=split.scheme or "https",
+        )
+        result = await container.handle(request, trace=True)
+        return render_result(result, container.redact)
+
+    async def events(self, events: list[dict[str, Any]], host: str | None) -> dict[str, Any]:
+        container = self.container_for(host)
+        _, traces = await container.run_events(events, None, None, self.now, trace=True)
+        return {
+            "client": None,
+            "response": None,
+            "events": [render_event(t, container.redact) for t in traces],
+            "error": None,
+        }
+
+
+def render_result(result: HandleResult, redact: Redactor) -> dict[str, Any]:
+    return {
+        "client": result.client,
+        "response": render_response(result.response),
+        "events": [render_event(t, redact) for t in result.events],
+        "error": redact(result.error) if result.error else None,
+    }
+
+
+def render_response(response: ClientResponse) -> dict[str, Any]:
+    headers: dict[str, Any] = dict(response.headers)
+    cookies = [c.header_value() for c in response.cookies]
+    if cookies:
+        headers["set-cookie"] = cookies[0] if len(cookies) == 1 else cookies
+    return {
+        "status": response.status,
+        "headers": headers,
+        "body": response.body.decode("utf-8", "replace"),
+    }
+
+
+def render_event(trace: EventTrace, redact: Redactor) -> dict[str, Any]:
+    return {
+        "data": trace.data,
+        "tags": [
+            {
+                "name": t.name,
+                "type": t.type,
+                "fired": t.fired,
+                "reason": t.reason,
+                "requests": [render_outbound(o, redact) for o in t.requests],
+            }
+            for t in trace.tags
+        ],
+    }
+
+
+def render_outbound(outbound: Outbound, redact: Redactor) -> dict[str, Any]:
+    text = redact(outbound.body.decode("utf-8", "replace"))
+    body: Any = text
+    if text[:1] in ("{", "["):
+        try:
+            body = msgspec.json.decode(text)
+        except msgspec.DecodeError:
+            body = text
+    return {
+        "method": outbound.method,
+        "url": redact(outbound.url),
+        "headers": {k: redact(v) for k, v in outbound.headers.items()},
+        "body": body,
+    }
+
+
+def ndjson(lines: Iterable[str]) -> Iterator[tuple[int, Any]]:
+    """(line number, decoded value) for each non-blank line; InputError names the bad line."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, msgspec.json.decode(line)
+        except msgspec.DecodeError as exc:
+            raise InputError(f"line {number}: invalid JSON: {exc}") from None
+
+
+def request_line(number: int, value: Any) -> RequestLine:
+    try:
+        return msgspec.convert(value, RequestLine)
+    except msgspec.ValidationError as exc:
+        raise InputError(f"line {number}: {exc}") from None

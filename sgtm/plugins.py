@@ -1,0 +1,145 @@
+"""The plugin manager: built-ins and third-party plugins, all found through `sgtm` entry points.
+
+`registry()` loads every plugin once and asks each for its client, tag and variable types through
+the `register_*` hooks. The `register` callback checks what it is given (llm's pattern), so a
+plugin with a broken type fails at startup naming itself, not on the first request.
+
+`SGTM_LOAD_PLUGINS=a,b` loads only the named entry points (datasette's allow-list), and
+`SGTM_TRACE_PLUGINS=1` logs every hook call.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import pluggy
+
+from sgtm import hookspecs
+from sgtm.plugin import Client, Tag, Variable
+
+log = logging.getLogger("sgtm.plugins")
+
+ENTRY_POINT_GROUP = "sgtm"
+
+
+class PluginError(Exception):
+    pass
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    version: str
+    client_types: list[str] = field(default_factory=list)
+    tag_types: list[str] = field(default_factory=list)
+    variable_types: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Registry:
+    clients: dict[str, Client] = field(default_factory=dict)
+    tags: dict[str, Tag] = field(default_factory=dict)
+    variables: dict[str, Variable] = field(default_factory=dict)
+    plugins: list[PluginInfo] = field(default_factory=list)
+
+
+def make_manager() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager("sgtm")
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+def load_entry_points(pm: pluggy.PluginManager) -> dict[str, str]:
+    """Register every `sgtm` entry point; returns plugin name -> distribution version."""
+    allowed = os.environ.get("SGTM_LOAD_PLUGINS")
+    allow = {n.strip() for n in allowed.split(",") if n.strip()} if allowed is not None else None
+    versions: dict[str, str] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if allow is not None and ep.name not in allow:
+            continue
+        if pm.has_plugin(ep.name):
+            continue
+        try:
+            module = ep.load()
+        except Exception as exc:
+            raise PluginError(f"plugin {ep.name!r} failed to import: {exc}") from exc
+        pm.register(module, name=ep.name)
+        dist = ep.dist
+        versions[ep.name] = dist.version if dist is not None else "unknown"
+    return versions
+
+
+def build_registry(pm: pluggy.PluginManager, versions: dict[str, str] | None = None) -> Registry:
+    """Collect every registered type, one plugin at a time, so each type knows its plugin."""
+    pm.check_pending()
+    if os.environ.get("SGTM_TRACE_PLUGINS"):
+        pm.trace.root.setwriter(lambda message: log.info("plugin hook: %s", message.rstrip()))
+        pm.enable_tracing()
+    versions = versions or {}
+    registry = Registry()
+    for plugin_name, plugin in sorted(pm.list_name_plugin(), key=lambda pair: str(pair[0])):
+        name = str(plugin_name)
+        info = PluginInfo(name=name, version=versions.get(name, _version_of(plugin)))
+        hooks = pm.subset_hook_caller  # call one plugin's implementations only
+        others = [p for p in pm.get_plugins() if p is not plugin]
+        hooks("register_client_types", others)(
+            register=_registrar(registry.clients, Client, name, info.client_types)
+        )
+        hooks("register_tag_types", others)(
+            register=_registrar(registry.tags, Tag, name, info.tag_types)
+        )
+        hooks("register_variable_types", others)(
+            register=_registrar(registry.variables, Variable, name, info.variable_types)
+        )
+        registry.plugins.append(info)
+    return registry
+
+
+def _registrar(table: dict[str, Any], base: type, plugin: str, names: list[str]) -> Any:
+    kind = base.__name__.lower()
+
+    def register(obj: Any) -> None:
+        if isinstance(obj, type):
+            raise PluginError(
+                f"plugin {plugin!r}: register an instance of {obj.__name__}, not the class"
+            )
+        if not isinstance(obj, base):
+            raise PluginError(f"plugin {plugin!r}: {obj!r} is not a sgtm.{base.__name__}")
+        type_name = getattr(obj, "name", None)
+        if not isinstance(type_name, str) or not type_name.isidentifier():
+            raise PluginError(
+                f"plugin {plugin!r}: {kind} type name must be an identifier, got {type_name!r}"
+            )
+        settings = getattr(obj, "Settings", None)
+        if not (isinstance(settings, type) and issubclass(settings, msgspec.Struct)):
+            raise PluginError(
+                f"plugin {plugin!r}: {kind} type {type_name!r} Settings must be a msgspec.Struct"
+            )
+        if type_name in table:
+            raise PluginError(f"plugin {plugin!r}: {kind} type {type_name!r} is already registered")
+        table[type_name] = obj
+        names.append(type_name)
+
+    return register
+
+
+def _version_of(plugin: Any) -> str:
+    return str(getattr(plugin, "__version__", "")) or "unknown"
+
+
+_registry: Registry | None = None
+
+
+def registry() -> Registry:
+    """The process-wide registry of installed plugins, loaded on first use."""
+    global _registry
+    if _registry is None:
+        pm = make_manager()
+        versions = load_entry_points(pm)
+        _registry = build_registry(pm, versions)
+    return _registry

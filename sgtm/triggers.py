@@ -1,0 +1,214 @@
+"""Trigger conditions, compiled once at load into plain closures over a Scope.
+
+Grammar (DESIGN.md): `all: [..]`, `any: [..]`, `not: cond`, a list (= all), the shorthand
+`event_name: X`, and leaves `{var|key: NAME, OP: VALUE}` with OP one of OPERATORS or `not_` + OP.
+`var` names a variable (user-defined or built-in); `key` a dotted event data path.
+`ignore_case: true` on a leaf makes string operators case-insensitive.
+
+Comparison rules, as GTM's: string operators compare text (a missing value never matches);
+`equals` with a number or boolean compares as that type; gt/gte/lt/lte are numeric and false for
+anything that is not a number; `in` takes a list; `exists: true` means present and not null.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+from sgtm.templates import to_text
+from sgtm.variables import Scope
+
+Condition = Callable[[Scope], bool]
+
+OPERATORS = (
+    "equals",
+    "contains",
+    "starts_with",
+    "ends_with",
+    "matches",
+    "in",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "exists",
+)
+ALL_OPERATORS = OPERATORS + tuple(f"not_{op}" for op in OPERATORS)
+
+
+class ConditionError(Exception):
+    def __init__(self, path: str, message: str, *, at_key: bool = False) -> None:
+        super().__init__(message)
+        self.path = path
+        self.at_key = at_key
+
+
+def always(scope: Scope) -> bool:
+    return True
+
+
+def compile_condition(raw: Any, path: str, is_variable: Callable[[str], bool]) -> Condition:
+    """Compile a condition; raises ConditionError with the config path of the first problem."""
+    from sgtm.yamlsource import join_path
+
+    if isinstance(raw, list):
+        return _all(
+            [compile_condition(c, join_path(path, i), is_variable) for i, c in enumerate(raw)]
+        )
+    if not isinstance(raw, dict):
+        raise ConditionError(path, f"a condition must be a mapping, got {type(raw).__name__}")
+    if not raw:
+        raise ConditionError(path, "empty condition (use `all: []` for one that always matches)")
+    keys = set(raw)
+    for combinator in ("all", "any"):
+        if combinator in keys:
+            if keys != {combinator}:
+                raise ConditionError(path, f"`{combinator}` must be the only key of its condition")
+            items = raw[combinator]
+            if not isinstance(items, list):
+                raise ConditionError(join_path(path, combinator), "expected a list of conditions")
+            sub = join_path(path, combinator)
+            parts = [
+                compile_condition(c, join_path(sub, i), is_variable) for i, c in enumerate(items)
+            ]
+            return _all(parts) if combinator == "all" else _any(parts)
+    if "not" in keys:
+        if keys != {"not"}:
+            raise ConditionError(path, "`not` must be the only key of its condition")
+        inner = compile_condition(raw["not"], join_path(path, "not"), is_variable)
+        return lambda scope: not inner(scope)
+    if keys == {"event_name"}:
+        return _leaf({"var": "event_name", "equals": raw["event_name"]}, path, is_variable)
+    return _leaf(raw, path, is_variable)
+
+
+def _all(parts: list[Condition]) -> Condition:
+    if not parts:
+        return always
+    if len(parts) == 1:
+        return parts[0]
+    return lambda scope: all(p(scope) for p in parts)
+
+
+def _any(parts: list[Condition]) -> Condition:
+    return lambda scope: any(p(scope) for p in parts)
+
+
+def _leaf(raw: dict[str, Any], path: str, is_variable: Callable[[str], bool]) -> Condition:
+    from sgtm.yamlsource import join_path
+
+    sources = [k for k in ("var", "key") if k in raw]
+    if len(sources) != 1:
+        raise ConditionError(path, "a condition needs exactly one of `var` or `key`")
+    source = sources[0]
+    name = raw[source]
+    if not isinstance(name, str) or not name:
+        raise ConditionError(join_path(path, source), "expected a non-empty name")
+    if source == "var" and not is_variable(name):
+        raise ConditionError(join_path(path, source), f"unknown variable '{name}'")
+    ignore_case = raw.get("ignore_case", False)
+    if not isinstance(ignore_case, bool):
+        raise ConditionError(join_path(path, "ignore_case"), "expected true or false")
+    ops = [k for k in raw if k not in ("var", "key", "ignore_case")]
+    unknown = [k for k in ops if k not in ALL_OPERATORS]
+    if unknown:
+        raise ConditionError(
+            join_path(path, unknown[0]),
+            f"unknown operator '{unknown[0]}' (expected one of {', '.join(OPERATORS)} or not_<op>)",
+            at_key=True,
+        )
+    if len(ops) != 1:
+        raise ConditionError(path, "a condition needs exactly one operator")
+    op = ops[0]
+    negate = op.startswith("not_")
+    test = _operator(op.removeprefix("not_"), raw[op], join_path(path, op), ignore_case)
+
+    if source == "var":
+
+        def get(scope: Scope) -> Any:
+            return scope.var(name)
+    else:
+
+        def get(scope: Scope) -> Any:
+            return scope.key(name)
+
+    if negate:
+        return lambda scope: not test(get(scope))
+    return lambda scope: test(get(scope))
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _text(value: Any, ignore_case: bool) -> str | None:
+    if value is None:
+        return None
+    text = to_text(value)
+    return text.lower() if ignore_case else text
+
+
+def _operator(op: str, expected: Any, path: str, ignore_case: bool) -> Callable[[Any], bool]:
+    if op == "exists":
+        if not isinstance(expected, bool):
+            raise ConditionError(path, "`exists` takes true or false")
+        return (lambda v: v is not None) if expected else (lambda v: v is None)
+    if op in ("gt", "gte", "lt", "lte"):
+        bound = _number(expected)
+        if bound is None:
+            raise ConditionError(path, f"`{op}` needs a number")
+        compare: Callable[[float], bool] = {
+            "gt": lambda n: n > bound,
+            "gte": lambda n: n >= bound,
+            "lt": lambda n: n < bound,
+            "lte": lambda n: n <= bound,
+        }[op]
+        return lambda v: (n := _number(v)) is not None and compare(n)
+    if op == "in":
+        if not isinstance(expected, list):
+            raise ConditionError(path, "`in` needs a list")
+        options = {_text(x, ignore_case) for x in expected}
+        return lambda v: v is not None and _text(v, ignore_case) in options
+    if op == "equals":
+        if isinstance(expected, bool):
+            return lambda v: v is expected or _text(v, True) == to_text(expected)
+        if isinstance(expected, (int, float)):
+            return lambda v: _number(v) == expected
+    if isinstance(expected, (dict, list)) or expected is None:
+        raise ConditionError(path, f"`{op}` needs a string, number or boolean")
+    if op == "matches":
+        try:
+            pattern = re.compile(str(expected), re.IGNORECASE if ignore_case else 0)
+        except re.error as exc:
+            raise ConditionError(path, f"invalid regular expression: {exc}") from None
+        return lambda v: v is not None and pattern.search(to_text(v)) is not None
+    want = _text(expected, ignore_case) or ""
+    if op == "equals":
+        return lambda v: _text(v, ignore_case) == want
+    if op == "contains":
+
+        def contains(v: Any) -> bool:
+            if isinstance(v, list):
+                return any(_text(x, ignore_case) == want for x in v)
+            text = _text(v, ignore_case)
+            return text is not None and want in text
+
+        return contains
+    if op == "starts_with":
+        return lambda v: (t := _text(v, ignore_case)) is not None and t.startswith(want)
+    if op == "ends_with":
+        return lambda v: (t := _text(v, ignore_case)) is not None and t.endswith(want)
+    raise ConditionError(path, f"unknown operator '{op}'")  # pragma: no cover - guarded above

@@ -1,0 +1,277 @@
+"""Variables: the built-in ones, the user-defined types, and the per-event Scope that resolves them.
+
+A Scope lives for one event. Each variable is computed at most once per Scope (sGTM evaluates
+variables lazily too), so a trigger and three tags reading `{{email}}` pay once.
+
+This module is itself a plugin (entry point `variables`): the variable types below register
+exactly as a third party's would.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+
+from sgtm import event as ev
+from sgtm.hookspecs import hookimpl
+from sgtm.plugin import Variable
+from sgtm.request import HitRequest
+from sgtm.templates import Renderer, compile_value, has_template
+
+
+@dataclass(slots=True)
+class BoundVariable:
+    """A user variable from the container: its type and decoded settings."""
+
+    name: str
+    type: Variable
+    settings: Any
+
+
+class Scope:
+    __slots__ = ("_cache", "client_name", "event", "request", "variables")
+
+    def __init__(
+        self,
+        event: ev.EventData,
+        request: HitRequest | None,
+        client_name: str | None,
+        variables: Mapping[str, BoundVariable],
+    ) -> None:
+        self.event = event
+        self.request = request
+        self.client_name = client_name
+        self.variables = variables
+        self._cache: dict[str, Any] = {}
+
+    def key(self, path: str) -> Any:
+        return ev.get(self.event, path)
+
+    def var(self, name: str) -> Any:
+        try:
+            return self._cache[name]
+        except KeyError:
+            pass
+        bound = self.variables.get(name)
+        if bound is not None:
+            self._cache[name] = (
+                None  # a variable that reads itself sees None, not a recursion error
+            )
+            value = bound.type.resolve(bound.settings, self)
+        else:
+            builtin = BUILTINS.get(name)
+            value = builtin(self) if builtin is not None else None
+        self._cache[name] = value
+        return value
+
+
+def _page_part(part: str) -> Callable[[Scope], Any]:
+    def get(scope: Scope) -> Any:
+        explicit = scope.key(f"page_{part}")
+        if explicit is not None:
+            return explicit
+        location = scope.key("page_location")
+        if not isinstance(location, str) or not location:
+            return None
+        try:
+            split = urlsplit(location)
+        except ValueError:
+            return None
+        return split.hostname if part == "hostname" else split.path
+
+    return get
+
+
+# sGTM's built-in variables (reference/sgtm-model.md §5), by their snake_case names.
+BUILTINS: dict[str, Callable[[Scope], Any]] = {
+    "client_name": lambda s: s.client_name,
+    "event_name": lambda s: s.key("event_name"),
+    "request_path": lambda s: s.request.path if s.request else None,
+    "request_method": lambda s: s.request.method if s.request else None,
+    "query_string": lambda s: s.request.query_string if s.request else None,
+    "page_location": lambda s: s.key("page_location"),
+    "page_path": _page_part("path"),
+    "page_hostname": _page_part("hostname"),
+    "page_referrer": lambda s: s.key("page_referrer"),
+    "client_id": lambda s: s.key("client_id"),
+    "user_id": lambda s: s.key("user_id"),
+    "ip_override": lambda s: s.key("ip_override"),
+    "user_agent": lambda s: s.key("user_agent"),
+    "analytics_session_id": lambda s: s.key("ga_session_id"),
+    "analytics_session_number": lambda s: s.key("ga_session_number"),
+}
+
+
+def _render(renderer: Renderer | None, raw: Any, scope: Scope) -> Any:
+    return renderer(scope) if renderer is not None else raw
+
+
+class _Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class EventDataSettings(_Settings):
+    key: str
+    default: Any = None
+
+
+class EventDataVariable(Variable):
+    name = "event_data"
+    Settings = EventDataSettings
+    description = "A value from the event data by dotted key (`user_data.email_address`)."
+
+    def resolve(self, settings: EventDataSettings, scope: Scope) -> Any:
+        value = scope.key(settings.key)
+        return settings.default if value is None else value
+
+
+class ConstantSettings(_Settings):
+    value: Any
+
+
+class ConstantVariable(Variable):
+    name = "constant"
+    Settings = ConstantSettings
+    description = "A fixed value."
+
+    def resolve(self, settings: ConstantSettings, scope: Scope) -> Any:
+        return settings.value
+
+
+class NamedSettings(_Settings):
+    name: str
+    default: Any = None
+
+
+class RequestHeaderVariable(Variable):
+    name = "request_header"
+    Settings = NamedSettings
+    description = "A header of the incoming request (case-insensitive name)."
+
+    def resolve(self, settings: NamedSettings, scope: Scope) -> Any:
+        if scope.request is None:
+            return settings.default
+        return scope.request.headers.get(settings.name.lower(), settings.default)
+
+
+class CookieVariable(Variable):
+    name = "cookie"
+    Settings = NamedSettings
+    description = "A cookie of the incoming request."
+
+    def resolve(self, settings: NamedSettings, scope: Scope) -> Any:
+        if scope.request is None:
+            return settings.default
+        return scope.request.cookies.get(settings.name, settings.default)
+
+
+class QueryParamVariable(Variable):
+    name = "query_param"
+    Settings = NamedSettings
+    description = "A query parameter of the incoming request URL."
+
+    def resolve(self, settings: NamedSettings, scope: Scope) -> Any:
+        if scope.request is None:
+            return settings.default
+        return scope.request.query.get(settings.name, settings.default)
+
+
+def _as_key(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return "" if value is None else str(value)
+
+
+class LookupSettings(_Settings, dict=True):
+    input: str
+    map: dict[str, Any]
+    default: Any = None
+
+    def __post_init__(self) -> None:
+        self._renderers = {k: compile_value(v) for k, v in self.map.items() if has_template(v)}
+        self._default = compile_value(self.default) if has_template(self.default) else None
+
+
+class LookupVariable(Variable):
+    name = "lookup"
+    Settings = LookupSettings
+    description = "Maps the value of another variable through a table (exact match), else default."
+
+    def references(self, settings: LookupSettings) -> list[str]:
+        return [settings.input]
+
+    def resolve(self, settings: LookupSettings, scope: Scope) -> Any:
+        key = _as_key(scope.var(settings.input))
+        if key in settings.map:
+            return _render(settings._renderers.get(key), settings.map[key], scope)
+        return _render(settings._default, settings.default, scope)
+
+
+class RegexRow(_Settings):
+    match: str
+    value: Any
+
+
+class RegexTableSettings(_Settings, dict=True):
+    input: str
+    patterns: list[RegexRow]
+    default: Any = None
+    ignore_case: bool = False
+    full_match: bool = False
+
+    def __post_init__(self) -> None:
+        flags = re.IGNORECASE if self.ignore_case else 0
+        # re.error here is reported by the config loader with the row's position.
+        self._compiled = [re.compile(row.match, flags) for row in self.patterns]
+        self._renderers = [compile_value(row.value) for row in self.patterns]
+        self._default = compile_value(self.default)
+
+
+class RegexTableVariable(Variable):
+    name = "regex_table"
+    Settings = RegexTableSettings
+    description = "The value of the first pattern matching another variable; `$1` inserts groups."
+
+    def references(self, settings: RegexTableSettings) -> list[str]:
+        return [settings.input]
+
+    def resolve(self, settings: RegexTableSettings, scope: Scope) -> Any:
+        subject = _as_key(scope.var(settings.input))
+        for pattern, render in zip(settings._compiled, settings._renderers, strict=True):
+            match = pattern.fullmatch(subject) if settings.full_match else pattern.search(subject)
+            if match is None:
+                continue
+            value = render(scope)
+            if isinstance(value, str) and "$" in value:
+                value = _insert_groups(value, match)
+            return value
+        return settings._default(scope)
+
+
+def _insert_groups(text: str, match: re.Match[str]) -> str:
+    def group(ref: re.Match[str]) -> str:
+        index = int(ref.group(1))
+        return (match.group(index) or "") if index <= (match.re.groups or 0) else ref.group(0)
+
+    return re.sub(r"\$(\d)", group, text)
+
+
+@hookimpl
+def register_variable_types(register: Callable[[Any], None]) -> None:
+    for variable in (
+        EventDataVariable(),
+        ConstantVariable(),
+        RequestHeaderVariable(),
+        CookieVariable(),
+        QueryParamVariable(),
+        LookupVariable(),
+        RegexTableVariable(),
+    ):
+        register(variable)

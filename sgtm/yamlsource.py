@@ -1,0 +1,183 @@
+"""YAML loading that remembers where every value came from.
+
+msgspec checks types but reports paths like `$.tags[0].settings`, not lines. So the loader composes
+PyYAML's node tree itself, builds plain Python values from it, and keeps a map from config path
+(`tags[0].settings.pixel_id`) to the line and column of the key and of the value. Every later
+error looks its position up here.
+
+It also does `${ENV}` substitution (with the position of the scalar that asked for it), rejects
+duplicate keys (PyYAML silently keeps the last one) and caps alias expansion, so a hostile file
+cannot make the loader build a billion nodes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+MAX_NODES = 200_000
+_ENV_RE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# Environment variables whose values are treated as secrets: redacted from logs and emulate output.
+SECRET_NAME_RE = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|KEY|CREDENTIAL|PRIVATE", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ConfigError:
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        return f"{self.file}:{self.line}:{self.column}: {where}{self.message}"
+
+
+class ConfigErrors(Exception):
+    """All the problems found in one or more files, in file order."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        super().__init__("\n".join(str(e) for e in errors))
+        self.errors = errors
+
+
+@dataclass
+class Source:
+    """A loaded document: its data and where each path sits in the file."""
+
+    file: str
+    data: Any
+    value_pos: dict[str, tuple[int, int]] = field(default_factory=dict)
+    key_pos: dict[str, tuple[int, int]] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)  # secret value -> env var name
+
+    def error(self, path: str, message: str, *, at_key: bool = False) -> ConfigError:
+        line, column = self.position(path, at_key=at_key)
+        return ConfigError(self.file, line, column, path, message)
+
+    def position(self, path: str, *, at_key: bool = False) -> tuple[int, int]:
+        """The closest known position: the path itself, else its nearest ancestor."""
+        probe = path
+        while True:
+            table = self.key_pos if at_key else self.value_pos
+            if probe in table:
+                return table[probe]
+            if at_key and probe in self.value_pos:
+                return self.value_pos[probe]
+            if not probe:
+                return (1, 1)
+            probe = parent_path(probe)
+
+
+def join_path(base: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{base}[{key}]"
+    return f"{base}.{key}" if base else key
+
+
+def parent_path(path: str) -> str:
+    if path.endswith("]"):
+        return path[: path.rindex("[")]
+    return path.rpartition(".")[0]
+
+
+def load(text: str, file: str, environ: Mapping[str, str] | None = None) -> Source:
+    """Parse YAML text into a Source; raises ConfigErrors listing every problem found."""
+    env = os.environ if environ is None else environ
+    builder = _Builder(file, env)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ConfigErrors(
+            [ConfigError(file, line, column, "", f"invalid YAML: {problem}")]
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigErrors([ConfigError(file, 1, 1, "", f"invalid YAML: {exc}")]) from None
+    if node is None:
+        raise ConfigErrors([ConfigError(file, 1, 1, "", "the file is empty")])
+    data = builder.build(node, "")
+    if builder.errors:
+        raise ConfigErrors(builder.errors)
+    return Source(file, data, builder.value_pos, builder.key_pos, builder.secrets)
+
+
+class _Builder:
+    def __init__(self, file: str, env: Mapping[str, str]) -> None:
+        self.file = file
+        self.env = env
+        self.errors: list[ConfigError] = []
+        self.value_pos: dict[str, tuple[int, int]] = {}
+        self.key_pos: dict[str, tuple[int, int]] = {}
+        self.secrets: dict[str, str] = {}
+        self.count = 0
+        self.scalars = yaml.SafeLoader("")
+
+    def fail(self, node: yaml.Node, path: str, message: str) -> None:
+        mark = node.start_mark
+        self.errors.append(ConfigError(self.file, mark.line + 1, mark.column + 1, path, message))
+
+    def build(self, node: yaml.Node, path: str) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            if self.count == MAX_NODES + 1:
+                self.fail(node, path, f"document too large (more than {MAX_NODES} values)")
+            return None
+        self.value_pos[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.MappingNode):
+            return self.build_mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, join_path(path, i)) for i, item in enumerate(node.value)]
+        return self.build_scalar(node, path)
+
+    def build_mapping(self, node: yaml.MappingNode, path: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        self.scalars.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
+        for key_node, value_node in node.value:
+            key = (
+                self.build_scalar(key_node, path) if isinstance(key_node, yaml.ScalarNode) else None
+            )
+            if not isinstance(key, str):
+                self.fail(key_node, path, "mapping keys must be strings")
+                continue
+            child = join_path(path, key)
+            if key in out:
+                self.fail(key_node, child, f"duplicate key '{key}'")
+                continue
+            self.key_pos[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            out[key] = self.build(value_node, child)
+        return out
+
+    def build_scalar(self, node: yaml.Node, path: str) -> Any:
+        value = self.scalars.construct_object(node, deep=True)
+        if isinstance(value, str) and "$" in value:
+            return self.substitute(value, node, path)
+        if isinstance(value, (bytes, bytearray)) or type(value).__module__ == "datetime":
+            # YAML timestamps and binaries are not config values; keep what the user wrote.
+            return str(node.value)
+        return value
+
+    def substitute(self, value: str, node: yaml.Node, path: str) -> str:
+        def replace(match: re.Match[str]) -> str:
+            if match.group(0) == "$$":
+                return "$"
+            name, default = match.group(1), match.group(2)
+            found = self.env.get(name)
+            if found is None or found == "":
+                if default is not None:
+                    return default
+                self.fail(node, path, f"environment variable {name} is not set")
+                return ""
+            if SECRET_NAME_RE.search(name) and len(found) >= 4:
+                self.secrets[found] = name
+            return found
+
+        return _ENV_RE.sub(replace, value)
