@@ -31,6 +31,7 @@ from sgtm.plugin import (
     InvalidEvent,
     Outbound,
 )
+from sgtm.privacy import anonymize_ip
 from sgtm.redact import Redactor
 from sgtm.request import HitRequest
 from sgtm.transformations import apply_all
@@ -157,6 +158,11 @@ class Container:
             return HandleResult(
                 client.name, ClientResponse(status=400, body=b"bad request\n"), error=error
             )
+        if self.spec.privacy.anonymize_ip:
+            # A hit may carry its own IP (GA4's _uip); it is anonymized like the socket's.
+            for event in events:
+                if "ip_override" in event:
+                    event["ip_override"] = anonymize_ip(event["ip_override"])
         for reason, count in ctx.dropped.items():
             metrics.inc("sgtm_dropped_total", count, container=self.name, reason=reason)
         if len(events) > MAX_EVENTS_PER_REQUEST:

@@ -9,12 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
+from sgtm_plugins.ga4.parse import header_client_hints, parse_hits, parse_query
 
 from sgtm.event import EventData, copy_event, set_path
 from sgtm.hookspecs import hookimpl
 from sgtm.plugin import Client, ClientContext, ClientResponse
 from sgtm.request import HitRequest
-from sgtm_plugins.ga4.parse import header_client_hints, parse_hits, parse_query
 
 # How much of a POST body `claim` reads to find `v`/`tid` when the URL lacks them.
 CLAIM_PEEK_BYTES = 8192
@@ -23,10 +23,12 @@ CLAIM_PEEK_BYTES = 8192
 class GA4Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     path: str = "/g/collect"
     max_events: int = 100
-    # Real sGTM event data shows only page_location; False reproduces that exactly.
-    derive_page_fields: bool = True
-    # Copy unknown params as x-ga-mp2-<name> / x-ga-system_properties.<name> (see parse.py).
-    passthrough_unknown: bool = False
+    # Real sGTM event data shows only page_location (the Page Hostname / Page Path variables
+    # derive from it); True also writes page_hostname / page_path into the event.
+    derive_page_fields: bool = False
+    # Copy unknown params as x-ga-mp2-<name> / x-ga-system_properties.<name>, as real sGTM
+    # event data shows (see parse.py); False drops them.
+    passthrough_unknown: bool = True
 
 
 class GA4Client(Client):
@@ -45,7 +47,9 @@ class GA4Client(Client):
             params = {**params, **parse_query(first_line.strip("\r"))}
         return _is_ga4(params)
 
-    def parse(self, request: HitRequest, settings: GA4Settings, ctx: ClientContext) -> list[EventData]:
+    def parse(
+        self, request: HitRequest, settings: GA4Settings, ctx: ClientContext
+    ) -> list[EventData]:
         events = parse_hits(
             request.query_string,
             request.body,

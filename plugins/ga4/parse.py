@@ -22,11 +22,11 @@ Values:
   is kept. Nothing here raises for any input and NaN/Infinity never reach event data.
 
 Choices where the reference is silent or uncertain:
-- Unknown params are left out of event data; so are those the reference lists as not mapped
-  (`_z _eu _tu tag_exp frm pscdl ec_mode _gaz _rdi _geo gtm_up _glv tt`) and `_fplc`, which only
-  feeds the FPID cookie logic. `passthrough_unknown=True` instead copies them the way real sGTM
-  event data suggests it does (`tt` -> `x-ga-mp2-tt`, `_z` -> `x-ga-system_properties.z` in a
-  2022 capture): `_name` -> `x-ga-system_properties.name`, `name` -> `x-ga-mp2-name`.
+- Unknown params (and those the reference lists as not mapped: `_z _eu _tu tag_exp frm pscdl
+  ec_mode _gaz _rdi _geo gtm_up _glv tt`) are copied the way real sGTM event data shows
+  (`tt` -> `x-ga-mp2-tt`, `_z` -> `x-ga-system_properties.z` in a 2022 capture): `_name` ->
+  `x-ga-system_properties.name`, `name` -> `x-ga-mp2-name`. `passthrough_unknown=False` drops
+  them instead. `_fplc` only feeds the FPID cookie logic and is never copied.
 - `_dbg` -> `x-ga-system_properties.dbg` (observed in real sGTM event data); `_c` and `_rnd` follow
   the same underscore rule. `gcut`, `us_privacy`, `gdpr`, `gdpr_consent` -> `x-ga-<name>` like the
   other consent params.
@@ -39,9 +39,10 @@ Choices where the reference is silent or uncertain:
   pairs become plain item keys (a standard field of the same name wins); an item with no valid
   field is dropped (`ga4.invalid_param`).
 - Consent: see `consent_state`.
-- `page_hostname`/`page_path` are derived from `dl` when `derive_page_fields` (the default);
-  real sGTM captures show only `page_location`, so turning it off matches them more closely.
-  An explicit `dh` always maps to `page_hostname`.
+- `page_hostname`/`page_path` are not written by default: real sGTM captures show only
+  `page_location` (the Page Hostname / Page Path variables derive from it, as sgtm's built-in
+  variables do). `derive_page_fields=True` writes them. An explicit `dh` always maps to
+  `page_hostname`.
 
 Limits (each drop is counted with the reason in brackets):
 - `max_events` body lines per request (default 100) [ga4.too_many_events];
@@ -266,8 +267,8 @@ def parse_hits(
     *,
     max_events: int = 100,
     drop: Drop = _no_drop,
-    derive_page_fields: bool = True,
-    passthrough_unknown: bool = False,
+    derive_page_fields: bool = False,
+    passthrough_unknown: bool = True,
 ) -> list[EventData]:
     """One event data dict per hit: the URL alone, or URL params overridden by each body line."""
     base = parse_query(query_string, drop)
@@ -318,8 +319,8 @@ def map_hit(
     params: Mapping[str, str],
     drop: Drop = _no_drop,
     *,
-    derive_page_fields: bool = True,
-    passthrough_unknown: bool = False,
+    derive_page_fields: bool = False,
+    passthrough_unknown: bool = True,
 ) -> EventData:
     """Map one hit's decoded params to event data (§2-§6 of the reference)."""
     event: EventData = {}

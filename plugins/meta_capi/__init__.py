@@ -1,1 +1,1 @@
-"""Meta Conversions API destination (tag to be added here; PII normalization lives in normalize.py)."""
+"""Meta Conversions API destination (PII normalization and hashing: ``normalize.py``)."""
