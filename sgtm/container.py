@@ -277,6 +277,11 @@ class Container:
             return skip(f"invalid: tag error ({type(exc).__name__})")
         return TagTrace(tag.name, tag.type_name, True, None, list(requests))
 
+    def as_sent(self, tag_type: str, outbound: Outbound) -> Outbound:
+        """The request as the vendor receives it when it travels alone (a batch of one)."""
+        tag = next(t.type for t in self.spec.tags if t.type_name == tag_type)
+        return tag.merge([outbound]) if tag.batching else outbound
+
     def _dedupe_key(
         self, tag: TagSpec, view: EventData, scope: Scope, settings: Any
     ) -> tuple[str, float] | None:
@@ -292,6 +297,7 @@ class Container:
 
     def _log_dry_run(self, tag: TagSpec, requests: list[Outbound]) -> None:
         for outbound in requests:
+            outbound = self.as_sent(tag.type_name, outbound)
             body = outbound.body[:4096].decode("utf-8", "replace")
             log.info(
                 "dry_run request",

@@ -77,7 +77,7 @@ class Emulator:
             scheme=split.scheme or "https",
         )
         result = await container.handle(request, trace=True)
-        return render_result(result, container.redact)
+        return render_result(result, container)
 
     async def events(self, events: list[dict[str, Any]], host: str | None) -> dict[str, Any]:
         container = self.container_for(host)
@@ -85,17 +85,17 @@ class Emulator:
         return {
             "client": None,
             "response": None,
-            "events": [render_event(t, container.redact) for t in traces],
+            "events": [render_event(t, container) for t in traces],
             "error": None,
         }
 
 
-def render_result(result: HandleResult, redact: Redactor) -> dict[str, Any]:
+def render_result(result: HandleResult, container: Container) -> dict[str, Any]:
     return {
         "client": result.client,
         "response": render_response(result.response),
-        "events": [render_event(t, redact) for t in result.events],
-        "error": redact(result.error) if result.error else None,
+        "events": [render_event(t, container) for t in result.events],
+        "error": container.redact(result.error) if result.error else None,
     }
 
 
@@ -111,7 +111,7 @@ def render_response(response: ClientResponse) -> dict[str, Any]:
     }
 
 
-def render_event(trace: EventTrace, redact: Redactor) -> dict[str, Any]:
+def render_event(trace: EventTrace, container: Container) -> dict[str, Any]:
     return {
         "data": trace.data,
         "tags": [
@@ -120,7 +120,10 @@ def render_event(trace: EventTrace, redact: Redactor) -> dict[str, Any]:
                 "type": t.type,
                 "fired": t.fired,
                 "reason": t.reason,
-                "requests": [render_outbound(o, redact) for o in t.requests],
+                "requests": [
+                    render_outbound(container.as_sent(t.type, o), container.redact)
+                    for o in t.requests
+                ],
             }
             for t in trace.tags
         ],

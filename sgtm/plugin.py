@@ -42,6 +42,46 @@ class Outbound(msgspec.Struct, kw_only=True):
     idempotency_key: str | None = None
     # Seconds; None means the tag type's `timeout`.
     timeout: float | None = None
+    # For tags that batch: this request's part of a batch (e.g. one event dict). `Tag.merge`
+    # turns several outbounds of one lane into the single request actually sent.
+    batch_item: Any = None
+
+
+CREDENTIAL = "{{credential}}"  # replaced by the token at send time; `{{credential.NAME}}` too
+
+
+class Credential(msgspec.Struct, kw_only=True):
+    """A token obtained at run time (OAuth, session login). Never logged or stored in clear."""
+
+    token: str
+    expires_at: float | None = None  # seconds since the epoch; None: valid until refused
+    values: dict[str, str] = {}  # e.g. {"endpoint": ...} from a login response
+
+
+class Batching(msgspec.Struct, frozen=True, kw_only=True):
+    """How a tag's lane batches: the engine merges up to `max_items` outbounds (and at most
+    `max_bytes` of their bodies) waiting at most `linger` seconds, or every `flush_every`."""
+
+    max_items: int = 1
+    max_bytes: int = 1_000_000
+    linger: float = 0.0
+    flush_every: float | None = None
+
+
+class RateLimit(msgspec.Struct, frozen=True, kw_only=True):
+    """A vendor's documented request rate: `requests` per `per` seconds (a token bucket)."""
+
+    requests: int
+    per: float
+
+
+class Verdict(msgspec.Struct, frozen=True, kw_only=True):
+    """A classification with details: wait at least `retry_after` seconds; `reason` is kept with
+    a dead letter."""
+
+    outcome: Literal["done", "retry", "dead"]
+    retry_after: float | None = None
+    reason: str = ""
 
 
 class Cookie(msgspec.Struct, kw_only=True):
@@ -152,12 +192,24 @@ class Tag:
     requests to send, or raises `InvalidEvent` when the vendor would reject the event.
     `classify` decides what a vendor response means; the default follows Segment's rules.
     `dedupe_key` names events the vendor must see once: (key, ttl seconds) or None.
+
+    Declarations for the delivery engine (all optional):
+    - `batching` and `merge`: how outbounds of one lane combine into one request;
+      `classify_batch` splits a batch response into one verdict per item (partial failures).
+    - `rate_limit`: the vendor's documented limit, the lane's default.
+    - Credentials: `auth_request` describes the token request (None: the tag needs no token),
+      `parse_auth` reads the response, `is_auth_failure` recognises a refused token (refreshed
+      once, then the request is retried once). `build` writes `{{credential}}` (or
+      `{{credential.NAME}}`) where the token goes; the engine fills it in at send time, so
+      tokens are never stored with a delivery.
     """
 
     name: ClassVar[str]
     Settings: ClassVar[type[msgspec.Struct]] = NoSettings
     description: ClassVar[str] = ""
     timeout: ClassVar[float] = 10.0
+    batching: ClassVar[Batching | None] = None
+    rate_limit: ClassVar[RateLimit | None] = None
 
     def build(self, event: EventData, settings: Any, ctx: BuildContext) -> list[Outbound]:
         raise NotImplementedError
@@ -165,8 +217,35 @@ class Tag:
     def dedupe_key(self, event: EventData, settings: Any) -> tuple[str, float] | None:
         return None
 
-    def classify(self, status: int, headers: dict[str, str], body: bytes) -> Outcome:
+    def classify(self, status: int, headers: dict[str, str], body: bytes) -> Outcome | Verdict:
         return default_classify(status)
+
+    def merge(self, outbounds: list[Outbound]) -> Outbound:
+        """One request from several outbounds of one lane (only called when `batching` is set)."""
+        if len(outbounds) == 1:
+            return outbounds[0]
+        raise NotImplementedError(f"tag type {self.name!r} declares batching but no merge()")
+
+    def classify_batch(
+        self, status: int, headers: dict[str, str], body: bytes, items: list[Outbound]
+    ) -> list[Outcome | Verdict]:
+        """One verdict per item of a merged request; by default the whole response's."""
+        return [self.classify(status, headers, body)] * len(items)
+
+    def auth_request(self, settings: Any) -> Outbound | None:
+        return None
+
+    def parse_auth(
+        self, status: int, headers: dict[str, str], body: bytes, now: float
+    ) -> Credential:
+        raise NotImplementedError(f"tag type {self.name!r} has no parse_auth()")
+
+    def is_auth_failure(self, status: int, headers: dict[str, str], body: bytes) -> bool:
+        return status == 401
+
+
+def as_verdict(value: Outcome | Verdict) -> Verdict:
+    return value if isinstance(value, Verdict) else Verdict(outcome=value)
 
 
 def default_classify(status: int) -> Outcome:

@@ -1,1 +1,1 @@
-"""Meta Conversions API destination (PII normalization and hashing: ``normalize.py``)."""
+"""The `meta_capi` built-in plugin (registers its types once implemented)."""

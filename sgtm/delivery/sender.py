@@ -19,7 +19,7 @@ import httpx
 
 from sgtm import metrics
 from sgtm.delivery.base import DeliveryUnavailable, Submission
-from sgtm.plugin import Tag
+from sgtm.plugin import Tag, as_verdict
 
 log = logging.getLogger("sgtm.delivery")
 
@@ -86,7 +86,7 @@ class BestEffortSender:
     async def _send(self, submission: Submission, attempt: int) -> None:
         assert self._client is not None
         tag = self.tag_types[submission.tag_type]
-        out = submission.outbound
+        out = tag.merge([submission.outbound]) if tag.batching else submission.outbound
         started = time.perf_counter()
         try:
             response = await self._client.request(
@@ -96,9 +96,8 @@ class BestEffortSender:
                 content=out.body,
                 timeout=out.timeout or tag.timeout,
             )
-            outcome: str = tag.classify(
-                response.status_code, dict(response.headers), response.content
-            )
+            verdict = tag.classify(response.status_code, dict(response.headers), response.content)
+            outcome: str = as_verdict(verdict).outcome
             status = response.status_code
         except httpx.HTTPError as exc:
             outcome, status = "retry", 0

@@ -1,0 +1,1 @@
+"""The `beacon` built-in plugin (registers its types once implemented)."""

@@ -1,0 +1,1 @@
+"""The `datalayer` built-in plugin (registers its types once implemented)."""

@@ -1,0 +1,1 @@
+"""The `newtail` built-in plugin (registers its types once implemented)."""

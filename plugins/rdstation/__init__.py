@@ -1,0 +1,1 @@
+"""The `rdstation` built-in plugin (registers its types once implemented)."""

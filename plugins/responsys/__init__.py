@@ -1,0 +1,1 @@
+"""The `responsys` built-in plugin (registers its types once implemented)."""

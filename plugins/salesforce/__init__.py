@@ -1,0 +1,1 @@
+"""The `salesforce` built-in plugin (registers its types once implemented)."""
