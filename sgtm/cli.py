@@ -72,11 +72,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _load(paths: list[str]) -> list[ContainerSpec] | None:
     try:
-        return load_containers(list(paths), registry())
+        specs = load_containers(list(paths), registry())
     except ConfigErrors as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)
         return None
+    for spec in specs:
+        for warning in spec.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+    return specs
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -127,6 +127,7 @@ class ContainerSpec:
     tags: list[TagSpec]
     secrets: dict[str, str] = field(default_factory=dict)  # value -> env var name
     source: Source | None = None  # positions, for errors found across files
+    warnings: list[ConfigError] = field(default_factory=list)
 
 
 def validation_message(exc: msgspec.ValidationError) -> tuple[str, str, bool]:
@@ -159,6 +160,7 @@ class _Loader:
         self.src = source
         self.registry = registry
         self.errors: list[ConfigError] = []
+        self.warnings: list[ConfigError] = []
 
     def error(self, path: str, message: str, *, at_key: bool = False) -> None:
         self.errors.append(self.src.error(path, message, at_key=at_key))
@@ -204,6 +206,7 @@ class _Loader:
             tags=tags,
             secrets=dict(self.src.secrets),
             source=self.src,
+            warnings=self.warnings,
         )
 
     def hosts(self, hosts: list[str]) -> tuple[str, ...]:
@@ -392,7 +395,12 @@ class _Loader:
                 continue
             for j, name in enumerate(cfg.tags or []):
                 if name not in tag_names:
-                    self.error(join_path(join_path(path, "tags"), j), f"unknown tag '{name}'")
+                    # A warning, not an error: DESIGN's minimal example names a tag that its own
+                    # container lacks, and every build must accept that example.
+                    message = f"no tag named '{name}': this transformation affects no tag by it"
+                    self.warnings.append(
+                        self.src.error(join_path(join_path(path, "tags"), j), message)
+                    )
             for j, name in enumerate(cfg.tag_types or []):
                 if name not in self.registry.tags:
                     self.error(

@@ -51,7 +51,7 @@ def get(event: EventData, path: str, default: Any = None) -> Any:
     for part in path.split("."):
         if isinstance(node, dict):
             node = node.get(part, _MISSING)
-        elif isinstance(node, list) and part.isdigit():
+        elif isinstance(node, list) and _is_index(part):
             index = int(part)
             node = node[index] if index < len(node) else _MISSING
         else:
@@ -65,17 +65,31 @@ def has(event: EventData, path: str) -> bool:
     return get(event, path, _MISSING) is not _MISSING
 
 
+def _is_index(part: str) -> bool:
+    return part.isascii() and part.isdigit()  # "²".isdigit() is true, int("²") fails
+
+
+def _in_list(node: Any, part: str) -> bool:
+    return isinstance(node, list) and _is_index(part) and int(part) < len(node)
+
+
 def set_path(event: EventData, path: str, value: Any) -> None:
-    """Set a value, creating intermediate dicts (replacing non-dict values on the way)."""
+    """Set a value, creating intermediate dicts (replacing non-dict values on the way).
+
+    Like `get`, an existing list is walked by index (`items.0.price`); it is replaced only when
+    the next part is not one of its indexes.
+    """
     parts = path.split(".")
-    node = event
-    for part in parts[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
+    node: Any = event  # a dict, or a list whose index `part` was checked on the way
+    for i, part in enumerate(parts[:-1]):
+        key: Any = int(part) if isinstance(node, list) else part
+        child = node[key] if isinstance(node, list) else node.get(part)
+        if not (isinstance(child, dict) or _in_list(child, parts[i + 1])):
             child = {}
-            node[part] = child
+            node[key] = child
         node = child
-    node[parts[-1]] = value
+    last = parts[-1]
+    node[int(last) if isinstance(node, list) else last] = value
 
 
 def delete_path(event: EventData, path: str) -> None:
@@ -85,11 +99,16 @@ def delete_path(event: EventData, path: str) -> None:
     parts = path.split(".")
     node: Any = event
     for part in parts[:-1]:
-        node = node.get(part) if isinstance(node, dict) else None
-        if node is None:
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif _in_list(node, part):
+            node = node[int(part)]
+        else:
             return
     if isinstance(node, dict):
         node.pop(parts[-1], None)
+    elif _in_list(node, parts[-1]):
+        del node[int(parts[-1])]
 
 
 def copy_event(event: EventData) -> EventData:

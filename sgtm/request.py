@@ -54,6 +54,7 @@ def parse_cookie_header(header: str) -> dict[str, str]:
         return out
     for chunk in header.split(";"):
         name, sep, value = chunk.strip().partition("=")
+        name = name.strip()
         if not sep or not name:
             continue
         value = value.strip()
@@ -62,7 +63,7 @@ def parse_cookie_header(header: str) -> dict[str, str]:
                 parsed: SimpleCookie = SimpleCookie()
                 parsed.load(f"x={value}")
                 value = parsed["x"].value
-            except CookieError:
+            except (CookieError, KeyError):  # SimpleCookie skips what it cannot parse
                 value = value[1:-1]
         out.setdefault(name, value)
     return out

@@ -44,6 +44,9 @@ class Transformation:
         if self.kind == "allow":
             kept: ev.EventData = {}
             for path in ("event_name", *self.params):
+                if path in event:  # a literal key, dots and all, is kept as it is (`get` finds it)
+                    kept[path] = event[path]
+                    continue
                 value: Any = ev.get(event, path, _ABSENT)
                 if value is not _ABSENT:
                     ev.set_path(kept, path, value)

@@ -80,7 +80,10 @@ def compile_condition(raw: Any, path: str, is_variable: Callable[[str], bool]) -
         inner = compile_condition(raw["not"], join_path(path, "not"), is_variable)
         return lambda scope: not inner(scope)
     if keys == {"event_name"}:
-        return _leaf({"var": "event_name", "equals": raw["event_name"]}, path, is_variable)
+        try:
+            return _leaf({"var": "event_name", "equals": raw["event_name"]}, path, is_variable)
+        except ConditionError as exc:  # name the key the user wrote, not the expansion
+            raise ConditionError(join_path(path, "event_name"), str(exc)) from None
     return _leaf(raw, path, is_variable)
 
 
@@ -143,8 +146,13 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int too large for a float (JSON allows any length)
+            return None
     elif isinstance(value, str):
+        if "_" in value or not value.isascii():  # float() accepts "1_000" and non-ASCII digits
+            return None
         try:
             number = float(value.strip())
         except ValueError:
@@ -180,8 +188,16 @@ def _operator(op: str, expected: Any, path: str, ignore_case: bool) -> Callable[
     if op == "in":
         if not isinstance(expected, list):
             raise ConditionError(path, "`in` needs a list")
-        options = {_text(x, ignore_case) for x in expected}
-        return lambda v: v is not None and _text(v, ignore_case) in options
+        # Numbers and booleans in the list compare as `equals` does (10 matches 10.0 and "10").
+        typed = [
+            _operator("equals", x, path, ignore_case)
+            for x in expected
+            if isinstance(x, (bool, int, float))
+        ]
+        options = {_text(x, ignore_case) for x in expected if not isinstance(x, (bool, int, float))}
+        return lambda v: (
+            v is not None and (_text(v, ignore_case) in options or any(t(v) for t in typed))
+        )
     if op == "equals":
         if isinstance(expected, bool):
             return lambda v: v is expected or _text(v, True) == to_text(expected)

@@ -82,7 +82,10 @@ def _page_part(part: str) -> Callable[[Scope], Any]:
             split = urlsplit(location)
         except ValueError:
             return None
-        return split.hostname if part == "hostname" else split.path
+        if part == "hostname":
+            return split.hostname
+        # As a browser's URL.pathname: an http(s) URL without a path has the path "/".
+        return split.path or ("/" if split.netloc else "")
 
     return get
 
@@ -217,6 +220,13 @@ class LookupVariable(Variable):
 class RegexRow(_Settings):
     match: str
     value: Any
+
+    def __post_init__(self) -> None:
+        # Checked per row so the loader reports the row's position (`patterns[1]`).
+        try:
+            re.compile(self.match)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression {self.match!r}: {exc}") from None
 
 
 class RegexTableSettings(_Settings, dict=True):

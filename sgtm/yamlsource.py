@@ -102,12 +102,34 @@ def load(text: str, file: str, environ: Mapping[str, str] | None = None) -> Sour
         ) from None
     except yaml.YAMLError as exc:
         raise ConfigErrors([ConfigError(file, 1, 1, "", f"invalid YAML: {exc}")]) from None
+    except RecursionError:
+        raise ConfigErrors([ConfigError(file, 1, 1, "", _TOO_DEEP)]) from None
     if node is None:
         raise ConfigErrors([ConfigError(file, 1, 1, "", "the file is empty")])
-    data = builder.build(node, "")
+    try:
+        data = builder.build(node, "")
+    except RecursionError:
+        raise ConfigErrors([ConfigError(file, 1, 1, "", _TOO_DEEP)]) from None
     if builder.errors:
         raise ConfigErrors(builder.errors)
     return Source(file, data, builder.value_pos, builder.key_pos, builder.secrets)
+
+
+_TOO_DEEP = "invalid YAML: nested too deeply"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _Constructor(yaml.SafeLoader):
+    """Builds scalars, and remembers each mapping's own keys before merge keys are flattened."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+        self.explicit: dict[int, set[int]] = {}  # id(mapping node) -> ids of its own key nodes
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        if id(node) not in self.explicit:
+            self.explicit[id(node)] = {id(k) for k, _ in node.value if k.tag != _MERGE_TAG}
+        super().flatten_mapping(node)
 
 
 class _Builder:
@@ -119,7 +141,7 @@ class _Builder:
         self.key_pos: dict[str, tuple[int, int]] = {}
         self.secrets: dict[str, str] = {}
         self.count = 0
-        self.scalars = yaml.SafeLoader("")
+        self.scalars = _Constructor()
 
     def fail(self, node: yaml.Node, path: str, message: str) -> None:
         mark = node.start_mark
@@ -141,6 +163,8 @@ class _Builder:
     def build_mapping(self, node: yaml.MappingNode, path: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
         self.scalars.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
+        own_keys = self.scalars.explicit[id(node)]
+        merged: set[str] = set()  # keys in `out` that came from a merge, not written here
         for key_node, value_node in node.value:
             key = (
                 self.build_scalar(key_node, path) if isinstance(key_node, yaml.ScalarNode) else None
@@ -149,15 +173,26 @@ class _Builder:
                 self.fail(key_node, path, "mapping keys must be strings")
                 continue
             child = join_path(path, key)
-            if key in out:
+            # Merged pairs come first, the last one listed first: a key written in this mapping
+            # overrides a merged one, and an earlier merge source a later one (YAML merge rules).
+            if key in out and key not in merged:
                 self.fail(key_node, child, f"duplicate key '{key}'")
                 continue
+            if id(key_node) in own_keys:
+                merged.discard(key)
+            else:
+                merged.add(key)
             self.key_pos[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             out[key] = self.build(value_node, child)
         return out
 
     def build_scalar(self, node: yaml.Node, path: str) -> Any:
-        value = self.scalars.construct_object(node, deep=True)
+        try:
+            value = self.scalars.construct_object(node, deep=True)
+        except Exception as exc:  # an unknown tag (`!foo`) or a bad typed scalar (`!!int abc`)
+            problem = getattr(exc, "problem", None) or f"{node.value!r} is not a valid {node.tag}"
+            self.fail(node, path, f"invalid YAML value: {problem}")
+            return None
         if isinstance(value, str) and "$" in value:
             return self.substitute(value, node, path)
         if isinstance(value, (bytes, bytearray)) or type(value).__module__ == "datetime":
