@@ -215,6 +215,18 @@ def test_sigterm_drains_queued_deliveries(tmp_path):
         assert "Traceback" not in proc.logs()
 
 
+def test_several_workers_serve_the_same_containers(tmp_path, vendor):
+    config = write_container(tmp_path, vendor.url)
+    with SgtmProcess(config, {"HOOK_SECRET": SECRET}, "--workers", "2") as proc:
+        for _ in range(6):
+            assert httpx.get(proc.url + HIT.format(en="purchase")).status_code == 200
+        assert len(vendor.wait_for(6)) == 6
+        started = [
+            line for line in proc.logs().splitlines() if "Application startup complete" in line
+        ]
+        assert len(started) == 2
+
+
 def test_invalid_config_refuses_to_start(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(
