@@ -253,12 +253,13 @@ def normalize_gender(value: str) -> str | None:
 # makes (> 31, > 12, <= current year + 1) comes out the same, so cap instead of parsing (Python
 # refuses int() on strings over 4300 digits; JS yields a huge float or Infinity).
 _DOB_MAX_DIGITS = 9
+_DOB_HUGE = 1_000_000_000  # 10 ** _DOB_MAX_DIGITS
 
 
 def _js_parse_int(digits: str) -> int:
     significant = digits.lstrip("0")
     if len(significant) > _DOB_MAX_DIGITS:
-        return 10**_DOB_MAX_DIGITS
+        return _DOB_HUGE
     return int(significant or "0")
 
 
