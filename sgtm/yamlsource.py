@@ -201,6 +201,8 @@ class _Builder:
         return value
 
     def substitute(self, value: str, node: yaml.Node, path: str) -> str:
+        missing: set[str] = set()  # each name reported once per value
+
         def replace(match: re.Match[str]) -> str:
             if match.group(0) == "$$":
                 return "$"
@@ -209,7 +211,9 @@ class _Builder:
             if found is None or found == "":
                 if default is not None:
                     return default
-                self.fail(node, path, f"environment variable {name} is not set")
+                if name not in missing:
+                    missing.add(name)
+                    self.fail(node, path, f"environment variable {name} is not set")
                 return ""
             if SECRET_NAME_RE.search(name) and len(found) >= 4:
                 self.secrets[found] = name
