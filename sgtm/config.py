@@ -19,6 +19,7 @@ import msgspec
 from sgtm.plugin import Client, Tag
 from sgtm.plugins import Registry
 from sgtm.privacy import PrivacyPolicy, parse_networks
+from sgtm.redact import Redactor
 from sgtm.templates import Renderer, compile_value, has_template, walk_references
 from sgtm.transformations import Transformation
 from sgtm.triggers import Condition, ConditionError, compile_condition
@@ -161,9 +162,17 @@ class _Loader:
         self.registry = registry
         self.errors: list[ConfigError] = []
         self.warnings: list[ConfigError] = []
+        self.redact = Redactor(source.secrets)
+        # Names declared in the file, even when their definition is broken: a reference to them
+        # is not a second error (the definition's own error says what is wrong).
+        self.declared_variables: set[str] = set()
+        self.declared_triggers: set[str] = set()
 
     def error(self, path: str, message: str, *, at_key: bool = False) -> None:
-        self.errors.append(self.src.error(path, message, at_key=at_key))
+        self.errors.append(self.src.error(path, self.redact(message), at_key=at_key))
+
+    def is_variable(self, name: str) -> bool:
+        return name in self.declared_variables or name in BUILTINS
 
     def convert(self, data: Any, typ: type[Any], path: str) -> Any:
         try:
@@ -175,8 +184,36 @@ class _Loader:
             self.error(path, str(exc))
         return None
 
+    def top_level(self) -> ContainerFile | None:
+        """Decode the top level section by section, so one bad section hides no other."""
+        data = self.src.data
+        if not isinstance(data, dict):
+            self.error("", "a container must be a mapping (version: 1, clients: ..., tags: ...)")
+            return None
+        fields = set(ContainerFile.__struct_fields__)
+        clean = {}
+        for key, value in data.items():
+            if key in fields:
+                clean[key] = value
+            else:
+                self.error(key, "unknown key", at_key=True)
+        version = clean.get("version")
+        if "version" not in clean:
+            self.error("version", "required (this sgtm reads `version: 1`)", at_key=True)
+        elif version != 1 or isinstance(version, bool):
+            self.error("version", f"unsupported version {version!r}: this sgtm reads version 1")
+        clean["version"] = 1
+        for _ in range(len(fields)):
+            try:
+                return msgspec.convert(clean, ContainerFile, strict=False)
+            except msgspec.ValidationError as exc:
+                rel, message, at_key = validation_message(exc)
+                self.error(rel, message, at_key=at_key)
+                clean.pop(re.split(r"[.\[]", rel, maxsplit=1)[0], None)
+        return None
+
     def load(self) -> ContainerSpec | None:
-        top = self.convert(self.src.data, ContainerFile, "")
+        top = self.top_level()
         if top is None:
             return None
         name = top.name or Path(self.src.file).stem
@@ -247,6 +284,7 @@ class _Loader:
         out: dict[str, BoundVariable] = {}
         for name, spec in raw.items():
             path = join_path("variables", name)
+            self.declared_variables.add(name)
             if not _NAME_RE.match(name):
                 self.error(path, f"'{name}' is not a valid variable name", at_key=True)
                 continue
@@ -260,6 +298,10 @@ class _Loader:
                 continue
             type_name = spec.get("type")
             vtype = self.registry.variables.get(type_name) if isinstance(type_name, str) else None
+            if type_name is None:
+                known = ", ".join(sorted(self.registry.variables))
+                self.error(path, f"a variable needs a `type` (one of: {known})")
+                continue
             if vtype is None:
                 known = ", ".join(sorted(self.registry.variables))
                 self.error(
@@ -274,28 +316,26 @@ class _Loader:
         for name, bound in out.items():
             path = join_path("variables", name)
             for ref in bound.type.references(bound.settings):
-                if ref not in out and ref not in BUILTINS:
+                if not self.is_variable(ref):
                     self.error(join_path(path, "input"), f"unknown variable '{ref}'")
             self.check_templates(bound.settings and msgspec.to_builtins(bound.settings), path, out)
         return out
 
     def check_templates(self, value: Any, path: str, variables: dict[str, BoundVariable]) -> None:
         for rel, ref in walk_references(value):
-            if ref.startswith("event.") or ref in variables or ref in BUILTINS:
+            if ref.startswith("event.") or self.is_variable(ref):
                 continue
             self.error(_join(path, rel), f"unknown variable '{ref}' in template")
 
     def triggers(
         self, raw: dict[str, Any], variables: dict[str, BoundVariable]
     ) -> dict[str, Condition]:
-        def is_variable(name: str) -> bool:
-            return name in variables or name in BUILTINS
-
         out: dict[str, Condition] = {}
         for name, spec in raw.items():
             path = join_path("triggers", name)
+            self.declared_triggers.add(name)
             try:
-                out[name] = compile_condition(spec, path, is_variable)
+                out[name] = compile_condition(spec, path, self.is_variable)
             except ConditionError as exc:
                 self.error(exc.path, str(exc), at_key=exc.at_key)
         return out
@@ -379,7 +419,7 @@ class _Loader:
         for i, name in enumerate(names):
             if name in triggers:
                 out.append(triggers[name])
-            else:
+            elif name not in self.declared_triggers:
                 self.error(join_path(path, i), f"unknown trigger '{name}'")
         return tuple(out)
 
@@ -414,9 +454,7 @@ class _Loader:
             when = None
             if cfg.when is not None:
                 try:
-                    when = compile_condition(
-                        cfg.when, join_path(path, "when"), lambda n: n in variables or n in BUILTINS
-                    )
+                    when = compile_condition(cfg.when, join_path(path, "when"), self.is_variable)
                 except ConditionError as exc:
                     self.error(exc.path, str(exc), at_key=exc.at_key)
             out.append(
