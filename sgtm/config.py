@@ -179,8 +179,12 @@ class _Loader:
             return msgspec.convert(data, typ, strict=False)
         except msgspec.ValidationError as exc:
             rel, message, at_key = validation_message(exc)
+            if not rel:  # a Settings __post_init__ check: "field: message" points at the field
+                head, sep, rest = message.partition(": ")
+                if sep and head in getattr(typ, "__struct_fields__", ()):
+                    rel, message = head, rest
             self.error(_join(path, rel), message, at_key=at_key)
-        except (re.error, ValueError) as exc:  # raised by a Settings __post_init__
+        except re.error as exc:
             self.error(path, str(exc))
         return None
 

@@ -631,7 +631,7 @@ CASES = [
               url: "https://{{host}}/x"
         """,
         [
-            "shop.yaml:8:7: tags[0].settings: url: the scheme and host cannot be templates, "
+            "shop.yaml:8:12: tags[0].settings.url: the scheme and host cannot be templates, "
             "only the path and query"
         ],
     ),
@@ -646,7 +646,7 @@ CASES = [
               url: "{{event.page_location}}"
         """,
         [
-            "shop.yaml:6:7: tags[0].settings: url: expected an http(s) URL, "
+            "shop.yaml:6:12: tags[0].settings.url: expected an http(s) URL, "
             "got '{{event.page_location}}'"
         ],
     ),
@@ -906,7 +906,7 @@ def test_secret_in_an_error_message_is_redacted() -> None:
     found = errors(text, {"SLACK_WEBHOOK_SECRET": secret})
     assert all(secret not in message for message in found), found
     assert found == [
-        "shop.yaml:6:7: tags[0].settings: url: expected an http(s) URL, "
+        "shop.yaml:6:12: tags[0].settings.url: expected an http(s) URL, "
         "got '${SLACK_WEBHOOK_SECRET}'"
     ]
 
