@@ -125,11 +125,30 @@ class _Constructor(yaml.SafeLoader):
     def __init__(self) -> None:
         super().__init__("")
         self.explicit: dict[int, set[int]] = {}  # id(mapping node) -> ids of its own key nodes
+        self.bad_merges: list[yaml.Node] = []  # `<<:` values that are not mappings
 
     def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        # Our own merge-key resolution: PyYAML 6.0.4 changed its flatten_mapping (it dedupes
+        # merged keys by string identity, so `<<: [*a, *b]` let the later source win), and the
+        # YAML merge rules must not depend on which PyYAML release is installed. Result: merged
+        # pairs first, the last source listed first, so later pairs (this mapping's own keys,
+        # then earlier sources) override earlier ones.
         if id(node) not in self.explicit:
             self.explicit[id(node)] = {id(k) for k, _ in node.value if k.tag != _MERGE_TAG}
-        super().flatten_mapping(node)
+        merge: list[tuple[yaml.Node, yaml.Node]] = []
+        own: list[tuple[yaml.Node, yaml.Node]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag != _MERGE_TAG:
+                own.append((key_node, value_node))
+                continue
+            sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            for source in reversed(sources):
+                if not isinstance(source, yaml.MappingNode):
+                    self.bad_merges.append(source)
+                    continue
+                self.flatten_mapping(source)
+                merge.extend(source.value)
+        node.value = merge + own
 
 
 class _Builder:
@@ -163,6 +182,9 @@ class _Builder:
     def build_mapping(self, node: yaml.MappingNode, path: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
         self.scalars.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
+        for bad in self.scalars.bad_merges:
+            self.fail(bad, path, "a merge key (<<) takes a mapping or a list of mappings")
+        self.scalars.bad_merges.clear()
         own_keys = self.scalars.explicit[id(node)]
         merged: set[str] = set()  # keys in `out` that came from a merge, not written here
         for key_node, value_node in node.value:

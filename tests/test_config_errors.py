@@ -848,6 +848,20 @@ def test_merge_keys_earlier_source_wins() -> None:
     assert spec.variables["c"].settings.value == "from_a"
 
 
+def test_merge_key_that_is_not_a_mapping_is_a_positioned_error() -> None:
+    assert errors(
+        """\
+        version: 1
+        variables:
+          a: {<<: 3, type: constant, value: x}
+          b: {<<: [{type: constant}, oops], value: y}
+        """
+    ) == [
+        "shop.yaml:3:11: variables.a: a merge key (<<) takes a mapping or a list of mappings",
+        "shop.yaml:4:30: variables.b: a merge key (<<) takes a mapping or a list of mappings",
+    ]
+
+
 def test_merge_keys_still_report_duplicates_written_twice() -> None:
     assert errors(
         """\
