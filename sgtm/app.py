@@ -24,10 +24,10 @@ from starlette.types import Receive, Scope, Send
 
 from sgtm import metrics
 from sgtm.config import ContainerSpec, load_containers
-from sgtm.container import Container
+from sgtm.container import Container, DedupeStore
 from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery.base import Delivery
-from sgtm.delivery.sender import BestEffortSender
+from sgtm.delivery.setup import build_engine
 from sgtm.middleware import AccessLogMiddleware, BodyLimitMiddleware
 from sgtm.plugin import ClientResponse
 from sgtm.plugins import registry
@@ -136,9 +136,13 @@ def create_app(
     *,
     max_body: int | None = None,
 ) -> Starlette:
-    tag_types = registry().tags
-    delivery = delivery if delivery is not None else BestEffortSender(tag_types)
-    dedupe = MemoryDedupe()
+    dedupe: DedupeStore
+    if delivery is None:
+        # The durable engine; its store also keeps dedupe keys, so they outlive a restart.
+        engine = build_engine(specs)
+        delivery, dedupe = engine, engine.store
+    else:
+        dedupe = MemoryDedupe()
     containers = [Container(spec, delivery, dedupe) for spec in specs]
     router = SiteRouter(containers)
     state = {"ready": False}

@@ -1,4 +1,4 @@
-"""The `sgtm` command: serve | validate | emulate | schema | plugins."""
+"""The `sgtm` command: serve | validate | emulate | schema | plugins | dlq."""
 
 from __future__ import annotations
 
@@ -55,6 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     plugins = commands.add_parser("plugins", help="list installed plugins and their types")
     plugins.add_argument("--json", action="store_true")
 
+    from sgtm import dlq
+
+    dlq.add_parser(commands)
+
     args = parser.parse_args(argv)
     try:
         handler = {
@@ -63,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "emulate": cmd_emulate,
             "schema": cmd_schema,
             "plugins": cmd_plugins,
+            "dlq": dlq.run,
         }[args.command]
         return handler(args)
     except PluginError as exc:

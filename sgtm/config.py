@@ -12,10 +12,17 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 import msgspec
 
+from sgtm.delivery.policy import (
+    StoreConfig,
+    TagDeliveryConfig,
+    check_store,
+    check_tag_delivery,
+    store_spec,
+)
 from sgtm.plugin import Client, Tag
 from sgtm.plugins import Registry
 from sgtm.privacy import PrivacyPolicy, parse_networks
@@ -73,6 +80,7 @@ class TagConfig(_Strict):
     dry_run: bool = False
     paused: bool = False
     dedupe: DedupeConfig | None = None
+    delivery: TagDeliveryConfig | None = None  # overrides of the tag type's delivery defaults
 
 
 class ContainerFile(_Strict):
@@ -89,6 +97,7 @@ class ContainerFile(_Strict):
     triggers: dict[str, Any] = {}
     transformations: list[Any] = []
     tags: list[Any] = []
+    delivery: StoreConfig | None = None  # the outbox store; every container must agree
 
 
 @dataclass(slots=True)
@@ -107,12 +116,15 @@ class TagSpec:
     triggers: tuple[Condition, ...]
     block: tuple[Condition, ...]
     consent: tuple[str, ...]
-    settings: Any  # the decoded Struct, or None when templates make it per-event
+    # The decoded Struct. With templates (render_settings) the container renders it per event;
+    # the engine still logs in with this one (credential settings are never templated).
+    settings: Any
     render_settings: Renderer | None
     dry_run: bool
     paused: bool
     dedupe: tuple[Renderer, float] | None
     transformations: tuple[Transformation, ...] = ()
+    delivery: TagDeliveryConfig | None = None
 
 
 @dataclass
@@ -129,6 +141,7 @@ class ContainerSpec:
     secrets: dict[str, str] = field(default_factory=dict)  # value -> env var name
     source: Source | None = None  # positions, for errors found across files
     warnings: list[ConfigError] = field(default_factory=list)
+    delivery: StoreConfig | None = None
 
 
 def validation_message(exc: msgspec.ValidationError) -> tuple[str, str, bool]:
@@ -233,6 +246,9 @@ class _Loader:
             tag.transformations = tuple(
                 t for t in transformations if t.affects(tag.name, tag.type_name)
             )
+        if top.delivery is not None:
+            for rel, message in check_store(top.delivery):
+                self.error(join_path("delivery", rel), message)
         if self.errors:
             return None
         return ContainerSpec(
@@ -248,6 +264,7 @@ class _Loader:
             secrets=dict(self.src.secrets),
             source=self.src,
             warnings=self.warnings,
+            delivery=top.delivery,
         )
 
     def hosts(self, hosts: list[str]) -> tuple[str, ...]:
@@ -397,6 +414,17 @@ class _Loader:
             if cfg.dedupe is not None:
                 self.check_templates(cfg.dedupe.key, join_path(path, "dedupe.key"), variables)
                 dedupe = (compile_value(cfg.dedupe.key), cfg.dedupe.ttl)
+            if cfg.delivery is not None:
+                for rel, message in check_tag_delivery(cfg.delivery, ttype):
+                    self.error(join_path(join_path(path, "delivery"), rel), message)
+            if render and settings is not None and _templated_login(ttype, settings):
+                # The engine obtains tokens once per tag, not per event: what the tag logs in
+                # with must be fixed (its other settings may still vary per event).
+                self.error(
+                    settings_path,
+                    f"tag type {cfg.type!r} obtains credentials at run time: the settings it"
+                    " logs in with cannot use {{templates}}",
+                )
             if settings is None:
                 continue
             out.append(
@@ -407,11 +435,12 @@ class _Loader:
                     triggers=fire,
                     block=block,
                     consent=tuple(cfg.consent),
-                    settings=None if render else settings,
+                    settings=settings,
                     render_settings=render,
                     dry_run=cfg.dry_run,
                     paused=cfg.paused,
                     dedupe=dedupe,
+                    delivery=cfg.delivery,
                 )
             )
         return out
@@ -472,6 +501,21 @@ class _Loader:
                 )
             )
         return out
+
+
+def _templated_login(tag: Tag, settings: Any) -> bool:
+    """Whether the token request a tag builds from its load-time settings holds a template."""
+    if type(tag).auth_request is Tag.auth_request:
+        return False
+    try:
+        request = tag.auth_request(settings)
+    except Exception:
+        return True
+    if request is None:
+        return False
+    body = request.body.decode("utf-8", "replace")
+    text = "".join([request.url, *request.headers.values(), body, unquote_plus(body)])
+    return has_template(text)
 
 
 def load_text(
@@ -537,7 +581,20 @@ def _cross_check(specs: list[ContainerSpec]) -> list[ConfigError]:
     owner: dict[str, ContainerSpec] = {}
     default: ContainerSpec | None = None
     names: dict[str, ContainerSpec] = {}
+    store_owner: ContainerSpec | None = None
     for spec in specs:
+        if spec.delivery is not None:
+            # One process has one outbox: containers that name a store must name the same one.
+            if store_owner is not None and store_owner.delivery is not None:
+                mine, theirs = store_spec(spec.delivery), store_spec(store_owner.delivery)
+                if mine != theirs:
+                    message = (
+                        f"delivery store ({mine.describe()}) differs from {store_owner.file}"
+                        f" ({theirs.describe()}): one process uses one store"
+                    )
+                    errors.append(_error(spec, "delivery", message))
+            else:
+                store_owner = spec
         if spec.name in names:
             other = names[spec.name].file
             errors.append(

@@ -53,6 +53,7 @@ class TagTrace:
     fired: bool
     reason: str | None
     requests: list[Outbound] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -103,7 +104,9 @@ class Container:
             headers = result.response.headers
             headers["access-control-allow-origin"] = allowed_origin
             headers["access-control-allow-credentials"] = "true"
-            headers["vary"] = "Origin"
+            # Keep what the client varies on (the datalayer script varies on Accept-Encoding).
+            vary = headers.get("vary")
+            headers["vary"] = f"{vary}, Origin" if vary else "Origin"
         return result
 
     def _preflight(self, request: HitRequest, origin: str) -> ClientResponse:
@@ -146,9 +149,8 @@ class Container:
                 "sgtm_dropped_total", container=self.name, reason=f"{client.name}.bad_request"
             )
             body = exc.body if exc.body is not None else f"{exc}\n".encode()
-            return HandleResult(
-                client.name, ClientResponse(status=exc.status, body=body), error=str(exc)
-            )
+            response = ClientResponse(status=exc.status, headers=dict(exc.headers), body=body)
+            return HandleResult(client.name, response, error=str(exc))
         except Exception as exc:
             log.exception("client parse() failed", extra={"client": client.name})
             metrics.inc(
@@ -275,7 +277,13 @@ class Container:
         except Exception as exc:
             log.exception("tag build() failed", extra={"tag": tag.name})
             return skip(f"invalid: tag error ({type(exc).__name__})")
-        return TagTrace(tag.name, tag.type_name, True, None, list(requests))
+        warnings = [self.redact(w) for w in ctx.warnings]
+        if warnings:
+            metrics.inc("sgtm_tag_warnings_total", len(warnings), container=self.name, tag=tag.name)
+            log.info(
+                "tag changed the event to send it", extra={"tag": tag.name, "warnings": warnings}
+            )
+        return TagTrace(tag.name, tag.type_name, True, None, list(requests), warnings)
 
     def as_sent(self, tag_type: str, outbound: Outbound) -> Outbound:
         """The request as the vendor receives it when it travels alone (a batch of one)."""

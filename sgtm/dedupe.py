@@ -1,7 +1,8 @@
 """Dedupe: `seen(key, ttl)` answers whether a key was already seen within its time to live.
 
-The in-memory store serves `emulate` (dedupe lasts one run) and single-process serving; the durable
-stores that must outlive a restart arrive with the delivery engine behind the same method.
+The in-memory store serves `emulate` (dedupe lasts one run). `sgtm serve` keeps dedupe keys in the
+delivery store (`SqliteStore.seen`, `RedisStore.seen`, both atomic), so a rule outlives a restart
+and, on Redis, is shared by every instance.
 """
 
 from __future__ import annotations

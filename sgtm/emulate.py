@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from sgtm.config import ContainerSpec
-from sgtm.container import Container, EventTrace, HandleResult
+from sgtm.container import Container, EventTrace, HandleResult, TagTrace
 from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery.recorder import RecorderDelivery
 from sgtm.plugin import ClientResponse, Outbound
@@ -112,22 +112,23 @@ def render_response(response: ClientResponse) -> dict[str, Any]:
 
 
 def render_event(trace: EventTrace, container: Container) -> dict[str, Any]:
-    return {
-        "data": trace.data,
-        "tags": [
-            {
-                "name": t.name,
-                "type": t.type,
-                "fired": t.fired,
-                "reason": t.reason,
-                "requests": [
-                    render_outbound(container.as_sent(t.type, o), container.redact)
-                    for o in t.requests
-                ],
-            }
-            for t in trace.tags
+    return {"data": trace.data, "tags": [render_tag(t, container) for t in trace.tags]}
+
+
+def render_tag(trace: TagTrace, container: Container) -> dict[str, Any]:
+    rendered: dict[str, Any] = {
+        "name": trace.name,
+        "type": trace.type,
+        "fired": trace.fired,
+        "reason": trace.reason,
+        "requests": [
+            render_outbound(container.as_sent(trace.type, o), container.redact)
+            for o in trace.requests
         ],
     }
+    if trace.warnings:
+        rendered["warnings"] = trace.warnings
+    return rendered
 
 
 def render_outbound(outbound: Outbound, redact: Redactor) -> dict[str, Any]:

@@ -11,13 +11,19 @@ from collections import defaultdict
 Labels = tuple[tuple[str, str], ...]
 
 _counters: defaultdict[tuple[str, Labels], float] = defaultdict(float)
+_gauges: dict[tuple[str, Labels], float] = {}
 
 HELP = {
     "sgtm_requests_total": "HTTP requests answered, by container, client and status",
     "sgtm_events_total": "Events parsed by clients",
     "sgtm_dropped_total": "Input dropped by clients, by reason",
     "sgtm_tags_total": "Tag decisions per event, by tag and outcome (fired, trigger, consent, ...)",
-    "sgtm_deliveries_total": "Vendor requests finished, by tag and outcome",
+    "sgtm_tag_warnings_total": "Changes tags made to send an event (a value cut, a param dropped)",
+    "sgtm_deliveries_total": "Deliveries settled, by tag and outcome (done, retry, dead)",
+    "sgtm_delivery_enqueued_total": "Deliveries written to the outbox, by tag",
+    "sgtm_delivery_breaker_open_total": "Times a lane's circuit breaker opened",
+    "sgtm_delivery_auth_refresh_total": "Credentials refreshed after the vendor refused one",
+    "sgtm_delivery_queue_depth": "Deliveries waiting in the outbox, per lane (all instances)",
 }
 
 
@@ -25,19 +31,25 @@ def inc(name: str, value: float = 1.0, **labels: str) -> None:
     _counters[(name, tuple(sorted(labels.items())))] += value
 
 
+def gauge(name: str, value: float, **labels: str) -> None:
+    _gauges[(name, tuple(sorted(labels.items())))] = value
+
+
 def value(name: str, **labels: str) -> float:
-    return _counters.get((name, tuple(sorted(labels.items()))), 0.0)
+    key = (name, tuple(sorted(labels.items())))
+    return _counters.get(key, _gauges.get(key, 0.0))
 
 
 def render() -> str:
     lines: list[str] = []
     by_name: defaultdict[str, list[tuple[Labels, float]]] = defaultdict(list)
-    for (name, labels), count in sorted(_counters.items()):
+    for (name, labels), count in sorted([*_counters.items(), *_gauges.items()]):
         by_name[name].append((labels, count))
+    gauges = {name for name, _ in _gauges}
     for name, rows in by_name.items():
         if name in HELP:
             lines.append(f"# HELP {name} {HELP[name]}")
-        lines.append(f"# TYPE {name} counter")
+        lines.append(f"# TYPE {name} {'gauge' if name in gauges else 'counter'}")
         for labels, count in rows:
             label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
             lines.append(f"{name}{{{label_text}}} {count:g}" if label_text else f"{name} {count:g}")
@@ -50,3 +62,4 @@ def _escape(text: str) -> str:
 
 def reset() -> None:
     _counters.clear()
+    _gauges.clear()

@@ -43,7 +43,8 @@ class Outbound(msgspec.Struct, kw_only=True):
     # Seconds; None means the tag type's `timeout`.
     timeout: float | None = None
     # For tags that batch: this request's part of a batch (e.g. one event dict). `Tag.merge`
-    # turns several outbounds of one lane into the single request actually sent.
+    # turns several outbounds of one lane into the single request actually sent. Plain data
+    # only (dicts, lists, strings, numbers): it waits in the outbox and comes back decoded.
     batch_item: Any = None
 
 
@@ -135,6 +136,8 @@ class ClientContext:
     # Counters a client bumps for input it dropped, e.g. {"ga4.invalid_param": 3}; logged and
     # exported as metrics by the core.
     dropped: dict[str, int] = field(default_factory=dict)
+    # Cookies `parse` decided on (e.g. a first-party id it generated); `respond` sends them.
+    cookies: list[Cookie] = field(default_factory=list)
 
     def drop(self, reason: str, count: int = 1) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + count
@@ -146,6 +149,12 @@ class BuildContext:
     container: ContainerInfo
     now: float
     request: HitRequest | None = None  # None for events fed straight in (`emulate --events`)
+    # What `build` changed to make the event acceptable (a value truncated, a param dropped):
+    # logged, counted and shown by `sgtm emulate`, the event is still sent.
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
 
 
 class Client:
@@ -176,10 +185,17 @@ class Client:
 class BadRequest(Exception):
     """Raised by `Client.parse` for input it cannot use at all; answered with `status` (4xx)."""
 
-    def __init__(self, message: str, status: int = 400, body: bytes | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        status: int = 400,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.body = body
+        self.headers = headers or {}
 
 
 Outcome = Literal["done", "retry", "dead"]

@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from sgtm.config import ClientConfig, ConsentConfig, DedupeConfig, PrivacyConfig, TagConfig
+from sgtm.delivery.policy import StoreConfig, TagDeliveryConfig
 from sgtm.plugins import Registry
 from sgtm.triggers import OPERATORS
 
@@ -20,7 +21,13 @@ def _ref(name: str) -> dict[str, str]:
 
 
 def container_schema(registry: Registry) -> dict[str, Any]:
-    settings_types: list[type[Any]] = [PrivacyConfig, ConsentConfig, DedupeConfig]
+    settings_types: list[type[Any]] = [
+        PrivacyConfig,
+        ConsentConfig,
+        DedupeConfig,
+        StoreConfig,
+        TagDeliveryConfig,
+    ]
     for table in (registry.clients, registry.tags, registry.variables):
         settings_types.extend(t.Settings for t in table.values())
     _, defs = msgspec.json.schema_components(settings_types, ref_template="#/$defs/{name}")
@@ -127,6 +134,7 @@ def container_schema(registry: Registry) -> dict[str, Any]:
             "triggers": {"type": "object", "additionalProperties": _ref("Condition")},
             "transformations": {"type": "array", "items": transformation},
             "tags": {"type": "array", "items": typed("tag", TagConfig, registry.tags)},
+            "delivery": _ref("StoreConfig"),
         },
         "required": ["version"],
         "additionalProperties": False,

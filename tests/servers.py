@@ -8,10 +8,12 @@ script (status codes, delays), so tests see exactly what left sgtm over a real s
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -42,20 +44,33 @@ class Received:
 
 
 @dataclass
+class Reply:
+    """A scripted answer: status, headers, body, and how long to wait before answering."""
+
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    delay: float = 0.0
+
+
+@dataclass
 class FakeVendor:
-    """Answers `responses` in order, then `default_status`; `check` may reject a payload (400)."""
+    """Answers `responses` in order, then `default_status`; `check` may reject a payload (400);
+    `reply(request, status)` gives the response body (JSON), empty by default."""
 
     default_status: int = 200
-    responses: list[int] = field(default_factory=list)
+    responses: list[int | Reply] = field(default_factory=list)
     check: Callable[[Received], str | None] | None = None
+    reply: Callable[[Received, int], bytes] | None = None
     delay: float = 0.0
     received: list[Received] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    port: int = 0  # a fixed port: a vendor that is "down" (nothing listens) comes back there
 
     def __post_init__(self) -> None:
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind(("127.0.0.1", self.port))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._lock = threading.Lock()
@@ -86,19 +101,22 @@ class FakeVendor:
             self.received.append(got)
             if problem:
                 self.errors.append(problem)
-            status = (
+            scripted = (
                 400
                 if problem
                 else (self.responses.pop(0) if self.responses else self.default_status)
             )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [(b"content-length", b"0")],
-            }
-        )
-        await send({"type": "http.response.body", "body": b""})
+        answer = scripted if isinstance(scripted, Reply) else Reply(status=scripted)
+        if answer.delay:
+            await asyncio.sleep(answer.delay)
+        status = answer.status
+        payload = answer.body or (self.reply(got, status) if self.reply else b"")
+        headers = [(b"content-length", str(len(payload)).encode())]
+        if payload:
+            headers.append((b"content-type", b"application/json"))
+        headers.extend((k.lower().encode(), v.encode()) for k, v in answer.headers.items())
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
 
     def __enter__(self) -> FakeVendor:
         self.thread.start()
@@ -131,9 +149,15 @@ class SgtmProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.stderr_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"sgtm-{self.port}.log"
         self._stderr = open(self.stderr_path, "wb")  # noqa: SIM115 - closed in stop()
+        env = dict(env or {})
+        # The outbox belongs to the config: a server restarted on the same config file finds
+        # what the previous one acknowledged, and tests with other configs never share it.
+        key = hashlib.sha256(str(Path(config).resolve()).encode()).hexdigest()[:16]
+        default_dir = Path(tempfile.gettempdir()) / f"sgtm-data-{key}"
+        self.data_dir = env.setdefault("SGTM_DATA_DIR", str(default_dir))
         self.proc = subprocess.Popen(
             [SGTM, "serve", "-c", str(config), "--port", str(self.port), *extra],
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **env},
             stdout=subprocess.DEVNULL,
             stderr=self._stderr,
             cwd=str(ROOT),

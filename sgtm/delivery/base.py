@@ -9,6 +9,7 @@ silent 2xx. The response never waits for a vendor.
 from __future__ import annotations
 
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -24,7 +25,17 @@ class Submission(msgspec.Struct, kw_only=True):
 
     @property
     def lane(self) -> str:
-        return f"{self.container}/{self.tag}/{self.outbound.destination}"
+        return lane_key(self.container, self.tag, self.outbound)
+
+
+def lane_key(container: str, tag: str, outbound: Outbound) -> str:
+    """A lane per container, tag and destination; without a destination key, the URL's origin
+    (so one tag sending to two hosts never lets one host's outage hold back the other)."""
+    destination = outbound.destination
+    if not destination:
+        parts = urlsplit(outbound.url)
+        destination = f"{parts.scheme}://{parts.netloc}"
+    return f"{container}/{tag}/{destination}"
 
 
 class DeliveryUnavailable(Exception):

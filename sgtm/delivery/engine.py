@@ -1,0 +1,677 @@
+"""The durable delivery engine: outbox -> lanes -> batch -> rate limit -> breaker -> send.
+
+`submit` writes every request of a hit to the store and returns once it is committed; the client
+is answered after that, so an acknowledged event is never only in memory. Sending happens in
+lanes, one per destination (container / tag / destination key, by default the URL's origin):
+each lane has its own pump task, concurrency limit, token bucket, circuit breaker and batching,
+so a failing or slow vendor only ever waits on itself.
+
+A lane's pump leases due jobs from the store (leases expire, so another engine takes over the
+jobs of one that died), merges them as the tag declares, sends, and settles each job by the
+tag's verdict: done (deleted), retry (backoff with full jitter, at least the vendor's
+Retry-After), or dead (moved to the dead letters with the last response and the attempt
+history). A job older than its max age is dead-lettered instead of retried. Retries resend the
+stored request unchanged, so idempotency keys and event ids stay the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from sgtm import metrics
+from sgtm.delivery.base import DeliveryUnavailable, Submission, lane_key
+from sgtm.delivery.credentials import CredentialError, CredentialManager, fill, needs_credential
+from sgtm.delivery.policy import LanePolicy
+from sgtm.delivery.seal import SecretSeal
+from sgtm.delivery.store import (
+    BODY_LIMIT,
+    Attempt,
+    DeadLetter,
+    Job,
+    LastResponse,
+    NewJob,
+    Payload,
+    Retry,
+    Store,
+    encode_payload,
+    trim_history,
+)
+from sgtm.delivery.transport import Response, Transport, TransportError
+from sgtm.plugin import Credential, Outbound, RateLimit, Tag, Verdict, as_verdict
+from sgtm.redact import Redactor
+
+log = logging.getLogger("sgtm.delivery")
+
+
+@dataclass(slots=True)
+class TagRoute:
+    """One tag of one container, as the engine sends it."""
+
+    container: str
+    tag: str
+    type: Tag
+    settings: Any  # static settings (None when templated); what auth_request reads
+    policy: LanePolicy
+    seal: SecretSeal = field(default_factory=lambda: SecretSeal({}))
+    redact: Redactor = field(default_factory=lambda: Redactor({}))
+
+    @property
+    def uses_auth(self) -> bool:
+        return type(self.type).auth_request is not Tag.auth_request
+
+
+@dataclass(slots=True)
+class EngineOptions:
+    poll_interval: float = 1.0  # idle lanes look for work (other workers', retries) this often
+    backoff_base: float = 1.0
+    backoff_cap: float = 300.0
+    breaker_failures: int = 5  # consecutive failed requests that open a lane's breaker
+    breaker_open_min: float = 1.0  # first open period; doubles per failed probe
+    breaker_open_max: float = 5.0  # cheap probes: a recovered vendor is noticed within this
+    lease_margin: float = 30.0  # a lease lasts the request timeout plus this
+    drain_timeout: float = 10.0  # on shutdown, time to send what is due before persisting
+    sweep_interval: float = 60.0  # max-age sweeps and queue-depth gauges
+    discover_interval: float = 5.0  # lanes other engines created
+
+
+class TokenBucket:
+    def __init__(self, rate: RateLimit, clock: Callable[[], float]) -> None:
+        self.capacity = float(max(1, rate.requests))
+        self.interval = rate.per / max(1, rate.requests)  # seconds per token
+        self.tokens = self.capacity
+        self.clock = clock
+        self.updated = clock()
+
+    def available(self) -> float:
+        now = self.clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) / self.interval)
+        self.updated = now
+        return self.tokens
+
+    def take(self, count: int = 1) -> None:
+        self.available()
+        self.tokens -= count  # may go below zero: a byte-split batch is paid for afterwards
+
+    def wait_time(self) -> float:
+        tokens = self.available()
+        return 0.0 if tokens >= 1 else (1 - tokens) * self.interval
+
+
+class Breaker:
+    """Closed -> open after N consecutive failures -> half-open (one probe) -> closed or open."""
+
+    def __init__(self, options: EngineOptions) -> None:
+        self.options = options
+        self.failures = 0
+        self.open_until = 0.0
+        self.open_for = 0.0
+        self.probing = False
+
+    @property
+    def is_open(self) -> bool:
+        return self.open_for > 0
+
+    def slots(self, now: float, concurrency: int) -> int:
+        if not self.is_open:
+            return concurrency
+        if now < self.open_until or self.probing:
+            return 0
+        return 1  # half-open: one probe
+
+    def wait_time(self, now: float) -> float:
+        return max(0.0, self.open_until - now) if self.is_open and not self.probing else 0.0
+
+    def record(self, ok: bool, now: float) -> str | None:
+        """The state change, if any: "open" or "closed"."""
+        self.probing = False
+        if ok:
+            self.failures = 0
+            if self.is_open:
+                self.open_for = 0.0
+                return "closed"
+            return None
+        self.failures += 1
+        if self.is_open:
+            self.open_for = min(self.open_for * 2, self.options.breaker_open_max)
+            self.open_until = now + self.open_for
+            return None
+        if self.failures >= self.options.breaker_failures:
+            self.open_for = self.options.breaker_open_min
+            self.open_until = now + self.open_for
+            return "open"
+        return None
+
+
+class Lane:
+    def __init__(self, key: str, route: TagRoute, engine: DeliveryEngine) -> None:
+        self.key = key
+        self.route = route
+        self.policy = route.policy
+        self.bucket = (
+            TokenBucket(self.policy.rate_limit, engine.clock) if self.policy.rate_limit else None
+        )
+        self.breaker = Breaker(engine.options)
+        self.inflight = 0
+        self.paused_until = 0.0  # a vendor's Retry-After for the whole lane
+        self.wake = asyncio.Event()
+        self.idle = False  # the last lease found nothing due
+        self.linger_next = True
+        self.next_flush: float | None = None
+        self.flushing = False
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {"container": self.route.container, "tag": self.route.tag}
+
+    async def wait(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), seconds)
+        self.wake.clear()
+
+
+class DeliveryEngine:
+    def __init__(
+        self,
+        store: Store,
+        routes: Mapping[tuple[str, str], TagRoute],
+        *,
+        options: EngineOptions | None = None,
+        transport: Transport | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.routes = dict(routes)
+        self.options = options or EngineOptions()
+        self.transport = transport or Transport()
+        self.clock = clock
+        self.credentials = CredentialManager(self.transport, clock=clock)
+        self.lanes: dict[str, Lane] = {}
+        self._sends: dict[asyncio.Task[None], list[Job]] = {}
+        self._supervisor: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._stopped = asyncio.Event()
+        self._unroutable: set[str] = set()
+
+    # -- the Delivery interface -----------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.store.open()
+        await self.transport.start()
+        for key in await self.store.lanes():
+            self._lane(key)
+        self._supervisor = asyncio.create_task(self._supervise(), name="sgtm-delivery")
+
+    async def submit(self, submissions: list[Submission]) -> None:
+        if self._stopping:
+            raise DeliveryUnavailable("shutting down")
+        now = self.clock()
+        jobs: list[NewJob] = []
+        for submission in submissions:
+            route = self.routes.get((submission.container, submission.tag))
+            outbound = route.seal.seal(submission.outbound) if route else submission.outbound
+            payload = Payload(
+                container=submission.container,
+                tag=submission.tag,
+                tag_type=submission.tag_type,
+                outbound=outbound,
+                created=submission.created,
+            )
+            try:
+                data = encode_payload(payload)
+            except (TypeError, msgspec.EncodeError) as exc:
+                # A plugin bug (a batch_item that is not plain data): it can never be stored or
+                # sent, so it is counted and logged loudly rather than failing the whole hit.
+                log.error(
+                    "tag built a request that cannot be stored: %s",
+                    exc,
+                    extra={"tag": submission.tag},
+                )
+                metrics.inc(
+                    "sgtm_deliveries_total",
+                    container=submission.container,
+                    tag=submission.tag,
+                    outcome="unstorable",
+                )
+                continue
+            lane = lane_key(submission.container, submission.tag, outbound)
+            jobs.append(NewJob(lane=lane, due=now, created=submission.created, payload=data))
+        if not jobs:
+            return
+        await self.store.enqueue(jobs)
+        for key in {job.lane for job in jobs}:
+            woken = self._lane(key)
+            if woken is not None:
+                woken.wake.set()
+        for submission in submissions:
+            metrics.inc(
+                "sgtm_delivery_enqueued_total", container=submission.container, tag=submission.tag
+            )
+
+    async def close(self) -> None:
+        """Send what is due for up to `drain_timeout`, then stop; unsent jobs stay stored."""
+        deadline = self.clock() + self.options.drain_timeout
+        # Polls the lanes' state (many lanes, one deadline); bounded by drain_timeout.
+        while self.clock() < deadline and any(map(self._busy, self.lanes.values())):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        self._stopping = True
+        self._stopped.set()
+        for lane in self.lanes.values():
+            lane.wake.set()
+        tasks: list[asyncio.Task[None]] = [
+            lane.task for lane in self.lanes.values() if lane.task is not None
+        ]
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            tasks.append(self._supervisor)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._sends:
+            remaining = max(0.1, deadline - self.clock())
+            await asyncio.wait(list(self._sends), timeout=remaining)
+        leftover = [job for jobs in self._sends.values() for job in jobs]
+        for task in list(self._sends):
+            task.cancel()
+        await asyncio.gather(*self._sends, return_exceptions=True)
+        if leftover:
+            with contextlib.suppress(DeliveryUnavailable):
+                await self.store.release(leftover, self.clock())
+            log.warning(
+                "shutdown: %d deliveries in flight were kept for the next start", len(leftover)
+            )
+        await self.transport.close()
+        await self.store.close()
+
+    def _busy(self, lane: Lane) -> bool:
+        if lane.inflight:
+            return True
+        if lane.breaker.is_open or lane.policy.batching.flush_every:
+            return False  # it would not progress now; its jobs are safe in the store
+        return not lane.idle
+
+    # -- lanes ----------------------------------------------------------------------------
+
+    def _lane(self, key: str) -> Lane | None:
+        lane = self.lanes.get(key)
+        if lane is not None:
+            return lane
+        container, _, rest = key.partition("/")
+        tag = rest.partition("/")[0]
+        route = self.routes.get((container, tag))
+        if route is None:
+            if key not in self._unroutable:
+                self._unroutable.add(key)
+                # Another instance may run a newer config that has this tag: leave its jobs.
+                log.warning("jobs for a tag this config does not have are left alone: %s", key)
+            return None
+        lane = Lane(key, route, self)
+        self.lanes[key] = lane
+        if not self._stopping:
+            lane.task = asyncio.create_task(self._pump(lane), name=f"sgtm-lane {key}")
+        return lane
+
+    async def _supervise(self) -> None:
+        last_sweep = 0.0
+        while not self._stopping:
+            await asyncio.sleep(self.options.discover_interval)
+            try:
+                for key in await self.store.lanes():
+                    self._lane(key)
+                now = self.clock()
+                if now - last_sweep >= self.options.sweep_interval:
+                    last_sweep = now
+                    await self._sweep(now)
+            except DeliveryUnavailable as exc:
+                log.warning("delivery store unavailable: %s", exc)
+            except Exception:
+                log.exception("delivery supervisor error")
+
+    async def _sweep(self, now: float) -> None:
+        for lane in list(self.lanes.values()):
+            expired = 0
+            while True:
+                moved = await self.store.expire(lane.key, now - lane.policy.max_age, now, 1000)
+                expired += moved
+                if moved < 1000:
+                    break
+            if expired:
+                metrics.inc("sgtm_deliveries_total", float(expired), outcome="dead", **lane.labels)
+                log.warning(
+                    "dead-lettered deliveries older than their max age",
+                    extra={"lane": lane.key, "count": expired},
+                )
+        for key, depth in (await self.store.depth()).items():
+            metrics.gauge("sgtm_delivery_queue_depth", depth, lane=key)
+
+    async def _pump(self, lane: Lane) -> None:
+        while not self._stopping:
+            try:
+                await self._pump_once(lane)
+            except DeliveryUnavailable as exc:
+                log.warning("delivery store unavailable: %s", exc, extra={"lane": lane.key})
+                await lane.wait(self.options.poll_interval)
+            except Exception:
+                log.exception("delivery lane error", extra={"lane": lane.key})
+                await lane.wait(self.options.poll_interval)
+
+    async def _pump_once(self, lane: Lane) -> None:
+        policy = lane.policy
+        now = self.clock()
+        every = policy.batching.flush_every
+        if every and not lane.flushing:
+            if lane.next_flush is None:
+                lane.next_flush = await self.store.get_schedule(lane.key)
+                if lane.next_flush is None:
+                    lane.next_flush = now + every
+                    await self.store.set_schedule(lane.key, lane.next_flush)
+            if now < lane.next_flush:
+                await self._sleep(min(lane.next_flush - now, self.options.poll_interval * 5))
+                return
+            lane.flushing = True
+
+        wait = max(
+            lane.breaker.wait_time(now),
+            lane.paused_until - now,
+            lane.bucket.wait_time() if lane.bucket else 0.0,
+        )
+        slots = lane.breaker.slots(now, policy.concurrency) - lane.inflight
+        if wait > 0 or slots <= 0:
+            await lane.wait(wait if wait > 0 else self.options.poll_interval)
+            return
+        if lane.linger_next and policy.batching.linger > 0 and not lane.flushing:
+            lane.linger_next = False
+            await self._sleep(policy.batching.linger)
+            return
+        batches = slots
+        if lane.bucket is not None:
+            batches = max(1, min(batches, int(lane.bucket.available())))
+        max_items = policy.batching.max_items if policy.batched else 1
+        lease_for = policy.timeout * 3 + self.options.lease_margin  # token, send, resend
+        jobs = await self.store.lease(lane.key, now, batches * max_items, lease_for)
+        if len(jobs) < batches * max_items:
+            lane.linger_next = True
+        if not jobs:
+            lane.idle = True
+            if lane.flushing:
+                lane.flushing = False
+                assert every is not None and lane.next_flush is not None
+                while lane.next_flush <= now:
+                    lane.next_flush += every
+                await self.store.set_schedule(lane.key, lane.next_flush)
+                return
+            due = await self.store.next_due(lane.key)
+            idle_for = self.options.poll_interval
+            if due is not None:
+                idle_for = min(idle_for, max(0.0, due - now))
+            await lane.wait(idle_for)
+            return
+        lane.idle = False
+        for batch in split(jobs, max_items, policy.batching.max_bytes):
+            if lane.bucket is not None:
+                lane.bucket.take()
+            if lane.breaker.is_open:
+                lane.breaker.probing = True
+            lane.inflight += 1
+            task = asyncio.create_task(self._deliver(lane, batch))
+            self._sends[task] = batch
+            task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._sends.pop(task, None)
+
+    async def _sleep(self, seconds: float) -> None:
+        # Interruptible by shutdown only: a scheduled lane ignores new submissions.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), seconds)
+
+    # -- sending --------------------------------------------------------------------------
+
+    async def _deliver(self, lane: Lane, jobs: list[Job]) -> None:
+        try:
+            await self._deliver_batch(lane, jobs)
+        except asyncio.CancelledError:
+            raise
+        except DeliveryUnavailable as exc:
+            # Settling failed; the leases run out and the jobs are sent again (same keys).
+            log.warning("could not record delivery outcome: %s", exc, extra={"lane": lane.key})
+        except Exception:
+            log.exception("delivery error", extra={"lane": lane.key})
+        finally:
+            lane.inflight -= 1
+            lane.wake.set()
+
+    async def _deliver_batch(self, lane: Lane, jobs: list[Job]) -> None:
+        route = lane.route
+        tag = route.type
+        payloads = [job.decode() for job in jobs]
+        outbounds = [p.outbound for p in payloads]
+        try:
+            request = tag.merge(outbounds) if lane.policy.batched else outbounds[0]
+        except Exception as exc:
+            log.exception("tag merge() failed", extra={"lane": lane.key})
+            reason = f"merge failed ({type(exc).__name__})"
+            await self._settle(lane, jobs, [Verdict(outcome="dead", reason=reason)] * len(jobs))
+            return
+        request = route.seal.unseal(request)
+        policy = lane.policy
+        timeout = policy.timeout if policy.timeout_fixed else request.timeout or policy.timeout
+        started = time.perf_counter()
+        response: Response | None = None
+        error = ""
+        try:
+            response = await self._send(lane, request, timeout)
+        except TransportError as exc:
+            error = exc.kind
+        except CredentialError as exc:
+            error = str(exc)
+        ms = round((time.perf_counter() - started) * 1000, 1)
+        now = self.clock()
+
+        if response is None:
+            verdicts = [Verdict(outcome="retry", reason=error)] * len(jobs)
+        else:
+            verdicts = self._classify(lane, response, outbounds)
+        failed = response is None or all(v.outcome == "retry" for v in verdicts)
+        change = lane.breaker.record(not failed, now)
+        if change == "open":
+            metrics.inc("sgtm_delivery_breaker_open_total", 1.0, **lane.labels)
+            log.warning("circuit open: vendor failing", extra={"lane": lane.key, "error": error})
+        elif change == "closed":
+            hastened = await self.store.hasten(lane.key, now)
+            log.info("circuit closed: vendor back", extra={"lane": lane.key, "due": hastened})
+        if response is not None:
+            pause = max((v.retry_after or 0.0) for v in verdicts)
+            if pause > 0:
+                lane.paused_until = max(lane.paused_until, now + pause)
+        status = response.status if response is not None else 0
+        # Successes at debug: at thousands per second they would drown what needs reading.
+        log.log(
+            logging.INFO if failed or status >= 300 else logging.DEBUG,
+            "delivery",
+            extra={
+                "lane": lane.key,
+                "status": status,
+                "items": len(jobs),
+                "ms": ms,
+                "error": error,
+            },
+        )
+        await self._settle(lane, jobs, verdicts, response=response, ms=ms, error=error)
+
+    async def _send(self, lane: Lane, request: Outbound, time_limit: float) -> Response:
+        route = lane.route
+        if not (route.uses_auth and needs_credential(request)):
+            return await self.transport.send(
+                request.method, request.url, request.headers, request.body, time_limit
+            )
+        key = f"{route.container}/{route.tag}"
+        credential: Credential = await self.credentials.get(
+            key, route.type, route.settings, time_limit
+        )
+        sent = fill(request, credential)
+        response = await self.transport.send(
+            sent.method, sent.url, sent.headers, sent.body, time_limit
+        )
+        if route.type.is_auth_failure(response.status, response.headers, response.body):
+            # The token was refused: one refresh (shared with every concurrent send), one retry.
+            metrics.inc("sgtm_delivery_auth_refresh_total", 1.0, **lane.labels)
+            credential = await self.credentials.refresh(
+                key, route.type, route.settings, time_limit, credential
+            )
+            sent = fill(request, credential)
+            response = await self.transport.send(
+                sent.method, sent.url, sent.headers, sent.body, time_limit
+            )
+        return response
+
+    def _classify(self, lane: Lane, response: Response, outbounds: list[Outbound]) -> list[Verdict]:
+        tag = lane.route.type
+        header_wait = retry_after(response.headers.get("retry-after"), self.clock())
+        try:
+            if lane.policy.batched:
+                raw = tag.classify_batch(
+                    response.status, response.headers, response.body, outbounds
+                )
+                if len(raw) != len(outbounds):
+                    raise ValueError(f"{len(raw)} verdicts for {len(outbounds)} items")
+            else:
+                raw = [tag.classify(response.status, response.headers, response.body)]
+            verdicts = [as_verdict(v) for v in raw]
+        except Exception as exc:
+            log.error("tag classify failed: %s", type(exc).__name__, extra={"lane": lane.key})
+            # The vendor answered something the tag cannot read: keep it and try again later.
+            verdicts = [Verdict(outcome="retry", reason=f"classify failed ({type(exc).__name__})")]
+            verdicts *= len(outbounds)
+        if header_wait:
+            verdicts = [
+                msgspec.structs.replace(v, retry_after=max(v.retry_after or 0.0, header_wait))
+                if v.outcome == "retry"
+                else v
+                for v in verdicts
+            ]
+        return verdicts
+
+    async def _settle(
+        self,
+        lane: Lane,
+        jobs: list[Job],
+        verdicts: list[Verdict],
+        *,
+        response: Response | None = None,
+        ms: float = 0.0,
+        error: str = "",
+    ) -> None:
+        now = self.clock()
+        status = response.status if response is not None else 0
+        done: list[Job] = []
+        retries: list[Retry] = []
+        dead: list[DeadLetter] = []
+        for job, verdict in zip(jobs, verdicts, strict=True):
+            if verdict.outcome == "done":
+                done.append(job)
+                continue
+            job.attempts += 1
+            job.history = trim_history(
+                [*job.history, Attempt(at=now, status=status, error=verdict.reason or error, ms=ms)]
+            )
+            reason = verdict.reason
+            if verdict.outcome == "retry" and now - job.created >= lane.policy.max_age:
+                reason = (
+                    f"max_age: still failing after {job.attempts} attempts ({reason or status})"
+                )
+            elif verdict.outcome == "retry":
+                due = now + self.backoff(job.attempts, verdict.retry_after)
+                retries.append(Retry(job=job, due=due))
+                continue
+            dead.append(self._dead_letter(lane, job, reason, response, now))
+        await self.store.settle(done, retries, dead)
+        labels = lane.labels
+        for outcome, count in (("done", len(done)), ("retry", len(retries)), ("dead", len(dead))):
+            if count:
+                metrics.inc("sgtm_deliveries_total", float(count), outcome=outcome, **labels)
+        if dead:
+            log.warning(
+                "dead-lettered deliveries",
+                extra={"lane": lane.key, "count": len(dead), "status": status},
+            )
+
+    def backoff(self, attempts: int, retry_after: float | None) -> float:
+        """Full jitter (uniform between 0 and the exponential cap), at least the vendor's wait."""
+        ceiling = min(self.options.backoff_cap, self.options.backoff_base * 2 ** (attempts - 1))
+        return max(retry_after or 0.0, random.uniform(0, ceiling))
+
+    def _dead_letter(
+        self, lane: Lane, job: Job, reason: str, response: Response | None, now: float
+    ) -> DeadLetter:
+        payload = job.decode()
+        last = None
+        if response is not None:
+            redact = lane.route.redact
+            body = redact(response.body[:BODY_LIMIT].decode("utf-8", "replace")).encode()
+            headers = {
+                k: redact(v) for k, v in response.headers.items() if k not in _PRIVATE_HEADERS
+            }
+            last = LastResponse(status=response.status, headers=headers, body=body)
+            reason = reason or f"vendor answered {response.status}"
+        return DeadLetter(
+            id=job.id,
+            lane=lane.key,
+            container=payload.container,
+            tag=payload.tag,
+            tag_type=payload.tag_type,
+            created=job.created,
+            died=now,
+            attempts=job.attempts,
+            reason=reason or "dead",
+            payload=job.payload,
+            response=last,
+            history=job.history,
+        )
+
+
+_PRIVATE_HEADERS = frozenset({"set-cookie", "authorization", "proxy-authorization"})
+
+
+def split(jobs: list[Job], max_items: int, max_bytes: int) -> list[list[Job]]:
+    """Consecutive batches of at most max_items jobs whose bodies fit in max_bytes (a job larger
+    than max_bytes travels alone)."""
+    batches: list[list[Job]] = []
+    current: list[Job] = []
+    size = 0
+    for job in jobs:
+        length = len(job.payload)
+        if current and (len(current) >= max_items or size + length > max_bytes):
+            batches.append(current)
+            current, size = [], 0
+        current.append(job)
+        size += length
+    if current:
+        batches.append(current)
+    return batches
+
+
+def retry_after(value: str | None, now: float) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), capped at one hour."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - now
+    return min(max(seconds, 0.0), 3600.0)

@@ -1,0 +1,588 @@
+"""SQLite store: the embedded default, one file under ./var (or $SGTM_DATA_DIR).
+
+One writer thread owns the connection and commits in groups: every operation submitted while the
+previous transaction was being written waits in a queue, and the next transaction runs them all,
+each in its own savepoint (a failing operation rolls back alone), under one COMMIT and so one
+fsync. Many requests share an fsync, and nothing touches SQLite on the event loop.
+
+WAL with synchronous=FULL: a commit is on disk when `enqueue` returns, so an acknowledged event
+survives a crash of the process and of the machine; group commit makes that fsync cheap.
+
+Several processes (`sgtm serve --workers N`) may share the file: SQLite serializes their write
+transactions (busy_timeout), and leasing keeps them from sending the same job twice. A leased
+job's `due` is set to the end of its lease, so a crashed worker's jobs become due again by
+themselves; at start, jobs leased by processes of this machine that no longer exist are released
+at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import queue
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sgtm.delivery.base import DeliveryUnavailable
+from sgtm.delivery.store import (
+    DeadLetter,
+    Job,
+    NewJob,
+    Retry,
+    decode_history,
+    decode_payload,
+    decode_response,
+    encode,
+)
+
+log = logging.getLogger("sgtm.delivery.sqlite")
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    lane TEXT NOT NULL,
+    due REAL NOT NULL,
+    owner TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    payload BLOB NOT NULL,
+    history BLOB
+);
+CREATE INDEX IF NOT EXISTS outbox_lane_due ON outbox (lane, due);
+CREATE INDEX IF NOT EXISTS outbox_lane_created ON outbox (lane, created);
+CREATE INDEX IF NOT EXISTS outbox_owner ON outbox (owner) WHERE owner != '';
+CREATE TABLE IF NOT EXISTS lanes (
+    lane TEXT PRIMARY KEY,
+    depth INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS dead (
+    id INTEGER PRIMARY KEY,
+    lane TEXT NOT NULL,
+    container TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    tag_type TEXT NOT NULL,
+    created REAL NOT NULL,
+    died REAL NOT NULL,
+    attempts INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    response BLOB,
+    history BLOB
+);
+CREATE INDEX IF NOT EXISTS dead_died ON dead (died);
+CREATE INDEX IF NOT EXISTS dead_tag ON dead (tag, died);
+CREATE TABLE IF NOT EXISTS schedule (
+    lane TEXT PRIMARY KEY,
+    next_flush REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dedupe (
+    key TEXT PRIMARY KEY,
+    expires REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
+FILE_NAME = "sgtm.db"
+MAX_GROUP = 512  # operations per transaction; a bound on how long one commit can take
+
+
+class _Op:
+    __slots__ = ("durable", "fn", "future", "loop")
+
+    def __init__(
+        self,
+        fn: Callable[[sqlite3.Connection], Any],
+        future: asyncio.Future[Any],
+        loop: asyncio.AbstractEventLoop,
+        durable: bool,
+    ) -> None:
+        self.fn = fn
+        self.future = future
+        self.loop = loop
+        self.durable = durable
+
+
+def _resolve(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)
+
+
+class SqliteStore:
+    name = "sqlite"
+
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        owner: str | None = None,
+        busy_timeout: float = 10.0,
+        synchronous: str = "FULL",
+    ) -> None:
+        self.directory = Path(directory)
+        self.path = self.directory / FILE_NAME
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+        self.busy_timeout = busy_timeout
+        self.synchronous = synchronous
+        self._ops: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._last_dedupe_sweep = 0.0
+        self._durable = True  # the connection starts with synchronous=FULL
+
+    # -- the writer thread ----------------------------------------------------------------
+
+    async def open(self) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DeliveryUnavailable(f"cannot create {self.directory}: {exc}") from exc
+        ready: queue.SimpleQueue[BaseException | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(
+            target=self._run, args=(ready,), name="sgtm-sqlite", daemon=True
+        )
+        self._thread.start()
+        error = await asyncio.to_thread(ready.get)
+        if error is not None:
+            self._thread.join()
+            self._thread = None
+            raise DeliveryUnavailable(f"cannot open {self.path}: {error}") from error
+        await self._call(self._release_dead_owners)
+
+    async def close(self) -> None:
+        if self._thread is None:
+            return
+        self._ops.put(None)
+        await asyncio.to_thread(self._thread.join)
+        self._thread = None
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+        conn.executescript(SCHEMA)
+        return conn
+
+    def _run(self, ready: queue.SimpleQueue[BaseException | None]) -> None:
+        try:
+            conn = self._connect()
+        except (sqlite3.Error, OSError) as exc:
+            ready.put(exc)
+            return
+        ready.put(None)
+        stopping = False
+        while not stopping:
+            first = self._ops.get()
+            if first is None:
+                break
+            group = [first]
+            while len(group) < MAX_GROUP:
+                try:
+                    op = self._ops.get_nowait()
+                except queue.Empty:
+                    break
+                if op is None:
+                    stopping = True
+                    break
+                group.append(op)
+            self._run_group(conn, group)
+        conn.close()
+
+    def _run_group(self, conn: sqlite3.Connection, group: list[_Op]) -> None:
+        results: list[tuple[_Op, Any, BaseException | None]] = []
+        durable = any(op.durable for op in group)
+        if durable != self._durable:
+            # WAL + NORMAL syncs at checkpoints only; FULL syncs the WAL on every commit.
+            level = self.synchronous if durable else "NORMAL"
+            conn.execute(f"PRAGMA synchronous={level}")
+            self._durable = durable
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            failure = DeliveryUnavailable(f"store busy or unavailable: {exc}")
+            for op in group:
+                op.loop.call_soon_threadsafe(_resolve, op.future, None, failure)
+            return
+        for op in group:
+            conn.execute("SAVEPOINT op")
+            try:
+                value = op.fn(conn)
+            except Exception as exc:
+                conn.execute("ROLLBACK TO op")
+                results.append((op, None, exc))
+            else:
+                results.append((op, value, None))
+            conn.execute("RELEASE op")
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            # Disk full, I/O error: nothing of this group is durable, and every caller hears so.
+            log.error("store commit failed: %s", exc)
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            failure = DeliveryUnavailable(f"store cannot commit: {exc}")
+            results = [(op, None, failure) for op, _, _ in results]
+        for op, value, error in results:
+            if isinstance(error, sqlite3.Error):
+                error = DeliveryUnavailable(f"store error: {error}")
+            op.loop.call_soon_threadsafe(_resolve, op.future, value, error)
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = False) -> T:
+        """Run `fn` in the writer's next transaction. `durable`: the commit is fsynced before
+        this returns. Others (leases, outcomes) may be lost by a power cut, which only means a
+        job is sent again with its same idempotency key, so they skip the fsync."""
+        if self._thread is None:
+            raise DeliveryUnavailable("store is not open")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._ops.put(_Op(fn, future, loop, durable))
+        return await future
+
+    # -- outbox ---------------------------------------------------------------------------
+
+    async def enqueue(self, jobs: list[NewJob]) -> None:
+        rows = [(j.lane, j.due, j.created, j.payload) for j in jobs]
+        per_lane: dict[str, int] = {}
+        for job in jobs:
+            per_lane[job.lane] = per_lane.get(job.lane, 0) + 1
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT INTO outbox (lane, due, created, payload) VALUES (?, ?, ?, ?)", rows
+            )
+            _add_depth(conn, per_lane.items())
+
+        await self._call(run, durable=True)
+
+    async def lanes(self) -> list[str]:
+        def run(conn: sqlite3.Connection) -> list[str]:
+            return [row[0] for row in conn.execute("SELECT lane FROM lanes ORDER BY lane")]
+
+        return await self._call(run)
+
+    async def lease(self, lane: str, now: float, limit: int, lease_for: float) -> list[Job]:
+        owner = self.owner
+
+        def run(conn: sqlite3.Connection) -> list[Job]:
+            rows = conn.execute(
+                "UPDATE outbox SET due = ?, owner = ? WHERE id IN ("
+                " SELECT id FROM outbox WHERE lane = ? AND due <= ? ORDER BY due LIMIT ?)"
+                " RETURNING id, created, attempts, payload, history",
+                (now + lease_for, owner, lane, now, limit),
+            ).fetchall()
+            rows.sort(key=lambda r: r[0])
+            return [
+                Job(
+                    id=str(r[0]),
+                    lane=lane,
+                    created=r[1],
+                    attempts=r[2],
+                    payload=r[3],
+                    history=decode_history(r[4]),
+                )
+                for r in rows
+            ]
+
+        return await self._call(run)
+
+    async def next_due(self, lane: str) -> float | None:
+        def run(conn: sqlite3.Connection) -> float | None:
+            row = conn.execute("SELECT MIN(due) FROM outbox WHERE lane = ?", (lane,)).fetchone()
+            return None if row is None else row[0]
+
+        return await self._call(run)
+
+    async def settle(self, done: list[Job], retry: list[Retry], dead: list[DeadLetter]) -> None:
+        owner = self.owner
+        retries = [
+            (r.due, r.job.attempts, encode(r.job.history), int(r.job.id), owner) for r in retry
+        ]
+
+        def run(conn: sqlite3.Connection) -> None:
+            removed: dict[str, int] = {}
+            for job in done:
+                # Delivered is delivered, whoever holds the lease now.
+                cur = conn.execute("DELETE FROM outbox WHERE id = ?", (int(job.id),))
+                removed[job.lane] = removed.get(job.lane, 0) - cur.rowcount
+            # A retry or a dead letter only from the lease holder: if our lease ran out and
+            # another engine took the job, it owns the outcome.
+            conn.executemany(
+                "UPDATE outbox SET due = ?, owner = '', attempts = ?, history = ?"
+                " WHERE id = ? AND owner = ?",
+                retries,
+            )
+            for letter in dead:
+                cur = conn.execute(
+                    "DELETE FROM outbox WHERE id = ? AND owner = ?", (int(letter.id), owner)
+                )
+                if cur.rowcount:
+                    _insert_dead(conn, letter)
+                    removed[letter.lane] = removed.get(letter.lane, 0) - 1
+            _add_depth(conn, removed.items())
+
+        await self._call(run)
+
+    async def release(self, jobs: list[Job], now: float) -> None:
+        owner = self.owner
+        rows = [(now, int(j.id), owner) for j in jobs]
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE outbox SET due = ?, owner = '' WHERE id = ? AND owner = ?", rows
+            )
+
+        await self._call(run)
+
+    async def hasten(self, lane: str, now: float) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "UPDATE outbox SET due = ? WHERE lane = ? AND due > ? AND owner = ''",
+                (now, lane, now),
+            )
+            return cur.rowcount
+
+        return await self._call(run)
+
+    async def expire(self, lane: str, created_before: float, now: float, limit: int = 1000) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            rows = conn.execute(
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE lane = ?"
+                " AND created < ? AND (owner = '' OR due <= ?) LIMIT ?)"
+                " RETURNING id, created, attempts, payload, history",
+                (lane, created_before, now, limit),
+            ).fetchall()
+            for row in rows:
+                payload = decode_payload(row[3])
+                history = decode_history(row[4])
+                reason = f"max_age: not delivered within its max age ({len(history)} attempts)"
+                _insert_dead(
+                    conn,
+                    DeadLetter(
+                        id=str(row[0]),
+                        lane=lane,
+                        container=payload.container,
+                        tag=payload.tag,
+                        tag_type=payload.tag_type,
+                        created=row[1],
+                        died=now,
+                        attempts=row[2],
+                        reason=reason,
+                        payload=row[3],
+                        history=history,
+                    ),
+                )
+            _add_depth(conn, [(lane, -len(rows))])
+            return len(rows)
+
+        return await self._call(run)
+
+    async def depth(self) -> dict[str, int]:
+        def run(conn: sqlite3.Connection) -> dict[str, int]:
+            return dict(conn.execute("SELECT lane, depth FROM lanes").fetchall())
+
+        return await self._call(run)
+
+    def _release_dead_owners(self, conn: sqlite3.Connection) -> int:
+        """Release leases held by processes of this host that are gone (a crash, SIGKILL)."""
+        host = socket.gethostname()
+        released = 0
+        for (owner,) in conn.execute("SELECT DISTINCT owner FROM outbox WHERE owner != ''"):
+            parts = owner.split(":")
+            if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
+                continue
+            pid = int(parts[1])
+            if pid != os.getpid() and _process_exists(pid):
+                continue  # another live worker of this machine
+            cur = conn.execute(
+                "UPDATE outbox SET due = ?, owner = '' WHERE owner = ?", (time.time(), owner)
+            )
+            released += cur.rowcount
+        if released:
+            log.info("released %d deliveries leased by a stopped process", released)
+        return released
+
+    # -- scheduled flush ------------------------------------------------------------------
+
+    async def get_schedule(self, lane: str) -> float | None:
+        def run(conn: sqlite3.Connection) -> float | None:
+            row = conn.execute("SELECT next_flush FROM schedule WHERE lane = ?", (lane,)).fetchone()
+            return None if row is None else float(row[0])
+
+        return await self._call(run)
+
+    async def set_schedule(self, lane: str, at: float) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO schedule (lane, next_flush) VALUES (?, ?)"
+                " ON CONFLICT (lane) DO UPDATE SET next_flush = excluded.next_flush",
+                (lane, at),
+            )
+
+        await self._call(run, durable=True)
+
+    # -- dead letters ---------------------------------------------------------------------
+
+    async def dead_letters(
+        self, *, tag: str | None = None, since: float | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        where, args = _dead_filter(tag=tag, since=since)
+
+        def run(conn: sqlite3.Connection) -> list[DeadLetter]:
+            rows = conn.execute(
+                f"SELECT {_DEAD_COLUMNS} FROM dead {where} ORDER BY died DESC, id DESC LIMIT ?",
+                (*args, limit),
+            ).fetchall()
+            return [_dead_from_row(r) for r in rows]
+
+        return await self._call(run)
+
+    async def dead_letter(self, id: str) -> DeadLetter | None:
+        if not id.isdigit():
+            return None
+
+        def run(conn: sqlite3.Connection) -> DeadLetter | None:
+            row = conn.execute(
+                f"SELECT {_DEAD_COLUMNS} FROM dead WHERE id = ?", (int(id),)
+            ).fetchone()
+            return None if row is None else _dead_from_row(row)
+
+        return await self._call(run)
+
+    async def replay(self, *, ids: list[str] | None, tag: str | None, now: float) -> int:
+        if ids is not None and not all(i.isdigit() for i in ids):
+            return 0
+        where, args = _dead_filter(tag=tag, ids=ids)
+
+        def run(conn: sqlite3.Connection) -> int:
+            rows = conn.execute(
+                f"DELETE FROM dead {where} RETURNING lane, payload", args
+            ).fetchall()
+            conn.executemany(
+                "INSERT INTO outbox (lane, due, created, payload) VALUES (?, ?, ?, ?)",
+                [(lane, now, now, payload) for lane, payload in rows],
+            )
+            per_lane: dict[str, int] = {}
+            for lane, _ in rows:
+                per_lane[lane] = per_lane.get(lane, 0) + 1
+            _add_depth(conn, per_lane.items())
+            return len(rows)
+
+        return await self._call(run, durable=True)
+
+    async def purge(self, before: float) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            return conn.execute("DELETE FROM dead WHERE died < ?", (before,)).rowcount
+
+        return await self._call(run, durable=True)
+
+    # -- dedupe ---------------------------------------------------------------------------
+
+    async def seen(self, key: str, ttl: float) -> bool:
+        now = time.time()
+        sweep = now - self._last_dedupe_sweep > 60
+        if sweep:
+            self._last_dedupe_sweep = now
+
+        def run(conn: sqlite3.Connection) -> bool:
+            if sweep:
+                conn.execute("DELETE FROM dedupe WHERE expires <= ?", (now,))
+            # One statement: insert, or take over an expired key; no change means seen.
+            cur = conn.execute(
+                "INSERT INTO dedupe (key, expires) VALUES (?, ?) ON CONFLICT (key) DO UPDATE"
+                " SET expires = excluded.expires WHERE dedupe.expires <= ?",
+                (key, now + ttl, now),
+            )
+            return cur.rowcount == 0
+
+        return await self._call(run, durable=True)
+
+
+_DEAD_COLUMNS = (
+    "id, lane, container, tag, tag_type, created, died, attempts, reason, payload, response,"
+    " history"
+)
+
+
+def _dead_filter(
+    *, tag: str | None = None, since: float | None = None, ids: list[str] | None = None
+) -> tuple[str, tuple[Any, ...]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    if tag is not None:
+        clauses.append("tag = ?")
+        args.append(tag)
+    if since is not None:
+        clauses.append("died >= ?")
+        args.append(since)
+    if ids is not None:
+        clauses.append(f"id IN ({','.join('?' * len(ids))})" if ids else "0")
+        args.extend(int(i) for i in ids)
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(args)
+
+
+def _dead_from_row(row: tuple[Any, ...]) -> DeadLetter:
+    return DeadLetter(
+        id=str(row[0]),
+        lane=row[1],
+        container=row[2],
+        tag=row[3],
+        tag_type=row[4],
+        created=row[5],
+        died=row[6],
+        attempts=row[7],
+        reason=row[8],
+        payload=row[9],
+        response=decode_response(row[10]),
+        history=decode_history(row[11]),
+    )
+
+
+def _insert_dead(conn: sqlite3.Connection, letter: DeadLetter) -> None:
+    conn.execute(
+        "INSERT INTO dead (lane, container, tag, tag_type, created, died, attempts, reason,"
+        " payload, response, history) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            letter.lane,
+            letter.container,
+            letter.tag,
+            letter.tag_type,
+            letter.created,
+            letter.died,
+            letter.attempts,
+            letter.reason,
+            letter.payload,
+            encode(letter.response) if letter.response is not None else None,
+            encode(letter.history),
+        ),
+    )
+
+
+def _add_depth(conn: sqlite3.Connection, changes: Iterable[tuple[str, int]]) -> None:
+    conn.executemany(
+        "INSERT INTO lanes (lane, depth) VALUES (?, MAX(?, 0))"
+        " ON CONFLICT (lane) DO UPDATE SET depth = MAX(depth + ?, 0)",
+        [(lane, n, n) for lane, n in changes if n],
+    )
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,199 @@
+"""The Store protocol: where deliveries wait, and the records they are made of.
+
+A store holds the outbox (deliveries not yet done), dead letters, lane schedules and dedupe keys.
+Every method that changes state is durable when it returns. Leasing is how several engines (the
+workers of one `sgtm serve`, or several instances on one Redis) share an outbox: a leased job is
+invisible to others until its lease expires, so the jobs of a crashed engine come back by
+themselves, and nothing is ever deleted before it is done or dead-lettered.
+
+Jobs never hold run-time credentials: tags write `{{credential}}` placeholders that are filled at
+send time, and the engine swaps configured secrets for `{{secret.ENV_NAME}}` before it stores
+anything.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import msgspec
+
+from sgtm.plugin import Outbound
+
+HISTORY_LIMIT = 20  # attempts kept per job: the first few and the latest are the useful ones
+BODY_LIMIT = 4096  # bytes of a vendor's response body kept with a dead letter
+
+
+class Attempt(msgspec.Struct, array_like=True):
+    at: float  # seconds since the epoch
+    status: int  # 0: no HTTP response (connection error, timeout)
+    error: str = ""  # the exception type, or the verdict's reason
+    ms: float = 0.0
+
+
+class Payload(msgspec.Struct, array_like=True):
+    """What a job carries, encoded once at enqueue (msgpack)."""
+
+    container: str
+    tag: str
+    tag_type: str
+    outbound: Outbound
+    created: float
+
+
+class NewJob(msgspec.Struct, kw_only=True):
+    lane: str
+    due: float
+    created: float
+    payload: bytes  # an encoded Payload
+
+
+class Job(msgspec.Struct, kw_only=True):
+    """A leased outbox entry."""
+
+    id: str
+    lane: str
+    created: float
+    attempts: int
+    payload: bytes
+    history: list[Attempt] = []
+
+    def decode(self) -> Payload:
+        return decode_payload(self.payload)
+
+
+class Retry(msgspec.Struct, kw_only=True):
+    job: Job  # with attempts and history already updated
+    due: float
+
+
+class LastResponse(msgspec.Struct, kw_only=True):
+    status: int
+    headers: dict[str, str] = {}
+    body: bytes = b""  # at most BODY_LIMIT bytes
+
+
+class DeadLetter(msgspec.Struct, kw_only=True):
+    id: str  # the job's id while it was in the outbox; the dead letter's own id once stored
+    lane: str
+    container: str
+    tag: str
+    tag_type: str
+    created: float
+    died: float
+    attempts: int
+    reason: str
+    payload: bytes
+    response: LastResponse | None = None
+    history: list[Attempt] = []
+
+    def outbound(self) -> Outbound:
+        return decode_payload(self.payload).outbound
+
+
+class Store(Protocol):
+    name: str
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    # -- outbox ---------------------------------------------------------------------------
+
+    async def enqueue(self, jobs: list[NewJob]) -> None:
+        """Durable on return; raises DeliveryUnavailable when the store cannot accept."""
+
+    async def lanes(self) -> list[str]:
+        """Every lane that has (or had) jobs."""
+        ...
+
+    async def lease(self, lane: str, now: float, limit: int, lease_for: float) -> list[Job]:
+        """Up to `limit` due jobs of a lane, oldest due first, hidden from others until
+        `now + lease_for` unless settled sooner."""
+        ...
+
+    async def next_due(self, lane: str) -> float | None:
+        """When the lane's earliest job is due (leased jobs: when their lease ends)."""
+        ...
+
+    async def settle(self, done: list[Job], retry: list[Retry], dead: list[DeadLetter]) -> None:
+        """One transaction: delete what was delivered, reschedule retries, move dead letters."""
+
+    async def release(self, jobs: list[Job], now: float) -> None:
+        """Give leases back (shutdown): the jobs are due again at once."""
+
+    async def hasten(self, lane: str, now: float) -> int:
+        """Make every job of the lane that waits for a retry due now (the vendor is back)."""
+        ...
+
+    async def expire(self, lane: str, created_before: float, now: float, limit: int = 1000) -> int:
+        """Move up to `limit` of the lane's unleased jobs created before the cutoff to the dead
+        letters (a bounded transaction: a sweep after a long outage never stalls intake)."""
+        ...
+
+    async def depth(self) -> dict[str, int]:
+        """Jobs waiting per lane."""
+        ...
+
+    # -- scheduled flush ------------------------------------------------------------------
+
+    async def get_schedule(self, lane: str) -> float | None: ...
+
+    async def set_schedule(self, lane: str, at: float) -> None: ...
+
+    # -- dead letters ---------------------------------------------------------------------
+
+    async def dead_letters(
+        self, *, tag: str | None = None, since: float | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        """Newest first."""
+        ...
+
+    async def dead_letter(self, id: str) -> DeadLetter | None: ...
+
+    async def replay(self, *, ids: list[str] | None, tag: str | None, now: float) -> int:
+        """Put dead letters back in the outbox (fresh age, same idempotency key); how many."""
+        ...
+
+    async def purge(self, before: float) -> int:
+        """Delete dead letters that died before `before`; how many."""
+        ...
+
+    # -- dedupe ---------------------------------------------------------------------------
+
+    async def seen(self, key: str, ttl: float) -> bool:
+        """Atomically: True if the key was seen within its ttl, else remember it for ttl."""
+        ...
+
+
+_payload_decoder = msgspec.msgpack.Decoder(Payload)
+_encoder = msgspec.msgpack.Encoder()
+
+
+def encode_payload(payload: Payload) -> bytes:
+    return _encoder.encode(payload)
+
+
+def decode_payload(data: bytes) -> Payload:
+    return _payload_decoder.decode(data)
+
+
+_history_decoder = msgspec.msgpack.Decoder(list[Attempt])
+_response_decoder = msgspec.msgpack.Decoder(LastResponse)
+
+
+def encode(value: object) -> bytes:
+    return _encoder.encode(value)
+
+
+def decode_history(data: bytes | None) -> list[Attempt]:
+    return _history_decoder.decode(data) if data else []
+
+
+def decode_response(data: bytes | None) -> LastResponse | None:
+    return _response_decoder.decode(data) if data else None
+
+
+def trim_history(history: list[Attempt]) -> list[Attempt]:
+    if len(history) <= HISTORY_LIMIT:
+        return history
+    return history[:5] + history[-(HISTORY_LIMIT - 5) :]

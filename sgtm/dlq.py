@@ -1,0 +1,287 @@
+"""`sgtm dlq`: inspect, replay and purge dead letters.
+
+The store is the one the container files name (`-c PATH`, only their `delivery:` sections are
+read, so no vendor secret needs to be set), else $SGTM_DATA_DIR, else ./var. Replayed deliveries
+go back to the outbox with a fresh max age and their original idempotency key; a running server
+sends them within its poll interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import re
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import yaml
+
+from sgtm.config import config_files
+from sgtm.delivery.policy import StoreConfig, StoreSpec, parse_duration, store_spec
+from sgtm.delivery.setup import open_store
+from sgtm.delivery.store import DeadLetter, Store
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class DlqError(Exception):
+    pass
+
+
+def add_parser(commands: Any) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-c", "--config", action="append", default=[], help="container file or directory"
+    )
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    dlq = commands.add_parser("dlq", help="inspect, replay and purge dead letters")
+    actions = dlq.add_subparsers(dest="dlq_command", required=True)
+    listing = actions.add_parser("list", parents=[common], help="dead letters, newest first")
+    listing.add_argument("--tag")
+    listing.add_argument("--since", help="a duration ago (2h, 30m) or a date (2026-01-31T12:00)")
+    listing.add_argument("--limit", type=int, default=100)
+    show = actions.add_parser("show", parents=[common], help="one dead letter in full")
+    show.add_argument("id")
+    replay = actions.add_parser("replay", parents=[common], help="send dead letters again")
+    replay.add_argument("--tag")
+    replay.add_argument("--id", action="append", dest="ids", help="repeatable")
+    replay.add_argument("--all", action="store_true", help="every dead letter")
+    purge = actions.add_parser("purge", parents=[common], help="delete old dead letters")
+    purge.add_argument("--before", required=True, help="a duration ago (7d) or a date")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        spec = store_from_configs(args.config)
+        return asyncio.run(_run(args, spec))
+    except DlqError as exc:
+        print(f"sgtm dlq: {exc}", file=sys.stderr)
+        return 2
+
+
+def store_from_configs(paths: list[str]) -> StoreSpec:
+    """The store named by the containers' `delivery:` sections (which must agree)."""
+    found: list[tuple[str, StoreSpec]] = []
+    files = config_files(list(paths)) if paths else []
+    for file in files:
+        try:
+            data = yaml.safe_load(Path(file).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise DlqError(f"{file}: {exc}") from None
+        section = data.get("delivery") if isinstance(data, dict) else None
+        if section is None:
+            continue
+        try:
+            cfg = msgspec.convert(_substitute(section, str(file)), StoreConfig, strict=False)
+        except msgspec.ValidationError as exc:
+            raise DlqError(f"{file}: delivery: {exc}") from None
+        found.append((str(file), store_spec(cfg)))
+    for name, spec in found[1:]:
+        if spec != found[0][1]:
+            raise DlqError(f"{name} and {found[0][0]} name different delivery stores")
+    return found[0][1] if found else store_spec(None)
+
+
+def _substitute(value: Any, file: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _substitute(v, file) for k, v in value.items()}
+    if isinstance(value, str):
+
+        def env(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in os.environ:
+                return os.environ[name]
+            if default is not None:
+                return default
+            raise DlqError(f"{file}: delivery: environment variable {name} is not set")
+
+        return _ENV_RE.sub(env, value)
+    return value
+
+
+def parse_when(text: str, now: float) -> float:
+    """A duration ago ("2h", "7d"), an ISO 8601 date-time (UTC unless it says), or epoch seconds."""
+    try:
+        return now - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise DlqError(f"not a time: {text!r} (use 2h, 7d or 2026-01-31T12:00)") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
+
+
+async def _run(args: argparse.Namespace, spec: StoreSpec) -> int:
+    if spec.kind == "sqlite" and not (Path(spec.path) / "sgtm.db").exists():
+        raise DlqError(f"no store at {spec.path} (set -c or SGTM_DATA_DIR)")
+    store = open_store(spec)
+    await store.open()
+    try:
+        return await _command(args, store)
+    finally:
+        await store.close()
+
+
+async def _command(args: argparse.Namespace, store: Store) -> int:
+    now = time.time()
+    out = sys.stdout
+    if args.dlq_command == "list":
+        since = parse_when(args.since, now) if args.since else None
+        letters = await store.dead_letters(tag=args.tag, since=since, limit=args.limit)
+        if args.json:
+            out.write(msgspec.json.encode([summary(x) for x in letters]).decode() + "\n")
+        elif not letters:
+            out.write("no dead letters\n")
+        else:
+            out.write(_table(letters))
+        return 0
+    if args.dlq_command == "show":
+        letter = await store.dead_letter(args.id)
+        if letter is None:
+            raise DlqError(f"no dead letter {args.id!r}")
+        if args.json:
+            out.write(msgspec.json.encode(details(letter)).decode() + "\n")
+        else:
+            out.write(_describe(letter))
+        return 0
+    if args.dlq_command == "replay":
+        if not (args.tag or args.ids or args.all):
+            raise DlqError("replay what? give --id ID, --tag TAG or --all")
+        count = await store.replay(ids=args.ids, tag=args.tag, now=now)
+        if args.json:
+            out.write(msgspec.json.encode({"replayed": count}).decode() + "\n")
+        else:
+            out.write(f"replayed {count} dead letter(s): back in the outbox\n")
+        return 0 if count or args.all or args.tag else 1
+    if args.dlq_command == "purge":
+        count = await store.purge(parse_when(args.before, now))
+        if args.json:
+            out.write(msgspec.json.encode({"purged": count}).decode() + "\n")
+        else:
+            out.write(f"purged {count} dead letter(s)\n")
+        return 0
+    raise DlqError(f"unknown command {args.dlq_command!r}")
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def summary(letter: DeadLetter) -> dict[str, Any]:
+    return {
+        "id": letter.id,
+        "died": _iso(letter.died),
+        "created": _iso(letter.created),
+        "container": letter.container,
+        "tag": letter.tag,
+        "tag_type": letter.tag_type,
+        "lane": letter.lane,
+        "attempts": letter.attempts,
+        "status": letter.response.status if letter.response else None,
+        "reason": letter.reason,
+    }
+
+
+def _body(data: bytes) -> Any:
+    try:
+        return msgspec.json.decode(data) if data else ""
+    except msgspec.DecodeError:
+        pass
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(data).decode()}
+
+
+def details(letter: DeadLetter) -> dict[str, Any]:
+    request = letter.outbound()
+    response = letter.response
+    return {
+        **summary(letter),
+        "request": {
+            "method": request.method,
+            "url": request.url,
+            "headers": request.headers,
+            "body": _body(request.body),
+            "idempotency_key": request.idempotency_key,
+            "batch_item": request.batch_item,
+        },
+        "response": (
+            None
+            if response is None
+            else {
+                "status": response.status,
+                "headers": response.headers,
+                "body": _body(response.body),
+            }
+        ),
+        "history": [
+            {"at": _iso(a.at), "status": a.status, "error": a.error, "ms": a.ms}
+            for a in letter.history
+        ],
+    }
+
+
+def _table(letters: list[DeadLetter]) -> str:
+    rows = [("ID", "DIED (UTC)", "TAG", "TRIES", "STATUS", "REASON")]
+    for x in letters:
+        status = str(x.response.status) if x.response else "-"
+        reason = x.reason if len(x.reason) <= 60 else x.reason[:57] + "..."
+        rows.append((x.id, _iso(x.died), f"{x.container}/{x.tag}", str(x.attempts), status, reason))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
+        for r in rows
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _describe(letter: DeadLetter) -> str:
+    d = details(letter)
+    request, response = d["request"], d["response"]
+
+    def block(value: Any) -> str:
+        text = (
+            value
+            if isinstance(value, str)
+            else msgspec.json.format(msgspec.json.encode(value), indent=2).decode()
+        )
+        return "\n".join("    " + line for line in text.splitlines()) or "    (empty)"
+
+    lines = [
+        f"dead letter {letter.id}",
+        f"  tag:        {letter.container}/{letter.tag} ({letter.tag_type})",
+        f"  lane:       {letter.lane}",
+        f"  created:    {d['created']}",
+        f"  died:       {d['died']}  after {letter.attempts} attempt(s)",
+        f"  reason:     {letter.reason}",
+        f"  idempotency key: {request['idempotency_key']}",
+        "",
+        f"request: {request['method']} {request['url']}",
+        *(f"  {k}: {v}" for k, v in request["headers"].items()),
+        "  body:",
+        block(request["body"]),
+    ]
+    if response is not None:
+        lines += [
+            "",
+            f"last response: {response['status']}",
+            *(f"  {k}: {v}" for k, v in response["headers"].items()),
+            "  body:",
+            block(response["body"]),
+        ]
+    lines += ["", "attempts:"]
+    lines += [
+        f"  {a['at']}  {a['status'] or 'no response'}  {a['ms']} ms  {a['error']}".rstrip()
+        for a in d["history"]
+    ] or ["  (none recorded)"]
+    return "\n".join(lines) + "\n"

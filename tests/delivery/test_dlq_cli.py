@@ -1,0 +1,94 @@
+"""`sgtm dlq` end to end: a real server dead-letters, the CLI lists, shows, replays, purges."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+from tests.delivery.test_crash import FAST_ENV, HIT, container, delivered
+from tests.servers import SGTM, FakeVendor, Reply, SgtmProcess
+
+
+def dlq(*args: str, cwd: str = "/") -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "SGTM_DATA_DIR"}
+    return subprocess.run(
+        [SGTM, "dlq", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=60
+    )
+
+
+def wait(predicate, limit: float = 20):
+    deadline = time.monotonic() + limit
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.1)
+    return value
+
+
+def test_dlq_list_show_replay_purge(tmp_path):
+    import httpx
+
+    refused = Reply(422, {"X-Request-Id": "v-1"}, b'{"error": "invalid email"}')
+    with FakeVendor(responses=[refused, refused]) as vendor:
+        data = tmp_path / "data"
+        config = container(tmp_path, vendor.port, f"delivery: {{path: '{data}'}}\n")
+        with SgtmProcess(config, FAST_ENV) as server:
+            for n in (1, 2, 3):
+                assert httpx.get(server.url + HIT.format(n=n)).status_code == 200
+            vendor.wait_for(3)
+
+            listing = wait(
+                lambda: (
+                    (r := dlq("list", "-c", str(config))).stdout.count("answered 422") == 2 and r
+                )
+            )
+            assert listing.returncode == 0
+            header, *rows = listing.stdout.splitlines()
+            assert header.split()[:3] == ["ID", "DIED", "(UTC)"]
+            assert all("shop/webhook" in row and "vendor answered 422" in row for row in rows)
+
+            as_json = json.loads(
+                dlq("list", "-c", str(config), "--json", "--tag", "webhook").stdout
+            )
+            assert len(as_json) == 2
+            assert {x["status"] for x in as_json} == {422}
+            assert dlq("list", "-c", str(config), "--tag", "nope").stdout == "no dead letters\n"
+            assert "no dead letters" not in dlq("list", "-c", str(config), "--since", "1h").stdout
+
+            first = as_json[0]["id"]
+            shown = dlq("show", first, "-c", str(config))
+            assert shown.returncode == 0
+            assert f"dead letter {first}" in shown.stdout
+            assert "last response: 422" in shown.stdout
+            assert "invalid email" in shown.stdout
+            assert "/hook" in shown.stdout
+            detail = json.loads(dlq("show", first, "-c", str(config), "--json").stdout)
+            assert detail["response"]["body"] == {"error": "invalid email"}
+            assert detail["request"]["body"]["n"] in (1, 2)
+            assert detail["history"][0]["status"] == 422
+            assert dlq("show", "424242", "-c", str(config)).returncode == 2
+
+            # The vendor is fixed: replay one; the running server sends it, same key as before.
+            replayed = dlq("replay", "--id", first, "-c", str(config))
+            assert replayed.stdout == "replayed 1 dead letter(s): back in the outbox\n"
+            vendor.wait_for(4)
+            keys = delivered(vendor)
+            n = detail["request"]["body"]["n"]
+            assert len(keys[int(n)]) == 1
+            assert len(json.loads(dlq("list", "-c", str(config), "--json").stdout)) == 1
+
+            assert dlq("replay", "-c", str(config)).returncode == 2  # what to replay must be said
+            assert (
+                dlq("purge", "--before", "1h", "-c", str(config)).stdout
+                == "purged 0 dead letter(s)\n"
+            )
+            purged = dlq("purge", "--before", "2999-01-01", "-c", str(config), "--json")
+            assert json.loads(purged.stdout) == {"purged": 1}
+            assert dlq("list", "-c", str(config)).stdout == "no dead letters\n"
+
+
+def test_dlq_without_a_store_says_where_it_looked(tmp_path):
+    result = dlq("list", cwd=str(tmp_path))
+    assert result.returncode == 2
+    assert f"no store at {tmp_path / 'var'}" in result.stderr

@@ -1,0 +1,455 @@
+"""The delivery engine against real fake vendors on loopback, on both stores.
+
+Fault injection: 5xx bursts, 429 with Retry-After, timeouts, connection refused, slow vendors,
+malformed bodies, partial batch failures, max age, secrets kept out of the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from sgtm import metrics
+from sgtm.delivery.base import DeliveryUnavailable, lane_key
+from sgtm.delivery.engine import TokenBucket, retry_after
+from sgtm.delivery.policy import RateLimitConfig, TagDeliveryConfig
+from sgtm.plugin import RateLimit
+from tests.delivery.helpers import (
+    BatchTag,
+    PlainTag,
+    engine,
+    eventually,
+    route,
+    submission,
+)
+from tests.servers import FakeVendor, Reply, free_port
+
+
+async def wait_received(vendor: FakeVendor, count: int, limit: float = 15.0):
+    return await asyncio.to_thread(vendor.wait_for, count, limit)
+
+
+def keys_of(received) -> list[str]:
+    return [r.headers["idempotency-key"] for r in received]
+
+
+async def test_delivers_once_and_settles(stores):
+    with FakeVendor() as vendor:
+        r = route(PlainTag())
+        eng = engine(stores.new(), r)
+        await eng.start()
+        try:
+            await eng.submit([submission(r, vendor.url + "/e", i) for i in range(5)])
+            got = await wait_received(vendor, 5)
+            assert sorted(keys_of(got)) == [f"event-{i}" for i in range(5)]
+            assert all(json.loads(g.body)["n"] >= 0 for g in got)
+            await eventually(
+                lambda: (
+                    metrics.value(
+                        "sgtm_deliveries_total", container="shop", tag="hook", outcome="done"
+                    )
+                    == 5
+                )
+            )
+        finally:
+            await eng.close()
+        assert len(vendor.received) == 5
+
+
+async def test_5xx_burst_is_retried_with_the_same_key(stores):
+    with FakeVendor(responses=[500, 502, 503]) as vendor:
+        r = route(PlainTag())
+        eng = engine(stores.new(), r)
+        await eng.start()
+        try:
+            await eng.submit([submission(r, vendor.url + "/e", 7)])
+            got = await wait_received(vendor, 4)
+            assert keys_of(got) == ["event-7"] * 4
+            assert [g.body for g in got] == [got[0].body] * 4
+            await eventually(
+                lambda: (
+                    metrics.value(
+                        "sgtm_deliveries_total", container="shop", tag="hook", outcome="done"
+                    )
+                    == 1
+                )
+            )
+            assert (
+                metrics.value(
+                    "sgtm_deliveries_total", container="shop", tag="hook", outcome="retry"
+                )
+                == 3
+            )
+        finally:
+            await eng.close()
+
+
+async def test_429_retry_after_is_honoured(stores):
+    store = await stores()
+    with FakeVendor(responses=[Reply(429, {"Retry-After": "30"})]) as vendor:
+        r = route(PlainTag())
+        eng = engine(stores.new(), r)
+        await eng.start()
+        try:
+            sent = time.time()
+            await eng.submit([submission(r, vendor.url + "/e", 1)])
+            await wait_received(vendor, 1)
+            lane = lane_key("shop", "hook", submission(r, vendor.url, 1).outbound)
+            await eventually(
+                lambda: (
+                    metrics.value(
+                        "sgtm_deliveries_total", container="shop", tag="hook", outcome="retry"
+                    )
+                    == 1
+                )
+            )
+            # Not before the vendor said: the job is scheduled at least 30 s after the answer,
+            # and the whole lane is paused as long.
+            assert await store.next_due(lane) >= sent + 30
+            assert eng.lanes[lane].paused_until >= sent + 30
+            assert len(vendor.received) == 1
+        finally:
+            await eng.close()
+
+
+def test_retry_after_header_forms():
+    now = 1_700_000_000.0
+    assert retry_after("120", now) == 120
+    assert retry_after("Tue, 14 Nov 2023 22:23:20 GMT", now) == 600
+    assert retry_after("soon", now) is None
+    assert retry_after("999999", now) == 3600  # capped
+
+
+async def test_timeout_then_success(stores):
+    slow = Reply(200, delay=3.0)
+    with FakeVendor(responses=[slow]) as vendor:
+        r = route(PlainTag(), delivery=TagDeliveryConfig(timeout="300ms"))
+        eng = engine(stores.new(), r)
+        await eng.start()
+        try:
+            await eng.submit([submission(r, vendor.url + "/e", 3)])
+            got = await wait_received(vendor, 2)
+            assert keys_of(got) == ["event-3", "event-3"]
+            await eventually(
+                lambda: (
+                    metrics.value(
+                        "sgtm_deliveries_total", container="shop", tag="hook", outcome="done"
+                    )
+                    == 1
+                )
+            )
+        finally:
+            await eng.close()
+
+
+async def test_connection_refused_opens_breaker_then_drains_when_vendor_returns(stores):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/e"
+    r = route(PlainTag())
+    eng = engine(stores.new(), r)
+    await eng.start()
+    try:
+        await eng.submit([submission(r, url, i) for i in range(30)])
+        lane = lane_key("shop", "hook", submission(r, url, 0).outbound)
+        await eventually(
+            lambda: (
+                metrics.value("sgtm_delivery_breaker_open_total", container="shop", tag="hook") >= 1
+            )
+        )
+        assert eng.lanes[lane].breaker.is_open
+        with FakeVendor(port=port) as vendor:
+            got = await wait_received(vendor, 30)
+            assert sorted(set(keys_of(got))) == sorted(f"event-{i}" for i in range(30))
+            await eventually(
+                lambda: (
+                    metrics.value(
+                        "sgtm_deliveries_total", container="shop", tag="hook", outcome="done"
+                    )
+                    == 30
+                )
+            )
+            assert not eng.lanes[lane].breaker.is_open
+    finally:
+        await eng.close()
+
+
+async def test_slow_vendor_does_not_hold_back_another(stores):
+    with FakeVendor(delay=2.0) as slow, FakeVendor() as fast:
+        a = route(PlainTag(), name="slow", delivery=TagDeliveryConfig(concurrency=1))
+        b = route(PlainTag(), name="fast")
+        eng = engine(stores.new(), a, b)
+        await eng.start()
+        try:
+            await eng.submit([submission(a, slow.url + "/e", i) for i in range(5)])
+            await eng.submit([submission(b, fast.url + "/e", i) for i in range(20)])
+            await wait_received(fast, 20)
+            # The fast vendor got everything while the slow one has at most its first request.
+            assert len(slow.received) <= 1
+        finally:
+            await eng.close()
+
+
+async def test_client_error_is_dead_lettered_with_the_response(stores):
+    store = await stores()
+    answer = Reply(400, {"X-Trace": "abc", "Set-Cookie": "s=1"}, b'{"error": "bad pixel"}')
+    with FakeVendor(responses=[answer]) as vendor:
+        r = route(PlainTag())
+        eng = engine(stores.new(), r)
+        await eng.start()
+        try:
+            await eng.submit([submission(r, vendor.url + "/e", 9)])
+            await wait_received(vendor, 1)
+            (letter,) = await eventually(store.dead_letters)
+        finally:
+            await eng.close()
+    assert letter.tag == "hook" and letter.attempts == 1
+    assert letter.reason == "vendor answered 400"
+    assert letter.response.status == 400
+    assert letter.response.body == b'{"error": "bad pixel"}'
+    assert letter.response.headers["x-trace"] == "abc"
+    assert "set-cookie" not in letter.response.headers
+    assert [a.status for a in letter.history] == [400]
+    assert letter.outbound().idempotency_key == "event-9"
+    assert len(vendor.received) == 1
+
+
+async def test_max_age_dead_letters_what_keeps_failing(stores):
+    store = await stores()
+    with FakeVendor(default_status=503) as vendor:
+        r = route(PlainTag(), delivery=TagDeliveryConfig(max_age="500ms"))
+        eng = engine(stores.new(), r)
+        await eng.start()
+        try:
+            await eng.submit([submission(r, vendor.url + "/e", 1)])
+            (letter,) = await eventually(store.dead_letters)
+        finally:
+            await eng.close()
+    assert letter.reason.startswith("max_age")
+    assert letter.attempts >= 1
+    assert all(a.status == 503 for a in letter.history)
+
+
+async def test_batches_merge_up_to_max_items(stores):
+    with FakeVendor(
+        reply=lambda got, status: json.dumps(
+            {"results": ["done"] * len(json.loads(got.body)["items"])}
+        ).encode()
+    ) as vendor:
+        r = route(BatchTag(), delivery=TagDeliveryConfig(linger="200ms"))
+        eng = engine(stores.new(), r)
+        await eng.start()
+        try:
+            await eng.submit([submission(r, vendor.url + "/batch", i) for i in range(10)])
+            await eventually(
+                lambda: (
+                    metrics.value(
+                        "sgtm_deliveries_total", container="shop", tag="hook", outcome="done"
+                    )
+                    == 10
+                )
+            )
+        finally:
+            await eng.close()
+    sizes = [len(json.loads(g.body)["items"]) for g in vendor.received]
+    assert sum(sizes) == 10
+    assert max(sizes) == 4  # max_items, and linger let the batches fill
+    assert len(sizes) == 3
+
+
+async def test_partial_batch_failure_dead_letters_only_the_failed_item(stores):
+    store = await stores()
+    first = Reply(200, body=json.dumps({"results": ["done", "dead", "retry", "done"]}).encode())
+    with FakeVendor(
+        responses=[first],
+        reply=lambda got, status: json.dumps(
+            {"results": ["done"] * len(json.loads(got.body)["items"])}
+        ).encode(),
+    ) as vendor:
+        r = route(BatchTag(), delivery=TagDeliveryConfig(linger="200ms"))
+        eng = engine(stores.new(), r)
+        await eng.start()
+        try:
+            await eng.submit([submission(r, vendor.url + "/batch", i) for i in range(4)])
+            await wait_received(vendor, 2)
+            (letter,) = await eventually(store.dead_letters)
+            await eventually(
+                lambda: (
+                    metrics.value(
+                        "sgtm_deliveries_total", container="shop", tag="hook", outcome="done"
+                    )
+                    == 3
+                )
+            )
+        finally:
+            await eng.close()
+    items = [json.loads(g.body)["items"] for g in vendor.received]
+    assert items[0] == [{"n": 0}, {"n": 1}, {"n": 2}, {"n": 3}]
+    assert items[1] == [{"n": 2}]  # only the retried item is resent
+    assert letter.outbound().batch_item == {"n": 1}
+    assert letter.reason == "item said dead"
+
+
+async def test_malformed_response_body_is_retried(stores):
+    garbage = Reply(200, body=b"<html>oops")
+    with FakeVendor(
+        responses=[garbage],
+        reply=lambda got, status: json.dumps(
+            {"results": ["done"] * len(json.loads(got.body)["items"])}
+        ).encode(),
+    ) as vendor:
+        r = route(BatchTag())
+        eng = engine(stores.new(), r)
+        await eng.start()
+        try:
+            await eng.submit([submission(r, vendor.url + "/batch", 1)])
+            await wait_received(vendor, 2)
+            await eventually(
+                lambda: (
+                    metrics.value(
+                        "sgtm_deliveries_total", container="shop", tag="hook", outcome="done"
+                    )
+                    == 1
+                )
+            )
+        finally:
+            await eng.close()
+    assert (
+        metrics.value("sgtm_deliveries_total", container="shop", tag="hook", outcome="retry") == 1
+    )
+
+
+async def test_configured_secrets_never_reach_the_store(stores):
+    store = await stores()
+    secret = "EAAB-super-secret-token-123"
+    with FakeVendor(responses=[400]) as vendor:
+        r = route(PlainTag(), secrets={secret: "META_ACCESS_TOKEN"})
+        eng = engine(stores.new(), r)
+        await eng.start()
+        try:
+            sub = submission(
+                r, f"{vendor.url}/e?access_token={secret}", 1, headers={"X-Key": secret}
+            )
+            await eng.submit([sub])
+            (got,) = await wait_received(vendor, 1)
+            (letter,) = await eventually(store.dead_letters)
+        finally:
+            await eng.close()
+    assert got.query == f"access_token={secret}"  # the vendor gets the real value
+    assert got.headers["x-key"] == secret
+    stored = letter.outbound()
+    assert secret not in stored.url and secret not in stored.headers["X-Key"]
+    assert stored.url.endswith("access_token={{secret.META_ACCESS_TOKEN}}")
+
+
+async def test_scheduled_flush_survives_a_restart(stores):
+    store = await stores()
+    with FakeVendor() as vendor:
+        r = route(PlainTag(), delivery=TagDeliveryConfig(flush_every="1h"))
+        lane = lane_key("shop", "hook", submission(r, vendor.url, 0).outbound)
+        first = engine(stores.new(), r)
+        await first.start()
+        await first.submit([submission(r, vendor.url + "/e", i) for i in range(3)])
+        scheduled = await eventually(lambda: store.get_schedule(lane))
+        await first.close()
+        assert vendor.received == []  # waits for its flush, and shutdown did not flush it
+
+        second = engine(stores.new(), r)
+        await second.start()
+        await asyncio.sleep(0.3)
+        assert vendor.received == []
+        assert await store.get_schedule(lane) == scheduled  # kept, not restarted
+        await second.close()
+
+        # The flush time comes (moved forward here rather than waiting an hour).
+        await store.set_schedule(lane, time.time() - 1)
+        third = engine(stores.new(), r)
+        await third.start()
+        try:
+            got = await wait_received(vendor, 3)
+            assert sorted(keys_of(got)) == ["event-0", "event-1", "event-2"]
+            # The next flush is an hour after this one.
+            assert await eventually(lambda: _after(store.get_schedule(lane), time.time() + 1800))
+        finally:
+            await third.close()
+
+
+async def _after(value, now):
+    return (await value) > now
+
+
+async def test_shutdown_keeps_unsent_work(stores):
+    store = await stores()
+    with FakeVendor(delay=2.0) as vendor:
+        r = route(PlainTag(), delivery=TagDeliveryConfig(concurrency=2))
+        eng = engine(stores.new(), r, drain_timeout=0.3)
+        await eng.start()
+        await eng.submit([submission(r, vendor.url + "/e", i) for i in range(6)])
+        await eventually(lambda: eng.lanes and next(iter(eng.lanes.values())).inflight == 2)
+        await eng.close()
+    lane = lane_key("shop", "hook", submission(r, vendor.url, 0).outbound)
+    # Nothing was acknowledged by the vendor: all six wait, the two in flight released at once.
+    assert len(await store.lease(lane, time.time(), 10, 30)) == 6
+
+
+async def test_submit_when_store_is_down_raises_unavailable(redis_url):
+    from sgtm.delivery.redis_store import RedisStore
+
+    r = route(PlainTag())
+    store = RedisStore(f"redis://127.0.0.1:{free_port()}/0")
+    eng = engine(store, r)
+    with pytest.raises(DeliveryUnavailable):
+        await eng.start()
+    with pytest.raises(DeliveryUnavailable):
+        await eng.submit([submission(r, "http://127.0.0.1:9/e", 1)])
+
+
+async def test_sqlite_locked_store_raises_unavailable(tmp_path):
+    import sqlite3
+
+    from sgtm.delivery.sqlite_store import SqliteStore
+
+    store = SqliteStore(tmp_path, busy_timeout=0.2)
+    await store.open()
+    blocker = sqlite3.connect(tmp_path / "sgtm.db", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        r = route(PlainTag())
+        with pytest.raises(DeliveryUnavailable):
+            await store.enqueue([])
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        await store.close()
+    assert r
+
+
+def test_token_bucket_refills_at_the_documented_rate():
+    now = [1000.0]
+    bucket = TokenBucket(RateLimit(requests=120, per=60), lambda: now[0])
+    for _ in range(120):
+        assert bucket.wait_time() == 0
+        bucket.take()
+    assert bucket.wait_time() == pytest.approx(0.5)
+    now[0] += 0.5
+    assert bucket.wait_time() == 0
+    bucket.take()
+    now[0] += 3600
+    assert bucket.available() == 120  # never more than one burst
+
+
+async def test_rate_limit_paces_requests(stores):
+    with FakeVendor() as vendor:
+        rate = TagDeliveryConfig(rate_limit=RateLimitConfig(requests=2, per="1h"))
+        r = route(PlainTag(), delivery=rate)
+        eng = engine(stores.new(), r)
+        await eng.start()
+        try:
+            await eng.submit([submission(r, vendor.url + "/e", i) for i in range(5)])
+            await wait_received(vendor, 2)
+            await asyncio.sleep(0.3)
+            assert len(vendor.received) == 2  # the bucket is empty for the rest of the hour
+        finally:
+            await eng.close()

@@ -1,0 +1,202 @@
+"""The Store contract, run against SQLite and Redis alike."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from sgtm.delivery.store import (
+    Attempt,
+    DeadLetter,
+    LastResponse,
+    NewJob,
+    Payload,
+    Retry,
+    encode_payload,
+)
+from sgtm.plugin import Outbound
+
+LANE = "shop/hook/https://vendor.example"
+
+
+def new_jobs(count: int, now: float, lane: str = LANE, tag: str = "hook") -> list[NewJob]:
+    jobs = []
+    for i in range(count):
+        outbound = Outbound(
+            method="POST",
+            url="https://vendor.example/e",
+            body=f'{{"n": {i}}}'.encode(),
+            idempotency_key=f"key-{i}",
+        )
+        payload = Payload(
+            container="shop", tag=tag, tag_type="http_request", outbound=outbound, created=now
+        )
+        jobs.append(NewJob(lane=lane, due=now, created=now, payload=encode_payload(payload)))
+    return jobs
+
+
+def dead_of(job, now: float, reason: str = "vendor answered 400") -> DeadLetter:
+    payload = job.decode()
+    return DeadLetter(
+        id=job.id,
+        lane=job.lane,
+        container=payload.container,
+        tag=payload.tag,
+        tag_type=payload.tag_type,
+        created=job.created,
+        died=now,
+        attempts=job.attempts + 1,
+        reason=reason,
+        payload=job.payload,
+        response=LastResponse(status=400, headers={"x-why": "bad"}, body=b'{"error": 1}'),
+        history=[Attempt(at=now, status=400, error="bad")],
+    )
+
+
+async def test_enqueue_lease_done(store):
+    now = time.time()
+    await store.enqueue(new_jobs(3, now))
+    assert await store.lanes() == [LANE]
+    assert (await store.depth())[LANE] == 3
+    jobs = await store.lease(LANE, now, 10, 30)
+    assert [j.decode().outbound.idempotency_key for j in jobs] == ["key-0", "key-1", "key-2"]
+    assert await store.lease(LANE, now, 10, 30) == []  # leased: hidden from everyone
+    await store.settle(jobs, [], [])
+    assert (await store.depth())[LANE] == 0
+    assert await store.lease(LANE, now + 3600, 10, 30) == []
+
+
+async def test_lease_limit_and_order(store):
+    now = time.time()
+    await store.enqueue(new_jobs(5, now))
+    first = await store.lease(LANE, now, 2, 30)
+    second = await store.lease(LANE, now, 10, 30)
+    keys = [j.decode().outbound.idempotency_key for j in first + second]
+    assert sorted(keys) == [f"key-{i}" for i in range(5)]
+    assert len(first) == 2
+
+
+async def test_expired_lease_goes_to_another_owner(stores):
+    a = await stores(owner="host:1:a")
+    b = await stores(owner="host:2:b")
+    now = time.time()
+    await a.enqueue(new_jobs(2, now))
+    leased = await a.lease(LANE, now, 10, 30)
+    assert len(leased) == 2
+    assert await b.lease(LANE, now + 29, 10, 30) == []
+    taken = await b.lease(LANE, now + 31, 10, 30)
+    assert sorted(j.id for j in taken) == sorted(j.id for j in leased)
+    # The first owner's lease is gone: its retry is ignored, the new owner's outcome counts.
+    leased[0].attempts = 1
+    await a.settle([], [Retry(job=leased[0], due=now + 1000)], [])
+    await b.settle(taken, [], [])
+    assert (await b.depth())[LANE] == 0
+    assert await b.lease(LANE, now + 5000, 10, 30) == []
+
+
+async def test_retry_keeps_the_job_with_its_history(store):
+    now = time.time()
+    await store.enqueue(new_jobs(1, now))
+    (job,) = await store.lease(LANE, now, 1, 30)
+    job.attempts = 1
+    job.history = [Attempt(at=now, status=503, error="", ms=12.5)]
+    await store.settle([], [Retry(job=job, due=now + 60)], [])
+    assert await store.lease(LANE, now + 59, 1, 30) == []
+    assert await store.next_due(LANE) == now + 60
+    (again,) = await store.lease(LANE, now + 60, 1, 30)
+    assert again.id == job.id
+    assert again.attempts == 1
+    assert again.history == [Attempt(at=now, status=503, error="", ms=12.5)]
+    assert again.decode().outbound.idempotency_key == "key-0"
+
+
+async def test_dead_letters_list_show_replay_purge(store):
+    now = time.time()
+    await store.enqueue(new_jobs(2, now) + new_jobs(1, now, lane="shop/other/x", tag="other"))
+    jobs = await store.lease(LANE, now, 10, 30)
+    (other,) = await store.lease("shop/other/x", now, 10, 30)
+    await store.settle([], [], [dead_of(j, now + 1) for j in jobs] + [dead_of(other, now + 2)])
+    assert (await store.depth())[LANE] == 0
+
+    letters = await store.dead_letters()
+    assert [x.tag for x in letters] == ["other", "hook", "hook"]  # newest first
+    hook = await store.dead_letters(tag="hook")
+    assert len(hook) == 2
+    assert await store.dead_letters(since=now + 1.5) == [letters[0]]
+    shown = await store.dead_letter(hook[0].id)
+    assert shown is not None
+    assert shown.response == LastResponse(
+        status=400, headers={"x-why": "bad"}, body=b'{"error": 1}'
+    )
+    assert shown.history[0].status == 400
+    assert shown.outbound().idempotency_key in ("key-0", "key-1")
+    assert await store.dead_letter("999999999") is None
+
+    assert await store.replay(ids=[hook[0].id], tag=None, now=now + 10) == 1
+    (back,) = await store.lease(LANE, now + 10, 10, 30)
+    assert back.created == now + 10  # a fresh max age
+    assert back.attempts == 0
+    assert back.decode().outbound.idempotency_key == shown.outbound().idempotency_key
+    assert await store.replay(ids=None, tag="hook", now=now + 10) == 1
+    assert len(await store.dead_letters()) == 1
+
+    assert await store.purge(before=now) == 0
+    assert await store.purge(before=now + 100) == 1
+    assert await store.dead_letters() == []
+
+
+async def test_expire_dead_letters_old_unleased_jobs(store):
+    now = time.time()
+    await store.enqueue(new_jobs(2, now - 100))
+    await store.enqueue(new_jobs(1, now))
+    await store.enqueue(new_jobs(3, now - 200))
+    (leased,) = await store.lease(LANE, now, 1, 30)  # the oldest: leased, not expired
+    assert await store.expire(LANE, created_before=now - 50, now=now, limit=2) == 2
+    assert await store.expire(LANE, created_before=now - 50, now=now, limit=2) == 2
+    letters = await store.dead_letters()
+    assert len(letters) == 4
+    assert all(x.reason.startswith("max_age") for x in letters)
+    assert sorted({x.created for x in letters}) == [now - 200, now - 100]
+    assert (await store.depth())[LANE] == 2
+    await store.settle([leased], [], [])
+
+
+async def test_hasten_brings_retries_forward(store):
+    now = time.time()
+    await store.enqueue(new_jobs(2, now))
+    jobs = await store.lease(LANE, now, 2, 30)
+    for job in jobs:
+        job.attempts = 1
+    await store.settle([], [Retry(job=jobs[0], due=now + 300)], [])
+    assert await store.hasten(LANE, now + 1) == 1  # jobs[1] is leased: left alone
+    assert [j.id for j in await store.lease(LANE, now + 1, 10, 30)] == [jobs[0].id]
+
+
+async def test_release_gives_leases_back(store):
+    now = time.time()
+    await store.enqueue(new_jobs(2, now))
+    jobs = await store.lease(LANE, now, 2, 300)
+    await store.release(jobs, now)
+    assert len(await store.lease(LANE, now, 10, 30)) == 2
+
+
+async def test_state_survives_reopening(stores):
+    first = await stores()
+    now = time.time()
+    await first.enqueue(new_jobs(3, now))
+    await first.set_schedule(LANE, now + 900)
+    await first.close()
+    second = await stores()
+    assert await second.get_schedule(LANE) == now + 900
+    assert await second.get_schedule("nope") is None
+    assert len(await second.lease(LANE, now, 10, 30)) == 3
+
+
+async def test_seen_is_atomic_and_expires(store):
+    results = await asyncio.gather(*(store.seen("order-1", 60) for _ in range(20)))
+    assert sorted(results) == [False] + [True] * 19
+    assert await store.seen("order-2", 60) is False
+    assert await store.seen("short", 0.2) is False
+    await asyncio.sleep(0.35)
+    assert await store.seen("short", 0.2) is False  # expired, so new again
+    assert await store.seen("order-1", 60) is True
