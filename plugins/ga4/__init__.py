@@ -6,9 +6,11 @@ Mapping rules, choices and limits are documented in `sgtm_plugins.ga4.parse`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
+from sgtm_plugins._identity import CookieSettings, meta_cookies
+from sgtm_plugins.ga4.fpid import server_client_id
 from sgtm_plugins.ga4.parse import header_client_hints, parse_hits, parse_query
 
 from sgtm.event import EventData, copy_event, set_path
@@ -29,6 +31,12 @@ class GA4Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Copy unknown params as x-ga-mp2-<name> / x-ga-system_properties.<name>, as real sGTM
     # event data shows (see parse.py); False drops them.
     passthrough_unknown: bool = True
+    # `server`: the client id comes from an HttpOnly FPID cookie this client sets, and the
+    # hit's `cid` moves to x-ga-js_client_id (docs/identity.md). `js` keeps gtag's `cid`.
+    client_id: Literal["js", "server"] = "js"
+    # Set Meta's _fbp / _fbc cookies from the server and expose them as x-fb-ck-fbp / -fbc.
+    meta_cookies: bool = False
+    cookies: CookieSettings = msgspec.field(default_factory=CookieSettings)
 
 
 class GA4Client(Client):
@@ -74,6 +82,11 @@ class GA4Client(Client):
                 _merge_header_hints(event, hints)
             set_path(event, "x-sst-system_properties.request_start_time_ms", start_ms)
             kept.append(event)
+        if settings.client_id == "server":
+            server_client_id(request, kept, settings.cookies, ctx)
+        if settings.meta_cookies:
+            page = next((e["page_location"] for e in kept if "page_location" in e), None)
+            meta_cookies(request, kept, page, settings.cookies, ctx)
         return kept
 
     def respond(
@@ -84,7 +97,7 @@ class GA4Client(Client):
         ctx: ClientContext,
     ) -> ClientResponse:
         # sGTM's GA4 client answers 200 with an empty body; CORS comes from the core.
-        return ClientResponse(status=200)
+        return ClientResponse(status=200, cookies=list(ctx.cookies))
 
 
 def _is_ga4(params: dict[str, str]) -> bool:
