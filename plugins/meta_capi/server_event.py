@@ -1,0 +1,506 @@
+"""One sGTM event -> one Meta Conversions API server event, checked as Meta checks it.
+
+Everything here is a pure function of the event data, the settings and `now` (the pipeline's
+clock). One exception, inherited on purpose from Meta's normalizer: a date of birth is valid up
+to next year by the local clock's year (see `normalize.normalize_dob`).
+
+Validation raises `InvalidEvent` for what Meta would refuse, because Meta refuses a whole batch
+for one bad event (reference/destinations/meta-capi.md §2-§3):
+- `event_time` more than 7 days old (62 for `physical_store`); a future time is clamped to now;
+- `action_source` outside Meta's list;
+- `website` events without an http(s) `event_source_url` (page_location) or a
+  `client_user_agent` (user_agent);
+- Purchase without a currency or a value (a value is summed from the items' price x quantity
+  when the event has none; a currency is never invented);
+- a currency that is not a 3-letter ISO 4217 code, a value that is not a finite number,
+  `contents` / `content_ids` that are not lists;
+- no user_data at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import math
+from datetime import UTC, datetime
+from typing import Any, get_args
+from urllib.parse import urlsplit
+
+import msgspec
+from sgtm_plugins._identity import CookieSettings, cookie_domain, query_param
+
+from sgtm import event as ev
+from sgtm.event import EventData
+from sgtm.plugin import InvalidEvent
+
+from .mapping import (
+    CONTENT_FIELDS,
+    CUSTOM_DATA_OVERRIDES,
+    EVENT_MAP,
+    FBC_SOURCES,
+    FBP_SOURCES,
+    HASHED_FIELDS,
+    PLAIN_SOURCES,
+    VALUE_SOURCES,
+)
+from .normalize import fbc_from, hash_pii, is_valid_fbp_fbc, subdomain_index
+from .settings import ActionSource, MetaCapiSettings
+
+ACTION_SOURCES = frozenset(get_args(ActionSource))
+DAY = 86400
+MAX_AGE_DAYS = {"physical_store": 62}
+DEFAULT_MAX_AGE_DAYS = 7
+# A timestamp this large is in milliseconds: 1e11 seconds is the year 5138.
+_MILLISECONDS_FROM = 1e11
+# Longer text is no name, email or phone number (Meta's own test cases go up to 10,000
+# characters): it is dropped unread, which bounds the normalizers' work per event.
+MAX_PII_CHARS = 16_384
+
+_AUTO_DOMAIN = CookieSettings()
+_canonical = msgspec.json.Encoder(order="sorted", enc_hook=str)
+
+
+def server_event(event: EventData, settings: MetaCapiSettings, now: float) -> dict[str, Any]:
+    """The `data[]` entry for this event; raises InvalidEvent when Meta would refuse it."""
+    name = meta_event_name(event, settings.event_map)
+    action_source = _action_source(event, settings)
+    time_ms = _event_time_ms(event, now)
+    seconds = _checked_seconds(time_ms, now, action_source)
+    out: dict[str, Any] = {
+        "event_name": name,
+        "event_time": seconds,
+        "event_id": event_id(event, name) or generated_event_id(event, now),
+        "action_source": action_source,
+    }
+    url = _http_url(event.get("page_location"))
+    if url:
+        out["event_source_url"] = url
+    referrer = _http_url(event.get("page_referrer"))
+    if referrer:
+        out["referrer_url"] = referrer
+    user_data = build_user_data(event, settings, time_ms)
+    if action_source == "website":
+        if not url:
+            raise InvalidEvent(
+                "action_source website needs event_source_url: the event has no http(s) "
+                "page_location"
+            )
+        if "client_user_agent" not in user_data:
+            raise InvalidEvent(
+                "action_source website needs client_user_agent: the event has no user_agent"
+            )
+    if not user_data:
+        raise InvalidEvent("no user_data: Meta needs at least one customer information field")
+    out["user_data"] = user_data
+    custom_data = build_custom_data(event, settings, name)
+    if custom_data:
+        out["custom_data"] = custom_data
+    out.update(_data_processing_options(event, settings))
+    return out
+
+
+# -- event name, time, id ----------------------------------------------------------------------
+
+
+def meta_event_name(event: EventData, overrides: dict[str, str]) -> str:
+    raw = event.get("event_name")
+    if not isinstance(raw, str) or not raw.strip():
+        raise InvalidEvent("no event_name")
+    return overrides.get(raw) or EVENT_MAP.get(raw) or raw
+
+
+def _action_source(event: EventData, settings: MetaCapiSettings) -> str:
+    # An event may state its own (Meta's sGTM template reads `action_source` from event data).
+    value = event.get("action_source")
+    if value is None or value == "":
+        return settings.action_source
+    if not isinstance(value, str) or value not in ACTION_SOURCES:
+        raise InvalidEvent(
+            f"action_source {str(value)[:40]!r} is not one of: {', '.join(sorted(ACTION_SOURCES))}"
+        )
+    return str(value)
+
+
+def _event_time_ms(event: EventData, now: float) -> float:
+    """When the event happened, in ms: `event_time` (seconds, ms or ISO 8601), else the time the
+    hit arrived (`x-sst-system_properties.request_start_time_ms`), else now."""
+    raw = event.get("event_time")
+    if raw is not None and raw != "":
+        seconds = _timestamp(raw)
+        if seconds is None:
+            raise InvalidEvent(f"event_time {str(raw)[:40]!r} is not a Unix time or ISO 8601")
+        return seconds * 1000
+    start = ev.get(event, "x-sst-system_properties.request_start_time_ms")
+    number = _number(start)
+    if number is not None and number > 0:
+        return number
+    return now * 1000
+
+
+def _timestamp(raw: Any) -> float | None:
+    number = _number(raw)
+    if number is not None:
+        return number / 1000 if number >= _MILLISECONDS_FROM else number
+    if isinstance(raw, str):
+        try:
+            parsed = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.timestamp()
+    return None
+
+
+def _checked_seconds(time_ms: float, now: float, action_source: str) -> int:
+    seconds = min(int(time_ms // 1000), int(now))  # Meta refuses future times: clamp to now
+    max_days = MAX_AGE_DAYS.get(action_source, DEFAULT_MAX_AGE_DAYS)
+    if now - seconds > max_days * DAY:
+        age = (now - seconds) / DAY
+        raise InvalidEvent(
+            f"event_time is {age:.1f} days old; Meta refuses {action_source} events older than "
+            f"{max_days} days"
+        )
+    return seconds
+
+
+def event_id(event: EventData, meta_name: str) -> str | None:
+    """The event's own id: `event_id`, else `transaction_id` for a Purchase. This is what the
+    browser pixel must send as `eventID` for Meta to deduplicate the two."""
+    for key in ("event_id", "transaction_id") if meta_name == "Purchase" else ("event_id",):
+        value = _text(event.get(key))
+        if value:
+            return value
+    return None
+
+
+def generated_event_id(event: EventData, now: float) -> str:
+    """A deterministic id for an event that carries none: `sgtm-` + 32 hex characters of the
+    SHA-256 of the whole event data (as this tag receives it, keys sorted) plus, when the event
+    holds no time of its own, `now` in ms. The same event data always gets the same id."""
+    digest = hashlib.sha256(_canonical.encode(event))
+    if event.get("event_time") in (None, "") and not _number(
+        ev.get(event, "x-sst-system_properties.request_start_time_ms")
+    ):
+        digest.update(b"\x00" + str(int(now * 1000)).encode())
+    return "sgtm-" + digest.hexdigest()[:32]
+
+
+# -- user_data ---------------------------------------------------------------------------------
+
+
+def build_user_data(event: EventData, settings: MetaCapiSettings, time_ms: float) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    address = _address(event)
+    for field, sources in HASHED_FIELDS.items():
+        for key in sources:
+            hashed = _hashed(field, _source(event, address, key))
+            if hashed:
+                out[field] = hashed
+                break
+    ip = client_ip(event.get("ip_override"))
+    if ip:
+        out["client_ip_address"] = ip
+    user_agent = _text(event.get("user_agent"))
+    if user_agent:
+        out["client_user_agent"] = user_agent
+    fbp = _first(event, FBP_SOURCES, is_valid_fbp_fbc)
+    if fbp:
+        out["fbp"] = fbp
+    fbc = _fbc(event, time_ms)
+    if fbc:
+        out["fbc"] = fbc
+    for field, sources in PLAIN_SOURCES.items():
+        value = _first(event, sources, bool)
+        if value:
+            out[field] = value
+    for field, value in settings.user_data.items():
+        # Explicit settings win; an empty or rejected value removes the field.
+        result = _hashed(field, value) if field in HASHED_FIELDS else _text(value)
+        if result:
+            out[field] = result
+        else:
+            out.pop(field, None)
+    return out
+
+
+def _address(event: EventData) -> dict[str, Any]:
+    address = ev.get(event, "user_data.address")
+    if isinstance(address, list):
+        address = address[0] if address else None
+    return address if isinstance(address, dict) else {}
+
+
+def _source(event: EventData, address: dict[str, Any], key: str) -> Any:
+    if key.startswith("address."):
+        return address.get(key[len("address.") :])
+    return ev.get(event, key)
+
+
+def _hashed(field: str, value: Any) -> str | list[str] | None:
+    """Meta's normalization and SHA-256 (`normalize.hash_pii`), after turning numbers into text;
+    64-hex input passes unchanged (lowercased) and is never hashed twice."""
+    if isinstance(value, list):
+        texts = [t for t in (_pii_text(v) for v in value) if t]
+        hashed = hash_pii(field, texts) if texts else None
+        return hashed or None
+    text = _pii_text(value)
+    return hash_pii(field, text) if text else None
+
+
+def _pii_text(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, str) and len(value) <= MAX_PII_CHARS:
+        return value
+    return None
+
+
+def client_ip(raw: Any) -> str | None:
+    """The first address of `ip_override`, without a port (Meta rejects one) or a zone id."""
+    if not isinstance(raw, str):
+        return None
+    first = raw.replace(" ", "").split(",")[0]
+    if first.startswith("["):  # [2001:db8::1]:443
+        host = first[1 : first.find("]")] if "]" in first else ""
+    elif first.count(":") == 1:  # 203.0.113.7:5678
+        host = first.split(":")[0]
+    else:
+        host = first
+    try:
+        return str(ipaddress.ip_address(host.split("%")[0]))
+    except ValueError:
+        return None
+
+
+def _fbc(event: EventData, time_ms: float) -> str | None:
+    """The click id: the `_fbc` the event carries, or one made from an `fbclid` in page_location
+    (kept when it holds that same fbclid), as Meta's capi-param-builder decides."""
+    existing = _first(event, FBC_SOURCES, is_valid_fbp_fbc)
+    location = event.get("page_location")
+    fbclid = query_param(location, "fbclid") or None
+    if fbclid is None:
+        return existing
+    try:
+        host = urlsplit(location).hostname or ""  # type: ignore[arg-type]
+    except ValueError:
+        host = ""
+    # The index counts the labels of the cookie domain, as the clients that set _fbc compute it.
+    index = subdomain_index(cookie_domain(host, _AUTO_DOMAIN) or host)
+    return fbc_from(existing, fbclid, index, int(time_ms))
+
+
+# -- custom_data -------------------------------------------------------------------------------
+
+
+def build_custom_data(
+    event: EventData, settings: MetaCapiSettings, meta_name: str
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    items = _items(event)
+    contents = [c for c in (_content(item) for item in items) if "id" in c]
+    if contents:
+        out["contents"] = contents
+        out["content_ids"] = [c["id"] for c in contents]
+        out["content_type"] = _text(event.get("content_type")) or "product"
+    if len(items) == 1:
+        for field, key in (("content_name", "item_name"), ("content_category", "item_category")):
+            if text := _text(items[0].get(key)):
+                out[field] = text
+    value = _value(event)
+    if value is None and meta_name == "Purchase":
+        value = _items_total(items)
+    if value is not None:
+        out["value"] = value
+    currency = _currency(event, items)
+    if currency:
+        out["currency"] = currency
+    if meta_name == "InitiateCheckout" and items:
+        out["num_items"] = sum(_quantity_or_one(item) for item in items)
+    if order_id := _text(event.get("transaction_id")):
+        out["order_id"] = order_id
+    if search := _text(event.get("search_term")):
+        out["search_string"] = search
+    for field in CUSTOM_DATA_OVERRIDES:
+        override = _override(event.get(f"x-fb-cd-{field}"))
+        if override is not None:
+            out[field] = override
+    for field, extra in settings.custom_data.items():
+        if extra is None or extra == "":
+            out.pop(field, None)
+        else:
+            out[field] = extra
+    for field in ("contents", "content_ids"):
+        if field in out and not isinstance(out[field], list):
+            # Meta refuses it with "$['data'][0]['custom_data']['contents'] must be an array"
+            raise InvalidEvent(f"custom_data.{field} must be a list (JSON array)")
+    if meta_name == "Purchase":
+        if "currency" not in out:
+            raise InvalidEvent("Purchase needs a currency: the event has no currency")
+        if out.get("value") is None:
+            raise InvalidEvent("Purchase needs a value: the event has no value or item prices")
+    return out
+
+
+def _items(event: EventData) -> list[dict[str, Any]]:
+    items = event.get("items")
+    if not isinstance(items, list):
+        items = ev.get(event, "ecommerce.items")
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+
+
+def _content(item: dict[str, Any]) -> dict[str, Any]:
+    content: dict[str, Any] = {}
+    for key, field in CONTENT_FIELDS.items():
+        raw = item.get(key)
+        if field == "quantity":
+            value: Any = _quantity(raw)
+        elif field == "item_price":
+            value = _number(raw)
+        else:
+            value = _text(raw)
+        if value is not None and value != "":
+            content[field] = value
+    return content
+
+
+def _quantity(raw: Any) -> int | None:
+    number = _number(raw)
+    if number is None or not float(number).is_integer() or number < 0:
+        return None
+    return int(number)
+
+
+def _quantity_or_one(item: dict[str, Any]) -> int:
+    quantity = _quantity(item.get("quantity"))
+    return 1 if quantity is None else quantity
+
+
+def _items_total(items: list[dict[str, Any]]) -> float | None:
+    """Σ price x quantity (quantity 1 when absent), or None when no item has a price."""
+    total, priced = 0.0, False
+    for item in items:
+        price = _number(item.get("price"))
+        if price is None:
+            continue
+        priced = True
+        total += price * _quantity_or_one(item)
+    return round(total, 6) if priced else None
+
+
+def _value(event: EventData) -> float | int | None:
+    for key in VALUE_SOURCES:
+        raw = event.get(key)
+        if raw is None or raw == "":
+            continue
+        number = _number(raw)
+        if number is None:
+            raise InvalidEvent(f"{key} {str(raw)[:40]!r} is not a number")
+        return number
+    return None
+
+
+def _currency(event: EventData, items: list[dict[str, Any]]) -> str | None:
+    raw = event.get("currency")
+    if raw is None or raw == "":
+        raw = next((item.get("currency") for item in items if item.get("currency")), None)
+    if raw is None or raw == "":
+        return None
+    code = raw.strip().upper() if isinstance(raw, str) else ""
+    if len(code) != 3 or not code.isascii() or not code.isalpha():
+        raise InvalidEvent(f"currency {str(raw)[:40]!r} is not an ISO 4217 code such as EUR")
+    return code
+
+
+def _override(raw: Any) -> Any:
+    """An `x-fb-cd-*` value; JSON text is decoded (MTAG accepts `contents` as a JSON string)."""
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, str) and raw[:1] in ("[", "{"):
+        try:
+            return msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            return raw
+    return raw
+
+
+# -- data processing options (Limited Data Use) ------------------------------------------------
+
+
+def _data_processing_options(event: EventData, settings: MetaCapiSettings) -> dict[str, Any]:
+    options = event.get("data_processing_options")
+    if options == "LDU":  # a single value, as a GA4 event parameter carries it
+        options = ["LDU"]
+    if options is None or options == "":
+        if settings.data_processing_options is None:
+            return {}
+        return {
+            "data_processing_options": list(settings.data_processing_options),
+            "data_processing_options_country": settings.data_processing_options_country,
+            "data_processing_options_state": settings.data_processing_options_state,
+        }
+    if not isinstance(options, list) or any(option != "LDU" for option in options):
+        raise InvalidEvent('data_processing_options must be [] or ["LDU"]')
+    out: dict[str, Any] = {"data_processing_options": options}
+    for key, allowed in (("country", (0, 1)), ("state", (0, 1000))):
+        raw = event.get(f"data_processing_options_{key}")
+        value = 0 if raw is None or raw == "" else _number(raw)
+        if value not in allowed:
+            raise InvalidEvent(
+                f"data_processing_options_{key} must be one of {allowed}, got {value!r}"
+            )
+        out[f"data_processing_options_{key}"] = value
+    return out
+
+
+# -- small readers -----------------------------------------------------------------------------
+
+
+def _first(event: EventData, keys: tuple[str, ...], valid: Any) -> str | None:
+    for key in keys:
+        value = _text(ev.get(event, key))
+        if value and valid(value):
+            return value
+    return None
+
+
+def _text(value: Any) -> str | None:
+    """A non-empty trimmed string from a string or a number; None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float) and math.isfinite(value):
+        return str(int(value)) if float(value).is_integer() else str(value)
+    if isinstance(value, str):
+        return value.strip() or None
+    return None
+
+
+def _number(value: Any) -> float | int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        if "_" in value:  # float() accepts "1_000"; a number in event data never has one
+            return None
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+        if not math.isfinite(number):
+            return None
+        return int(number) if number.is_integer() and abs(number) < 2**53 else number
+    return None
+
+
+def _http_url(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    url = value.strip()
+    return url if url.lower().startswith(("http://", "https://")) else None
