@@ -45,6 +45,8 @@ MAX_EVENTS_PER_REQUEST = 500
 class DedupeStore(Protocol):
     async def seen(self, key: str, ttl: float) -> bool: ...
 
+    async def forget(self, keys: list[str]) -> None: ...
+
 
 @dataclass(slots=True)
 class TagTrace:
@@ -173,12 +175,23 @@ class Container:
             )
             events = events[:MAX_EVENTS_PER_REQUEST]
 
-        submissions, traces = await self.run_events(events, request, client.name, now, trace)
+        # Dedupe keys this request marked as seen: if it is answered 503, the client resends it,
+        # and a resent event must not be dropped as a duplicate of one that was never stored.
+        marked: list[str] = []
+        traces: list[EventTrace] = []
         try:
+            submissions, traces = await self.run_events(
+                events, request, client.name, now, trace, marked
+            )
             if submissions:
                 await self.delivery.submit(submissions)
         except DeliveryUnavailable as exc:
             log.error("delivery unavailable: %s", exc)
+            if marked:
+                try:
+                    await self.dedupe.forget(marked)
+                except DeliveryUnavailable:
+                    log.warning("could not release %d dedupe keys of a 503", len(marked))
             response = ClientResponse(
                 status=503, headers={"retry-after": "5"}, body=b"unavailable\n"
             )
@@ -200,7 +213,10 @@ class Container:
         client_name: str | None,
         now: float,
         trace: bool,
+        marked: list[str] | None = None,
     ) -> tuple[list[Submission], list[EventTrace]]:
+        """Run every tag on every event. Dedupe keys newly marked as seen for tags that fired
+        are appended to `marked`, so a caller that cannot store the result can release them."""
         submissions: list[Submission] = []
         traces: list[EventTrace] = []
         for event in events:
@@ -208,7 +224,7 @@ class Container:
             scope = Scope(event, request, client_name, self.spec.variables)
             tag_traces = []
             for tag in self.spec.tags:
-                outcome = await self._run_tag(tag, event, scope, request, now)
+                outcome = await self._run_tag(tag, event, scope, request, now, marked)
                 metrics.inc(
                     "sgtm_tags_total",
                     container=self.name,
@@ -235,7 +251,13 @@ class Container:
         return submissions, traces
 
     async def _run_tag(
-        self, tag: TagSpec, event: EventData, scope: Scope, request: HitRequest | None, now: float
+        self,
+        tag: TagSpec,
+        event: EventData,
+        scope: Scope,
+        request: HitRequest | None,
+        now: float,
+        marked: list[str] | None,
     ) -> TagTrace:
         def skip(reason: str) -> TagTrace:
             return TagTrace(tag.name, tag.type_name, False, reason)
@@ -272,11 +294,16 @@ class Container:
         ctx = BuildContext(tag_name=tag.name, container=self.info, now=now, request=request)
         try:
             requests = tag.type.build(view, settings, ctx)
-        except InvalidEvent as exc:
-            return skip(f"invalid: {self.redact(str(exc))}")
         except Exception as exc:
+            if dedupe is not None:
+                # Nothing was sent: a corrected resend of this event must not count as a repeat.
+                await self.dedupe.forget([dedupe[0]])
+            if isinstance(exc, InvalidEvent):
+                return skip(f"invalid: {self.redact(str(exc))}")
             log.exception("tag build() failed", extra={"tag": tag.name})
             return skip(f"invalid: tag error ({type(exc).__name__})")
+        if dedupe is not None and marked is not None:
+            marked.append(dedupe[0])
         warnings = [self.redact(w) for w in ctx.warnings]
         if warnings:
             metrics.inc("sgtm_tag_warnings_total", len(warnings), container=self.name, tag=tag.name)

@@ -28,3 +28,7 @@ class MemoryDedupe:
             return True
         self._cache[key] = self._clock() + ttl
         return False
+
+    async def forget(self, keys: list[str]) -> None:
+        for key in keys:
+            self._cache.pop(key, None)

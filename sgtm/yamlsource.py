@@ -141,7 +141,8 @@ class _Constructor(yaml.SafeLoader):
             if key_node.tag != _MERGE_TAG:
                 own.append((key_node, value_node))
                 continue
-            sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            is_list = isinstance(value_node, yaml.SequenceNode)
+            sources = value_node.value if is_list else [value_node]
             for source in reversed(sources):
                 if not isinstance(source, yaml.MappingNode):
                     self.bad_merges.append(source)

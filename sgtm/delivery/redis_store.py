@@ -535,6 +535,14 @@ class RedisStore:
             raise DeliveryUnavailable(f"redis: {exc}") from exc
         return not fresh
 
+    async def forget(self, keys: list[str]) -> None:
+        if not keys:
+            return
+        try:
+            await self.r.delete(*(self._key("dedupe", key) for key in keys))
+        except (RedisError, OSError) as exc:
+            raise DeliveryUnavailable(f"redis: {exc}") from exc
+
 
 _sequence = itertools.count()
 

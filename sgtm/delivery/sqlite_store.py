@@ -509,6 +509,12 @@ class SqliteStore:
 
         return await self._call(run, durable=True)
 
+    async def forget(self, keys: list[str]) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            conn.executemany("DELETE FROM dedupe WHERE key = ?", [(key,) for key in keys])
+
+        await self._call(run, durable=True)
+
 
 _DEAD_COLUMNS = (
     "id, lane, container, tag, tag_type, created, died, attempts, reason, payload, response,"

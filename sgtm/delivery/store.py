@@ -164,6 +164,10 @@ class Store(Protocol):
         """Atomically: True if the key was seen within its ttl, else remember it for ttl."""
         ...
 
+    async def forget(self, keys: list[str]) -> None:
+        """Drop keys marked by `seen` for events that were then not stored."""
+        ...
+
 
 _payload_decoder = msgspec.msgpack.Decoder(Payload)
 _encoder = msgspec.msgpack.Encoder()
