@@ -46,6 +46,10 @@ class Outbound(msgspec.Struct, kw_only=True):
     # turns several outbounds of one lane into the single request actually sent. Plain data
     # only (dicts, lists, strings, numbers): it waits in the outbox and comes back decoded.
     batch_item: Any = None
+    # For tags that batch: only outbounds of one lane with equal batch_key share a request
+    # (e.g. GA4 MP: one request per client). Keeps lanes few (one per vendor account) while a
+    # vendor's request-level fields still match within each request.
+    batch_key: str = ""
 
 
 CREDENTIAL = "{{credential}}"  # replaced by the token at send time; `{{credential.NAME}}` too

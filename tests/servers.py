@@ -66,6 +66,8 @@ class FakeVendor:
     received: list[Received] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     port: int = 0  # a fixed port: a vendor that is "down" (nothing listens) comes back there
+    in_flight: int = 0
+    max_in_flight: int = 0  # the most requests it was answering at once
 
     def __post_init__(self) -> None:
         self.sock = socket.socket()
@@ -94,6 +96,16 @@ class FakeVendor:
             headers={k.decode().lower(): v.decode() for k, v in scope["headers"]},
             body=body,
         )
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await self._answer(got, send)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    async def _answer(self, got: Received, send: Any) -> None:
         if self.delay:
             await asyncio.sleep(self.delay)
         problem = self.check(got) if self.check else None

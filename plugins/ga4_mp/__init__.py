@@ -49,17 +49,18 @@ class Ga4MpTag(Tag):
             raise InvalidEvent(
                 f"request body is {len(body)} bytes; GA4 takes less than {MAX_BODY_BYTES}"
             )
-        # The lane: one stream, one client and the same request-level fields (ids, consent,
-        # user_data, device): only such events may share a request. Hashed, so no client id or
-        # user data appears in lane names, logs or metrics.
-        lane = hashlib.sha256(_canonical.encode(built.envelope)).hexdigest()[:20]
+        # One lane per stream; within it, only events of one client with the same
+        # request-level fields (ids, consent, user_data, device) may share a request. Hashed,
+        # so no client id or user data sits in the outbox's grouping key.
+        group = hashlib.sha256(_canonical.encode(built.envelope)).hexdigest()[:20]
         return [
             Outbound(
                 method="POST",
                 url=collect_url(settings),
                 headers=dict(_HEADERS),
                 body=body,
-                destination=f"{settings.measurement_id}/{lane}",
+                destination=settings.measurement_id,
+                batch_key=group,
                 batch_item={"event": built.event, "user_properties": built.user_properties},
             )
         ]

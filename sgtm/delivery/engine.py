@@ -60,7 +60,7 @@ class TagRoute:
     container: str
     tag: str
     type: Tag
-    settings: Any  # static settings (None when templated); what auth_request reads
+    settings: Any  # the decoded settings (templates unrendered): what auth_request reads
     policy: LanePolicy
     seal: SecretSeal = field(default_factory=lambda: SecretSeal({}))
     redact: Redactor = field(default_factory=lambda: Redactor({}))
@@ -82,6 +82,7 @@ class EngineOptions:
     drain_timeout: float = 10.0  # on shutdown, time to send what is due before persisting
     sweep_interval: float = 60.0  # max-age sweeps and queue-depth gauges
     discover_interval: float = 5.0  # lanes other engines created
+    lane_idle_retire: float = 300.0  # a lane with nothing to send for this long stops its task
 
 
 class TokenBucket:
@@ -168,6 +169,8 @@ class Lane:
         self.linger_next = True
         self.next_flush: float | None = None
         self.flushing = False
+        self.idle_since: float | None = None
+        self.retired = False
         self.task: asyncio.Task[None] | None = None
 
     @property
@@ -355,7 +358,7 @@ class DeliveryEngine:
             metrics.gauge("sgtm_delivery_queue_depth", depth, lane=key)
 
     async def _pump(self, lane: Lane) -> None:
-        while not self._stopping:
+        while not self._stopping and not lane.retired:
             try:
                 await self._pump_once(lane)
             except DeliveryUnavailable as exc:
@@ -411,13 +414,23 @@ class DeliveryEngine:
                 await self.store.set_schedule(lane.key, lane.next_flush)
                 return
             due = await self.store.next_due(lane.key)
+            if due is None and self._retire_if_idle(lane, now):
+                return
             idle_for = self.options.poll_interval
             if due is not None:
                 idle_for = min(idle_for, max(0.0, due - now))
             await lane.wait(idle_for)
             return
         lane.idle = False
-        for batch in split(jobs, max_items, policy.batching.max_bytes):
+        lane.idle_since = None
+        key = _batch_key if policy.batched else None
+        ready = split(jobs, max_items, policy.batching.max_bytes, key)
+        if len(ready) > batches:
+            # Grouping by batch key (or bytes) made more requests than the lane may send now:
+            # the rest go back to the store rather than past the concurrency or rate limit.
+            await self.store.release([job for batch in ready[batches:] for job in batch], now)
+            del ready[batches:]
+        for batch in ready:
             if lane.bucket is not None:
                 lane.bucket.take()
             if lane.breaker.is_open:
@@ -426,6 +439,25 @@ class DeliveryEngine:
             task = asyncio.create_task(self._deliver(lane, batch))
             self._sends[task] = batch
             task.add_done_callback(self._sent)
+
+    def _retire_if_idle(self, lane: Lane, now: float) -> bool:
+        """Stop the task of a lane that has had nothing to send for a while, so lanes of
+        destinations that come and go do not pile up; a new job brings the lane back (submit
+        here, or the supervisor's discovery for jobs another instance stored)."""
+        if lane.idle_since is None:
+            lane.idle_since = now
+            return False
+        if (
+            now - lane.idle_since < self.options.lane_idle_retire
+            or lane.inflight
+            or lane.wake.is_set()
+            or lane.policy.batching.flush_every
+        ):
+            return False
+        lane.retired = True
+        del self.lanes[lane.key]
+        log.debug("lane retired after being idle", extra={"lane": lane.key})
+        return True
 
     def _sent(self, task: asyncio.Task[None]) -> None:
         self._sends.pop(task, None)
@@ -643,22 +675,32 @@ class DeliveryEngine:
 _PRIVATE_HEADERS = frozenset({"set-cookie", "authorization", "proxy-authorization"})
 
 
-def split(jobs: list[Job], max_items: int, max_bytes: int) -> list[list[Job]]:
-    """Consecutive batches of at most max_items jobs whose bodies fit in max_bytes (a job larger
-    than max_bytes travels alone)."""
+def split(
+    jobs: list[Job],
+    max_items: int,
+    max_bytes: int,
+    key: Callable[[Job], str] | None = None,
+) -> list[list[Job]]:
+    """Batches of at most max_items jobs whose bodies fit in max_bytes (a job larger than
+    max_bytes travels alone), jobs with different keys never together; in the order of each
+    batch's oldest job."""
     batches: list[list[Job]] = []
-    current: list[Job] = []
-    size = 0
+    open_batches: dict[str, tuple[list[Job], int]] = {}  # key -> (batch being filled, bytes)
     for job in jobs:
+        group = key(job) if key is not None else ""
         length = len(job.payload)
-        if current and (len(current) >= max_items or size + length > max_bytes):
-            batches.append(current)
-            current, size = [], 0
-        current.append(job)
-        size += length
-    if current:
-        batches.append(current)
+        current = open_batches.get(group)
+        if current is None or len(current[0]) >= max_items or current[1] + length > max_bytes:
+            batch: list[Job] = []
+            batches.append(batch)
+            current = (batch, 0)
+        current[0].append(job)
+        open_batches[group] = (current[0], current[1] + length)
     return batches
+
+
+def _batch_key(job: Job) -> str:
+    return job.decode().outbound.batch_key
 
 
 def retry_after(value: str | None, now: float) -> float | None:

@@ -281,10 +281,10 @@ class RedisStore:
 
     async def lanes(self) -> list[str]:
         try:
-            keys = await self.r.hkeys(self._lanes)
+            depths = await self.r.hgetall(self._lanes)
         except (RedisError, OSError) as exc:
             raise DeliveryUnavailable(f"redis: {exc}") from exc
-        return sorted(k.decode() for k in keys)
+        return sorted(k.decode() for k, depth in depths.items() if int(depth) > 0)
 
     async def lease(self, lane: str, now: float, limit: int, lease_for: float) -> list[Job]:
         flat = await self._run(

@@ -269,7 +269,8 @@ class SqliteStore:
 
     async def lanes(self) -> list[str]:
         def run(conn: sqlite3.Connection) -> list[str]:
-            return [row[0] for row in conn.execute("SELECT lane FROM lanes ORDER BY lane")]
+            rows = conn.execute("SELECT lane FROM lanes WHERE depth > 0 ORDER BY lane")
+            return [row[0] for row in rows]
 
         return await self._call(run)
 

@@ -103,7 +103,7 @@ class Store(Protocol):
         """Durable on return; raises DeliveryUnavailable when the store cannot accept."""
 
     async def lanes(self) -> list[str]:
-        """Every lane that has (or had) jobs."""
+        """Every lane that has jobs (due, leased or waiting for a retry)."""
         ...
 
     async def lease(self, lane: str, now: float, limit: int, lease_for: float) -> list[Job]:

@@ -16,6 +16,7 @@ from sgtm import metrics
 from sgtm.delivery.base import DeliveryUnavailable, lane_key
 from sgtm.delivery.engine import TokenBucket, retry_after
 from sgtm.delivery.policy import RateLimitConfig, TagDeliveryConfig
+from sgtm.delivery.store import NewJob, Payload, encode_payload
 from sgtm.plugin import RateLimit
 from tests.delivery.helpers import (
     BatchTag,
@@ -259,6 +260,79 @@ async def test_batches_merge_up_to_max_items(stores):
     assert len(sizes) == 3
 
 
+def keyed(r, url: str, n: int, key: str):
+    sub = submission(r, url, n)
+    sub.outbound.batch_key = key
+    return sub
+
+
+async def test_batch_keys_split_requests_within_one_lane_without_passing_its_concurrency(stores):
+    def results(got, status):
+        return json.dumps({"results": ["done"] * len(json.loads(got.body)["items"])}).encode()
+
+    with FakeVendor(reply=results, delay=0.05) as vendor:
+        limits = TagDeliveryConfig(linger="200ms", concurrency=2)
+        r = route(BatchTag(), delivery=limits)
+        eng = engine(stores.new(), r)
+        await eng.start()
+        try:
+            # Three clients interleaved: 18 jobs, lease of 2 x 4, groups of one key only.
+            await eng.submit(
+                [keyed(r, vendor.url + "/batch", i, f"client-{i % 3}") for i in range(18)]
+            )
+            await eventually(
+                lambda: (
+                    metrics.value(
+                        "sgtm_deliveries_total", container="shop", tag="hook", outcome="done"
+                    )
+                    == 18
+                )
+            )
+            assert len(eng.lanes) == 1
+        finally:
+            await eng.close()
+    batches = [[item["n"] for item in json.loads(g.body)["items"]] for g in vendor.received]
+    assert sorted(n for batch in batches for n in batch) == list(range(18))
+    assert all(len({n % 3 for n in batch}) == 1 for batch in batches)
+    assert max(len(batch) for batch in batches) <= 4
+    assert any(len(batch) > 1 for batch in batches)  # grouping still merges
+    assert vendor.max_in_flight <= 2
+
+
+async def test_an_idle_lane_retires_and_comes_back_for_new_work(stores):
+    with FakeVendor() as vendor:
+        r = route(PlainTag())
+        eng = engine(stores.new(), r, lane_idle_retire=0.2)
+        await eng.start()
+        try:
+            await eng.submit([submission(r, vendor.url + "/e", 1)])
+            await wait_received(vendor, 1)
+            await eventually(lambda: not eng.lanes)
+            await eng.submit([submission(r, vendor.url + "/e", 2)])  # this instance's hit
+            await wait_received(vendor, 2)
+            await eventually(lambda: not eng.lanes)
+            # A job another instance stored: found by the supervisor's discovery.
+            other = stores.new()
+            await other.open()
+            sub = submission(r, vendor.url + "/e", 3)
+            payload = Payload(
+                container="shop",
+                tag="hook",
+                tag_type=r.type.name,
+                outbound=sub.outbound,
+                created=sub.created,
+            )
+            now = time.time()
+            await other.enqueue(
+                [NewJob(lane=sub.lane, due=now, created=now, payload=encode_payload(payload))]
+            )
+            await other.close()
+            got = await wait_received(vendor, 3)
+        finally:
+            await eng.close()
+    assert keys_of(got) == ["event-1", "event-2", "event-3"]
+
+
 async def test_partial_batch_failure_dead_letters_only_the_failed_item(stores):
     store = await stores()
     first = Reply(200, body=json.dumps({"results": ["done", "dead", "retry", "done"]}).encode())
@@ -453,3 +527,19 @@ async def test_rate_limit_paces_requests(stores):
             assert len(vendor.received) == 2  # the bucket is empty for the rest of the hour
         finally:
             await eng.close()
+
+
+async def test_signed_urls_reach_the_vendor_byte_for_byte(stores):
+    # Escapes a URL normalizer would rewrite (%7e -> ~, lower-case hex): a signature over the
+    # URL breaks on any changed byte.
+    query = "sig=ab%7e%2fcd%3D&ts=1700000000&u=a+b"
+    with FakeVendor() as vendor:
+        r = route(PlainTag())
+        eng = engine(stores.new(), r)
+        await eng.start()
+        try:
+            await eng.submit([submission(r, f"{vendor.url}/e?{query}", 1)])
+            (got,) = await wait_received(vendor, 1)
+        finally:
+            await eng.close()
+    assert got.query == query

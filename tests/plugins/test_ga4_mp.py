@@ -25,7 +25,7 @@ from sgtm.config import load_text
 from sgtm.container import Container, TagTrace
 from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery.recorder import RecorderDelivery
-from sgtm.plugin import BuildContext, ContainerInfo
+from sgtm.plugin import BuildContext, ContainerInfo, Outbound
 from sgtm.plugins import registry
 from sgtm.yamlsource import ConfigErrors
 from tests.plugins.test_ga4_mp_vendor import problems, received
@@ -670,15 +670,17 @@ def _settings(**overrides: Any) -> Ga4MpSettings:
 CTX = BuildContext(tag_name="ga4", container=ContainerInfo(name="shop"), now=NOW)
 
 
-def test_only_events_of_one_client_and_request_fields_share_a_lane():
-    def lane(**extra: Any) -> str:
-        return TAG.build(base(**extra), _settings(), CTX)[0].destination
+def test_one_lane_per_stream_and_only_one_clients_events_share_a_request():
+    def built(**extra: Any) -> Outbound:
+        return TAG.build(base(**extra), _settings(), CTX)[0]
 
-    assert lane() == lane(page_title="other page")
-    assert lane() != lane(client_id="556.1789990000")
-    assert lane() != lane(user_id="U-1")
-    assert lane() != lane(consent_state={"ad_user_data": False})
-    assert lane().startswith("G-TEST01ABCD/") and "555" not in lane()
+    assert {built().destination, built(client_id="556.1789990000").destination} == {"G-TEST01ABCD"}
+    group = built().batch_key
+    assert group == built(page_title="other page").batch_key
+    assert group != built(client_id="556.1789990000").batch_key
+    assert group != built(user_id="U-1").batch_key
+    assert group != built(consent_state={"ad_user_data": False}).batch_key
+    assert "555" not in group and len(group) == 20
 
 
 def test_merge_keeps_every_event_and_the_latest_user_properties():
