@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shlex
+import subprocess
+import sys
 import types
 from pathlib import Path
 
@@ -105,3 +108,23 @@ def test_design_doc_keeps_the_shared_design():
 def test_every_hook_named_in_plugin_docs_exists():
     documented = set(re.findall(r"^### (\w+)\(", (ROOT / "docs" / "plugins.md").read_text(), re.M))
     assert documented == {n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), "sgtm_spec")}
+
+
+def test_ga4_client_page_shows_what_emulate_prints(tmp_path):
+    """docs/clients/ga4.md: its emulate command, run on its container, prints its event data."""
+    page = [b for b in blocks("yaml") + blocks("sh") + blocks("json") if b[0].endswith("ga4.md")]
+    (config,) = [text for _, _, text in page if text.startswith("version: 1")]
+    (command,) = [text for _, _, text in page if text.startswith("sgtm emulate")]
+    (expected,) = [json.loads(text) for _, _, text in page if text.startswith("{")]
+    (tmp_path / "shop.yaml").write_text(config)
+    args = shlex.split(command.replace("\\\n", " "))
+    assert args[:4] == ["sgtm", "emulate", "-c", "shop.yaml"]
+    result = subprocess.run(
+        [sys.executable, "-m", "sgtm", *args[1:]],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    (line,) = result.stdout.splitlines()
+    assert json.loads(line)["events"][0]["data"] == expected
