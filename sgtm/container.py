@@ -331,6 +331,8 @@ class Container:
         return f"{self.name}/{tag.name}/{key}", ttl
 
     def _log_dry_run(self, tag: TagSpec, requests: list[Outbound]) -> None:
+        if not log.isEnabledFor(logging.INFO):
+            return
         for outbound in requests:
             outbound = self.as_sent(tag.type_name, outbound)
             body = outbound.body[:4096].decode("utf-8", "replace")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 EventData = dict[str, Any]
 
 _MISSING = object()
@@ -113,7 +115,16 @@ def delete_path(event: EventData, path: str) -> None:
 
 def copy_event(event: EventData) -> EventData:
     """A deep copy of the dict/list structure (leaves are immutable JSON scalars)."""
-    return _copy(event)  # type: ignore[no-any-return]
+    try:
+        # A msgpack round trip copies in C, about twice as fast as walking the structure.
+        copied: EventData = _copy_decoder.decode(_copy_encoder.encode(event))
+    except (TypeError, ValueError, OverflowError, msgspec.MsgspecError):
+        return _copy(event)  # type: ignore[no-any-return]  # a value msgpack cannot hold
+    return copied
+
+
+_copy_encoder = msgspec.msgpack.Encoder()
+_copy_decoder = msgspec.msgpack.Decoder(dict)
 
 
 def _copy(value: Any) -> Any:

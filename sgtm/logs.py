@@ -38,6 +38,13 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup(level: str = "info") -> None:
+    # Records never need the caller's file and line, thread or process names: skip finding them.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    # Written synchronously: a queue and a writer thread were measured (bench/ingest.py) to add
+    # no throughput, only to defer the writes, with the backlog growing in memory under load.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()

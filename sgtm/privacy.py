@@ -7,6 +7,7 @@ load (`parse_networks`), never per request.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from typing import TypeAlias
@@ -45,6 +46,9 @@ def _is_port(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+# Pure functions of one string, called for every hit with the same few addresses (a visitor's,
+# a proxy's): cached, bounded. ipaddress objects are immutable, so sharing them is safe.
+@functools.lru_cache(maxsize=8192)
 def _parse_ip(value: str | None) -> IPAddress | None:
     """Parse one address as it appears in a socket peer or a forwarding header.
 
@@ -114,6 +118,7 @@ def client_ip(
     return str(current)
 
 
+@functools.lru_cache(maxsize=8192)
 def anonymize_ip(ip: str | None) -> str | None:
     """Truncate an address: IPv4 to /24 (a.b.c.0), IPv6 to /64. None when invalid."""
     parsed = _parse_ip(ip)

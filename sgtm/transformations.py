@@ -34,9 +34,11 @@ class Transformation:
             self.tag_types is not None and tag_type in self.tag_types
         )
 
+    def applies(self, scope: Scope) -> bool:
+        return self.when is None or self.when(scope)
+
     def apply(self, event: ev.EventData, scope: Scope) -> ev.EventData:
-        if self.when is not None and not self.when(scope):
-            return event
+        """This transformation on `event` (modified in place, or a new dict for `allow`)."""
         if self.kind == "exclude":
             for path in self.params:
                 ev.delete_path(event, path)
@@ -63,9 +65,11 @@ def apply_all(
     transformations: tuple[Transformation, ...], event: ev.EventData, scope: Scope
 ) -> ev.EventData:
     """The event as the tag sees it; the original is never modified."""
-    if not transformations:
-        return event
-    view = ev.copy_event(event)
+    view = event
     for transformation in transformations:
+        if not transformation.applies(scope):
+            continue
+        if view is event:  # copied once, and only when something changes it
+            view = ev.copy_event(event)
         view = transformation.apply(view, scope)
     return view

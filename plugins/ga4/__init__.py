@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, Literal
+from urllib.parse import unquote_plus
 
 import msgspec
 from sgtm_plugins._identity import CookieSettings, meta_cookies
 from sgtm_plugins.ga4.fpid import server_client_id
-from sgtm_plugins.ga4.parse import header_client_hints, parse_hits, parse_query
+from sgtm_plugins.ga4.parse import header_client_hints, parse_hits
 
 from sgtm.event import EventData, copy_event, set_path
 from sgtm.hookspecs import hookimpl
@@ -47,13 +48,13 @@ class GA4Client(Client):
     def claim(self, request: HitRequest, settings: GA4Settings) -> bool:
         if request.method not in ("GET", "POST") or request.path != settings.path:
             return False
-        params: dict[str, str] = request.query
-        if request.method == "POST" and not _is_ga4(params) and request.body:
+        found = _scan_v_tid(request.query_string)
+        if request.method == "POST" and not _is_ga4(found) and request.body:
             # Batched hits may carry v/tid only on their lines; the first line decides.
             head = request.body[:CLAIM_PEEK_BYTES].decode("utf-8", errors="replace")
             first_line = next((line for line in head.split("\n") if line.strip()), "")
-            params = {**params, **parse_query(first_line.strip("\r"))}
-        return _is_ga4(params)
+            found = {**found, **_scan_v_tid(first_line.strip("\r"))}
+        return _is_ga4(found)
 
     def parse(
         self, request: HitRequest, settings: GA4Settings, ctx: ClientContext
@@ -102,6 +103,20 @@ class GA4Client(Client):
 
 def _is_ga4(params: dict[str, str]) -> bool:
     return params.get("v") == "2" and bool(params.get("tid"))
+
+
+def _scan_v_tid(query: str) -> dict[str, str]:
+    """`v` and `tid` as parse_query would decode them (first occurrence wins), without decoding
+    the whole query: claim runs for every request the container gets."""
+    found: dict[str, str] = {}
+    for pair in query.split("&"):
+        if pair.startswith(("v=", "tid=")):
+            name, _, value = pair.partition("=")
+            if name not in found:
+                found[name] = unquote_plus(value) if "%" in value or "+" in value else value
+                if len(found) == 2:
+                    break
+    return found
 
 
 def _merge_header_hints(event: EventData, hints: dict[str, Any]) -> None:

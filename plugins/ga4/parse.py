@@ -60,7 +60,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import unquote, unquote_plus, urlsplit
+from urllib.parse import unquote, unquote_plus, unquote_to_bytes, urlsplit
 
 from sgtm.event import EventData, set_path
 
@@ -194,6 +194,16 @@ PARAMS: dict[str, tuple[tuple[str, ...], Converter]] = {
     "richsstsse": (("x-ga-mp2-richsstsse",), to_str),
 }
 
+# PARAMS with each path pre-split: a plain key, or (object, key) for the nested ones.
+_TARGETS: dict[str, tuple[tuple[str | tuple[str, str], ...], Converter]] = {}
+for _name, (_paths, _convert) in PARAMS.items():
+    _keys: list[str | tuple[str, str]] = []
+    for _path in _paths:
+        _parent, _, _leaf = _path.rpartition(".")
+        assert "." not in _parent, _path  # one level of nesting at most
+        _keys.append((_parent, _leaf) if _parent else _path)
+    _TARGETS[_name] = (tuple(_keys), _convert)
+
 # Read by this module or the client, never copied as they are.
 CONSUMED = frozenset({"_uip", "uip", "_fplc"})
 IP_PARAMS = ("_uip", "uip")
@@ -300,19 +310,30 @@ def parse_query(query: str, drop: Drop = _no_drop) -> dict[str, str]:
         if not pair:
             continue
         raw_name, _, raw_value = pair.partition("=")
-        name = unquote_plus(raw_name)
+        name = _unquote_plus(raw_name)
         if not name or len(name) > MAX_KEY_CHARS:
             drop("ga4.invalid_param", 1)
             continue
         if len(raw_value) > _MAX_RAW_VALUE_CHARS:
             drop("ga4.param_too_long", 1)
             continue
-        value = unquote_plus(raw_value)
+        value = _unquote_plus(raw_value)
         if len(value) > MAX_VALUE_CHARS:
             drop("ga4.param_too_long", 1)
             continue
         params.setdefault(name, value)
     return params
+
+
+def _unquote_plus(raw: str) -> str:
+    """`unquote_plus` with the same results (broken escapes stay literal, bad UTF-8 becomes
+    U+FFFD), faster: most names and many values carry no escapes at all."""
+    if "%" in raw:
+        try:
+            return unquote_to_bytes(raw.replace("+", " ")).decode("utf-8", "replace")
+        except UnicodeEncodeError:  # a lone surrogate: only urllib's decoder keeps it
+            return unquote_plus(raw)
+    return raw.replace("+", " ") if "+" in raw else raw
 
 
 def map_hit(
@@ -331,14 +352,17 @@ def map_hit(
 
     items: dict[int, str] = {}
     for name, raw in params.items():
-        if name in PARAMS:
-            paths, convert = PARAMS[name]
+        if (target := _TARGETS.get(name)) is not None:
+            keys, convert = target
             value = convert(raw)
             if value is None:
                 drop("ga4.invalid_param", 1)
                 continue
-            for path in paths:
-                set_path(event, path, value)
+            for key in keys:
+                if type(key) is str:
+                    event[key] = value
+                else:
+                    _object(event, key[0])[key[1]] = value
         elif name.startswith(_EVENT_PARAM_PREFIXES) or name in CONSUMED:
             continue
         elif name.startswith(_PREFIXES):

@@ -929,3 +929,18 @@ def test_register_client_types_hook() -> None:
     assert len(registered) == 1
     assert isinstance(registered[0], GA4Client)
     assert registered[0].name == "ga4"
+
+
+def test_fast_unquote_decodes_exactly_as_urllib():
+    # The parser's own decoder must give what urllib's unquote_plus gives, broken escapes and
+    # bad UTF-8 included; seeded, so a failure reproduces.
+    from urllib.parse import unquote_plus
+
+    from sgtm_plugins.ga4.parse import _unquote_plus
+
+    pieces = ["%", "+", "a", "ç", "%C3", "%A9", "%c3%a9", "%ZZ", "%2", "%e2", "%82", "%F0%9F%98"]
+    pieces += ["%F0%9F%98%80", "x", "%0", "~", "%25", "%2B", " ", "%00", "\ud800"]
+    rng = random.Random(20261206)
+    for _ in range(20000):
+        raw = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 10)))
+        assert _unquote_plus(raw) == unquote_plus(raw), raw
