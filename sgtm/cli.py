@@ -109,6 +109,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     specs = _load(args.config)
     if specs is None:
         return 1
+    problem = asyncio.run(_store_problem(specs))
+    if problem is not None:
+        # One clear line rather than a traceback from each worker's startup.
+        print(f"sgtm serve: delivery store unavailable: {problem}", file=sys.stderr)
+        return 1
     options: dict[str, Any] = {
         "host": args.host,
         "port": args.port,
@@ -125,6 +130,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         uvicorn.run(create_app(specs), **options)
     return 0
+
+
+async def _store_problem(specs: list[ContainerSpec]) -> str | None:
+    """Why the containers' delivery store cannot be opened, or None when it can."""
+    from sgtm.delivery.base import DeliveryUnavailable
+    from sgtm.delivery.setup import open_store, store_for
+
+    store = open_store(store_for(specs))
+    try:
+        await store.open()
+    except DeliveryUnavailable as exc:
+        return str(exc)
+    await store.close()
+    return None
 
 
 def _parse_now(value: str | None) -> float:

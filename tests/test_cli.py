@@ -207,3 +207,22 @@ def test_plugins_lists_types():
     assert done.returncode == 0
     assert "ga4 0.1.0\n  clients: ga4\n" in done.stdout
     assert "http_request 0.1.0\n  tags: http_request\n" in done.stdout
+
+
+@pytest.mark.parametrize("store", ["redis", "sqlite"])
+def test_serve_refuses_to_start_without_its_store(tmp_path, store):
+    from tests.servers import free_port
+
+    if store == "redis":
+        delivery = f"delivery: {{store: redis, url: 'redis://:s3cret@127.0.0.1:{free_port()}/0'}}\n"
+    else:
+        (tmp_path / "not-a-dir").write_text("a file where the data directory should be")
+        delivery = f"delivery: {{store: sqlite, path: '{tmp_path / 'not-a-dir'}'}}\n"
+    config = tmp_path / "shop.yaml"
+    config.write_text("version: 1\n" + delivery + "clients: [{name: ga4, type: ga4}]\n")
+    done = sgtm("serve", "-c", str(config), "--port", str(free_port()))
+    assert done.returncode == 1
+    (line,) = [line for line in done.stderr.splitlines() if line.startswith("sgtm serve:")]
+    assert "delivery store unavailable" in line
+    assert "s3cret" not in done.stderr
+    assert "Traceback" not in done.stderr
