@@ -8,6 +8,7 @@ silent 2xx. The response never waits for a vendor.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -36,6 +37,17 @@ def lane_key(container: str, tag: str, outbound: Outbound) -> str:
         parts = urlsplit(outbound.url)
         destination = f"{parts.scheme}://{parts.netloc}"
     return f"{container}/{tag}/{destination}"
+
+
+def rewrite(outbound: Outbound, text: Callable[[str], str], body: bytes) -> Outbound:
+    """The request with `text` applied to its URL and header values and `body` as its body;
+    every other field (lane, batch key, idempotency key...) kept."""
+    return msgspec.structs.replace(
+        outbound,
+        url=text(outbound.url),
+        headers={k: text(v) for k, v in outbound.headers.items()},
+        body=body,
+    )
 
 
 class DeliveryUnavailable(Exception):

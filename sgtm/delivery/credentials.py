@@ -19,6 +19,7 @@ from typing import Any
 
 from cachetools import TLRUCache
 
+from sgtm.delivery.base import rewrite
 from sgtm.delivery.transport import Transport, TransportError
 from sgtm.plugin import CREDENTIAL, Credential, Outbound, Tag
 
@@ -138,13 +139,4 @@ def fill(outbound: Outbound, credential: Credential) -> Outbound:
     body = outbound.body
     for placeholder, real in replacements.items():
         body = body.replace(placeholder.encode(), real.encode())
-    return Outbound(
-        method=outbound.method,
-        url=text(outbound.url),
-        headers={k: text(v) for k, v in outbound.headers.items()},
-        body=body,
-        destination=outbound.destination,
-        idempotency_key=outbound.idempotency_key,
-        timeout=outbound.timeout,
-        batch_item=outbound.batch_item,
-    )
+    return rewrite(outbound, text, body)

@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from urllib.parse import quote, quote_plus
 
+from sgtm.delivery.base import rewrite
 from sgtm.plugin import Outbound
 
 _PLACEHOLDER_RE = re.compile(r"\{\{secret\.([A-Za-z_][A-Za-z0-9_]*)(\|url\+?)?\}\}")
@@ -50,7 +51,7 @@ class SecretSeal:
             return pattern.sub(lambda m: forms[m.group(0)], value)
 
         body = self._bytes_pattern.sub(lambda m: forms[m.group(0).decode()].encode(), outbound.body)
-        return _replace(outbound, text, body)
+        return rewrite(outbound, text, body)
 
     def unseal(self, outbound: Outbound) -> Outbound:
         if not self.values:
@@ -73,18 +74,4 @@ class SecretSeal:
         body = outbound.body
         if b"{{secret." in body:
             body = text(body.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
-        return _replace(outbound, text, body)
-
-
-def _replace(outbound: Outbound, text: object, body: bytes) -> Outbound:
-    assert callable(text)
-    return Outbound(
-        method=outbound.method,
-        url=text(outbound.url),
-        headers={k: text(v) for k, v in outbound.headers.items()},
-        body=body,
-        destination=outbound.destination,
-        idempotency_key=outbound.idempotency_key,
-        timeout=outbound.timeout,
-        batch_item=outbound.batch_item,
-    )
+        return rewrite(outbound, text, body)
