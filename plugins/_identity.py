@@ -139,7 +139,6 @@ def query_param(url: object, name: str) -> str | None:
 def meta_cookies(
     request: HitRequest,
     events: list[EventData],
-    page_url: str | None,
     settings: CookieSettings,
     ctx: ClientContext,
 ) -> None:
@@ -167,6 +166,7 @@ def meta_cookies(
     fbp = fbp_from(existing_fbp, index, now_ms, secrets.randbelow(2_147_483_647))
 
     referer = request.headers.get("referer")
+    page_url = next((e["page_location"] for e in events if "page_location" in e), None)
     fbclid = query_param(page_url, "fbclid") or query_param(referer, "fbclid") or None
     if fbclid is not None and not is_cookie_value(fbclid):
         ctx.drop("identity.invalid_fbclid")

@@ -83,7 +83,7 @@ class BeaconClient(Client):
             event["ip_override"] = request.client_ip
         events = [event]
         if settings.meta_cookies:
-            meta_cookies(request, events, event.get("page_location"), settings.cookies, ctx)
+            meta_cookies(request, events, settings.cookies, ctx)
         return events
 
     def respond(

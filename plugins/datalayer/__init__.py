@@ -114,8 +114,7 @@ class DataLayerClient(Client):
             _request_fields(request, events, ctx)
             client_id.assign(request, events, settings.client_id_cookie, settings.cookies, ctx)
             if settings.meta_cookies:
-                page = next((e["page_location"] for e in events if "page_location" in e), None)
-                meta_cookies(request, events, page, settings.cookies, ctx)
+                meta_cookies(request, events, settings.cookies, ctx)
         return events
 
     def respond(

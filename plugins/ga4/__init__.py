@@ -86,8 +86,7 @@ class GA4Client(Client):
         if settings.client_id == "server":
             server_client_id(request, kept, settings.cookies, ctx)
         if settings.meta_cookies:
-            page = next((e["page_location"] for e in kept if "page_location" in e), None)
-            meta_cookies(request, kept, page, settings.cookies, ctx)
+            meta_cookies(request, kept, settings.cookies, ctx)
         return kept
 
     def respond(

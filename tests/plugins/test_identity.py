@@ -172,8 +172,11 @@ def run_meta(
     req: HitRequest, events: list[dict[str, Any]] | None = None, page: str | None = None, **kw: Any
 ) -> tuple[list[dict[str, Any]], ClientContext]:
     events = [{"event_name": "page_view"}] if events is None else events
+    if page is not None:  # the page URL the client wrote into its events
+        for event in events:
+            event.setdefault("page_location", page)
     context = ctx(kw.pop("consent_default", "granted"))
-    meta_cookies(req, events, page, CookieSettings(**kw), context)
+    meta_cookies(req, events, CookieSettings(**kw), context)
     return events, context
 
 
