@@ -14,6 +14,8 @@ USER sgtm
 WORKDIR /var/lib/sgtm
 ENV SGTM_DATA_DIR=/var/lib/sgtm/var \
     PYTHONUNBUFFERED=1
+# The delivery outbox and dead letters: mount a volume here so they outlive the container.
+VOLUME ["/var/lib/sgtm/var"]
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
   CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2).status == 200 else 1)"]
