@@ -81,7 +81,7 @@ def test_emulate_single_request_matches_design_format():
     assert data["items"] == [
         {"item_id": "SKU-1", "item_name": "Running Sock", "price": 9.9, "quantity": 2}
     ]
-    crm, log_all = event["tags"]
+    crm, log_all, *vendors = event["tags"]
     assert set(crm) == {"name", "type", "fired", "reason", "requests"}
     assert crm["fired"] is True and crm["reason"] is None
     (request,) = crm["requests"]
@@ -95,6 +95,12 @@ def test_emulate_single_request_matches_design_format():
         "order_id": "T-1001",
     }
     assert log_all["fired"] is True
+    # The vendor tags build their real requests (dry_run: logged, never sent).
+    assert [(t["name"], t["fired"]) for t in vendors] == [("meta", True), ("ga4_server", True)]
+    (meta,) = vendors[0]["requests"]
+    assert meta["url"].startswith("https://graph.facebook.com/")
+    assert meta["body"]["data"][0]["event_name"] == "Purchase"
+    assert meta["body"]["data"][0]["custom_data"]["value"] == 59.8
 
 
 def test_emulate_requests_file_and_reasons(tmp_path):
