@@ -12,10 +12,11 @@ import hashlib
 import re
 from collections.abc import Callable
 from typing import Any, Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import msgspec
 from sgtm_plugins import _mapping as m
+from sgtm_plugins._http import http_url, json_or_none
 from sgtm_plugins.rdstation import payload as p
 
 from sgtm.event import EventData
@@ -78,10 +79,7 @@ class RDStationSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
     endpoint: str = DEFAULT_ENDPOINT
 
     def __post_init__(self) -> None:
-        parts = urlsplit(self.endpoint)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"endpoint: expected an http(s) URL, got {self.endpoint!r}")
-        self.endpoint = self.endpoint.rstrip("/")
+        self.endpoint = http_url("endpoint", self.endpoint)
         oauth = {
             "client_id": self.client_id,
             "client_secret": self.client_secret,
@@ -215,7 +213,7 @@ class RDStationTag(Tag):
     def parse_auth(
         self, status: int, headers: dict[str, str], body: bytes, now: float
     ) -> Credential:
-        data = _json(body)
+        data = json_or_none(body)
         if status != 200 or not isinstance(data, dict):
             raise ValueError(f"RD Station token request failed: {status} {error_text(data)}")
         token = data.get("access_token")
@@ -236,7 +234,7 @@ class RDStationTag(Tag):
     def classify(self, status: int, headers: dict[str, str], body: bytes) -> Outcome | Verdict:
         if 200 <= status < 300:
             return "done"
-        data = _json(body)
+        data = json_or_none(body)
         if status == 429:
             return rate_limited(data, headers)
         if status in (408, 500, 502, 503, 504):
@@ -303,13 +301,6 @@ def error_text(data: Any) -> str:
         if isinstance(data.get(key), str):
             return str(data[key])
     return ""
-
-
-def _json(body: bytes) -> Any:
-    try:
-        return msgspec.json.decode(body) if body else None
-    except msgspec.DecodeError:
-        return None
 
 
 @hookimpl

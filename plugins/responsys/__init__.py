@@ -20,6 +20,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import msgspec
 from sgtm_plugins import _mapping as m
+from sgtm_plugins._http import http_url, json_or_none
 
 from sgtm.event import EventData
 from sgtm.hookspecs import hookimpl
@@ -106,12 +107,8 @@ class ResponsysSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
     def __post_init__(self) -> None:
         for name in ("login_url", "endpoint"):
             value = getattr(self, name)
-            if value is None:
-                continue
-            parts = urlsplit(value)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise ValueError(f"{name}: expected an http(s) URL, got {value!r}")
-            setattr(self, name, value.rstrip("/"))
+            if value is not None:
+                setattr(self, name, http_url(name, value))
         column = self.match_column.upper()
         column = column if column.endswith("_") else column + "_"
         if column not in MATCH_COLUMNS:
@@ -224,7 +221,7 @@ class ResponsysTag(Tag):
     def parse_auth(
         self, status: int, headers: dict[str, str], body: bytes, now: float
     ) -> Credential:
-        data = _json(body)
+        data = json_or_none(body)
         if status != 200 or not isinstance(data, dict):
             code, detail = error_code(data)
             raise ValueError(f"Responsys login failed: {status} {code}: {detail}")
@@ -245,7 +242,7 @@ class ResponsysTag(Tag):
         # detail with another status (UNEXPECTED_EXCEPTION).
         if status == 401:
             return True
-        code, detail = error_code(_json(body))
+        code, detail = error_code(json_or_none(body))
         return code in ("INVALID_TOKEN", "TOKEN_EXPIRED") or "authentication token" in detail
 
     # -- responses ------------------------------------------------------------------------
@@ -253,7 +250,7 @@ class ResponsysTag(Tag):
     def classify(self, status: int, headers: dict[str, str], body: bytes) -> Outcome | Verdict:
         if 200 <= status < 300:
             return "done"
-        code, detail = error_code(_json(body))
+        code, detail = error_code(json_or_none(body))
         reason = f"{status} {code}: {detail}".strip(": ")
         # Responsys throttles with 400, not 429: branch on the error code, not the status.
         if code == "API_LIMIT_EXCEEDED":
@@ -269,7 +266,7 @@ class ResponsysTag(Tag):
     ) -> list[Outcome | Verdict]:
         if status != 200:
             return [self.classify(status, headers, body)] * len(items)
-        data = _json(body)
+        data = json_or_none(body)
         if isinstance(data, list):  # a trigger: one result per recipient
             results: list[Any] = data
         elif isinstance(data, dict) and isinstance(data.get("recordData"), dict):
@@ -379,13 +376,6 @@ def error_code(data: Any) -> tuple[str, str]:
     if not isinstance(data, dict):
         return "", ""
     return str(data.get("errorCode") or ""), str(data.get("detail") or data.get("title") or "")
-
-
-def _json(body: bytes) -> Any:
-    try:
-        return msgspec.json.decode(body) if body else None
-    except msgspec.DecodeError:
-        return None
 
 
 @hookimpl

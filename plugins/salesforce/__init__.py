@@ -15,6 +15,7 @@ from urllib.parse import urlencode, urlsplit
 
 import msgspec
 from sgtm_plugins import _mapping as m
+from sgtm_plugins._http import http_url, json_or_none
 from sgtm_plugins.salesforce import records
 
 from sgtm.event import EventData
@@ -60,12 +61,8 @@ class SalesforceSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tru
     def __post_init__(self) -> None:
         for name in ("instance_url", "endpoint"):
             value = getattr(self, name)
-            if value is None:
-                continue
-            parts = urlsplit(value)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise ValueError(f"{name}: expected an http(s) URL, got {value!r}")
-            setattr(self, name, value.rstrip("/"))
+            if value is not None:
+                setattr(self, name, http_url(name, value))
         host = urlsplit(self.instance_url).hostname or ""
         if host in ("login.salesforce.com", "test.salesforce.com"):
             raise ValueError(
@@ -169,7 +166,7 @@ class SalesforceTag(Tag):
     def parse_auth(
         self, status: int, headers: dict[str, str], body: bytes, now: float
     ) -> Credential:
-        data = _json(body)
+        data = json_or_none(body)
         if status != 200 or not isinstance(data, dict):
             error = data.get("error", "") if isinstance(data, dict) else ""
             detail = data.get("error_description", "") if isinstance(data, dict) else ""
@@ -193,7 +190,7 @@ class SalesforceTag(Tag):
     def classify(self, status: int, headers: dict[str, str], body: bytes) -> Outcome | Verdict:
         if 200 <= status < 300:
             return "done"
-        code, message = first_error(_json(body))
+        code, message = first_error(json_or_none(body))
         reason = f"{status} {code}: {message}".strip(": ")
         if status == 403 and code == "REQUEST_LIMIT_EXCEEDED":
             return Verdict(outcome="retry", retry_after=REQUEST_LIMIT_WAIT, reason=reason)
@@ -206,7 +203,7 @@ class SalesforceTag(Tag):
     ) -> list[Outcome | Verdict]:
         if status != 200:
             return [self.classify(status, headers, body)] * len(items)
-        results = _json(body)
+        results = json_or_none(body)
         if not isinstance(results, list) or len(results) != len(items):
             # Salesforce saved some records or none: resending could duplicate creates.
             verdict = Verdict(outcome="dead", reason="200 without one result per record")
@@ -240,13 +237,6 @@ def first_error(data: Any) -> tuple[str, str]:
     if isinstance(data, dict):
         return str(data.get("error", "")), str(data.get("error_description", ""))
     return "", ""
-
-
-def _json(body: bytes) -> Any:
-    try:
-        return msgspec.json.decode(body) if body else None
-    except msgspec.DecodeError:
-        return None
 
 
 @hookimpl
