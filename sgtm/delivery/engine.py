@@ -31,7 +31,7 @@ import msgspec
 from sgtm import metrics
 from sgtm.delivery.base import DeliveryUnavailable, Submission, lane_key
 from sgtm.delivery.credentials import CredentialError, CredentialManager, fill, needs_credential
-from sgtm.delivery.policy import LanePolicy
+from sgtm.delivery.policy import DEFAULT_MAX_AGE, LanePolicy
 from sgtm.delivery.seal import SecretSeal
 from sgtm.delivery.store import (
     BODY_LIMIT,
@@ -207,6 +207,9 @@ class DeliveryEngine:
         self._stopping = False
         self._stopped = asyncio.Event()
         self._unroutable: set[str] = set()
+        self._orphan_max_age = max(
+            [DEFAULT_MAX_AGE, *(route.policy.max_age for route in self.routes.values())]
+        )
 
     # -- the Delivery interface -----------------------------------------------------------
 
@@ -316,7 +319,11 @@ class DeliveryEngine:
             if key not in self._unroutable:
                 self._unroutable.add(key)
                 # Another instance may run a newer config that has this tag: leave its jobs.
-                log.warning("jobs for a tag this config does not have are left alone: %s", key)
+                log.warning(
+                    "jobs for a tag this config does not have wait; dead letters after %.0f h: %s",
+                    self._orphan_max_age / 3600,
+                    key,
+                )
             return None
         lane = Lane(key, route, self)
         self.lanes[key] = lane
@@ -342,20 +349,32 @@ class DeliveryEngine:
 
     async def _sweep(self, now: float) -> None:
         for lane in list(self.lanes.values()):
-            expired = 0
-            while True:
-                moved = await self.store.expire(lane.key, now - lane.policy.max_age, now, 1000)
-                expired += moved
-                if moved < 1000:
-                    break
-            if expired:
-                metrics.inc("sgtm_deliveries_total", float(expired), outcome="dead", **lane.labels)
-                log.warning(
-                    "dead-lettered deliveries older than their max age",
-                    extra={"lane": lane.key, "count": expired},
-                )
-        for key, depth in (await self.store.depth()).items():
+            await self._expire(lane.key, lane.policy.max_age, now)
+        # Jobs of a tag this config does not have wait for an instance whose config has it (a
+        # rolling deploy), but not forever: after the longest max age of this config they go to
+        # the dead letters, where `sgtm dlq` shows them and can replay them.
+        for key in list(self._unroutable):
+            await self._expire(key, self._orphan_max_age, now)
+        depths = await self.store.depth()
+        for key, depth in depths.items():
             metrics.gauge("sgtm_delivery_queue_depth", depth, lane=key)
+        self._unroutable = {key for key in self._unroutable if depths.get(key, 0) > 0}
+
+    async def _expire(self, key: str, max_age: float, now: float) -> None:
+        expired = 0
+        while True:
+            moved = await self.store.expire(key, now - max_age, now, 1000)
+            expired += moved
+            if moved < 1000:
+                break
+        if expired:
+            container, _, rest = key.partition("/")
+            labels = {"container": container, "tag": rest.partition("/")[0]}
+            metrics.inc("sgtm_deliveries_total", float(expired), outcome="dead", **labels)
+            log.warning(
+                "dead-lettered deliveries older than their max age",
+                extra={"lane": key, "count": expired},
+            )
 
     async def _pump(self, lane: Lane) -> None:
         while not self._stopping and not lane.retired:

@@ -543,3 +543,44 @@ async def test_signed_urls_reach_the_vendor_byte_for_byte(stores):
         finally:
             await eng.close()
     assert got.query == query
+
+
+async def test_jobs_of_a_tag_no_longer_configured_dead_letter_after_the_longest_max_age(stores):
+    r = route(PlainTag(), max_age=60.0)  # shorter than the default: the default (6 h) applies
+    gone = route(PlainTag(), name="removed_tag")
+    now = time.time()
+    store = stores.new()
+    await store.open()
+    jobs = []
+    for hours in (7, 1):  # one past 6 h, one still young enough to wait for its tag
+        sub = submission(gone, "http://127.0.0.1:9/e", hours, created=now - hours * 3600)
+        payload = Payload(
+            container="shop",
+            tag="removed_tag",
+            tag_type=gone.type.name,
+            outbound=sub.outbound,
+            created=sub.created,
+        )
+        jobs.append(
+            NewJob(lane=sub.lane, due=now, created=sub.created, payload=encode_payload(payload))
+        )
+    await store.enqueue(jobs)
+    await store.close()
+    eng = engine(stores.new(), r)
+    await eng.start()
+    try:
+        letters = await eventually(lambda: eng.store.dead_letters())
+        (letter,) = letters
+        assert letter.tag == "removed_tag" and letter.reason.startswith("max_age")
+        assert payload_n(letter) == 7
+        await asyncio.sleep(0.3)  # more sweeps: the young job stays
+        assert len(await eng.store.dead_letters()) == 1
+        assert (await eng.store.depth())[jobs[1].lane] == 1
+    finally:
+        await eng.close()
+
+
+def payload_n(letter) -> int:
+    from sgtm.delivery.store import decode_payload
+
+    return json.loads(decode_payload(letter.payload).outbound.body)["n"]
