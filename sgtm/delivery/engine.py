@@ -471,6 +471,9 @@ class DeliveryEngine:
             or lane.inflight
             or lane.wake.is_set()
             or lane.policy.batching.flush_every
+            # A new lane starts with a full bucket: retire only once this one has refilled, or
+            # a limit per hour or day would be spent again by each comeback.
+            or (lane.bucket is not None and lane.bucket.available() < lane.bucket.capacity)
         ):
             return False
         lane.retired = True

@@ -584,3 +584,22 @@ def payload_n(letter) -> int:
     from sgtm.delivery.store import decode_payload
 
     return json.loads(decode_payload(letter.payload).outbound.body)["n"]
+
+
+async def test_a_lane_keeps_its_rate_limit_state_rather_than_retire_with_a_spent_bucket(stores):
+    with FakeVendor() as vendor:
+        rate = TagDeliveryConfig(rate_limit=RateLimitConfig(requests=3, per="1h"))
+        r = route(PlainTag(), delivery=rate)
+        eng = engine(stores.new(), r, lane_idle_retire=0.1)
+        await eng.start()
+        try:
+            await eng.submit([submission(r, vendor.url + "/e", i) for i in range(2)])
+            await wait_received(vendor, 2)
+            await asyncio.sleep(0.5)  # idle well past lane_idle_retire, one token left
+            assert len(eng.lanes) == 1  # retiring would forget that 2 of the hour's 3 are spent
+            await eng.submit([submission(r, vendor.url + "/e", i) for i in range(2, 5)])
+            await wait_received(vendor, 3)
+            await asyncio.sleep(0.3)
+            assert len(vendor.received) == 3
+        finally:
+            await eng.close()
