@@ -10,7 +10,9 @@ from sgtm.plugin import (
     Cookie,
     InvalidEvent,
     Outbound,
+    Secret,
     Tag,
+    Url,
     Variable,
 )
 
@@ -25,7 +27,9 @@ __all__ = [
     "Cookie",
     "InvalidEvent",
     "Outbound",
+    "Secret",
     "Tag",
+    "Url",
     "Variable",
     "__version__",
     "hookimpl",

@@ -1,4 +1,4 @@
-"""The request pipeline of one container (DESIGN.md "Data flow").
+"""The request pipeline of one container (docs/design.md, "Data flow").
 
     clients by priority -> first claim wins -> parse -> per event: per tag triggers, blocking
     triggers, consent, transformations, dedupe, build -> delivery.submit -> client.respond

@@ -2,8 +2,8 @@
 
 It runs the real pipeline with delivery replaced by a recorder, an in-memory dedupe store for the
 run and a fixed clock (`--now`), so the same input always prints the same output: one JSON
-object per request, one line each, in DESIGN.md's format. Secrets from the environment are shown
-as `${NAME}`.
+object per request, one line each, in docs/design.md's format. Secrets from the environment are
+shown as `${NAME}`.
 """
 
 from __future__ import annotations

@@ -11,13 +11,23 @@ them. Vendor knowledge lives here, in plugins, never in the core.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import msgspec
 
 if TYPE_CHECKING:
     from sgtm.event import EventData
     from sgtm.request import HitRequest
+
+
+# A settings field that holds a secret (an access token, an API key, a signing secret): its value
+# is masked wherever text leaves the process and sealed out of the outbox, whichever environment
+# variable filled it. Annotate `access_token: Secret` (or `Secret | None`).
+Secret = Annotated[str, msgspec.Meta(extra={"secret": True}, extra_json_schema={"writeOnly": True})]
+
+# A settings field that holds a URL the tag sends to. Templates in it are encoded for the URL
+# component they land in (path segment, query value), and may never choose scheme, host or port.
+Url = Annotated[str, msgspec.Meta(extra={"url": True}, extra_json_schema={"format": "uri"})]
 
 
 class NoSettings(msgspec.Struct, forbid_unknown_fields=True):

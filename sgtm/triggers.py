@@ -1,6 +1,6 @@
 """Trigger conditions, compiled once at load into plain closures over a Scope.
 
-Grammar (DESIGN.md): `all: [..]`, `any: [..]`, `not: cond`, a list (= all), the shorthand
+Grammar (docs/design.md): `all: [..]`, `any: [..]`, `not: cond`, a list (= all), the shorthand
 `event_name: X`, and leaves `{var|key: NAME, OP: VALUE}` with OP one of OPERATORS or `not_` + OP.
 `var` names a variable (user-defined or built-in); `key` a dotted event data path.
 `ignore_case: true` on a leaf makes string operators case-insensitive.

@@ -1,4 +1,4 @@
-"""The `sgtm` CLI: validate, emulate (DESIGN.md's output format), schema, plugins."""
+"""The `sgtm` CLI: validate, emulate (docs/design.md's output format), schema, plugins."""
 
 from __future__ import annotations
 

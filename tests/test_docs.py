@@ -98,13 +98,6 @@ def test_readme_gives_the_two_commands():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
 
 
-def test_design_doc_keeps_the_shared_design():
-    shared = ROOT.parent / "shared" / "DESIGN.md"
-    if not shared.exists():  # a checkout without ../shared (CI always has it)
-        pytest.fail("../shared/DESIGN.md is missing beside the checkout")
-    assert (ROOT / "docs" / "design.md").read_text().startswith(shared.read_text())
-
-
 def test_every_hook_named_in_plugin_docs_exists():
     documented = set(re.findall(r"^### (\w+)\(", (ROOT / "docs" / "plugins.md").read_text(), re.M))
     assert documented == {n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), "sgtm_spec")}

@@ -2818,7 +2818,7 @@ def test_make_fbp_reference_example() -> None:
     )
 
 
-# /work/shared/reference/destinations/meta-capi.md §7 examples (each checked against the builder).
+# The examples of Meta's parameter-builder documentation (each checked against the builder).
 REFERENCE_EXAMPLES: list[tuple[str, str, str | None]] = [
     ("em", " Jane.Doe@Example.COM ", "jane.doe@example.com"),
     ("em", "foo(.bar)@baz.com/", None),
