@@ -290,7 +290,7 @@ _BASE64URL = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_"
 _GCS_DIGITS = {"1": True, "0": False}
 
 _PASSTHROUGH_NAME = re.compile(r"_?[A-Za-z][A-Za-z0-9_]{0,63}")
-_SEC_CH_UA_BRAND = re.compile(r'"((?:[^"\\]|\\.)*)"\s*;\s*v\s*=\s*"((?:[^"\\]|\\.)*)"')
+_SF_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')  # a Structured Field string, escapes kept
 _BACKSLASH_ESCAPE = re.compile(r"\\(.)")
 
 
@@ -560,7 +560,7 @@ def header_client_hints(headers: Mapping[str, str]) -> dict[str, Any]:
     if header := headers.get("sec-ch-ua"):
         brands = [
             {"brand": _unescape(brand), "version": _unescape(version)}
-            for brand, version in _SEC_CH_UA_BRAND.findall(header[: 64 * MAX_BRANDS])
+            for brand, version in _brand_versions(header[: 64 * MAX_BRANDS])
         ]
         if brands:
             hints["brands"] = brands[:MAX_BRANDS]
@@ -570,6 +570,31 @@ def header_client_hints(headers: Mapping[str, str]) -> dict[str, Any]:
     if (platform := headers.get("sec-ch-ua-platform")) is not None:
         hints["platform"] = platform[:MAX_VALUE_CHARS]
     return hints
+
+
+def _brand_versions(header: str) -> list[tuple[str, str]]:
+    """The `"brand";v="version"` pairs of a Sec-CH-UA header, its strings read left to right once.
+
+    (One regex searched over the header retried a string that never closes from every later
+    quote: quadratic in a header of escaped quotes.)
+    """
+    strings: list[tuple[str, str]] = []  # (the text before a string, the string)
+    end = 0
+    while (start := header.find('"', end)) >= 0:
+        string = _SF_STRING.match(header, start)
+        if string is None:
+            break  # it never closes, so nothing after it is a string
+        strings.append((header[end:start], string[1]))
+        end = string.end()
+    pairs = []
+    i = 1
+    while i < len(strings):
+        if "".join(strings[i][0].split()) == ";v=":  # `\s*;\s*v\s*=\s*` between the two
+            pairs.append((strings[i - 1][1], strings[i][1]))
+            i += 2
+        else:
+            i += 1
+    return pairs
 
 
 def _unescape(quoted: str) -> str:
