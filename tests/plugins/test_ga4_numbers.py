@@ -118,12 +118,12 @@ def test_an_8000_digit_value_is_not_a_number(raw: str) -> None:
 
 def test_an_8000_digit_epn_param_is_dropped_and_the_event_kept() -> None:
     drops: list[tuple[str, int]] = []
-    hit = f"v=2&en=scroll&epn.x={'1' * 8000}&epn.ok=5"
+    hit = f"v=2&en=scroll&epn.x={'1' * 8000}x&epn.y={'1' * 8000}&epn.ok=5"
     (event,) = parse_hits(hit, b"", drop=lambda reason, n: drops.append((reason, n)))
-    assert "x" not in event
+    assert "x" not in event and "y" not in event
     assert event["ok"] == 5
     assert event["event_name"] == "scroll"
-    assert drops == [("ga4.invalid_param", 1)]
+    assert drops == [("ga4.invalid_param", 1)] * 2
 
 
 def test_item_numbers_use_the_same_parser() -> None:
