@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 # same character, so a failed match backtracks linearly.
 _QUOTED_COOKIE = re.compile(r'"((?:[^\\"]|\\.)*)"', re.ASCII)
 _COOKIE_ESCAPE = re.compile(r"\\(?:([0-3][0-7][0-7])|(.))")  # `\ooo` octal, or `\c` for c
+_COOKIE_OCTAL = re.compile(r"\\[0-3][0-7][0-7]")
 
 
 @dataclass(slots=False)
@@ -78,7 +79,13 @@ def _unquote_cookie(value: str) -> str:
     if quoted is None:
         return value[1:-1]
     text = quoted[1]
-    return _COOKIE_ESCAPE.sub(_unescape_cookie, text) if "\\" in text else text
+    if "\\" not in text:
+        return text
+    if _COOKIE_OCTAL.search(text) is None:
+        # Only `\c` escapes: split at the escaped backslashes (str.split pairs them from the
+        # left, as the escapes do), and every backslash left in a piece escapes the next char.
+        return "\\".join(piece.replace("\\", "") for piece in text.split("\\\\"))
+    return _COOKIE_ESCAPE.sub(_unescape_cookie, text)
 
 
 def _unescape_cookie(escape: re.Match[str]) -> str:
