@@ -71,7 +71,7 @@ tags:
     triggers: [everything]
     settings:
       url: https://collector.example.invalid/e/{{event_name}}?page={{page_location}}
-      headers: {X-Section: "{{section}}", X-UA: "{{ua}}", X-Session: "{{session}}"}
+      headers: {X-Section: "{{section}}", X-UA: "ua {{ua}}", X-Session: "s {{session}}"}
   - name: shop_hook
     type: http_request
     triggers: [shop_page]
