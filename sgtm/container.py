@@ -30,9 +30,10 @@ from sgtm.plugin import (
     ContainerInfo,
     InvalidEvent,
     Outbound,
+    random_id,
 )
 from sgtm.privacy import anonymize_ip
-from sgtm.redact import Redactor
+from sgtm.redact import Redactor, log_view
 from sgtm.request import HitRequest
 from sgtm.transformations import apply_all
 from sgtm.variables import Scope
@@ -56,6 +57,7 @@ class TagTrace:
     reason: str | None
     requests: list[Outbound] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    nonce: str = ""  # the build's placeholder nonce (BuildContext.nonce), kept with its requests
 
 
 @dataclass(slots=True)
@@ -80,8 +82,10 @@ class Container:
         delivery: Delivery,
         dedupe: DedupeStore,
         clock: Callable[[], float] = time.time,
+        new_id: Callable[[], str] = random_id,
     ) -> None:
         self.spec = spec
+        self.new_id = new_id
         self.name = spec.name
         self.delivery = delivery
         self.dedupe = dedupe
@@ -239,6 +243,7 @@ class Container:
                             tag_type=tag.type_name,
                             outbound=outbound,
                             created=now,
+                            nonce=outcome.nonce,
                         )
                         for outbound in outcome.requests
                     )
@@ -291,9 +296,11 @@ class Container:
         if dedupe is not None and await self.dedupe.seen(*dedupe):
             return skip("dedupe")
 
-        ctx = BuildContext(tag_name=tag.name, container=self.info, now=now, request=request)
+        ctx = BuildContext(
+            tag_name=tag.name, container=self.info, now=now, request=request, new_id=self.new_id
+        )
         try:
-            requests = tag.type.build(view, settings, ctx)
+            requests = [safe_headers(outbound) for outbound in tag.type.build(view, settings, ctx)]
         except Exception as exc:
             if dedupe is not None:
                 # Nothing was sent: a corrected resend of this event must not count as a repeat.
@@ -310,7 +317,7 @@ class Container:
             log.info(
                 "tag changed the event to send it", extra={"tag": tag.name, "warnings": warnings}
             )
-        return TagTrace(tag.name, tag.type_name, True, None, list(requests), warnings)
+        return TagTrace(tag.name, tag.type_name, True, None, requests, warnings, ctx.nonce)
 
     def as_sent(self, tag_type: str, outbound: Outbound) -> Outbound:
         """The request as the vendor receives it when it travels alone (a batch of one)."""
@@ -335,14 +342,28 @@ class Container:
             return
         for outbound in requests:
             outbound = self.as_sent(tag.type_name, outbound)
-            body = outbound.body[:4096].decode("utf-8", "replace")
+            # At info, the request's shape only: values from a visitor (e-mails, phones, IPs,
+            # click ids in query strings) never reach the logs. Debug shows it whole.
+            full = log.isEnabledFor(logging.DEBUG)
             log.info(
                 "dry_run request",
                 extra={
                     "container": self.name,
                     "tag": tag.name,
                     "method": outbound.method,
-                    "url": self.redact(outbound.url),
-                    "body": self.redact(body),
+                    **log_view(outbound, self.redact, full=full),
                 },
             )
+
+
+_HEADER_BREAKS = str.maketrans("", "", "\r\n\0")
+
+
+def safe_headers(outbound: Outbound) -> Outbound:
+    """The request with CR, LF and NUL removed from header values: a value that came from a hit
+    can never end a header and start another (response splitting, smuggled auth headers)."""
+    headers = outbound.headers
+    if not any("\r" in v or "\n" in v or "\0" in v for v in headers.values()):
+        return outbound
+    clean = {k: v.translate(_HEADER_BREAKS) for k, v in headers.items()}
+    return msgspec.structs.replace(outbound, headers=clean)

@@ -10,10 +10,14 @@ them. Vendor knowledge lives here, in plugins, never in the core.
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import msgspec
+
+from sgtm import placeholders
 
 if TYPE_CHECKING:
     from sgtm.event import EventData
@@ -60,9 +64,6 @@ class Outbound(msgspec.Struct, kw_only=True):
     # (e.g. GA4 MP: one request per client). Keeps lanes few (one per vendor account) while a
     # vendor's request-level fields still match within each request.
     batch_key: str = ""
-
-
-CREDENTIAL = "{{credential}}"  # replaced by the token at send time; `{{credential.NAME}}` too
 
 
 class Credential(msgspec.Struct, kw_only=True):
@@ -157,6 +158,10 @@ class ClientContext:
         self.dropped[reason] = self.dropped.get(reason, 0) + count
 
 
+def random_id() -> str:
+    return secrets.token_hex(16)
+
+
 @dataclass(slots=True)
 class BuildContext:
     tag_name: str
@@ -166,9 +171,26 @@ class BuildContext:
     # What `build` changed to make the event acceptable (a value truncated, a param dropped):
     # logged, counted and shown by `sgtm emulate`, the event is still sent.
     warnings: list[str] = field(default_factory=list)
+    # Where unique ids come from: random when serving, seeded in `sgtm emulate`.
+    new_id: Callable[[], str] = random_id
+    # Binds this build's credential placeholders to its requests (`sgtm.placeholders`); drawn
+    # on first use, kept with the stored requests.
+    nonce: str = ""
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
+
+    def credential(self, name: str | None = None) -> str:
+        """Where a run-time token goes: `ctx.credential()` is the token, `ctx.credential("x")`
+        the value `x` of the credential (`Credential.values`). The engine fills it in at send
+        time; a hit can never write one (text that looks like a placeholder is left alone)."""
+        if not self.nonce:
+            self.nonce = placeholders.new_nonce()
+        return placeholders.credential(self.nonce, name)
+
+    def unique_id(self) -> str:
+        """An id unique to this call, e.g. an idempotency key for an event without an id."""
+        return self.new_id()
 
 
 class Client:
@@ -229,8 +251,8 @@ class Tag:
     - `rate_limit`: the vendor's documented limit, the lane's default.
     - Credentials: `auth_request` describes the token request (None: the tag needs no token),
       `parse_auth` reads the response, `is_auth_failure` recognises a refused token (refreshed
-      once, then the request is retried once). `build` writes `{{credential}}` (or
-      `{{credential.NAME}}`) where the token goes; the engine fills it in at send time, so
+      once, then the request is retried once). `build` writes `ctx.credential()` (or
+      `ctx.credential("NAME")`) where the token goes; the engine fills it in at send time, so
       tokens are never stored with a delivery.
     """
 

@@ -22,7 +22,6 @@ from sgtm_plugins.rdstation import payload as p
 from sgtm.event import EventData
 from sgtm.hookspecs import hookimpl
 from sgtm.plugin import (
-    CREDENTIAL,
     BuildContext,
     Credential,
     InvalidEvent,
@@ -169,7 +168,7 @@ class RDStationTag(Tag):
             # RD's own examples write the conversion type lower-case in the query.
             query = "conversion" if event_type == "CONVERSION" else event_type
             url = f"{settings.endpoint}/platform/events?event_type={query}"
-            headers["Authorization"] = f"Bearer {CREDENTIAL}"
+            headers["Authorization"] = f"Bearer {ctx.credential()}"
         key = m.text(event.get("event_id"))
         return [
             Outbound(

@@ -25,7 +25,6 @@ from sgtm_plugins._http import http_url, json_or_none
 from sgtm.event import EventData
 from sgtm.hookspecs import hookimpl
 from sgtm.plugin import (
-    CREDENTIAL,
     Batching,
     BuildContext,
     Credential,
@@ -142,7 +141,7 @@ class ResponsysTag(Tag):
     def build(
         self, event: EventData, settings: ResponsysSettings, ctx: BuildContext
     ) -> list[Outbound]:
-        base = settings.endpoint or "{{credential.endpoint}}"
+        base = settings.endpoint or ctx.credential("endpoint")
         if settings.mode == "merge":
             item = merge_item(event, settings)
             url = f"{base}/rest/api/v1.3/lists/{quote(settings.list_name, safe='')}/members"
@@ -157,7 +156,7 @@ class ResponsysTag(Tag):
         outbound = Outbound(
             method="POST",
             url=url,
-            headers={"Authorization": CREDENTIAL, "Content-Type": "application/json"},
+            headers={"Authorization": ctx.credential(), "Content-Type": "application/json"},
             destination=destination,
             idempotency_key=m.text(event.get("event_id")),
             batch_item=item,

@@ -21,7 +21,6 @@ from sgtm_plugins.salesforce import records
 from sgtm.event import EventData
 from sgtm.hookspecs import hookimpl
 from sgtm.plugin import (
-    CREDENTIAL,
     Batching,
     BuildContext,
     Credential,
@@ -114,7 +113,7 @@ class SalesforceTag(Tag):
         if settings.mode == "update":
             fields["id"] = fields.pop("Id")
         record = {"attributes": {"type": settings.object}, **fields}
-        base = settings.endpoint or "{{credential.instance_url}}"
+        base = settings.endpoint or ctx.credential("instance_url")
         path = f"/services/data/v{settings.api_version}/composite/sobjects"
         if settings.mode == "upsert":
             path += f"/{settings.object}/{settings.match_field}"
@@ -122,7 +121,7 @@ class SalesforceTag(Tag):
             method="POST" if settings.mode == "create" else "PATCH",
             url=base + path,
             headers={
-                "Authorization": f"Bearer {CREDENTIAL}",
+                "Authorization": f"Bearer {ctx.credential()}",
                 "Content-Type": "application/json",
                 "Accept": "application/json",
             },

@@ -28,7 +28,7 @@ from typing import Any
 
 import msgspec
 
-from sgtm import metrics
+from sgtm import metrics, placeholders
 from sgtm.delivery.base import DeliveryUnavailable, Submission, lane_key
 from sgtm.delivery.credentials import CredentialError, CredentialManager, fill, needs_credential
 from sgtm.delivery.policy import DEFAULT_MAX_AGE, LanePolicy
@@ -227,13 +227,19 @@ class DeliveryEngine:
         jobs: list[NewJob] = []
         for submission in submissions:
             route = self.routes.get((submission.container, submission.tag))
-            outbound = route.seal.seal(submission.outbound) if route else submission.outbound
+            outbound, nonce = submission.outbound, submission.nonce
+            if route is not None and route.seal:
+                candidate = nonce or placeholders.new_nonce()
+                sealed, found = route.seal.seal(outbound, candidate)
+                if found:
+                    outbound, nonce = sealed, candidate
             payload = Payload(
                 container=submission.container,
                 tag=submission.tag,
                 tag_type=submission.tag_type,
                 outbound=outbound,
                 created=submission.created,
+                nonce=nonce,
             )
             try:
                 data = encode_payload(payload)
@@ -510,6 +516,7 @@ class DeliveryEngine:
         tag = route.type
         payloads = [job.decode() for job in jobs]
         outbounds = [p.outbound for p in payloads]
+        nonces = set().union(*(p.nonces() for p in payloads))
         try:
             request = tag.merge(outbounds) if lane.policy.batched else outbounds[0]
         except Exception as exc:
@@ -517,14 +524,14 @@ class DeliveryEngine:
             reason = f"merge failed ({type(exc).__name__})"
             await self._settle(lane, jobs, [Verdict(outcome="dead", reason=reason)] * len(jobs))
             return
-        request = route.seal.unseal(request)
+        request = route.seal.unseal(request, nonces)
         policy = lane.policy
         timeout = policy.timeout if policy.timeout_fixed else request.timeout or policy.timeout
         started = time.perf_counter()
         response: Response | None = None
         error = ""
         try:
-            response = await self._send(lane, request, timeout)
+            response = await self._send(lane, request, nonces, timeout)
         except TransportError as exc:
             error = exc.kind
         except CredentialError as exc:
@@ -563,9 +570,11 @@ class DeliveryEngine:
         )
         await self._settle(lane, jobs, verdicts, response=response, ms=ms, error=error)
 
-    async def _send(self, lane: Lane, request: Outbound, time_limit: float) -> Response:
+    async def _send(
+        self, lane: Lane, request: Outbound, nonces: set[str], time_limit: float
+    ) -> Response:
         route = lane.route
-        if not (route.uses_auth and needs_credential(request)):
+        if not (route.uses_auth and needs_credential(request, nonces)):
             return await self.transport.send(
                 request.method, request.url, request.headers, request.body, time_limit
             )
@@ -573,7 +582,7 @@ class DeliveryEngine:
         credential: Credential = await self.credentials.get(
             key, route.type, route.settings, time_limit
         )
-        sent = fill(request, credential)
+        sent = fill(request, credential, nonces)
         response = await self.transport.send(
             sent.method, sent.url, sent.headers, sent.body, time_limit
         )
@@ -583,7 +592,7 @@ class DeliveryEngine:
             credential = await self.credentials.refresh(
                 key, route.type, route.settings, time_limit, credential
             )
-            sent = fill(request, credential)
+            sent = fill(request, credential, nonces)
             response = await self.transport.send(
                 sent.method, sent.url, sent.headers, sent.body, time_limit
             )
