@@ -10,7 +10,7 @@ keys, numbers and sizes, never a string a visitor could have sent.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
@@ -18,6 +18,20 @@ import msgspec
 
 from sgtm import placeholders
 from sgtm.plugin import Outbound
+
+# Secrets shorter than this are matched only as whole tokens: masking every "s" in a log line
+# because a test's secret is "s" would hide everything and protect nothing.
+SHORT = 8
+
+
+def alternation(forms: Collection[str]) -> str:
+    """A regex matching any of `forms`, the longest first; short ones only as whole tokens."""
+
+    def one(form: str) -> str:
+        escaped = re.escape(form)
+        return escaped if len(form) >= SHORT else rf"(?<![A-Za-z0-9]){escaped}(?![A-Za-z0-9])"
+
+    return "|".join(one(f) for f in sorted(forms, key=len, reverse=True))
 
 
 class Redactor:
@@ -27,8 +41,7 @@ class Redactor:
             for form in (value, quote(value, safe=""), quote_plus(value)):
                 variants.setdefault(form, name)
         self._names = variants
-        ordered = sorted(variants, key=len, reverse=True)
-        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        self._pattern = re.compile(alternation(variants)) if variants else None
 
     def __call__(self, text: str) -> str:
         if self._pattern is None or not text:

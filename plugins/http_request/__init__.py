@@ -42,12 +42,11 @@ class HttpRequestSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tr
     timeout: float = 10.0
 
     def __post_init__(self) -> None:
-        parts = urlsplit(self.url)
-        if "{{" in parts.scheme or "{{" in parts.netloc:
-            raise ValueError(
-                "url: the scheme and host cannot be templates, only the path and query"
-            )
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        parts = urlsplit(self.url)  # templates in scheme and host are refused at load (Url)
+        # A URL that is one whole template is refused by the core at load, with its reason.
+        if not self.url.startswith("{{") and (
+            parts.scheme not in ("http", "https") or not parts.netloc
+        ):
             raise ValueError(f"url: expected an http(s) URL, got {self.url!r}")
         if not 0 < self.timeout <= 120:
             raise ValueError("timeout: must be between 0 and 120 seconds")

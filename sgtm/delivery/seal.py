@@ -17,6 +17,7 @@ from urllib.parse import quote, quote_plus
 from sgtm import placeholders
 from sgtm.delivery.base import rewrite
 from sgtm.plugin import Outbound
+from sgtm.redact import alternation
 
 
 class SecretSeal:
@@ -33,11 +34,9 @@ class SecretSeal:
             forms.setdefault(quote(value, safe=""), (name, "|url"))
             forms.setdefault(quote_plus(value), (name, "|url+"))
         self._forms = forms
-        ordered = sorted(forms, key=len, reverse=True)  # the longest form wins at one position
-        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
-        self._bytes_pattern = (
-            re.compile(b"|".join(re.escape(f.encode()) for f in ordered)) if ordered else None
-        )
+        pattern = alternation(forms)  # the longest form wins at one position
+        self._pattern = re.compile(pattern) if forms else None
+        self._bytes_pattern = re.compile(pattern.encode()) if forms else None
 
     def __bool__(self) -> bool:
         return self._pattern is not None
