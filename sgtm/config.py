@@ -27,10 +27,10 @@ from sgtm.plugin import Client, Tag
 from sgtm.plugins import Registry
 from sgtm.privacy import PrivacyPolicy, parse_networks
 from sgtm.redact import Redactor
+from sgtm.scope import BUILTINS, BoundVariable
 from sgtm.templates import Renderer, compile_value, has_template, walk_references
 from sgtm.transformations import Transformation
 from sgtm.triggers import Condition, ConditionError, compile_condition
-from sgtm.variables import BUILTINS, BoundVariable
 from sgtm.yamlsource import ConfigError, ConfigErrors, Source, join_path, load
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 if TYPE_CHECKING:
-    from sgtm.variables import Scope
+    from sgtm.scope import Scope
 
 _REF_RE = re.compile(r"\{\{\s*([A-Za-z_][\w.\-]*)\s*\}\}")
 
