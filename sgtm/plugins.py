@@ -1,15 +1,19 @@
-"""The plugin manager: built-ins and third-party plugins, all found through `sgtm` entry points.
+"""The plugin manager: the core's own plugins, then built-in and third-party ones found through
+`sgtm` entry points.
 
 `registry()` loads every plugin once and asks each for its client, tag and variable types through
 the `register_*` hooks. The `register` callback checks what it is given (llm's pattern), so a
 plugin with a broken type fails at startup naming itself, not on the first request.
 
-`SGTM_LOAD_PLUGINS=a,b` loads only the named entry points (datasette's allow-list), and
-`SGTM_TRACE_PLUGINS=1` logs every hook call.
+The core registers its own plugins (`DEFAULT_PLUGINS`, datasette's pattern) directly, not through
+an entry point: `SGTM_LOAD_PLUGINS=a,b` loads only the named entry points (datasette's
+allow-list) and can never take away the core's variable types. `SGTM_TRACE_PLUGINS=1` logs every
+hook call.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import logging
 import os
@@ -19,12 +23,15 @@ from typing import Any
 import msgspec
 import pluggy
 
-from sgtm import hookspecs
+from sgtm import __version__, hookspecs
 from sgtm.plugin import Client, Tag, Variable
 
 log = logging.getLogger("sgtm.plugins")
 
 ENTRY_POINT_GROUP = "sgtm"
+
+# Plugins of the core itself, registered by `make_manager` whatever the allow-list says.
+DEFAULT_PLUGINS = ("sgtm.variables",)
 
 
 class PluginError(Exception):
@@ -49,8 +56,11 @@ class Registry:
 
 
 def make_manager() -> pluggy.PluginManager:
+    """A plugin manager with the hooks declared and the core's own plugins registered."""
     pm = pluggy.PluginManager("sgtm")
     pm.add_hookspecs(hookspecs)
+    for name in DEFAULT_PLUGINS:
+        pm.register(importlib.import_module(name), name=name)
     return pm
 
 
@@ -68,6 +78,8 @@ def load_entry_points(pm: pluggy.PluginManager) -> dict[str, str]:
             module = ep.load()
         except Exception as exc:
             raise PluginError(f"plugin {ep.name!r} failed to import: {exc}") from exc
+        if pm.is_registered(module):
+            continue  # e.g. an old install's entry point for a module the core registers itself
         pm.register(module, name=ep.name)
         dist = ep.dist
         versions[ep.name] = dist.version if dist is not None else "unknown"
@@ -84,7 +96,8 @@ def build_registry(pm: pluggy.PluginManager, versions: dict[str, str] | None = N
     registry = Registry()
     for plugin_name, plugin in sorted(pm.list_name_plugin(), key=lambda pair: str(pair[0])):
         name = str(plugin_name)
-        info = PluginInfo(name=name, version=versions.get(name, _version_of(plugin)))
+        version = __version__ if name in DEFAULT_PLUGINS else _version_of(plugin)
+        info = PluginInfo(name=name, version=versions.get(name, version))
         hooks = pm.subset_hook_caller  # call one plugin's implementations only
         others = [p for p in pm.get_plugins() if p is not plugin]
         hooks("register_client_types", others)(

@@ -16,13 +16,14 @@ from typing import Any
 import msgspec
 import pytest
 
+from sgtm import __version__ as sgtm_version
 from sgtm import hookspecs
 from sgtm.config import load_text
 from sgtm.container import Container
 from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery.recorder import RecorderDelivery
 from sgtm.plugin import Client, ClientResponse, Outbound, Tag, Variable
-from sgtm.plugins import PluginError, build_registry, make_manager, registry
+from sgtm.plugins import PluginError, build_registry, load_entry_points, make_manager, registry
 from sgtm.request import HitRequest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -219,9 +220,40 @@ def test_hookimpl_without_spec_fails_at_startup():
 def test_builtins_are_entry_point_plugins():
     reg = registry()
     names = {p.name for p in reg.plugins}
-    assert {"ga4", "http_request", "variables"} <= names
+    assert {"ga4", "http_request", "sgtm.variables"} <= names
     assert "ga4" in reg.clients and "http_request" in reg.tags
     assert {"event_data", "constant", "lookup", "regex_table"} <= set(reg.variables)
+
+
+def test_an_allow_list_keeps_the_core_variable_types(monkeypatch):
+    """SGTM_LOAD_PLUGINS names entry points; the core's own types are registered regardless."""
+    monkeypatch.setenv("SGTM_LOAD_PLUGINS", "ga4")
+    pm = make_manager()
+    reg = build_registry(pm, load_entry_points(pm))
+    assert list(reg.clients) == ["ga4"] and reg.tags == {}
+    assert {"event_data", "constant", "request_header", "lookup"} <= set(reg.variables)
+    core = next(p for p in reg.plugins if p.name == "sgtm.variables")
+    assert core.version == sgtm_version and "event_data" in core.variable_types
+    spec = load_text(
+        "version: 1\n"
+        "clients: [{name: ga4, type: ga4}]\n"
+        "variables: {email: {type: event_data, key: user_data.email_address}}\n",
+        "allow.yaml",
+        reg,
+    )
+    assert spec.variables["email"].type.name == "event_data"
+
+
+def test_an_old_entry_point_for_a_core_plugin_is_not_registered_twice(tmp_path, monkeypatch):
+    dist = tmp_path / "sgtm_old-0.0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: sgtm-old\nVersion: 0.0.1\n")
+    (dist / "entry_points.txt").write_text("[sgtm]\nvariables = sgtm.variables\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("SGTM_LOAD_PLUGINS", "variables")
+    pm = make_manager()
+    assert load_entry_points(pm) == {}
+    assert [name for name, _ in pm.list_name_plugin()] == ["sgtm.variables"]
 
 
 def test_third_party_plugin_discovered_through_entry_points(tmp_path):
@@ -264,4 +296,4 @@ def test_third_party_plugin_discovered_through_entry_points(tmp_path):
         text=True,
         check=True,
     )
-    assert [p["name"] for p in json.loads(only.stdout)] == ["thirdparty"]
+    assert [p["name"] for p in json.loads(only.stdout)] == ["sgtm.variables", "thirdparty"]
