@@ -24,7 +24,7 @@ import msgspec
 import pluggy
 
 from sgtm import __version__, hookspecs
-from sgtm.plugin import Client, Tag, Variable
+from sgtm.plugin import Batching, Client, RateLimit, Tag, Variable
 
 log = logging.getLogger("sgtm.plugins")
 
@@ -98,17 +98,19 @@ def build_registry(pm: pluggy.PluginManager, versions: dict[str, str] | None = N
         name = str(plugin_name)
         version = __version__ if name in DEFAULT_PLUGINS else _version_of(plugin)
         info = PluginInfo(name=name, version=versions.get(name, version))
-        hooks = pm.subset_hook_caller  # call one plugin's implementations only
         others = [p for p in pm.get_plugins() if p is not plugin]
-        hooks("register_client_types", others)(
-            register=_registrar(registry.clients, Client, name, info.client_types)
-        )
-        hooks("register_tag_types", others)(
-            register=_registrar(registry.tags, Tag, name, info.tag_types)
-        )
-        hooks("register_variable_types", others)(
-            register=_registrar(registry.variables, Variable, name, info.variable_types)
-        )
+        for hook, table, base, names in (
+            ("register_client_types", registry.clients, Client, info.client_types),
+            ("register_tag_types", registry.tags, Tag, info.tag_types),
+            ("register_variable_types", registry.variables, Variable, info.variable_types),
+        ):
+            call = pm.subset_hook_caller(hook, others)  # this plugin's implementation only
+            try:
+                call(register=_registrar(table, base, name, names))
+            except PluginError:
+                raise
+            except Exception as exc:
+                raise PluginError(f"plugin {name!r}: {hook} failed: {exc!r}") from exc
         registry.plugins.append(info)
     return registry
 
@@ -133,12 +135,50 @@ def _registrar(table: dict[str, Any], base: type, plugin: str, names: list[str])
             raise PluginError(
                 f"plugin {plugin!r}: {kind} type {type_name!r} Settings must be a msgspec.Struct"
             )
+        problem = contract_problem(obj)
+        if problem is not None:
+            raise PluginError(f"plugin {plugin!r}: {kind} type {type_name!r} {problem}")
         if type_name in table:
             raise PluginError(f"plugin {plugin!r}: {kind} type {type_name!r} is already registered")
         table[type_name] = obj
         names.append(type_name)
 
     return register
+
+
+# Methods a type must implement; the base class's own would fail on every event.
+_REQUIRED: tuple[tuple[type, tuple[str, ...]], ...] = (
+    (Client, ("claim", "parse")),
+    (Tag, ("build",)),
+    (Variable, ("resolve",)),
+)
+
+
+def contract_problem(obj: object) -> str | None:
+    """What a type lacks to keep the contract, or None: checked when it registers, so a broken
+    type stops startup rather than dead-lettering every delivery."""
+    cls = type(obj)
+    for base, methods in _REQUIRED:
+        if isinstance(obj, base):
+            for method in methods:
+                if getattr(cls, method) is getattr(base, method):
+                    return f"does not implement {method}()"
+    if not isinstance(obj, Tag):
+        return None
+    tag = type(obj)
+    if obj.batching is not None:
+        if not isinstance(obj.batching, Batching):
+            return f"batching must be a sgtm.plugin.Batching, got {obj.batching!r}"
+        if tag.merge is Tag.merge:
+            return "declares batching but does not implement merge()"
+    if obj.rate_limit is not None and not isinstance(obj.rate_limit, RateLimit):
+        return f"rate_limit must be a sgtm.plugin.RateLimit, got {obj.rate_limit!r}"
+    if tag.auth_request is not Tag.auth_request and tag.parse_auth is Tag.parse_auth:
+        return "implements auth_request() but not parse_auth()"
+    timeout = obj.timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        return f"timeout must be a number of seconds above zero, got {timeout!r}"
+    return None
 
 
 def _version_of(plugin: Any) -> str:

@@ -22,7 +22,7 @@ from sgtm.config import load_text
 from sgtm.container import Container
 from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery.recorder import RecorderDelivery
-from sgtm.plugin import Client, ClientResponse, Outbound, Tag, Variable
+from sgtm.plugin import Batching, Client, ClientResponse, Outbound, Tag, Variable
 from sgtm.plugins import PluginError, build_registry, load_entry_points, make_manager, registry
 from sgtm.request import HitRequest
 
@@ -201,6 +201,127 @@ def test_register_validates_what_it_gets(register_arg, message):
     with pytest.raises(PluginError, match=re.escape(message)) as info:
         make_registry(module)
     assert "plugin 'broken'" in str(info.value)
+
+
+class NoBuild(Tag):
+    name = "no_build"
+
+
+class BatchingWithoutMerge(CountTag):
+    name = "no_merge"
+    batching = Batching(max_items=10)
+
+
+class AuthWithoutParse(CountTag):
+    name = "no_parse_auth"
+
+    def auth_request(self, settings: Any) -> Outbound:
+        return Outbound(method="POST", url="https://auth.example/token")
+
+
+class BatchingNotDeclared(CountTag):
+    name = "bad_batching"
+    batching = {"max_items": 10}  # type: ignore[assignment]
+
+
+class RateNotDeclared(CountTag):
+    name = "bad_rate"
+    rate_limit = (10, 1.0)  # type: ignore[assignment]
+
+
+class NoTimeout(CountTag):
+    name = "bad_timeout"
+    timeout = 0
+
+
+class ClaimOnly(Client):
+    name = "claim_only"
+
+    def claim(self, request: HitRequest, settings: Any) -> bool:
+        return True
+
+
+class NoClaim(Client):
+    name = "no_claim"
+
+    def parse(self, request: HitRequest, settings: Any, ctx: Any) -> list[dict[str, Any]]:
+        return []
+
+
+class NoResolve(Variable):
+    name = "no_resolve"
+
+
+@pytest.mark.parametrize(
+    ("hook", "obj", "message"),
+    [
+        ("register_tag_types", NoBuild(), "tag type 'no_build' does not implement build()"),
+        (
+            "register_tag_types",
+            BatchingWithoutMerge(),
+            "tag type 'no_merge' declares batching but does not implement merge()",
+        ),
+        (
+            "register_tag_types",
+            AuthWithoutParse(),
+            "tag type 'no_parse_auth' implements auth_request() but not parse_auth()",
+        ),
+        (
+            "register_tag_types",
+            BatchingNotDeclared(),
+            "tag type 'bad_batching' batching must be a sgtm.plugin.Batching, got {",
+        ),
+        (
+            "register_tag_types",
+            RateNotDeclared(),
+            "tag type 'bad_rate' rate_limit must be a sgtm.plugin.RateLimit, got (10, 1.0)",
+        ),
+        (
+            "register_tag_types",
+            NoTimeout(),
+            "tag type 'bad_timeout' timeout must be a number of seconds above zero, got 0",
+        ),
+        (
+            "register_client_types",
+            ClaimOnly(),
+            "client type 'claim_only' does not implement parse()",
+        ),
+        ("register_client_types", NoClaim(), "client type 'no_claim' does not implement claim()"),
+        (
+            "register_variable_types",
+            NoResolve(),
+            "variable type 'no_resolve' does not implement resolve()",
+        ),
+    ],
+)
+def test_the_contract_is_checked_when_plugins_load(hook, obj, message):
+    """A type that would fail on every event stops startup, naming plugin, type and method."""
+    module = plugin_module("half_done", **{hook: lambda register: register(obj)})
+    with pytest.raises(PluginError) as info:
+        make_registry(module)
+    assert str(info.value).startswith(f"plugin 'half_done': {message}")
+
+
+def test_a_complete_tag_with_every_option_registers():
+    class Full(BatchingWithoutMerge, AuthWithoutParse):
+        name = "full"
+
+        def merge(self, outbounds: list[Outbound]) -> Outbound:
+            return outbounds[0]
+
+        def parse_auth(self, status, headers, body, now):
+            raise AssertionError("not called at load")
+
+    reg = make_registry(plugin_module("full", register_tag_types=lambda register: register(Full())))
+    assert "full" in reg.tags
+
+
+def test_a_hook_that_raises_names_its_plugin():
+    def broken(register):
+        raise KeyError("settings")
+
+    with pytest.raises(PluginError, match=r"plugin 'oops': register_tag_types failed: KeyError"):
+        make_registry(plugin_module("oops", register_tag_types=broken))
 
 
 def test_duplicate_type_names_are_refused():
