@@ -103,7 +103,7 @@ class ContainerFile(_Strict):
 @dataclass(slots=True)
 class ClientSpec:
     name: str
-    type: Client
+    type: Client[Any]
     settings: Any
     priority: int
 
@@ -112,7 +112,7 @@ class ClientSpec:
 class TagSpec:
     name: str
     type_name: str
-    type: Tag
+    type: Tag[Any]
     triggers: tuple[Condition, ...]
     block: tuple[Condition, ...]
     consent: tuple[str, ...]
@@ -503,7 +503,7 @@ class _Loader:
         return out
 
 
-def _templated_login(tag: Tag, settings: Any) -> bool:
+def _templated_login(tag: Tag[Any], settings: Any) -> bool:
     """Whether the token request a tag builds from its load-time settings holds a template."""
     if type(tag).auth_request is Tag.auth_request:
         return False

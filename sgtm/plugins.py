@@ -49,9 +49,9 @@ class PluginInfo:
 
 @dataclass
 class Registry:
-    clients: dict[str, Client] = field(default_factory=dict)
-    tags: dict[str, Tag] = field(default_factory=dict)
-    variables: dict[str, Variable] = field(default_factory=dict)
+    clients: dict[str, Client[Any]] = field(default_factory=dict)
+    tags: dict[str, Tag[Any]] = field(default_factory=dict)
+    variables: dict[str, Variable[Any]] = field(default_factory=dict)
     plugins: list[PluginInfo] = field(default_factory=list)
 
 

@@ -24,7 +24,7 @@ class BoundVariable:
     """A user variable from the container: its type and decoded settings."""
 
     name: str
-    type: Variable
+    type: Variable[Any]
     settings: Any
 
 

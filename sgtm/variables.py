@@ -33,7 +33,7 @@ class EventDataSettings(_Settings):
     default: Any = None
 
 
-class EventDataVariable(Variable):
+class EventDataVariable(Variable[EventDataSettings]):
     name = "event_data"
     Settings = EventDataSettings
     description = "A value from the event data by dotted key (`user_data.email_address`)."
@@ -47,7 +47,7 @@ class ConstantSettings(_Settings):
     value: Any
 
 
-class ConstantVariable(Variable):
+class ConstantVariable(Variable[ConstantSettings]):
     name = "constant"
     Settings = ConstantSettings
     description = "A fixed value."
@@ -61,7 +61,7 @@ class NamedSettings(_Settings):
     default: Any = None
 
 
-class RequestHeaderVariable(Variable):
+class RequestHeaderVariable(Variable[NamedSettings]):
     name = "request_header"
     Settings = NamedSettings
     description = "A header of the incoming request (case-insensitive name)."
@@ -72,7 +72,7 @@ class RequestHeaderVariable(Variable):
         return scope.request.headers.get(settings.name.lower(), settings.default)
 
 
-class CookieVariable(Variable):
+class CookieVariable(Variable[NamedSettings]):
     name = "cookie"
     Settings = NamedSettings
     description = "A cookie of the incoming request."
@@ -83,7 +83,7 @@ class CookieVariable(Variable):
         return scope.request.cookies.get(settings.name, settings.default)
 
 
-class QueryParamVariable(Variable):
+class QueryParamVariable(Variable[NamedSettings]):
     name = "query_param"
     Settings = NamedSettings
     description = "A query parameter of the incoming request URL."
@@ -112,7 +112,7 @@ class LookupSettings(_Settings, dict=True):
         self._default = compile_value(self.default) if has_template(self.default) else None
 
 
-class LookupVariable(Variable):
+class LookupVariable(Variable[LookupSettings]):
     name = "lookup"
     Settings = LookupSettings
     description = "Maps the value of another variable through a table (exact match), else default."
@@ -154,7 +154,7 @@ class RegexTableSettings(_Settings, dict=True):
         self._default = compile_value(self.default)
 
 
-class RegexTableVariable(Variable):
+class RegexTableVariable(Variable[RegexTableSettings]):
     name = "regex_table"
     Settings = RegexTableSettings
     description = "The value of the first pattern matching another variable; `$1` inserts groups."

@@ -382,7 +382,7 @@ def test_third_party_plugin_discovered_through_entry_points(tmp_path):
         textwrap.dedent(
             """
             import msgspec
-            from sgtm import Tag, hookimpl
+            from sgtm.plugin import Tag, hookimpl
 
             class Noop(Tag):
                 name = "noop_third_party"
@@ -418,3 +418,63 @@ def test_third_party_plugin_discovered_through_entry_points(tmp_path):
         check=True,
     )
     assert [p["name"] for p in json.loads(only.stdout)] == ["sgtm.variables", "thirdparty"]
+
+
+# -- the public module ------------------------------------------------------------------------
+
+# What a plugin needs, by what it does; every name must be importable from sgtm.plugin.
+NEEDED = {
+    "types": ["Client", "Tag", "Variable", "hookimpl", "CONTRACT_VERSION"],
+    "settings": ["NoSettings", "Secret", "Url"],
+    "clients": ["HitRequest", "ClientContext", "ClientResponse", "Cookie", "BadRequest"],
+    "tags": ["BuildContext", "Outbound", "InvalidEvent", "ContainerInfo"],
+    "delivery": ["Batching", "RateLimit", "Verdict", "Outcome", "Credential", "default_classify"],
+    "event data": ["EventData", "get_path", "has_path", "set_path", "delete_path", "copy_event"],
+    "consent": ["consent_state", "first_denied_consent"],
+    "variables": ["Scope"],
+}
+
+
+def test_the_public_module_exports_what_a_plugin_needs():
+    import sgtm.plugin as api
+
+    needed = {name for names in NEEDED.values() for name in names}
+    assert needed <= set(api.__all__)
+    assert all(hasattr(api, name) for name in api.__all__)
+
+
+def test_event_helpers_walk_the_plain_dict_an_event_is():
+    from sgtm.plugin import get_path, has_path, set_path
+
+    event: dict[str, Any] = {"user_data": {"address": {"city": "Recife"}}, "items": [{"id": 1}]}
+    assert event.get("user_data.address.city") is None  # a dict has no dotted paths
+    assert get_path(event, "user_data.address.city") == "Recife"
+    assert get_path(event, "items.0.id") == 1 and not has_path(event, "items.1")
+    set_path(event, "user_data.address.country", "BR")
+    assert event["user_data"]["address"] == {"city": "Recife", "country": "BR"}
+
+
+def test_importing_plugin_names_from_sgtm_itself_is_deprecated(monkeypatch):
+    import sgtm
+    import sgtm.plugin
+
+    monkeypatch.delitem(sgtm.__dict__, "Tag", raising=False)
+    with pytest.warns(DeprecationWarning, match=r"import it from sgtm.plugin"):
+        from sgtm import Tag as OldTag
+    assert OldTag is sgtm.plugin.Tag
+    with pytest.raises(ImportError):
+        from sgtm import NotAThing  # noqa: F401
+
+
+def test_types_are_generic_over_their_settings():
+    class Typed(Tag[CountSettings]):
+        name = "typed"
+        Settings = CountSettings
+
+        def build(self, event: dict[str, Any], settings: CountSettings, ctx: Any) -> list[Outbound]:
+            return [Outbound(method="GET", url=settings.url)]
+
+    reg = make_registry(
+        plugin_module("typed", register_tag_types=lambda register: register(Typed()))
+    )
+    assert reg.tags["typed"].Settings is CountSettings

@@ -59,7 +59,7 @@ class TagRoute:
 
     container: str
     tag: str
-    type: Tag
+    type: Tag[Any]
     settings: Any  # the decoded settings (templates unrendered): what auth_request reads
     policy: LanePolicy
     seal: SecretSeal = field(default_factory=lambda: SecretSeal({}))
