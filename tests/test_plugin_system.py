@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
 import json
 import os
@@ -478,3 +479,39 @@ def test_types_are_generic_over_their_settings():
         plugin_module("typed", register_tag_types=lambda register: register(Typed()))
     )
     assert reg.tags["typed"].Settings is CountSettings
+
+
+def _absolute_imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append(node.module)
+    return found
+
+
+def test_builtin_plugins_import_only_the_public_api_and_the_kit():
+    """Built-ins are written as a third party's plugin would be: `sgtm.plugin`, `sgtm.kit`, and
+    their own modules by relative import (which is also how mypy follows them)."""
+    offending = [
+        f"{path.relative_to(ROOT)}: {module}"
+        for path in sorted((ROOT / "plugins").rglob("*.py"))
+        for module in _absolute_imports(path)
+        if module.split(".")[0] in ("sgtm", "sgtm_plugins")
+        and not (module == "sgtm.plugin" or module == "sgtm.kit" or module.startswith("sgtm.kit."))
+    ]
+    assert offending == []
+
+
+def test_the_kit_names_no_vendor():
+    """The kit is core: vendor rules stay in the vendor's plugin."""
+    vendors = re.compile(r"\b(meta|facebook|fb[pc]|google|newtail|salesforce|responsys)\b", re.I)
+    for path in sorted((ROOT / "sgtm" / "kit").glob("*.py")):
+        code = "\n".join(
+            line for line in path.read_text().splitlines() if not line.lstrip().startswith("#")
+        )
+        names = [n.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Name)]
+        names += [n.name for n in ast.walk(ast.parse(code)) if isinstance(n, ast.FunctionDef)]
+        assert not [n for n in names if vendors.search(n.replace("_", " "))], path

@@ -19,9 +19,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from sgtm.event import EventData
-from sgtm.hookspecs import hookimpl
-from sgtm.plugin import BuildContext, InvalidEvent, Outbound, Tag
+from sgtm.plugin import BuildContext, EventData, InvalidEvent, Outbound, Tag, hookimpl
 
 
 class HttpRequestSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

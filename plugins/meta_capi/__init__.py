@@ -19,9 +19,7 @@ from urllib.parse import quote, urlencode
 
 import msgspec
 
-from sgtm.event import EventData
-from sgtm.hookspecs import hookimpl
-from sgtm.plugin import Batching, BuildContext, Outbound, Outcome, Tag, Verdict
+from sgtm.plugin import Batching, BuildContext, EventData, Outbound, Outcome, Tag, Verdict, hookimpl
 
 from .responses import classify, classify_batch
 from .server_event import event_id, meta_event_name, server_event

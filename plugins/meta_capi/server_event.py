@@ -27,11 +27,9 @@ from typing import Any, get_args
 from urllib.parse import urlsplit
 
 import msgspec
-from sgtm_plugins._identity import CookieSettings, cookie_domain, query_param
 
-from sgtm import event as ev
-from sgtm.event import EventData
-from sgtm.plugin import InvalidEvent
+from sgtm.kit.cookies import CookieSettings, cookie_domain, query_param
+from sgtm.plugin import EventData, InvalidEvent, get_path
 
 from .mapping import (
     CONTENT_FIELDS,
@@ -130,7 +128,7 @@ def _event_time_ms(event: EventData, now: float) -> float:
         if seconds is None:
             raise InvalidEvent(f"event_time {str(raw)[:40]!r} is not a Unix time or ISO 8601")
         return seconds * 1000
-    start = ev.get(event, "x-sst-system_properties.request_start_time_ms")
+    start = get_path(event, "x-sst-system_properties.request_start_time_ms")
     number = _number(start)
     if number is not None and number > 0:
         return number
@@ -180,7 +178,7 @@ def generated_event_id(event: EventData, now: float) -> str:
     holds no time of its own, `now` in ms. The same event data always gets the same id."""
     digest = hashlib.sha256(_canonical.encode(event))
     if event.get("event_time") in (None, "") and not _number(
-        ev.get(event, "x-sst-system_properties.request_start_time_ms")
+        get_path(event, "x-sst-system_properties.request_start_time_ms")
     ):
         digest.update(b"\x00" + str(int(now * 1000)).encode())
     return "sgtm-" + digest.hexdigest()[:32]
@@ -225,7 +223,7 @@ def build_user_data(event: EventData, settings: MetaCapiSettings, time_ms: float
 
 
 def _address(event: EventData) -> dict[str, Any]:
-    address = ev.get(event, "user_data.address")
+    address = get_path(event, "user_data.address")
     if isinstance(address, list):
         address = address[0] if address else None
     return address if isinstance(address, dict) else {}
@@ -234,7 +232,7 @@ def _address(event: EventData) -> dict[str, Any]:
 def _source(event: EventData, address: dict[str, Any], key: str) -> Any:
     if key.startswith("address."):
         return address.get(key[len("address.") :])
-    return ev.get(event, key)
+    return get_path(event, key)
 
 
 def _hashed(field: str, value: Any) -> str | list[str] | None:
@@ -349,7 +347,7 @@ def build_custom_data(
 def _items(event: EventData) -> list[dict[str, Any]]:
     items = event.get("items")
     if not isinstance(items, list):
-        items = ev.get(event, "ecommerce.items")
+        items = get_path(event, "ecommerce.items")
     return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
 
 
@@ -462,7 +460,7 @@ def _data_processing_options(event: EventData, settings: MetaCapiSettings) -> di
 
 def _first(event: EventData, keys: tuple[str, ...], valid: Any) -> str | None:
     for key in keys:
-        value = _text(ev.get(event, key))
+        value = _text(get_path(event, key))
         if value and valid(value):
             return value
     return None

@@ -15,23 +15,24 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 import msgspec
-from sgtm_plugins import _mapping as m
-from sgtm_plugins._http import http_url, json_or_none
-from sgtm_plugins.rdstation import payload as p
 
-from sgtm.event import EventData
-from sgtm.hookspecs import hookimpl
+from sgtm.kit import mapping as m
+from sgtm.kit.http import http_url, json_or_none
 from sgtm.plugin import (
     CREDENTIAL,
     BuildContext,
     Credential,
+    EventData,
     InvalidEvent,
     Outbound,
     Outcome,
     RateLimit,
     Tag,
     Verdict,
+    hookimpl,
 )
+
+from . import payload as p
 
 DEFAULT_ENDPOINT = "https://api.rd.services"
 ORDER_DEDUPE_SECONDS = 30 * 86400

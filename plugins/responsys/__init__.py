@@ -19,22 +19,22 @@ from typing import Any, Literal
 from urllib.parse import quote, urlencode, urlsplit
 
 import msgspec
-from sgtm_plugins import _mapping as m
-from sgtm_plugins._http import http_url, json_or_none
 
-from sgtm.event import EventData
-from sgtm.hookspecs import hookimpl
+from sgtm.kit import mapping as m
+from sgtm.kit.http import http_url, json_or_none
 from sgtm.plugin import (
     CREDENTIAL,
     Batching,
     BuildContext,
     Credential,
+    EventData,
     InvalidEvent,
     Outbound,
     Outcome,
     RateLimit,
     Tag,
     Verdict,
+    hookimpl,
 )
 
 MAX_RECORDS = 200

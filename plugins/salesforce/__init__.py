@@ -14,22 +14,23 @@ from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
 import msgspec
-from sgtm_plugins import _mapping as m
-from sgtm_plugins._http import http_url, json_or_none
-from sgtm_plugins.salesforce import records
 
-from sgtm.event import EventData
-from sgtm.hookspecs import hookimpl
+from sgtm.kit import mapping as m
+from sgtm.kit.http import http_url, json_or_none
 from sgtm.plugin import (
     CREDENTIAL,
     Batching,
     BuildContext,
     Credential,
+    EventData,
     Outbound,
     Outcome,
     Tag,
     Verdict,
+    hookimpl,
 )
+
+from . import records
 
 MAX_RECORDS = 200
 # Gather records for a moment: every request counts against the org's daily API allocation.
