@@ -59,7 +59,7 @@ class BeaconSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise ValueError("currency: must be an ISO 4217 code such as BRL")
 
 
-class BeaconClient(Client):
+class BeaconClient(Client[BeaconSettings]):
     name = "beacon"
     Settings = BeaconSettings
     description = "Retail-media ad events and conversions from navigator.sendBeacon (Newtail-style)"

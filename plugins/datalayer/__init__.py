@@ -76,7 +76,7 @@ class DataLayerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
             raise ValueError("client_id_cookie: not a valid cookie name")
 
 
-class DataLayerClient(Client):
+class DataLayerClient(Client[DataLayerSettings]):
     name = "datalayer"
     Settings = DataLayerSettings
     description = "dataLayer events from the first-party sgtm.js (and Stape Data Tag hits)"

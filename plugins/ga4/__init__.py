@@ -48,7 +48,7 @@ class GA4Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     cookies: CookieSettings = msgspec.field(default_factory=CookieSettings)
 
 
-class GA4Client(Client):
+class GA4Client(Client[GA4Settings]):
     name = "ga4"
     Settings = GA4Settings
     description = "Google Analytics 4 web hits (gtag.js / GTM web) sent to /g/collect"

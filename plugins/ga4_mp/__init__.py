@@ -40,7 +40,7 @@ _HEADERS = {"Content-Type": "application/json"}
 _canonical = msgspec.json.Encoder(order="sorted")
 
 
-class Ga4MpTag(Tag):
+class Ga4MpTag(Tag[Ga4MpSettings]):
     name = "ga4_mp"
     Settings = Ga4MpSettings
     description = (

@@ -45,7 +45,7 @@ class HttpRequestSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tr
             raise ValueError("timeout: must be between 0 and 120 seconds")
 
 
-class HttpRequestTag(Tag):
+class HttpRequestTag(Tag[HttpRequestSettings]):
     name = "http_request"
     Settings = HttpRequestSettings
     description = (
@@ -55,6 +55,7 @@ class HttpRequestTag(Tag):
     def build(
         self, event: EventData, settings: HttpRequestSettings, ctx: BuildContext
     ) -> list[Outbound]:
+        content_type: str | None
         if settings.body is None:
             body, content_type = msgspec.json.encode(event), "application/json"
         elif isinstance(settings.body, str):

@@ -31,7 +31,7 @@ DEDUPE_SECONDS = 48 * 3600  # Meta keeps the first of two events with one name +
 _HEADERS = {"Content-Type": "application/json"}
 
 
-class MetaCapiTag(Tag):
+class MetaCapiTag(Tag[MetaCapiSettings]):
     name = "meta_capi"
     Settings = MetaCapiSettings
     description = (

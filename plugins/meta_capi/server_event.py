@@ -76,7 +76,9 @@ def server_event(event: EventData, settings: MetaCapiSettings, now: float) -> di
     referrer = _http_url(event.get("page_referrer"))
     if referrer:
         out["referrer_url"] = referrer
-    user_data = build_user_data(event, settings, time_ms)
+    # Dates of birth are checked against the pipeline's clock, never the machine's.
+    current_year = datetime.fromtimestamp(now, UTC).year
+    user_data = build_user_data(event, settings, time_ms, current_year)
     if action_source == "website":
         if not url:
             raise InvalidEvent(
@@ -187,12 +189,14 @@ def generated_event_id(event: EventData, now: float) -> str:
 # -- user_data ---------------------------------------------------------------------------------
 
 
-def build_user_data(event: EventData, settings: MetaCapiSettings, time_ms: float) -> dict[str, Any]:
+def build_user_data(
+    event: EventData, settings: MetaCapiSettings, time_ms: float, current_year: int
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     address = _address(event)
     for field, sources in HASHED_FIELDS.items():
         for key in sources:
-            hashed = _hashed(field, _source(event, address, key))
+            hashed = _hashed(field, _source(event, address, key), current_year)
             if hashed:
                 out[field] = hashed
                 break
@@ -214,7 +218,7 @@ def build_user_data(event: EventData, settings: MetaCapiSettings, time_ms: float
             out[field] = value
     for field, value in settings.user_data.items():
         # Explicit settings win; an empty or rejected value removes the field.
-        result = _hashed(field, value) if field in HASHED_FIELDS else _text(value)
+        result = _hashed(field, value, current_year) if field in HASHED_FIELDS else _text(value)
         if result:
             out[field] = result
         else:
@@ -235,15 +239,15 @@ def _source(event: EventData, address: dict[str, Any], key: str) -> Any:
     return get_path(event, key)
 
 
-def _hashed(field: str, value: Any) -> str | list[str] | None:
+def _hashed(field: str, value: Any, current_year: int) -> str | list[str] | None:
     """Meta's normalization and SHA-256 (`normalize.hash_pii`), after turning numbers into text;
     64-hex input passes unchanged (lowercased) and is never hashed twice."""
     if isinstance(value, list):
         texts = [t for t in (_pii_text(v) for v in value) if t]
-        hashed = hash_pii(field, texts) if texts else None
+        hashed = hash_pii(field, texts, current_year=current_year) if texts else None
         return hashed or None
     text = _pii_text(value)
-    return hash_pii(field, text) if text else None
+    return hash_pii(field, text, current_year=current_year) if text else None
 
 
 def _pii_text(value: Any) -> str | None:
@@ -281,10 +285,10 @@ def _fbc(event: EventData, time_ms: float) -> str | None:
     existing = _first(event, FBC_SOURCES, is_valid_fbp_fbc)
     location = event.get("page_location")
     fbclid = query_param(location, "fbclid") or None
-    if fbclid is None:
+    if fbclid is None or not isinstance(location, str):  # no fbclid unless location is text
         return existing
     try:
-        host = urlsplit(location).hostname or ""  # type: ignore[arg-type]
+        host = urlsplit(location).hostname or ""
     except ValueError:
         host = ""
     # The index counts the labels of the cookie domain, as the clients that set _fbc compute it.

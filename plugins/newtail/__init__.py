@@ -39,7 +39,7 @@ DEDUPE_SECONDS: dict[str, float] = {"impression": 60, "click": 3600, "conversion
 _HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
 
-class NewtailTag(Tag):
+class NewtailTag(Tag[NewtailSettings]):
     name = "newtail"
     Settings = NewtailSettings
     description = (

@@ -132,7 +132,7 @@ def check_event_type(value: str, where: str, api_key: bool, event: str = "") -> 
         )
 
 
-class RDStationTag(Tag):
+class RDStationTag(Tag[RDStationSettings]):
     name = "rdstation"
     Settings = RDStationSettings
     description = (
@@ -164,8 +164,8 @@ class RDStationTag(Tag):
             raise InvalidEvent(f"request body is {len(body)} bytes; RD takes at most 0.2 MB")
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if settings.api_key:
-            key = quote(settings.api_key, safe="")
-            url = f"{settings.endpoint}/platform/conversions?api_key={key}"
+            api_key = quote(settings.api_key, safe="")
+            url = f"{settings.endpoint}/platform/conversions?api_key={api_key}"
         else:
             # RD's own examples write the conversion type lower-case in the query.
             query = "conversion" if event_type == "CONVERSION" else event_type

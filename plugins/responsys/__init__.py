@@ -131,7 +131,7 @@ class ResponsysSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
                 )
 
 
-class ResponsysTag(Tag):
+class ResponsysTag(Tag[ResponsysSettings]):
     name = "responsys"
     Settings = ResponsysSettings
     description = "Oracle Responsys: profile-list merges and custom-event triggers, 200 per call."

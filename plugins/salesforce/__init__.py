@@ -100,7 +100,7 @@ class SalesforceSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tru
             raise ValueError(f"fields: Id cannot be set with mode {self.mode}")
 
 
-class SalesforceTag(Tag):
+class SalesforceTag(Tag[SalesforceSettings]):
     name = "salesforce"
     Settings = SalesforceSettings
     description = "Salesforce: Tasks or Lead/Contact field updates through sObject Collections."
