@@ -17,6 +17,7 @@ import importlib
 import importlib.metadata
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,6 +186,17 @@ def _version_of(plugin: Any) -> str:
     return str(getattr(plugin, "__version__", "")) or "unknown"
 
 
+def load_registry(extra: Sequence[object] = (), *, installed: bool = True) -> Registry:
+    """A new registry: the core's plugins, the installed ones (unless `installed` is False) and
+    `extra` plugins (modules or objects with hook implementations), e.g. one under test."""
+    pm = make_manager()
+    versions = load_entry_points(pm) if installed else {}
+    for plugin in extra:
+        if not pm.is_registered(plugin):  # an installed plugin given again
+            pm.register(plugin, name=getattr(plugin, "__name__", None))
+    return build_registry(pm, versions)
+
+
 _registry: Registry | None = None
 
 
@@ -192,7 +204,5 @@ def registry() -> Registry:
     """The process-wide registry of installed plugins, loaded on first use."""
     global _registry
     if _registry is None:
-        pm = make_manager()
-        versions = load_entry_points(pm)
-        _registry = build_registry(pm, versions)
+        _registry = load_registry()
     return _registry
