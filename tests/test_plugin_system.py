@@ -23,7 +23,15 @@ from sgtm.config import load_text
 from sgtm.container import Container
 from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery.recorder import RecorderDelivery
-from sgtm.plugin import Batching, Client, ClientResponse, Outbound, Tag, Variable
+from sgtm.plugin import (
+    CONTRACT_VERSION,
+    Batching,
+    Client,
+    ClientResponse,
+    Outbound,
+    Tag,
+    Variable,
+)
 from sgtm.plugins import PluginError, build_registry, load_entry_points, make_manager, registry
 from sgtm.request import HitRequest
 
@@ -408,7 +416,9 @@ def test_third_party_plugin_discovered_through_entry_points(tmp_path):
         text=True,
         check=True,
     )
-    plugins = {p["name"]: p for p in json.loads(out.stdout)}
+    listing = json.loads(out.stdout)
+    assert listing["contract"] == CONTRACT_VERSION and listing["sgtm"] == sgtm_version
+    plugins = {p["name"]: p for p in listing["plugins"]}
     assert plugins["thirdparty"]["version"] == "2.5.0"
     assert plugins["thirdparty"]["tag_types"] == ["noop_third_party"]
     only = subprocess.run(
@@ -418,7 +428,10 @@ def test_third_party_plugin_discovered_through_entry_points(tmp_path):
         text=True,
         check=True,
     )
-    assert [p["name"] for p in json.loads(only.stdout)] == ["sgtm.variables", "thirdparty"]
+    assert [p["name"] for p in json.loads(only.stdout)["plugins"]] == [
+        "sgtm.variables",
+        "thirdparty",
+    ]
 
 
 # -- the public module ------------------------------------------------------------------------
@@ -515,3 +528,24 @@ def test_the_kit_names_no_vendor():
         names = [n.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Name)]
         names += [n.name for n in ast.walk(ast.parse(code)) if isinstance(n, ast.FunctionDef)]
         assert not [n for n in names if vendors.search(n.replace("_", " "))], path
+
+
+def test_every_package_in_the_tree_is_installed():
+    """A package missing from pyproject's list works in the editable checkout and is absent from
+    a real install (the Docker image): every directory with an __init__.py must be listed."""
+    import tomllib
+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(setuptools["packages"])
+    found = set()
+    for name, directory in setuptools["package-dir"].items():
+        for init in (ROOT / directory).rglob("__init__.py"):
+            parts = init.parent.relative_to(ROOT / directory).parts
+            found.add(".".join((name, *parts)))
+    assert found == listed
+
+
+def test_the_contract_version_is_in_the_changelog():
+    changelog = (ROOT / "docs" / "plugin-contract-changelog.md").read_text()
+    assert f"\n## {CONTRACT_VERSION}\n" in changelog
+    assert re.fullmatch(r"\d+\.\d+", CONTRACT_VERSION)

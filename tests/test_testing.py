@@ -27,6 +27,7 @@ from sgtm.plugin import (
     default_classify,
     hookimpl,
 )
+from sgtm.plugins import PluginError
 from sgtm.testing import (
     DEFAULT_NOW,
     FakeVendor,
@@ -402,3 +403,28 @@ async def test_mock_and_fake_vendor_answer_alike():
         (400, {"status": 400}),
     ]
     assert fake.errors == ["not ok"]
+
+
+async def test_types_given_directly_are_registered_through_the_hooks_and_checked():
+    container = {
+        "version": 1,
+        "triggers": {"all": {"all": []}},
+        "tags": [
+            {
+                "name": "n",
+                "type": "note",
+                "triggers": ["all"],
+                "settings": {"url": "https://n.example/"},
+            }
+        ],
+    }
+    h = Harness(container, plugins=[NoteTag()], installed=False)
+    assert (await h.events({"value": 1})).fired("n")
+
+    class Unfinished(Tag):
+        name = "unfinished"
+
+    with pytest.raises(
+        PluginError, match=r"plugin 'harness': tag type 'unfinished' does not implement build\(\)"
+    ):
+        Harness(container, plugins=[Unfinished()], installed=False)

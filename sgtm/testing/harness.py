@@ -11,7 +11,7 @@ sealed secrets, run-time credentials, `classify` / `classify_batch`, Retry-After
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
@@ -27,7 +27,17 @@ from sgtm.delivery.recorder import RecorderDelivery
 from sgtm.delivery.setup import routes_for
 from sgtm.delivery.store import Job, Store
 from sgtm.delivery.transport import Response, Transport
-from sgtm.plugin import ClientResponse, EventData, HitRequest, Outbound, Verdict
+from sgtm.plugin import (
+    Client,
+    ClientResponse,
+    EventData,
+    HitRequest,
+    Outbound,
+    Tag,
+    Variable,
+    Verdict,
+    hookimpl,
+)
 from sgtm.plugins import load_registry
 
 # 2026-09-21T14:13:20Z: any fixed time will do; a fixed one makes every build repeatable.
@@ -127,10 +137,12 @@ class Harness:
     """A container in-process: `await request(...)` / `await events(...)` run the pipeline;
     `built` holds every request tags built (never sent); `await deliver(...)` sends them once.
 
-    `container`: YAML text or the same structure as a dict. `plugins`: plugin modules (or objects
-    with hook implementations) to register besides the installed ones (`installed=False`: only
-    these and the core's). `environ`: what `${NAME}` in the container reads (never the process
-    environment, so a test cannot depend on the machine). `now`: the fixed clock's start.
+    `container`: YAML text or the same structure as a dict. `plugins`: what to register besides
+    the installed plugins (`installed=False`: only these and the core's): plugin modules (or
+    objects with hook implementations), or `Client` / `Tag` / `Variable` instances, which are
+    registered through the same hooks and checks as a plugin's. `environ`: what `${NAME}` in the
+    container reads (never the process environment, so a test cannot depend on the machine).
+    `now`: the fixed clock's start.
     """
 
     def __init__(
@@ -144,7 +156,10 @@ class Harness:
         file: str = "container.yaml",
     ) -> None:
         text = container if isinstance(container, str) else yaml.safe_dump(dict(container))
-        registry = load_registry(plugins, installed=installed)
+        types = [p for p in plugins if isinstance(p, Client | Tag | Variable)]
+        others = [p for p in plugins if not isinstance(p, Client | Tag | Variable)]
+        extra = [*others, _TypesPlugin(types)] if types else others
+        registry = load_registry(extra, installed=installed)
         self.spec: ContainerSpec = load_text(text, file, registry, environ=dict(environ or {}))
         self.clock = FixedClock(now)
         self.recorder = RecorderDelivery()
@@ -240,6 +255,33 @@ class Harness:
             host=host,
             scheme=split_url.scheme or "https",
         )
+
+
+class _TypesPlugin:
+    """Type instances given to the harness, registered as a plugin named `harness` would."""
+
+    __name__ = "harness"
+
+    def __init__(self, types: list[Client[Any] | Tag[Any] | Variable[Any]]) -> None:
+        self.types = types
+
+    @hookimpl
+    def register_client_types(self, register: Callable[[Client[Any]], None]) -> None:
+        for item in self.types:
+            if isinstance(item, Client):
+                register(item)
+
+    @hookimpl
+    def register_tag_types(self, register: Callable[[Tag[Any]], None]) -> None:
+        for item in self.types:
+            if isinstance(item, Tag):
+                register(item)
+
+    @hookimpl
+    def register_variable_types(self, register: Callable[[Variable[Any]], None]) -> None:
+        for item in self.types:
+            if isinstance(item, Variable):
+                register(item)
 
 
 class _Attempt(DeliveryEngine):
