@@ -29,6 +29,7 @@ from sgtm.plugin import Client, Tag
 from sgtm.plugins import Registry
 from sgtm.privacy import PrivacyPolicy, parse_networks
 from sgtm.redact import Redactor
+from sgtm.scope import BUILTINS, BoundVariable
 from sgtm.templates import (
     Renderer,
     TemplateError,
@@ -39,7 +40,6 @@ from sgtm.templates import (
 )
 from sgtm.transformations import Transformation
 from sgtm.triggers import Condition, ConditionError, compile_condition
-from sgtm.variables import BUILTINS, BoundVariable
 from sgtm.yamlsource import ConfigError, ConfigErrors, Source, join_path, load
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
@@ -115,7 +115,7 @@ class ContainerFile(_Strict):
 @dataclass(slots=True)
 class ClientSpec:
     name: str
-    type: Client
+    type: Client[Any]
     settings: Any
     priority: int
 
@@ -124,7 +124,7 @@ class ClientSpec:
 class TagSpec:
     name: str
     type_name: str
-    type: Tag
+    type: Tag[Any]
     triggers: tuple[Condition, ...]
     block: tuple[Condition, ...]
     consent: tuple[str, ...]
@@ -596,7 +596,7 @@ class _Loader:
         return out
 
 
-def _templated_login(tag: Tag, settings: Any) -> bool:
+def _templated_login(tag: Tag[Any], settings: Any) -> bool:
     """Whether the token request a tag builds from its load-time settings holds a template."""
     if type(tag).auth_request is Tag.auth_request:
         return False

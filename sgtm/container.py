@@ -35,8 +35,8 @@ from sgtm.plugin import (
 from sgtm.privacy import anonymize_ip
 from sgtm.redact import Redactor, log_view
 from sgtm.request import HitRequest
+from sgtm.scope import Scope
 from sgtm.transformations import apply_all
-from sgtm.variables import Scope
 
 log = logging.getLogger("sgtm.container")
 

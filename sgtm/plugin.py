@@ -1,11 +1,17 @@
-"""The plugin contract: what a client type, a tag type and a variable type are.
+"""The plugin contract, and the one module a plugin imports (`from sgtm.plugin import ...`).
 
-A plugin registers instances of these through the hooks in `sgtm.hookspecs`. Type objects are
-stateless; everything configured per container arrives as `settings`, an instance of the type's
-own `Settings` msgspec Struct, decoded (and checked) when the container loads.
+A plugin registers instances of `Client`, `Tag` and `Variable` subclasses through the hooks in
+`sgtm.hookspecs` (decorate them with `hookimpl`). Type objects are stateless; everything
+configured per container arrives as `settings`, an instance of the type's own `Settings` msgspec
+Struct, decoded (and checked) when the container loads. The base classes are generic over that
+Struct (`class SlackTag(Tag[SlackSettings])`), so a type checker sees `settings` as it is.
 
 Tags never do I/O: `build` returns `Outbound` request descriptions and the delivery engine sends
-them. Vendor knowledge lives here, in plugins, never in the core.
+them. Vendor knowledge lives in plugins, never in the core.
+
+Everything a plugin needs is exported here (`__all__`); the helpers built-in plugins share
+(cookies, PII hashing, HTTP answers, field maps) are in `sgtm.kit`. What changes in this
+contract, and how it is deprecated first, is in docs/plugin-contract-changelog.md.
 """
 
 from __future__ import annotations
@@ -13,15 +19,61 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 import msgspec
 
 from sgtm import placeholders
+from sgtm.consent import first_denied as first_denied_consent
+from sgtm.consent import state as consent_state
+from sgtm.event import EventData, copy_event, delete_path, set_path
+from sgtm.event import get as get_path
+from sgtm.event import has as has_path
+from sgtm.hookspecs import hookimpl
+from sgtm.request import HitRequest
+from sgtm.scope import Scope
+from sgtm.templates import has_template, to_text
 
-if TYPE_CHECKING:
-    from sgtm.event import EventData
-    from sgtm.request import HitRequest
+__all__ = [
+    "CONTRACT_VERSION",
+    "BadRequest",
+    "Batching",
+    "BuildContext",
+    "Client",
+    "ClientContext",
+    "ClientResponse",
+    "ContainerInfo",
+    "Cookie",
+    "Credential",
+    "EventData",
+    "HitRequest",
+    "InvalidEvent",
+    "NoSettings",
+    "Outbound",
+    "Outcome",
+    "RateLimit",
+    "Scope",
+    "Secret",
+    "Tag",
+    "Url",
+    "Variable",
+    "Verdict",
+    "consent_state",
+    "copy_event",
+    "default_classify",
+    "delete_path",
+    "first_denied_consent",
+    "get_path",
+    "has_path",
+    "has_template",
+    "hookimpl",
+    "set_path",
+    "to_text",
+]
+
+# MAJOR.MINOR of this contract: a minor release only adds; anything removed or changed in a way
+# a plugin would notice waits for the next major, deprecated (with a warning) until then.
+CONTRACT_VERSION = "1.0"
 
 
 # A settings field that holds a secret (an access token, an API key, a signing secret): its value
@@ -36,6 +88,10 @@ Url = Annotated[str, msgspec.Meta(extra={"url": True}, extra_json_schema={"forma
 
 class NoSettings(msgspec.Struct, forbid_unknown_fields=True):
     """Settings of a type that takes none."""
+
+
+# The Settings Struct a type is generic over: `Tag[MySettings]` types `settings` as MySettings.
+SettingsT = TypeVar("SettingsT", bound=msgspec.Struct)
 
 
 class InvalidEvent(Exception):
@@ -193,27 +249,31 @@ class BuildContext:
         return self.new_id()
 
 
-class Client:
+class Client(Generic[SettingsT]):
     """A client type claims requests and turns them into event data.
 
-    Subclasses set `name` and usually `Settings`, and implement `claim`, `parse` and `respond`.
+    Subclasses set `name` and usually `Settings` (`class MyClient(Client[MySettings])`), and
+    implement `claim` and `parse` (checked at load) and usually `respond`.
     `claim` must be cheap and must not read the body for decisions it can make from the path.
     `parse` never raises for bad input: it drops what is invalid (counting it with `ctx.drop`)
     and returns the valid events; it raises `BadRequest` only when nothing sensible can be done.
     """
 
     name: ClassVar[str]
-    Settings: ClassVar[type[msgspec.Struct]] = NoSettings
+    # A class attribute in practice; typed per instance because a ClassVar cannot be generic.
+    Settings: type[SettingsT] = NoSettings  # type: ignore[assignment]
     description: ClassVar[str] = ""
 
-    def claim(self, request: HitRequest, settings: Any) -> bool:
+    def claim(self, request: HitRequest, settings: SettingsT) -> bool:
         raise NotImplementedError
 
-    def parse(self, request: HitRequest, settings: Any, ctx: ClientContext) -> list[EventData]:
+    def parse(
+        self, request: HitRequest, settings: SettingsT, ctx: ClientContext
+    ) -> list[EventData]:
         raise NotImplementedError
 
     def respond(
-        self, request: HitRequest, events: list[EventData], settings: Any, ctx: ClientContext
+        self, request: HitRequest, events: list[EventData], settings: SettingsT, ctx: ClientContext
     ) -> ClientResponse:
         return ClientResponse(status=200)
 
@@ -237,8 +297,8 @@ class BadRequest(Exception):
 Outcome = Literal["done", "retry", "dead"]
 
 
-class Tag:
-    """A tag type maps event data to vendor requests.
+class Tag(Generic[SettingsT]):
+    """A tag type maps event data to vendor requests (`class MyTag(Tag[MySettings])`).
 
     `build(event, settings, ctx)` is pure: no I/O, no clock but `ctx.now`. It returns the
     requests to send, or raises `InvalidEvent` when the vendor would reject the event.
@@ -246,27 +306,30 @@ class Tag:
     `dedupe_key` names events the vendor must see once: (key, ttl seconds) or None.
 
     Declarations for the delivery engine (all optional):
-    - `batching` and `merge`: how outbounds of one lane combine into one request;
-      `classify_batch` splits a batch response into one verdict per item (partial failures).
+    - `batching` and `merge`: how outbounds of one lane combine into one request (a tag that
+      declares batching must implement merge, checked at load); `classify_batch` splits a
+      batch response into one verdict per item (partial failures).
     - `rate_limit`: the vendor's documented limit, the lane's default.
     - Credentials: `auth_request` describes the token request (None: the tag needs no token),
-      `parse_auth` reads the response, `is_auth_failure` recognises a refused token (refreshed
-      once, then the request is retried once). `build` writes `ctx.credential()` (or
-      `ctx.credential("NAME")`) where the token goes; the engine fills it in at send time, so
+      `parse_auth` reads the response (required with auth_request, checked at load),
+      `is_auth_failure` recognises a refused token (refreshed once, then the request is
+      retried once). `build` writes `ctx.credential()` (or `ctx.credential("NAME")`) where
+      the token goes; the engine fills it in at send time, so
       tokens are never stored with a delivery.
     """
 
     name: ClassVar[str]
-    Settings: ClassVar[type[msgspec.Struct]] = NoSettings
+    # A class attribute in practice; typed per instance because a ClassVar cannot be generic.
+    Settings: type[SettingsT] = NoSettings  # type: ignore[assignment]
     description: ClassVar[str] = ""
     timeout: ClassVar[float] = 10.0
     batching: ClassVar[Batching | None] = None
     rate_limit: ClassVar[RateLimit | None] = None
 
-    def build(self, event: EventData, settings: Any, ctx: BuildContext) -> list[Outbound]:
+    def build(self, event: EventData, settings: SettingsT, ctx: BuildContext) -> list[Outbound]:
         raise NotImplementedError
 
-    def dedupe_key(self, event: EventData, settings: Any) -> tuple[str, float] | None:
+    def dedupe_key(self, event: EventData, settings: SettingsT) -> tuple[str, float] | None:
         return None
 
     def classify(self, status: int, headers: dict[str, str], body: bytes) -> Outcome | Verdict:
@@ -284,7 +347,7 @@ class Tag:
         """One verdict per item of a merged request; by default the whole response's."""
         return [self.classify(status, headers, body)] * len(items)
 
-    def auth_request(self, settings: Any) -> Outbound | None:
+    def auth_request(self, settings: SettingsT) -> Outbound | None:
         return None
 
     def parse_auth(
@@ -308,20 +371,21 @@ def default_classify(status: int) -> Outcome:
     return "dead"
 
 
-class Variable:
-    """A variable type computes a value for one event.
+class Variable(Generic[SettingsT]):
+    """A variable type computes a value for one event (`class MyVar(Variable[MySettings])`).
 
-    `resolve(settings, scope)` gets the variable's settings and a `sgtm.variables.Scope`, which
+    `resolve(settings, scope)` gets the variable's settings and the event's `Scope`, which
     gives the event, the request, the client name and other variables' values.
     """
 
     name: ClassVar[str]
-    Settings: ClassVar[type[msgspec.Struct]] = NoSettings
+    # A class attribute in practice; typed per instance because a ClassVar cannot be generic.
+    Settings: type[SettingsT] = NoSettings  # type: ignore[assignment]
     description: ClassVar[str] = ""
 
-    def resolve(self, settings: Any, scope: Any) -> Any:
+    def resolve(self, settings: SettingsT, scope: Scope) -> Any:
         raise NotImplementedError
 
-    def references(self, settings: Any) -> list[str]:
+    def references(self, settings: SettingsT) -> list[str]:
         """Names of other variables this one reads, checked at load (unknown names are errors)."""
         return []

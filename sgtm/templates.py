@@ -24,7 +24,7 @@ from sgtm import fields
 from sgtm.fields import FieldPath
 
 if TYPE_CHECKING:
-    from sgtm.variables import Scope
+    from sgtm.scope import Scope
 
 _REF_RE = re.compile(r"\{\{\s*([A-Za-z_][\w.\-]*)\s*\}\}")
 

@@ -17,11 +17,18 @@ from typing import Any
 from urllib.parse import urlencode
 
 import msgspec
-from sgtm_plugins._mapping import text
 
-from sgtm.event import EventData
-from sgtm.hookspecs import hookimpl
-from sgtm.plugin import Batching, BuildContext, InvalidEvent, Outbound, Tag, Verdict
+from sgtm.kit.mapping import text
+from sgtm.plugin import (
+    Batching,
+    BuildContext,
+    EventData,
+    InvalidEvent,
+    Outbound,
+    Tag,
+    Verdict,
+    hookimpl,
+)
 
 from .payload import build, event_name
 from .responses import classify
@@ -33,7 +40,7 @@ _HEADERS = {"Content-Type": "application/json"}
 _canonical = msgspec.json.Encoder(order="sorted")
 
 
-class Ga4MpTag(Tag):
+class Ga4MpTag(Tag[Ga4MpSettings]):
     name = "ga4_mp"
     Settings = Ga4MpSettings
     description = (

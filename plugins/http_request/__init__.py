@@ -22,10 +22,18 @@ from urllib.parse import urlencode, urlsplit
 
 import msgspec
 
-from sgtm.event import EventData
-from sgtm.hookspecs import hookimpl
-from sgtm.plugin import BuildContext, InvalidEvent, Outbound, Secret, Tag, Url
-from sgtm.templates import has_template, to_text
+from sgtm.plugin import (
+    BuildContext,
+    EventData,
+    InvalidEvent,
+    Outbound,
+    Secret,
+    Tag,
+    Url,
+    has_template,
+    hookimpl,
+    to_text,
+)
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -63,7 +71,7 @@ class HttpRequestSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tr
             raise ValueError(f"body: a {FORM} body must be a mapping of field names to values")
 
 
-class HttpRequestTag(Tag):
+class HttpRequestTag(Tag[HttpRequestSettings]):
     name = "http_request"
     Settings = HttpRequestSettings
     description = (
@@ -73,6 +81,7 @@ class HttpRequestTag(Tag):
     def build(
         self, event: EventData, settings: HttpRequestSettings, ctx: BuildContext
     ) -> list[Outbound]:
+        content_type: str | None
         if settings.body is None:
             body, content_type = msgspec.json.encode(event), "application/json"
         elif isinstance(settings.body, dict) and (settings.content_type or "").startswith(FORM):

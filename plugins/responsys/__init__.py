@@ -19,15 +19,14 @@ from typing import Any, Literal
 from urllib.parse import quote, urlencode, urlsplit
 
 import msgspec
-from sgtm_plugins import _mapping as m
-from sgtm_plugins._http import http_url, json_or_none
 
-from sgtm.event import EventData
-from sgtm.hookspecs import hookimpl
+from sgtm.kit import mapping as m
+from sgtm.kit.http import http_url, json_or_none
 from sgtm.plugin import (
     Batching,
     BuildContext,
     Credential,
+    EventData,
     InvalidEvent,
     Outbound,
     Outcome,
@@ -36,6 +35,7 @@ from sgtm.plugin import (
     Tag,
     Url,
     Verdict,
+    hookimpl,
 )
 
 MAX_RECORDS = 200
@@ -132,7 +132,7 @@ class ResponsysSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
                 )
 
 
-class ResponsysTag(Tag):
+class ResponsysTag(Tag[ResponsysSettings]):
     name = "responsys"
     Settings = ResponsysSettings
     description = "Oracle Responsys: profile-list merges and custom-event triggers, 200 per call."

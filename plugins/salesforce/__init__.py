@@ -14,23 +14,24 @@ from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
 import msgspec
-from sgtm_plugins import _mapping as m
-from sgtm_plugins._http import http_url, json_or_none
-from sgtm_plugins.salesforce import records
 
-from sgtm.event import EventData
-from sgtm.hookspecs import hookimpl
+from sgtm.kit import mapping as m
+from sgtm.kit.http import http_url, json_or_none
 from sgtm.plugin import (
     Batching,
     BuildContext,
     Credential,
+    EventData,
     Outbound,
     Outcome,
     Secret,
     Tag,
     Url,
     Verdict,
+    hookimpl,
 )
+
+from . import records
 
 MAX_RECORDS = 200
 # Gather records for a moment: every request counts against the org's daily API allocation.
@@ -100,7 +101,7 @@ class SalesforceSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tru
             raise ValueError(f"fields: Id cannot be set with mode {self.mode}")
 
 
-class SalesforceTag(Tag):
+class SalesforceTag(Tag[SalesforceSettings]):
     name = "salesforce"
     Settings = SalesforceSettings
     description = "Salesforce: Tasks or Lead/Contact field updates through sObject Collections."

@@ -56,14 +56,14 @@ class CredentialManager:
             return math.inf
         return credential.expires_at - self.refresh_margin
 
-    async def get(self, key: str, tag: Tag, settings: Any, time_limit: float) -> Credential:
+    async def get(self, key: str, tag: Tag[Any], settings: Any, time_limit: float) -> Credential:
         credential = self._cache.get(key)
         if credential is not None:
             return credential
         return await self._single_flight(key, tag, settings, time_limit)
 
     async def refresh(
-        self, key: str, tag: Tag, settings: Any, time_limit: float, failed: Credential
+        self, key: str, tag: Tag[Any], settings: Any, time_limit: float, failed: Credential
     ) -> Credential:
         """A new token after `failed` was refused, unless another send already got one."""
         current = self._cache.get(key)
@@ -73,7 +73,7 @@ class CredentialManager:
         return await self._single_flight(key, tag, settings, time_limit)
 
     async def _single_flight(
-        self, key: str, tag: Tag, settings: Any, time_limit: float
+        self, key: str, tag: Tag[Any], settings: Any, time_limit: float
     ) -> Credential:
         task = self._inflight.get(key)
         if task is None:
@@ -88,7 +88,7 @@ class CredentialManager:
         # shield: one waiter being cancelled must not cancel the fetch the others wait for.
         return await asyncio.shield(task)
 
-    async def _fetch(self, key: str, tag: Tag, settings: Any, time_limit: float) -> Credential:
+    async def _fetch(self, key: str, tag: Tag[Any], settings: Any, time_limit: float) -> Credential:
         request = tag.auth_request(settings)
         if request is None:
             raise CredentialError(f"tag type {tag.name!r} declares no auth_request")

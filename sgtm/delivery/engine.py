@@ -59,7 +59,7 @@ class TagRoute:
 
     container: str
     tag: str
-    type: Tag
+    type: Tag[Any]
     settings: Any  # the decoded settings (templates unrendered): what auth_request reads
     policy: LanePolicy
     seal: SecretSeal = field(default_factory=lambda: SecretSeal({}))
@@ -224,42 +224,7 @@ class DeliveryEngine:
         if self._stopping:
             raise DeliveryUnavailable("shutting down")
         now = self.clock()
-        jobs: list[NewJob] = []
-        for submission in submissions:
-            route = self.routes.get((submission.container, submission.tag))
-            outbound, nonce = submission.outbound, submission.nonce
-            if route is not None and route.seal:
-                candidate = nonce or placeholders.new_nonce()
-                sealed, found = route.seal.seal(outbound, candidate)
-                if found:
-                    outbound, nonce = sealed, candidate
-            payload = Payload(
-                container=submission.container,
-                tag=submission.tag,
-                tag_type=submission.tag_type,
-                outbound=outbound,
-                created=submission.created,
-                nonce=nonce,
-            )
-            try:
-                data = encode_payload(payload)
-            except (TypeError, msgspec.EncodeError) as exc:
-                # A plugin bug (a batch_item that is not plain data): it can never be stored or
-                # sent, so it is counted and logged loudly rather than failing the whole hit.
-                log.error(
-                    "tag built a request that cannot be stored: %s",
-                    exc,
-                    extra={"tag": submission.tag},
-                )
-                metrics.inc(
-                    "sgtm_deliveries_total",
-                    container=submission.container,
-                    tag=submission.tag,
-                    outcome="unstorable",
-                )
-                continue
-            lane = lane_key(submission.container, submission.tag, outbound)
-            jobs.append(NewJob(lane=lane, due=now, created=submission.created, payload=data))
+        jobs = [job for s in submissions if (job := self.job_for(s, now)) is not None]
         if not jobs:
             return
         await self.store.enqueue(jobs)
@@ -271,6 +236,44 @@ class DeliveryEngine:
             metrics.inc(
                 "sgtm_delivery_enqueued_total", container=submission.container, tag=submission.tag
             )
+
+    def job_for(self, submission: Submission, due: float) -> NewJob | None:
+        """The outbox job of a submission: its request with configured secrets sealed,
+        encoded as the store keeps it; None (counted and logged) when it cannot be stored."""
+        route = self.routes.get((submission.container, submission.tag))
+        outbound, nonce = submission.outbound, submission.nonce
+        if route is not None and route.seal:
+            candidate = nonce or placeholders.new_nonce()
+            sealed, found = route.seal.seal(outbound, candidate)
+            if found:
+                outbound, nonce = sealed, candidate
+        payload = Payload(
+            container=submission.container,
+            tag=submission.tag,
+            tag_type=submission.tag_type,
+            outbound=outbound,
+            created=submission.created,
+            nonce=nonce,
+        )
+        try:
+            data = encode_payload(payload)
+        except (TypeError, msgspec.EncodeError) as exc:
+            # A plugin bug (a batch_item that is not plain data): it can never be stored or
+            # sent, so it is counted and logged loudly rather than failing the whole hit.
+            log.error(
+                "tag built a request that cannot be stored: %s",
+                exc,
+                extra={"tag": submission.tag},
+            )
+            metrics.inc(
+                "sgtm_deliveries_total",
+                container=submission.container,
+                tag=submission.tag,
+                outcome="unstorable",
+            )
+            return None
+        lane = lane_key(submission.container, submission.tag, outbound)
+        return NewJob(lane=lane, due=due, created=submission.created, payload=data)
 
     async def close(self) -> None:
         """Send what is due for up to `drain_timeout`, then stop; unsent jobs stay stored."""

@@ -115,7 +115,7 @@ def store_spec(cfg: StoreConfig | None) -> StoreSpec:
     return StoreSpec(kind="sqlite", path=path)
 
 
-def lane_policy(tag: Tag, cfg: TagDeliveryConfig | None, max_age: float) -> LanePolicy:
+def lane_policy(tag: Tag[Any], cfg: TagDeliveryConfig | None, max_age: float) -> LanePolicy:
     """The tag type's declarations with the tag's overrides applied (already validated)."""
     declared = tag.batching or Batching()
     cfg = cfg or TagDeliveryConfig()
@@ -141,7 +141,7 @@ def lane_policy(tag: Tag, cfg: TagDeliveryConfig | None, max_age: float) -> Lane
     )
 
 
-def check_tag_delivery(cfg: TagDeliveryConfig, tag: Tag) -> list[tuple[str, str]]:
+def check_tag_delivery(cfg: TagDeliveryConfig, tag: Tag[Any]) -> list[tuple[str, str]]:
     """Problems as (relative path, message); an empty list means the block is valid."""
     problems: list[tuple[str, str]] = []
     for name in ("linger", "flush_every", "timeout", "max_age"):
