@@ -47,7 +47,8 @@ from sgtm.delivery.store import (
     trim_history,
 )
 from sgtm.delivery.transport import Response, Transport, TransportError
-from sgtm.plugin import Credential, Outbound, RateLimit, Tag, Verdict, as_verdict
+from sgtm.plugin import Credential, Outbound, Tag, Verdict, as_verdict
+from sgtm.ratelimit import TokenBucket
 from sgtm.redact import Redactor
 
 log = logging.getLogger("sgtm.delivery")
@@ -83,29 +84,6 @@ class EngineOptions:
     sweep_interval: float = 60.0  # max-age sweeps and queue-depth gauges
     discover_interval: float = 5.0  # lanes other engines created
     lane_idle_retire: float = 300.0  # a lane with nothing to send for this long stops its task
-
-
-class TokenBucket:
-    def __init__(self, rate: RateLimit, clock: Callable[[], float]) -> None:
-        self.capacity = float(max(1, rate.requests))
-        self.interval = rate.per / max(1, rate.requests)  # seconds per token
-        self.tokens = self.capacity
-        self.clock = clock
-        self.updated = clock()
-
-    def available(self) -> float:
-        now = self.clock()
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) / self.interval)
-        self.updated = now
-        return self.tokens
-
-    def take(self, count: int = 1) -> None:
-        self.available()
-        self.tokens -= count  # may go below zero: a byte-split batch is paid for afterwards
-
-    def wait_time(self) -> float:
-        tokens = self.available()
-        return 0.0 if tokens >= 1 else (1 - tokens) * self.interval
 
 
 class Breaker:
