@@ -18,8 +18,25 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+import httpx
+
+from sgtm.plugin import Outbound, Tag, Verdict, as_verdict
 from tests.plugins.crm_fakes import FakeAPI, Problem, Reply, json_body
 from tests.servers import Received
+
+
+def deliver(http: httpx.Client, tag: Tag, outbounds: list[Outbound]) -> list[Verdict]:
+    """What the delivery engine does with a tag's outbounds of one lane when no credential is
+    involved: merge them (tags that batch), send once, one verdict per outbound."""
+    request = tag.merge(outbounds) if tag.batching else outbounds[0]
+    response = http.request(
+        request.method, request.url, headers=request.headers, content=request.body
+    )
+    status, headers, body = response.status_code, dict(response.headers), response.content
+    if tag.batching:
+        return [as_verdict(v) for v in tag.classify_batch(status, headers, body, outbounds)]
+    return [as_verdict(tag.classify(status, headers, body))]
+
 
 # -- HubSpot CRM v3 ------------------------------------------------------------------------------
 
@@ -59,6 +76,14 @@ INPUT_KEYS = frozenset({"id", "idProperty", "properties", "objectWriteTraceId"})
 HUBSPOT_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.(?!invalid$|localhost$)[a-z]{2,}", re.IGNORECASE)
 
 
+def forget(fake: FakeAPI) -> None:
+    """Clear what a fake recorded and its scripted answers."""
+    with fake._lock:
+        fake.received.clear()
+        fake.errors.clear()
+    fake.script.clear()
+
+
 def hubspot_error(status: int, category: str, message: str, **extra: Any) -> Reply:
     body = {"status": "error", "message": message, "correlationId": "c0ffee", "category": category}
     return Reply(status, {**body, **extra})
@@ -72,10 +97,15 @@ class FakeHubSpot(FakeAPI):
     custom_properties: frozenset[str] = frozenset({"lead_source", "plan"})
 
     def setup(self) -> None:
-        self.contacts: dict[str, dict[str, str]] = {}  # email -> properties
-        self.batches: list[int] = []  # inputs per accepted request
+        self.reset()
         self.ids = itertools.count(1001)
         self.route("POST", r"/crm/v3/objects/contacts/batch/upsert", "upsert", self.upsert)
+
+    def reset(self) -> None:
+        """Forget every request and contact (one server serves a whole test module)."""
+        forget(self)
+        self.contacts: dict[str, dict[str, str]] = {}  # email -> properties
+        self.batches: list[int] = []  # inputs per accepted request
 
     def upsert(self, got: Received, _: re.Match[str]) -> Reply:
         auth = got.headers.get("authorization", "")
@@ -213,7 +243,7 @@ class FakeWhatsApp(FakeAPI):
     )
 
     def setup(self) -> None:
-        self.messages: list[dict[str, Any]] = []  # accepted message bodies
+        self.reset()
         self.wamids = itertools.count(1)
         self.route("POST", r"/v[0-9]+\.[0-9]+/([0-9]+)/messages", "messages", self.send)
 
@@ -276,6 +306,10 @@ class FakeWhatsApp(FakeAPI):
                 ],
             },
         )
+
+    def reset(self) -> None:
+        forget(self)
+        self.messages: list[dict[str, Any]] = []  # accepted message bodies
 
     @staticmethod
     def parameter_counts(components: Any, bad: Any) -> tuple[int, int]:

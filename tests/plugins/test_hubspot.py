@@ -7,14 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import msgspec
 import pytest
 from sgtm_plugins.hubspot import HubSpotSettings, HubSpotTag
 
 from sgtm.delivery.policy import lane_policy
 from sgtm.plugin import BuildContext, ContainerInfo, InvalidEvent, Outbound, RateLimit, Verdict
-from tests.plugins.crm_fakes import NOW, CredentialFlow, Reply, emulate
-from tests.plugins.s2s_fakes import HUBSPOT_TOKEN, FakeHubSpot, hubspot_error
+from tests.plugins.crm_fakes import NOW, Reply, emulate
+from tests.plugins.s2s_fakes import HUBSPOT_TOKEN, FakeHubSpot, deliver, hubspot_error
 
 TAG = HubSpotTag()
 
@@ -43,18 +44,26 @@ def lead(email: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def hubspot():
+@pytest.fixture(scope="module")
+def hubspot_server():
     with FakeHubSpot() as fake:
         yield fake
 
 
-async def send(s: HubSpotSettings, events: list[dict[str, Any]]) -> list[Verdict]:
-    flow = CredentialFlow(TAG, s)
-    try:
-        return await flow.send([build(e, s)[0] for e in events])
-    finally:
-        await flow.aclose()
+@pytest.fixture
+def hubspot(hubspot_server):
+    hubspot_server.reset()
+    return hubspot_server
+
+
+@pytest.fixture(scope="module")
+def http():
+    with httpx.Client() as client:
+        yield client
+
+
+def send(http: httpx.Client, s: HubSpotSettings, events: list[dict[str, Any]]) -> list[Verdict]:
+    return deliver(http, TAG, [build(e, s)[0] for e in events])
 
 
 # -- building ------------------------------------------------------------------------------------
@@ -163,11 +172,11 @@ def test_a_custom_lifecycle_stage_id_is_accepted():
 # -- at the fake HubSpot -------------------------------------------------------------------------
 
 
-async def test_a_batch_upserts_every_contact(hubspot):
+def test_a_batch_upserts_every_contact(http, hubspot):
     hubspot.contacts["bia@example.com"] = {"hs_object_id": "1", "email": "bia@example.com"}
     s = settings(hubspot.url, lifecycle_stage="lead")
     events = [lead(f"user{i}@example.com", event_id=str(i)) for i in range(99)]
-    verdicts = await send(s, [*events, lead("bia@example.com", event_id="x")])
+    verdicts = send(http, s, [*events, lead("bia@example.com", event_id="x")])
     assert hubspot.errors == []
     assert [v.outcome for v in verdicts] == ["done"] * 100
     assert hubspot.batches == [100]
@@ -175,10 +184,10 @@ async def test_a_batch_upserts_every_contact(hubspot):
     assert hubspot.contacts["user7@example.com"]["lifecyclestage"] == "lead"
 
 
-async def test_an_address_hubspot_refuses_fails_alone_in_a_207(hubspot):
+def test_an_address_hubspot_refuses_fails_alone_in_a_207(http, hubspot):
     s = settings(hubspot.url)
     events = [lead("ana@example.com"), lead("bia@example.invalid"), lead("caio@example.com")]
-    verdicts = await send(s, events)
+    verdicts = send(http, s, events)
     assert hubspot.errors == []
     assert [v.outcome for v in verdicts] == ["done", "dead", "done"]
     assert verdicts[1].reason.startswith("VALIDATION_ERROR: Property values were not valid")
@@ -186,18 +195,18 @@ async def test_an_address_hubspot_refuses_fails_alone_in_a_207(hubspot):
     assert set(hubspot.contacts) == {"ana@example.com", "caio@example.com"}
 
 
-async def test_a_property_that_does_not_exist_fails_every_input(hubspot):
+def test_a_property_that_does_not_exist_fails_every_input(http, hubspot):
     s = settings(hubspot.url, properties={"favourite_color": "blue"})
-    verdicts = await send(s, [lead("ana@example.com"), lead("bia@example.com")])
+    verdicts = send(http, s, [lead("ana@example.com"), lead("bia@example.com")])
     assert [v.outcome for v in verdicts] == ["dead", "dead"]
     assert "PROPERTY_DOESNT_EXIST" in verdicts[0].reason
     assert hubspot.contacts == {}
 
 
-async def test_a_wrong_token_is_dead_not_retried(hubspot):
+def test_a_wrong_token_is_dead_not_retried(http, hubspot):
     s = settings(hubspot.url)
     s = msgspec.structs.replace(s, access_token="pat-na1-revoked")
-    (verdict,) = await send(s, [lead("ana@example.com")])
+    (verdict,) = send(http, s, [lead("ana@example.com")])
     assert (verdict.outcome, verdict.reason[:26]) == ("dead", "401 INVALID_AUTHENTICATION")
 
 
@@ -225,9 +234,9 @@ async def test_a_wrong_token_is_dead_not_retried(hubspot):
         (hubspot_error(409, "CONFLICT", "Contact already exists. Existing ID: 1001"), "dead", None),
     ],
 )  # fmt: skip
-async def test_whole_request_answers_are_classified(hubspot, reply, outcome, wait):
+def test_whole_request_answers_are_classified(http, hubspot, reply, outcome, wait):
     hubspot.script["upsert"] = [reply]
-    (verdict,) = await send(settings(hubspot.url), [lead("ana@example.com")])
+    (verdict,) = send(http, settings(hubspot.url), [lead("ana@example.com")])
     assert (verdict.outcome, verdict.retry_after) == (outcome, wait)
 
 
