@@ -344,7 +344,9 @@ SLACK_PATH = "/services/T000/B000/XXXXXXXX"
 
 @dataclass
 class FakeSlack(FakeAPI):
-    """An incoming webhook: JSON with `text` (and optionally `blocks`); answers `ok` as text."""
+    """An incoming webhook: `text` (the notification) and optional Block Kit `blocks`. Besides
+    Slack's schema it refuses what would ping a channel from data: `<!channel>`, `<!here>`,
+    `<!everyone>` or a user mention in the parsed parts (`text`, `mrkdwn`)."""
 
     def setup(self) -> None:
         self.posts: list[dict[str, Any]] = []
@@ -357,11 +359,51 @@ class FakeSlack(FakeAPI):
         body = json_body(got, bad)
         if not isinstance(body, dict) or not isinstance(body.get("text"), str) or not body["text"]:
             raise bad("a message needs text")
-        allowed = {"text", "blocks", "attachments", "mrkdwn", "thread_ts", "unfurl_links"}
+        allowed = {"text", "blocks", "mrkdwn", "unfurl_links", "unfurl_media"}
         if not set(body) <= allowed:
             raise bad(f"unknown fields {sorted(set(body) - allowed)}")
+        parsed = [body["text"]]
+        blocks = body.get("blocks", [])
+        if not isinstance(blocks, list) or len(blocks) > 50:
+            raise bad("blocks: a list of at most 50")
+        for block in blocks:
+            parsed += self.block_texts(block, bad)
+        for text in parsed:
+            if SLACK_MENTION.search(text):
+                raise bad(f"a mention in parsed text would notify people: {text[:60]!r}")
         self.posts.append(body)
         return Reply(200, "ok")
+
+    @staticmethod
+    def block_texts(block: Any, bad: Any) -> list[str]:
+        """The block's texts Slack parses for mentions and links (mrkdwn), after checking it."""
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "header":
+            text = block.get("text")
+            if not _text_object(text, 150, ("plain_text",)):
+                raise bad("a header's text is plain_text of 1 to 150 characters")
+            return []
+        if kind == "section":
+            objects = ([block["text"]] if "text" in block else []) + block.get("fields", [])
+            if not objects or len(block.get("fields", [])) > 10:
+                raise bad("a section has text or 1 to 10 fields")
+            for obj in objects:
+                if not _text_object(obj, 3000, ("plain_text", "mrkdwn")):
+                    raise bad("section texts are plain_text or mrkdwn of 1 to 3000 characters")
+            return [o["text"] for o in objects if o["type"] == "mrkdwn"]
+        raise bad(f"unsupported block type {kind!r}")
+
+
+SLACK_MENTION = re.compile(r"<(!channel|!here|!everyone|@[UW][A-Z0-9]+|!subteam)")
+
+
+def _text_object(value: Any, limit: int, kinds: tuple[str, ...]) -> bool:
+    return (
+        isinstance(value, dict)
+        and value.get("type") in kinds
+        and isinstance(value.get("text"), str)
+        and 0 < len(value["text"]) <= limit
+    )
 
 
 # -- Graph API lead reads ----------------------------------------------------------------------
