@@ -11,6 +11,7 @@ what `sgtm emulate` prints.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -32,6 +33,7 @@ from sgtm.plugin import (
     ContainerInfo,
     InvalidEvent,
     Outbound,
+    makes_events,
 )
 from sgtm.privacy import anonymize_ip
 from sgtm.ratelimit import SourceLimiter
@@ -213,6 +215,24 @@ class Container:
             response = ClientResponse(status=204)
         return HandleResult(client.name, response, traces, len(events))
 
+    async def follow_up(self, source_tag: str, events: list[EventData]) -> None:
+        """Run events a tag made from a vendor's answer and store their deliveries; raises
+        DeliveryUnavailable (with the dedupe keys released) when they cannot be stored. Their
+        Client Name is the tag's name."""
+        marked: list[str] = []
+        now = self.clock()
+        try:
+            submissions, _ = await self.run_events(
+                events, None, source_tag, now, False, marked, follow_up=True
+            )
+            if submissions:
+                await self.delivery.submit(submissions)
+        except DeliveryUnavailable:
+            if marked:
+                with contextlib.suppress(DeliveryUnavailable):
+                    await self.dedupe.forget(marked)
+            raise
+
     def _over_rate(self, client: ClientSpec, request: HitRequest) -> ClientResponse | None:
         """The 429 for a sender over the rate its client declares, or None."""
         try:
@@ -268,9 +288,12 @@ class Container:
         now: float,
         trace: bool,
         marked: list[str] | None = None,
+        follow_up: bool = False,
     ) -> tuple[list[Submission], list[EventTrace]]:
         """Run every tag on every event. Dedupe keys newly marked as seen for tags that fired
-        are appended to `marked`, so a caller that cannot store the result can release them."""
+        are appended to `marked`, so a caller that cannot store the result can release them.
+        `follow_up`: the events came from a vendor's answer; tags that make such events do not
+        run on them, so no chain of answers and events can loop."""
         submissions: list[Submission] = []
         traces: list[EventTrace] = []
         for event in events:
@@ -278,6 +301,8 @@ class Container:
             scope = Scope(event, request, client_name, self.spec.variables)
             tag_traces = []
             for tag in self.spec.tags:
+                if follow_up and makes_events(tag.type):
+                    continue
                 outcome = await self._run_tag(tag, event, scope, request, now, marked)
                 metrics.inc(
                     "sgtm_tags_total",

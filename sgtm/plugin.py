@@ -300,6 +300,7 @@ class Tag(Generic[SettingsT]):
       batch response into one verdict per item (partial failures).
     - `rate_limit`: the vendor's documented limit, the lane's default; `rate_limit_for(settings)`
       when it depends on the settings (the account's plan).
+    - `follow_up`: events made from a done answer (enrichment: read a record, act on it).
     - Credentials: `auth_request` describes the token request (None: the tag needs no token),
       `parse_auth` reads the response (required with auth_request, checked at load),
       `is_auth_failure` recognises a refused token (refreshed once, then the request is
@@ -322,7 +323,7 @@ class Tag(Generic[SettingsT]):
     def dedupe_key(self, event: EventData, settings: SettingsT) -> tuple[str, float] | None:
         return None
 
-    def rate_limit_for(self, settings: Any) -> RateLimit | None:
+    def rate_limit_for(self, settings: SettingsT) -> RateLimit | None:
         """The lane's default rate for these settings (a vendor whose limit depends on the
         account's plan); by default the type's `rate_limit`."""
         return self.rate_limit
@@ -342,6 +343,19 @@ class Tag(Generic[SettingsT]):
         """One verdict per item of a merged request; by default the whole response's."""
         return [self.classify(status, headers, body)] * len(items)
 
+    def follow_up(
+        self,
+        status: int,
+        headers: dict[str, str],
+        body: bytes,
+        request: Outbound,
+        settings: SettingsT,
+    ) -> list[EventData]:
+        """Events made from a vendor's answer that was classified done (a lead's details read
+        from an API): the core runs them through the container's tags that make no events of
+        their own. `settings` are the tag's as loaded. Only for tags that do not batch."""
+        return []
+
     def auth_request(self, settings: SettingsT) -> Outbound | None:
         return None
 
@@ -352,6 +366,11 @@ class Tag(Generic[SettingsT]):
 
     def is_auth_failure(self, status: int, headers: dict[str, str], body: bytes) -> bool:
         return status == 401
+
+
+def makes_events(tag: Tag[Any]) -> bool:
+    """Whether a tag type turns vendor answers into events (`Tag.follow_up`)."""
+    return type(tag).follow_up is not Tag.follow_up
 
 
 def as_verdict(value: Outcome | Verdict) -> Verdict:

@@ -11,7 +11,7 @@
   as soon as the events' deliveries are stored.
 
 The notification carries ids only: the lead's answers (e-mail, phone, custom questions) are read
-from the Graph API by the `meta_lead` tag, which turns them into a `lead_details` event.
+from the Graph API by the `meta_lead` tag (lead.py), which turns them into a `lead_details` event.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from sgtm.event import EventData
 from sgtm.hookspecs import hookimpl
 from sgtm.plugin import BadRequest, Client, ClientContext, ClientResponse, Secret
 from sgtm.request import HitRequest
+
+from .lead import MetaLeadTag
 
 EVENT_NAME = "generate_lead"
 SIGNATURE_HEADER = "x-hub-signature-256"
@@ -174,3 +176,8 @@ def graph_id(value: Any) -> str | None:
 @hookimpl
 def register_client_types(register: Callable[[Any], None]) -> None:
     register(MetaLeadgenClient())
+
+
+@hookimpl
+def register_tag_types(register: Callable[[Any], None]) -> None:
+    register(MetaLeadTag())
