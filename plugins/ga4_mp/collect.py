@@ -19,6 +19,7 @@ user; the body's `ip_override` is kept.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -29,6 +30,7 @@ from sgtm.event import EventData, set_path
 from sgtm.plugin import BadRequest, Client, ClientContext, ClientResponse, Secret
 from sgtm.request import HitRequest
 
+from .payload import NOT_PARAMS
 from .rules import MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST
 from .validate import name_messages, unusable, validation_messages
 
@@ -103,7 +105,7 @@ class Ga4MpClient(Client):
             if not isinstance(entry, dict) or name_messages(index, entry.get("name")):
                 ctx.drop("ga4_mp.invalid_event")
                 continue
-            out.append(event_data(body, entry, stream, app, ctx.now))
+            out.append(event_data(body, entry, stream, app, ctx.now, ctx.drop))
         return out
 
     def respond(
@@ -164,13 +166,24 @@ def _stream_message() -> dict[str, str]:
 
 
 def event_data(
-    body: dict[str, Any], entry: dict[str, Any], stream: str, app: bool, now: float
+    body: dict[str, Any],
+    entry: dict[str, Any],
+    stream: str,
+    app: bool,
+    now: float,
+    drop: Callable[[str], None] = lambda reason: None,
 ) -> EventData:
-    """One `events[]` entry as the `ga4` client would key it (reference mp-client.md §3)."""
+    """One `events[]` entry as the `ga4` client would key it (reference mp-client.md §3).
+
+    A param may not take the place of a request-level key (`client_id`, `user_data`, consent,
+    `ip_override`...: the keys the `ga4_mp` tag reads as anything but params) and must be text
+    or a number (`items` a list): other params are dropped and counted, as GA4 drops them."""
     event: EventData = {}
     params = entry.get("params")
     for key, value in (params if isinstance(params, dict) else {}).items():
-        if key == "session_id":
+        if key in NOT_PARAMS - _SESSION_PARAMS or not _param_value_ok(key, value):
+            drop("ga4_mp.invalid_param")
+        elif key == "session_id":
             if (session := text(value)) is not None:
                 event["ga_session_id"] = session
         elif key == "session_number":
@@ -202,6 +215,15 @@ def event_data(
     _device(event, body.get("device"))
     set_path(event, "x-sst-system_properties.request_start_time_ms", int(now * 1000))
     return event
+
+
+_SESSION_PARAMS = frozenset({"session_id", "engagement_time_msec"})
+
+
+def _param_value_ok(key: str, value: Any) -> bool:
+    if key == "items":
+        return isinstance(value, list)
+    return value is None or isinstance(value, str | int | float | bool)
 
 
 def _user_properties(event: EventData, found: Any) -> None:

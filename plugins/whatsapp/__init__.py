@@ -6,13 +6,13 @@
 "components": [header, body parameters]}}`. Templates are the only messages a business may start
 a conversation with (outside the 24-hour window free text fails with 131047).
 
-The recipient is `to` (a constant such as the sales team's number, or a template) or the event's
-`to_field`, normalized to E.164 with `default_country_code` for national numbers
-(`_hashing.e164`). Parameters are templates filled per event; WhatsApp refuses parameter text with
-new lines, tabs or more than four spaces in a row, so those are folded (with a warning), and an
-empty parameter makes the event invalid. The Cloud API has no idempotency key: an event with an
-`event_id` is sent once per template and recipient within a day (`dedupe_key`), and a retry after a
-timeout may deliver twice (a timeout is retried). responses.py classifies WhatsApp's error codes.
+The recipient is `to` (a fixed number such as the sales team's) or the event's `to_field`,
+normalized to E.164 with `default_country_code` for national numbers (`_hashing.e164`).
+Parameters are templates filled per event; WhatsApp refuses parameter text with new lines, tabs
+or more than four spaces in a row, so those are folded (with a warning), and an empty parameter
+makes the event invalid. The Cloud API has no idempotency key: an event with an `event_id` is
+sent once per template and recipient within a day (`dedupe_key`), and a retry after a timeout
+may deliver twice (a timeout is retried). responses.py classifies WhatsApp's error codes.
 docs/tags/whatsapp.md is the user's guide.
 """
 
@@ -65,7 +65,9 @@ class WhatsAppSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     # An approved template's name and language.
     template: str
     language: str = "en_US"
-    # The recipient: a constant (the sales team's number) or a template; else `to_field`.
+    # A fixed recipient (the sales team's number); without it, the event's `to_field`. Never a
+    # template: an event whose value were missing would otherwise fall back to `to_field`, and
+    # a message meant for sales could reach the lead.
     to: str | None = None
     to_field: str = "user_data.phone_number"
     # For numbers written without a country code ("(11) 91234-5678" with "55").
@@ -77,6 +79,8 @@ class WhatsAppSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     endpoint: Url = "https://graph.facebook.com"
 
     def __post_init__(self) -> None:
+        if self.to is not None and "{{" in self.to:
+            raise ValueError("to: a fixed number; for the event's number use to_field")
         if not _PHONE_NUMBER_ID.fullmatch(self.phone_number_id):
             raise ValueError("phone_number_id: the number's Graph id, digits only")
         if not self.access_token.strip():

@@ -405,7 +405,8 @@ async def test_debug_says_when_the_secret_or_stream_is_wrong_and_when_json_is_br
 
 
 # Each request breaks one rule in rules.py: the debug endpoint names it, and the tag, given the
-# event the client would make of it, refuses the event or changes it (with a warning) the same way.
+# event the client would make of it, refuses the event or changes it (with a warning) the same way;
+# a param that is not text or a number the client itself drops (counted).
 SAME_RULES = [
     ({"name": "a" * 41}, "NAME_INVALID", "invalid"),
     ({"name": "first_visit"}, "NAME_RESERVED", "invalid"),
@@ -416,7 +417,7 @@ SAME_RULES = [
     ({"name": "a", "params": {"items": [{"price": 1}]}}, "VALUE_REQUIRED", "warn"),
     ({"name": "a", "params": {"items": [{"item_id": "x", **{f"c{i}": i for i in range(11)}}]}},
      "EXCEEDED_MAX_ENTITIES", "warn"),
-    ({"name": "a", "params": {"l": [1]}}, "VALUE_INVALID", "warn"),
+    ({"name": "a", "params": {"l": [1]}}, "VALUE_INVALID", "client drops"),
 ]  # fmt: skip
 
 
@@ -431,7 +432,9 @@ async def test_debug_and_the_tag_apply_the_same_rules(entry, code, tag_does):
     event = event_data(body, entry, STREAM, False, NOW)
     settings = msgspec.convert({"measurement_id": STREAM, "api_secret": "s"}, Ga4MpSettings)
     ctx = BuildContext(tag_name="ga4", container=ContainerInfo(name="shop"), now=NOW)
-    if tag_does == "invalid":
+    if tag_does == "client drops":
+        assert set(entry["params"]).isdisjoint(event)
+    elif tag_does == "invalid":
         with pytest.raises(InvalidEvent):
             Ga4MpTag().build(event, settings, ctx)
     else:
@@ -493,3 +496,23 @@ def test_on_a_real_server_a_backend_event_reaches_ga4_as_google_documents(tmp_pa
             request["client_id"] == BODY["client_id"] and request["user_data"] == BODY["user_data"]
         )
     assert "crm-mp-secret-1" not in logs and "outbound-secret" not in logs
+
+
+async def test_params_cannot_take_the_place_of_request_level_keys():
+    c, _ = container()
+    params = {
+        "client_id": "999.999",
+        "user_data": {"sha256_email_address": ["0" * 64]},
+        "consent_state": {"ad_storage": True},
+        "ip_override": "192.0.2.1",
+        "obj": {"a": 1},
+        "lst": [1],
+        "items": "not a list",
+        "plan": "gold",
+    }
+    body = {"client_id": "1.2", "events": [{"name": "sign_up", "params": params}]}
+    result = await c.handle(mp(body), trace=True)
+    (event,) = (t.data for t in result.events)
+    assert event["client_id"] == "1.2" and event["plan"] == "gold"
+    for key in ("user_data", "consent_state", "ip_override", "obj", "lst", "items"):
+        assert key not in event
