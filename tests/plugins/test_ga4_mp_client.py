@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import sys
 import textwrap
 import time
+import types
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from unittest import mock
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import msgspec
@@ -31,6 +36,7 @@ from tests.plugins.test_ga4_mp_vendor import FAST_ENV, _events, check, reply
 from tests.servers import FakeVendor, SgtmProcess
 
 NOW = 1_700_000_000.0
+ROOT = Path(__file__).resolve().parents[2]
 SECRETS = {"MP_SECRET_CRM": "crm-mp-secret-1", "MP_SECRET_APP": "app-mp-secret-2"}
 STREAM = "G-TEST01ABCD"
 CONTAINER = """\
@@ -516,3 +522,24 @@ async def test_params_cannot_take_the_place_of_request_level_keys():
     assert event["client_id"] == "1.2" and event["plan"] == "gold"
     for key in ("user_data", "consent_state", "ip_override", "obj", "lst", "items"):
         assert key not in event
+
+
+async def test_the_docs_backend_example_is_accepted():
+    """docs/clients/ga4_mp.md's backend call, run as written against a stand-in for `requests`,
+    is a request the page's container turns into a purchase."""
+    page = (ROOT / "docs" / "clients" / "ga4_mp.md").read_text()
+    (snippet,) = re.findall(r"```python\n(.*?)```", page, re.S)
+    sent: list[dict[str, Any]] = []
+    stand_in = types.ModuleType("requests")
+    stand_in.post = lambda url, params, json: sent.append(  # type: ignore[attr-defined]
+        {"url": url, "params": params, "json": json}
+    )
+    scope = {"MP_SECRET_CRM": "crm-mp-secret-1"}
+    with mock.patch.dict(sys.modules, {"requests": stand_in}):
+        exec(compile(snippet, "ga4_mp.md", "exec"), scope)
+    (call,) = sent
+    assert urlsplit(call["url"]).path == "/mp/collect"
+    c, _ = container()
+    result = await c.handle(mp(call["json"], query={"measurement_id": STREAM}), trace=True)
+    assert result.response.status == 204
+    assert result.events[0].data["event_name"] == "purchase"

@@ -508,3 +508,22 @@ async def test_the_docs_example_gives_the_documented_event_data():
     assert result.response.status == 202
     assert result.events[0].data == expected
     assert [t.fired for t in result.events[0].tags] == [True]
+
+
+async def test_the_docs_python_sender_is_accepted(monkeypatch):
+    """docs/clients/webhook.md's sender snippet, run as written, signs what the page's container
+    accepts."""
+    page = (ROOT / "docs" / "clients" / "webhook.md").read_text()
+    (config,) = re.findall(r"```yaml\n(.*?)```", page, re.S)
+    (snippet,) = re.findall(r"```python\n(.*?)```", page, re.S)
+    monkeypatch.setattr("time.time", lambda: NOW)
+    scope: dict[str, Any] = {"SECRET": SECRET, "API_KEY": KEY_OLD}
+    exec(compile(snippet, "webhook.md", "exec"), scope)
+    env = {"CRM_WEBHOOK_SECRET": SECRET, "CRM_API_KEY": KEY_OLD, "CRM_API_KEY_NEXT": KEY_NEW}
+    spec = load_text(config, "webhook.md", registry(), environ=env)
+    c = Container(spec, RecorderDelivery(), MemoryDedupe(), clock=lambda: NOW)
+    headers = {k.lower(): v for k, v in scope["headers"].items()}
+    request = HitRequest(method="POST", path="/webhooks/crm", headers=headers, body=scope["body"])
+    result = await c.handle(request, trace=True)
+    assert result.response.status == 202
+    assert result.events[0].data["event_id"] == "4711"
