@@ -68,7 +68,7 @@ __all__ = [
 
 # MAJOR.MINOR of this contract: a minor release only adds; anything removed or changed in a way
 # a plugin would notice waits for the next major, deprecated (with a warning) until then.
-CONTRACT_VERSION = "1.0"
+CONTRACT_VERSION = "1.1"
 
 
 # A settings field that holds a secret (an access token, an API key, a signing secret): its value

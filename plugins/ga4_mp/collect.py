@@ -23,12 +23,19 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from sgtm_plugins import _inbound
-from sgtm_plugins._mapping import number, text
 
-from sgtm.event import EventData, set_path
-from sgtm.plugin import BadRequest, Client, ClientContext, ClientResponse, Secret
-from sgtm.request import HitRequest
+from sgtm.kit import inbound
+from sgtm.kit.mapping import number, text
+from sgtm.plugin import (
+    BadRequest,
+    Client,
+    ClientContext,
+    ClientResponse,
+    EventData,
+    HitRequest,
+    Secret,
+    set_path,
+)
 
 from .payload import NOT_PARAMS
 from .rules import MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST
@@ -67,7 +74,7 @@ class Ga4MpClientSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tr
             raise ValueError("max_body_bytes: 1024 to 1048576")
 
 
-class Ga4MpClient(Client):
+class Ga4MpClient(Client[Ga4MpClientSettings]):
     name = "ga4_mp"
     Settings = Ga4MpClientSettings
     description = "GA4 Measurement Protocol (/mp/collect) from backends, with /debug validation"
@@ -80,14 +87,14 @@ class Ga4MpClient(Client):
     ) -> list[EventData]:
         if request.path == settings.debug_path:
             try:
-                _inbound.json_body(request, settings.max_body_bytes, MEDIA_TYPES)
+                inbound.json_body(request, settings.max_body_bytes, MEDIA_TYPES)
             except BadRequest as exc:
                 if exc.status != 400:  # JSON it cannot parse is a validation message (respond)
                     raise
             return []  # answered by `respond`; no tag runs
-        body = _inbound.json_body(request, settings.max_body_bytes, MEDIA_TYPES)
+        body = inbound.json_body(request, settings.max_body_bytes, MEDIA_TYPES)
         query = request.query
-        if _inbound.any_same(settings.api_secrets, query.get("api_secret", "")) is None:
+        if inbound.any_same(settings.api_secrets, query.get("api_secret", "")) is None:
             raise BadRequest("api_secret is not one of this container's api_secrets", status=403)
         stream = query.get("measurement_id") or query.get("firebase_app_id")
         if not stream:
@@ -131,7 +138,7 @@ def debug_messages(
     query = request.query
     if not (query.get("measurement_id") or query.get("firebase_app_id")):
         messages.append(_stream_message())
-    if _inbound.any_same(settings.api_secrets, query.get("api_secret", "")) is None:
+    if inbound.any_same(settings.api_secrets, query.get("api_secret", "")) is None:
         messages.append(_secret_message())
     try:
         body = msgspec.json.decode(request.body)

@@ -21,14 +21,13 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import msgspec
-from sgtm_plugins import _mapping as m
-from sgtm_plugins._http import http_url
 
-from sgtm.event import EventData
-from sgtm.hookspecs import hookimpl
+from sgtm.kit import mapping as m
+from sgtm.kit.http import http_url
 from sgtm.plugin import (
     Batching,
     BuildContext,
+    EventData,
     InvalidEvent,
     Outbound,
     Outcome,
@@ -37,6 +36,7 @@ from sgtm.plugin import (
     Tag,
     Url,
     Verdict,
+    hookimpl,
 )
 
 from .responses import classify, classify_inputs
@@ -111,7 +111,7 @@ class HubSpotSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             )
 
 
-class HubSpotTag(Tag):
+class HubSpotTag(Tag[HubSpotSettings]):
     name = "hubspot"
     Settings = HubSpotSettings
     description = "HubSpot contacts upserted by e-mail, up to 100 per request (CRM v3 batch)."

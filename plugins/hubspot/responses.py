@@ -20,8 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sgtm_plugins._http import json_or_none
-
+from sgtm.kit.http import json_or_none
 from sgtm.plugin import Outcome, Verdict, default_classify
 
 TEN_SECONDS = 10.0
@@ -73,7 +72,8 @@ def _failed_inputs(data: Any, inputs: list[dict[str, Any]]) -> dict[str, Verdict
     """The inputs HubSpot's error list (or single error) names, each with its verdict."""
     if not isinstance(data, dict):
         return {}
-    errors = data.get("errors") if isinstance(data.get("errors"), list) else [data]
+    found = data.get("errors")
+    errors: list[Any] = found if isinstance(found, list) else [data]
     by_trace = {i.get("objectWriteTraceId"): i["id"] for i in inputs}
     emails = {i["id"] for i in inputs}
     out: dict[str, Verdict] = {}
@@ -81,7 +81,8 @@ def _failed_inputs(data: Any, inputs: list[dict[str, Any]]) -> dict[str, Verdict
         if not isinstance(error, dict):
             continue
         verdict = _verdict(error)
-        context = error.get("context") if isinstance(error.get("context"), dict) else {}
+        raw = error.get("context")
+        context: dict[str, Any] = raw if isinstance(raw, dict) else {}
         for trace in _strings(context.get("objectWriteTraceId")):
             if trace in by_trace:
                 out.setdefault(by_trace[trace], verdict)

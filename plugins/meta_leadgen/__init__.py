@@ -21,12 +21,18 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from sgtm_plugins import _inbound
 
-from sgtm.event import EventData
-from sgtm.hookspecs import hookimpl
-from sgtm.plugin import BadRequest, Client, ClientContext, ClientResponse, Secret
-from sgtm.request import HitRequest
+from sgtm.kit import inbound
+from sgtm.plugin import (
+    BadRequest,
+    Client,
+    ClientContext,
+    ClientResponse,
+    EventData,
+    HitRequest,
+    Secret,
+    hookimpl,
+)
 
 from .lead import MetaLeadTag
 
@@ -68,7 +74,7 @@ class MetaLeadgenSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tr
             raise ValueError("max_body_bytes: 1024 to 16777216")
 
 
-class MetaLeadgenClient(Client):
+class MetaLeadgenClient(Client[MetaLeadgenSettings]):
     name = "meta_leadgen"
     Settings = MetaLeadgenSettings
     description = "Meta lead ads webhook: verification handshake, signed leadgen notifications"
@@ -82,15 +88,15 @@ class MetaLeadgenClient(Client):
         if request.method == "GET":
             challenge(request, settings)  # raises unless the handshake is right
             return []
-        _inbound.require_post(request)
-        _inbound.check_size(request, settings.max_body_bytes)
+        inbound.require_post(request)
+        inbound.check_size(request, settings.max_body_bytes)
         given = request.headers.get(SIGNATURE_HEADER)
         if given is None:
             raise BadRequest("missing X-Hub-Signature-256", status=401)
-        expected = "sha256=" + _inbound.hmac_digest(settings.app_secret, request.body)
-        if not _inbound.same(expected, given.strip().lower()):
+        expected = "sha256=" + inbound.hmac_digest(settings.app_secret, request.body)
+        if not inbound.same(expected, given.strip().lower()):
             raise BadRequest("invalid X-Hub-Signature-256", status=401)
-        notification = _inbound.json_body(request, settings.max_body_bytes)
+        notification = inbound.json_body(request, settings.max_body_bytes)
         return leads(notification, ctx)
 
     def respond(
@@ -116,7 +122,7 @@ def challenge(request: HitRequest, settings: MetaLeadgenSettings) -> str:
     """The challenge to echo, once the verification request is checked (BadRequest otherwise)."""
     query = request.query
     token = query.get("hub.verify_token", "")
-    if query.get("hub.mode") != "subscribe" or not _inbound.same(settings.verify_token, token):
+    if query.get("hub.mode") != "subscribe" or not inbound.same(settings.verify_token, token):
         raise BadRequest("verification refused: wrong hub.mode or hub.verify_token", status=403)
     found = query.get("hub.challenge", "")
     if not _CHALLENGE.fullmatch(found):

@@ -18,13 +18,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 import msgspec
-from sgtm_plugins._http import http_url, json_or_none
-from sgtm_plugins._mapping import text
 
-from sgtm import event as ev
-from sgtm.event import EventData
+from sgtm.kit.http import http_url, json_or_none
+from sgtm.kit.mapping import text
 from sgtm.plugin import (
     BuildContext,
+    EventData,
     InvalidEvent,
     Outbound,
     Secret,
@@ -32,6 +31,7 @@ from sgtm.plugin import (
     Url,
     Verdict,
     default_classify,
+    set_path,
 )
 
 DEDUPE_SECONDS = 7 * 86400
@@ -96,7 +96,7 @@ class MetaLeadSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
         self.endpoint = http_url("endpoint", self.endpoint)
 
 
-class MetaLeadTag(Tag):
+class MetaLeadTag(Tag[MetaLeadSettings]):
     name = "meta_lead"
     Settings = MetaLeadSettings
     description = (
@@ -173,7 +173,7 @@ def lead_event(lead: dict[str, Any], settings: MetaLeadSettings) -> EventData:
     for name, value in answers.items():
         path = table.get(name)
         if path and isinstance(value, str):
-            ev.set_path(event, path, value)
+            set_path(event, path, value)
     return event
 
 

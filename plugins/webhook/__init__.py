@@ -18,19 +18,24 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any
 
 import msgspec
-from sgtm_plugins import _inbound
-from sgtm_plugins._mapping import text
 
-from sgtm import event as ev
-from sgtm.event import EventData
-from sgtm.hookspecs import hookimpl
-from sgtm.plugin import BadRequest, Client, ClientContext, ClientResponse, RateLimit
-from sgtm.ratelimit import parse_rate
-from sgtm.request import HitRequest
+from sgtm.kit import inbound
+from sgtm.kit.mapping import text
+from sgtm.plugin import (
+    BadRequest,
+    Client,
+    ClientContext,
+    ClientResponse,
+    EventData,
+    HitRequest,
+    RateLimit,
+    get_path,
+    hookimpl,
+    set_path,
+)
 
 from .settings import MAX_EVENT_NAME_CHARS, Signature, WebhookSettings
 
@@ -39,7 +44,7 @@ _JSON = {"content-type": "application/json"}
 _MISSING = object()
 
 
-class WebhookClient(Client):
+class WebhookClient(Client[WebhookSettings]):
     name = "webhook"
     Settings = WebhookSettings
     description = "Signed JSON webhooks from servers (CRMs, forms): HMAC and/or API keys"
@@ -57,16 +62,16 @@ class WebhookClient(Client):
             source = "key:" + hashlib.sha256(key.encode()).hexdigest()[:16]
         else:
             source = f"peer:{request.client_ip or '-'}"
-        return source, _rate(settings.rate_limit)
+        return source, inbound.rate(settings.rate_limit)
 
     def parse(
         self, request: HitRequest, settings: WebhookSettings, ctx: ClientContext
     ) -> list[EventData]:
         try:
-            _inbound.require_post(request)
-            _inbound.check_size(request, settings.max_body_bytes)
+            inbound.require_post(request)
+            inbound.check_size(request, settings.max_body_bytes)
             _authenticate(request, settings, ctx.now)
-            body = _inbound.json_body(request, settings.max_body_bytes)
+            body = inbound.json_body(request, settings.max_body_bytes)
             return events(body, settings)
         except BadRequest as exc:
             raise rejected(exc) from None
@@ -92,11 +97,6 @@ def rejected(exc: BadRequest) -> BadRequest:
     return BadRequest(str(exc), exc.status, body=body, headers={**exc.headers, **_JSON})
 
 
-@lru_cache(maxsize=64)
-def _rate(text: str) -> RateLimit:
-    return parse_rate(text)
-
-
 # -- authentication ----------------------------------------------------------------------------
 
 
@@ -114,7 +114,7 @@ def _valid_key(request: HitRequest, settings: WebhookSettings) -> str | None:
     given = request.headers.get(settings.api_key_header.lower())
     if given is None or not settings.api_keys:
         return None
-    return _inbound.any_same(settings.api_keys, given.strip())
+    return inbound.any_same(settings.api_keys, given.strip())
 
 
 def _check_signature(request: HitRequest, signature: Signature, now: float) -> None:
@@ -139,10 +139,8 @@ def _check_signature(request: HitRequest, signature: Signature, now: float) -> N
             tail.replace("{timestamp}", timestamp).encode(),
         )
     )
-    digest = _inbound.hmac_digest(
-        signature.secret, message, signature.algorithm, signature.encoding
-    )
-    if not _inbound.same(signature.prefix + digest, given.strip()):
+    digest = inbound.hmac_digest(signature.secret, message, signature.algorithm, signature.encoding)
+    if not inbound.same(signature.prefix + digest, given.strip()):
         raise BadRequest("invalid signature", status=401)
 
 
@@ -183,14 +181,14 @@ def event(element: dict[str, Any], settings: WebhookSettings, where: str = "") -
     if settings.map:
         data = {}
         for target, source in settings.map.items():
-            value = ev.get(element, source, _MISSING)
+            value = get_path(element, source, _MISSING)
             if value is not _MISSING and value is not None:
-                ev.set_path(data, target, value)
+                set_path(data, target, value)
     else:
         data = element
     data["event_name"] = event_name(element, settings, where)
     if settings.id_field is not None:
-        raw = ev.get(element, settings.id_field)
+        raw = get_path(element, settings.id_field)
         if raw is not None:
             own = text(raw)
             if own is None or len(own) > 256:
@@ -208,7 +206,7 @@ def event_name(element: dict[str, Any], settings: WebhookSettings, where: str) -
         return settings.event_name
     field = settings.event_name_field
     assert field is not None  # the settings require one of the two
-    name = ev.get(element, field)
+    name = get_path(element, field)
     if not isinstance(name, str) or not 0 < len(name.strip()) <= MAX_EVENT_NAME_CHARS:
         raise BadRequest(
             f"{where}no event name at {field!r} (a string of 1 to {MAX_EVENT_NAME_CHARS} "

@@ -7,8 +7,8 @@ from typing import Literal
 
 import msgspec
 
+from sgtm.kit.inbound import rate
 from sgtm.plugin import Secret
-from sgtm.ratelimit import parse_rate
 
 MIN_SECRET_CHARS = 16
 MAX_EVENT_NAME_CHARS = 100
@@ -105,7 +105,7 @@ class WebhookSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 raise ValueError(f"map: {target}: {source!r} is not a dot path into the JSON")
         if self.rate_limit is not None:
             try:
-                parse_rate(self.rate_limit)
+                rate(self.rate_limit)
             except ValueError as exc:
                 raise ValueError(f"rate_limit: {exc}") from None
         if not 1 <= self.id_ttl <= 90 * 86400:

@@ -7,7 +7,7 @@
 a conversation with (outside the 24-hour window free text fails with 131047).
 
 The recipient is `to` (a fixed number such as the sales team's) or the event's `to_field`,
-normalized to E.164 with `default_country_code` for national numbers (`_hashing.e164`).
+normalized to E.164 with `default_country_code` for national numbers (`hashing.e164`).
 Parameters are templates filled per event; WhatsApp refuses parameter text with new lines, tabs
 or more than four spaces in a row, so those are folded (with a warning), and an empty parameter
 makes the event invalid. The Cloud API has no idempotency key: an event with an `event_id` is
@@ -24,14 +24,12 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from sgtm_plugins import _hashing, _mapping
-from sgtm_plugins._http import http_url
 
-from sgtm import event as ev
-from sgtm.event import EventData
-from sgtm.hookspecs import hookimpl
+from sgtm.kit import hashing, mapping
+from sgtm.kit.http import http_url
 from sgtm.plugin import (
     BuildContext,
+    EventData,
     InvalidEvent,
     Outbound,
     Outcome,
@@ -40,6 +38,8 @@ from sgtm.plugin import (
     Tag,
     Url,
     Verdict,
+    get_path,
+    hookimpl,
 )
 
 from .responses import classify
@@ -106,7 +106,7 @@ class WhatsAppSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
         self.endpoint = http_url("endpoint", self.endpoint)
 
 
-class WhatsAppTag(Tag):
+class WhatsAppTag(Tag[WhatsAppSettings]):
     name = "whatsapp"
     Settings = WhatsAppSettings
     description = "WhatsApp Business Cloud API template messages (E.164 recipients)."
@@ -144,7 +144,7 @@ class WhatsAppTag(Tag):
                 },
                 body=msgspec.json.encode(message),
                 destination=settings.phone_number_id,
-                idempotency_key=_mapping.text(event.get("event_id")),
+                idempotency_key=mapping.text(event.get("event_id")),
             )
         ]
 
@@ -152,7 +152,7 @@ class WhatsAppTag(Tag):
         return classify(status, headers, body)
 
     def dedupe_key(self, event: EventData, settings: WhatsAppSettings) -> tuple[str, float] | None:
-        own = _mapping.text(event.get("event_id"))
+        own = mapping.text(event.get("event_id"))
         if own is None:
             return None
         try:
@@ -166,10 +166,10 @@ class WhatsAppTag(Tag):
 
 def recipient(event: EventData, settings: WhatsAppSettings) -> str:
     """The recipient in E.164 without its `+` (WhatsApp ids are digits)."""
-    raw = settings.to if settings.to is not None else ev.get(event, settings.to_field)
+    raw = settings.to if settings.to is not None else get_path(event, settings.to_field)
     if isinstance(raw, list) and raw:
         raw = raw[0]
-    number = _hashing.e164(raw, settings.default_country_code)
+    number = hashing.e164(raw, settings.default_country_code)
     if number is None:
         where = "`to`" if settings.to is not None else settings.to_field
         shown = "none" if raw in (None, "") else "not a phone number"
@@ -184,7 +184,7 @@ def parameters(
     items = list(values.items()) if isinstance(values, dict) else list(enumerate(values, 1))
     out = []
     for name, value in items:
-        text = _mapping.text(value)
+        text = mapping.text(value)
         label = f"{where} parameter {name}"
         if text is None:
             raise InvalidEvent(f"{label} is empty: WhatsApp refuses empty template parameters")

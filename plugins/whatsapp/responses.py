@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sgtm_plugins._http import json_or_none
-
+from sgtm.kit.http import json_or_none
 from sgtm.plugin import Verdict, default_classify
 
 PAIR_RATE_WAIT = 6.0

@@ -1,14 +1,15 @@
-"""Reading requests that servers send: JSON bodies and HMAC signatures.
+"""Reading requests that servers send: JSON bodies, HMAC signatures, senders' rates.
 
-Shared by the server-to-server clients (`webhook`, `meta_leadgen`, the `ga4_mp` client). Every
-check raises `BadRequest` with a 4xx and a message that says what to fix; none of them echoes a
-secret or more than a few characters of the input.
+For server-to-server clients (the built-in `webhook`, `meta_leadgen` and `ga4_mp` clients use
+it). Every check raises `BadRequest` with a 4xx and a message that says what to fix; none of them
+echoes a secret or more than a few characters of the input.
 
 - `json_body`: POST only (405), a JSON media type (415), at most `max_bytes` (413), UTF-8, valid
   JSON, nested at most `MAX_DEPTH` levels (400).
-- `hmac_digest` / `same`: a signature is computed over the raw body bytes exactly as received
-  (never over re-serialized JSON: Meta escapes non-ASCII characters before signing) and compared
-  in constant time.
+- `hmac_digest` / `same` / `any_same`: a signature is computed over the raw body bytes exactly
+  as received (never over re-serialized JSON: senders that escape non-ASCII characters sign the
+  escaped bytes) and compared in constant time.
+- `rate(text)`: "100/minute" as the `RateLimit` a client's `rate_limit` returns.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any, Literal
 
 import msgspec
 
-from sgtm.plugin import BadRequest
-from sgtm.request import HitRequest
+from sgtm.plugin import BadRequest, HitRequest, RateLimit
+from sgtm.ratelimit import parse_rate
 
 # Deeper JSON is refused: no event data needs it, and tags walk event data recursively.
 MAX_DEPTH = 32
@@ -30,6 +32,13 @@ JSON_TYPES = frozenset({"application/json"})
 
 Algorithm = Literal["sha256", "sha1", "sha512"]
 Encoding = Literal["hex", "base64"]
+
+
+@lru_cache(maxsize=256)
+def rate(text: str) -> RateLimit:
+    """`RateLimit` from "100/minute" (per second, minute, hour or day); ValueError otherwise.
+    Cached: a client's `rate_limit` may call it for every request."""
+    return parse_rate(text)
 
 
 def media_type(request: HitRequest) -> str:
