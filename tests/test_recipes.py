@@ -6,16 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
-import pytest
-from sgtm_plugins.http_request import HttpRequestTag
-
-from sgtm.config import load_text
-from sgtm.container import Container
-from sgtm.dedupe import MemoryDedupe
-from sgtm.delivery import RecorderDelivery
-from sgtm.plugins import registry
-from tests.plugins.s2s_fakes import SLACK_PATH, FakeSlack, deliver
+from sgtm.testing import Harness
+from tests.plugins.s2s_fakes import SLACK_PATH, FakeSlack
 from tests.servers import FakeVendor, Received
 from tests.test_docs import blocks
 
@@ -30,10 +22,9 @@ ENV = {
 }
 
 
-def recipe(marker: str, host: str, fake_url: str) -> Container:
+def recipe(marker: str, host: str, fake_url: str) -> Harness:
     (text,) = [t for t in RECIPES if marker in t]
-    spec = load_text(text.replace(host, fake_url), "recipes.md", registry(), environ=ENV)
-    return Container(spec, RecorderDelivery(), MemoryDedupe())
+    return Harness(text.replace(host, fake_url), environ=ENV, file="recipes.md")
 
 
 def lead(**values: Any) -> dict[str, Any]:
@@ -50,29 +41,17 @@ def lead(**values: Any) -> dict[str, Any]:
     }
 
 
-async def built(container: Container, event: dict[str, Any]) -> list[Any]:
-    submissions, _ = await container.run_events([event], None, "crm", 0.0, trace=False)
-    return [s.outbound for s in submissions]
-
-
 def test_the_page_has_both_recipes():
     assert len(RECIPES) == 2
 
 
-@pytest.fixture(scope="module")
-def http():
-    with httpx.Client() as client:
-        yield client
-
-
-async def test_slack_gets_a_block_kit_message_for_a_hot_lead_only(http):
+async def test_slack_gets_a_block_kit_message_for_a_hot_lead_only():
     with FakeSlack() as slack:
-        container = recipe("slack_hot_lead", "https://hooks.slack.com", slack.url)
-        assert await built(container, lead(lead_score=42)) == []
-        (outbound,) = await built(container, lead(lead_score=91))
-        (verdict,) = deliver(http, HttpRequestTag(), [outbound])
+        harness = recipe("slack_hot_lead", "https://hooks.slack.com", slack.url)
+        await harness.events(lead(lead_score=42), lead(lead_score=91))
+        (delivered,) = await harness.deliver()
     assert slack.errors == []
-    assert verdict.outcome == "done"
+    assert delivered.outcome == "done"
     (post,) = slack.posts
     assert post["text"] == "New hot lead"
     assert post["blocks"][0]["text"]["text"] == "New hot lead (score 91)"
@@ -84,14 +63,14 @@ async def test_slack_gets_a_block_kit_message_for_a_hot_lead_only(http):
     ]
 
 
-async def test_a_lead_named_to_ping_the_channel_pings_nobody(http):
+async def test_a_lead_named_to_ping_the_channel_pings_nobody():
     hostile = lead(lead_score=99, lead_source="<!here> <https://evil.example|click>")
     hostile["user_data"]["address"]["first_name"] = "<!channel>"
     with FakeSlack() as slack:
-        container = recipe("slack_hot_lead", "https://hooks.slack.com", slack.url)
-        (outbound,) = await built(container, hostile)
-        (verdict,) = deliver(http, HttpRequestTag(), [outbound])
-    assert slack.errors == [] and verdict.outcome == "done"
+        harness = recipe("slack_hot_lead", "https://hooks.slack.com", slack.url)
+        await harness.events(hostile)
+        (delivered,) = await harness.deliver()
+    assert slack.errors == [] and delivered.outcome == "done"
     fields = [f["text"] for f in slack.posts[0]["blocks"][1]["fields"]]
     assert fields[0] == "Name: <!channel>"  # shown as typed, in plain text
 
@@ -114,14 +93,15 @@ def n8n_check(got: Received) -> str | None:
     return None
 
 
-async def test_n8n_gets_the_lead_with_its_header_auth_and_idempotency_key(http):
+async def test_n8n_gets_the_lead_with_its_header_auth_and_idempotency_key():
     with FakeVendor(check=n8n_check) as n8n:
-        container = recipe("n8n_new_lead", "https://n8n.shop.example", n8n.url)
-        (outbound,) = await built(container, lead())
-        assert outbound.timeout == 30
-        (verdict,) = deliver(http, HttpRequestTag(), [outbound])
+        harness = recipe("n8n_new_lead", "https://n8n.shop.example", n8n.url)
+        await harness.events(lead())
+        (built,) = harness.built
+        assert built.outbound.timeout == 30
+        (delivered,) = await harness.deliver()
         (got,) = n8n.received
-    assert n8n.errors == [] and verdict.outcome == "done"
+    assert n8n.errors == [] and delivered.outcome == "done"
     assert got.headers["idempotency-key"] == "L-4711"
     assert json.loads(got.body) == {
         "event": "generate_lead",
@@ -133,10 +113,10 @@ async def test_n8n_gets_the_lead_with_its_header_auth_and_idempotency_key(http):
     }
 
 
-async def test_an_inactive_n8n_workflow_is_a_dead_letter_and_an_outage_is_retried(http):
-    with FakeVendor(responses=[404, 503]) as n8n:
-        container = recipe("n8n_new_lead", "https://n8n.shop.example", n8n.url)
-        (outbound,) = await built(container, lead())
-        inactive = deliver(http, HttpRequestTag(), [outbound])
-        outage = deliver(http, HttpRequestTag(), [outbound])
-    assert [v.outcome for v in inactive + outage] == ["dead", "retry"]
+async def test_an_inactive_n8n_workflow_is_a_dead_letter_and_an_outage_is_retried():
+    with FakeVendor(responses=[503, 404]) as n8n:
+        harness = recipe("n8n_new_lead", "https://n8n.shop.example", n8n.url)
+        await harness.events(lead())
+        (outage,) = await harness.deliver()
+        (inactive,) = await harness.deliver()  # the retried request, sent again
+    assert [d.outcome for d in (outage, inactive)] == ["retry", "dead"]

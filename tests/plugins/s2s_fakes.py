@@ -18,24 +18,31 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-import httpx
-
-from sgtm.plugin import Outbound, Tag, Verdict, as_verdict
+from sgtm.plugin import Verdict
+from sgtm.testing import Harness
 from tests.plugins.crm_fakes import FakeAPI, Problem, Reply, json_body
 from tests.servers import Received
 
 
-def deliver(http: httpx.Client, tag: Tag, outbounds: list[Outbound]) -> list[Verdict]:
-    """What the delivery engine does with a tag's outbounds of one lane when no credential is
-    involved: merge them (tags that batch), send once, one verdict per outbound."""
-    request = tag.merge(outbounds) if tag.batching else outbounds[0]
-    response = http.request(
-        request.method, request.url, headers=request.headers, content=request.body
-    )
-    status, headers, body = response.status_code, dict(response.headers), response.content
-    if tag.batching:
-        return [as_verdict(v) for v in tag.classify_batch(status, headers, body, outbounds)]
-    return [as_verdict(tag.classify(status, headers, body))]
+async def deliver(
+    tag_type: str,
+    settings: dict[str, Any],
+    events: list[dict[str, Any]],
+    environ: dict[str, str] | None = None,
+) -> list[Verdict]:
+    """One tag of `tag_type` with `settings` fires on every event; what it builds is sent once
+    the way the delivery engine sends it (sgtm.testing's Harness: lanes, batches, merge,
+    classify), and each request's verdict comes back."""
+    container = {
+        "version": 1,
+        "triggers": {"all_events": {"all": []}},
+        "tags": [
+            {"name": tag_type, "type": tag_type, "triggers": ["all_events"], "settings": settings}
+        ],
+    }
+    harness = Harness(container, environ=environ or {})
+    await harness.events(*events)
+    return [delivered.verdict for delivered in await harness.deliver()]
 
 
 # -- HubSpot CRM v3 ------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import msgspec
 import pytest
 from sgtm_plugins.hubspot import HubSpotSettings, HubSpotTag
@@ -56,14 +55,11 @@ def hubspot(hubspot_server):
     return hubspot_server
 
 
-@pytest.fixture(scope="module")
-def http():
-    with httpx.Client() as client:
-        yield client
-
-
-def send(http: httpx.Client, s: HubSpotSettings, events: list[dict[str, Any]]) -> list[Verdict]:
-    return deliver(http, TAG, [build(e, s)[0] for e in events])
+async def send(
+    url: str, events: list[dict[str, Any]], token: str = HUBSPOT_TOKEN, **values: Any
+) -> list[Verdict]:
+    settings = {"access_token": "${HUBSPOT_TOKEN}", "endpoint": url, **values}
+    return await deliver("hubspot", settings, events, {"HUBSPOT_TOKEN": token})
 
 
 # -- building ------------------------------------------------------------------------------------
@@ -172,11 +168,11 @@ def test_a_custom_lifecycle_stage_id_is_accepted():
 # -- at the fake HubSpot -------------------------------------------------------------------------
 
 
-def test_a_batch_upserts_every_contact(http, hubspot):
+async def test_a_batch_upserts_every_contact(hubspot):
     hubspot.contacts["bia@example.com"] = {"hs_object_id": "1", "email": "bia@example.com"}
-    s = settings(hubspot.url, lifecycle_stage="lead")
     events = [lead(f"user{i}@example.com", event_id=str(i)) for i in range(99)]
-    verdicts = send(http, s, [*events, lead("bia@example.com", event_id="x")])
+    events.append(lead("bia@example.com", event_id="x"))
+    verdicts = await send(hubspot.url, events, lifecycle_stage="lead")
     assert hubspot.errors == []
     assert [v.outcome for v in verdicts] == ["done"] * 100
     assert hubspot.batches == [100]
@@ -184,10 +180,9 @@ def test_a_batch_upserts_every_contact(http, hubspot):
     assert hubspot.contacts["user7@example.com"]["lifecyclestage"] == "lead"
 
 
-def test_an_address_hubspot_refuses_fails_alone_in_a_207(http, hubspot):
-    s = settings(hubspot.url)
+async def test_an_address_hubspot_refuses_fails_alone_in_a_207(hubspot):
     events = [lead("ana@example.com"), lead("bia@example.invalid"), lead("caio@example.com")]
-    verdicts = send(http, s, events)
+    verdicts = await send(hubspot.url, events)
     assert hubspot.errors == []
     assert [v.outcome for v in verdicts] == ["done", "dead", "done"]
     assert verdicts[1].reason.startswith("VALIDATION_ERROR: Property values were not valid")
@@ -195,18 +190,16 @@ def test_an_address_hubspot_refuses_fails_alone_in_a_207(http, hubspot):
     assert set(hubspot.contacts) == {"ana@example.com", "caio@example.com"}
 
 
-def test_a_property_that_does_not_exist_fails_every_input(http, hubspot):
-    s = settings(hubspot.url, properties={"favourite_color": "blue"})
-    verdicts = send(http, s, [lead("ana@example.com"), lead("bia@example.com")])
+async def test_a_property_that_does_not_exist_fails_every_input(hubspot):
+    events = [lead("ana@example.com"), lead("bia@example.com")]
+    verdicts = await send(hubspot.url, events, properties={"favourite_color": "blue"})
     assert [v.outcome for v in verdicts] == ["dead", "dead"]
     assert "PROPERTY_DOESNT_EXIST" in verdicts[0].reason
     assert hubspot.contacts == {}
 
 
-def test_a_wrong_token_is_dead_not_retried(http, hubspot):
-    s = settings(hubspot.url)
-    s = msgspec.structs.replace(s, access_token="pat-na1-revoked")
-    (verdict,) = send(http, s, [lead("ana@example.com")])
+async def test_a_wrong_token_is_dead_not_retried(hubspot):
+    (verdict,) = await send(hubspot.url, [lead("ana@example.com")], token="pat-na1-revoked")
     assert (verdict.outcome, verdict.reason[:26]) == ("dead", "401 INVALID_AUTHENTICATION")
 
 
@@ -234,9 +227,9 @@ def test_a_wrong_token_is_dead_not_retried(http, hubspot):
         (hubspot_error(409, "CONFLICT", "Contact already exists. Existing ID: 1001"), "dead", None),
     ],
 )  # fmt: skip
-def test_whole_request_answers_are_classified(http, hubspot, reply, outcome, wait):
+async def test_whole_request_answers_are_classified(hubspot, reply, outcome, wait):
     hubspot.script["upsert"] = [reply]
-    (verdict,) = send(http, settings(hubspot.url), [lead("ana@example.com")])
+    (verdict,) = await send(hubspot.url, [lead("ana@example.com")])
     assert (verdict.outcome, verdict.retry_after) == (outcome, wait)
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import msgspec
 import pytest
 from sgtm_plugins.whatsapp import WhatsAppSettings, WhatsAppTag
@@ -35,16 +34,17 @@ LEAD = {
 }
 
 
+SETTINGS = {
+    "phone_number_id": PHONE_NUMBER_ID,
+    "template": "novo_lead",
+    "language": "pt_BR",
+    "default_country_code": "55",
+    "body_parameters": ["Ana", "ana@example.com", "meta_ads"],
+}
+
+
 def settings(url: str = "https://graph.facebook.com", **values: Any) -> WhatsAppSettings:
-    base = {
-        "phone_number_id": PHONE_NUMBER_ID,
-        "access_token": WHATSAPP_TOKEN,
-        "template": "novo_lead",
-        "language": "pt_BR",
-        "default_country_code": "55",
-        "body_parameters": ["Ana", "ana@example.com", "meta_ads"],
-        "endpoint": url,
-    }
+    base = {**SETTINGS, "access_token": WHATSAPP_TOKEN, "endpoint": url}
     return msgspec.convert({**base, **values}, WhatsAppSettings)
 
 
@@ -66,14 +66,10 @@ def whatsapp(whatsapp_server):
     return whatsapp_server
 
 
-@pytest.fixture(scope="module")
-def http():
-    with httpx.Client() as client:
-        yield client
-
-
-def send(http: httpx.Client, s: WhatsAppSettings, event: dict[str, Any] = LEAD) -> Verdict:
-    (verdict,) = deliver(http, TAG, [build(event, s)[0]])
+async def send(url: str, **values: Any) -> Verdict:
+    settings = {**SETTINGS, "access_token": "${WHATSAPP_TOKEN}", "endpoint": url, **values}
+    token = settings.pop("token", WHATSAPP_TOKEN)
+    (verdict,) = await deliver("whatsapp", settings, [LEAD], {"WHATSAPP_TOKEN": token})
     return verdict
 
 
@@ -199,27 +195,27 @@ def test_settings_errors(values, message):
 # -- at the fake Cloud API -----------------------------------------------------------------------
 
 
-def test_the_fake_accepts_the_message_and_answers_a_wamid(http, whatsapp):
-    verdict = send(http, settings(whatsapp.url))
+async def test_the_fake_accepts_the_message_and_answers_a_wamid(whatsapp):
+    verdict = await send(whatsapp.url)
     assert whatsapp.errors == []
     assert verdict.outcome == "done"
     (message,) = whatsapp.messages
     assert message["to"] == "5511912345678"
 
 
-def test_a_template_the_account_does_not_have_is_dead(http, whatsapp):
-    verdict = send(http, settings(whatsapp.url, template="missing_template"))
+async def test_a_template_the_account_does_not_have_is_dead(whatsapp):
+    verdict = await send(whatsapp.url, template="missing_template")
     assert verdict.outcome == "dead"
     assert verdict.reason.startswith("404 132001 (#132001) Template name does not exist")
 
 
-def test_a_parameter_count_mismatch_is_dead(http, whatsapp):
-    verdict = send(http, settings(whatsapp.url, body_parameters=["Ana"]))
+async def test_a_parameter_count_mismatch_is_dead(whatsapp):
+    verdict = await send(whatsapp.url, body_parameters=["Ana"])
     assert (verdict.outcome, verdict.reason[:10]) == ("dead", "400 132000")
 
 
-def test_a_bad_token_is_dead(http, whatsapp):
-    verdict = send(http, settings(whatsapp.url, access_token="expired"))
+async def test_a_bad_token_is_dead(whatsapp):
+    verdict = await send(whatsapp.url, token="expired")
     assert (verdict.outcome, verdict.reason[:7]) == ("dead", "401 190")
 
 
@@ -242,7 +238,7 @@ def test_a_bad_token_is_dead(http, whatsapp):
         (Reply(200, {"messages": [{"id": "wamid.X"}]}), "done", None),
     ],
 )  # fmt: skip
-def test_error_codes_are_classified(http, whatsapp, reply, outcome, wait):
+async def test_error_codes_are_classified(whatsapp, reply, outcome, wait):
     whatsapp.script["messages"] = [reply]
-    verdict = send(http, settings(whatsapp.url))
+    verdict = await send(whatsapp.url)
     assert (verdict.outcome, verdict.retry_after) == (outcome, wait)
