@@ -73,7 +73,7 @@ __all__ = [
 
 # MAJOR.MINOR of this contract: a minor release only adds; anything removed or changed in a way
 # a plugin would notice waits for the next major, deprecated (with a warning) until then.
-CONTRACT_VERSION = "1.0"
+CONTRACT_VERSION = "1.1"
 
 
 # A settings field that holds a secret (an access token, an API key, a signing secret): its value
@@ -257,6 +257,8 @@ class Client(Generic[SettingsT]):
     `claim` must be cheap and must not read the body for decisions it can make from the path.
     `parse` never raises for bad input: it drops what is invalid (counting it with `ctx.drop`)
     and returns the valid events; it raises `BadRequest` only when nothing sensible can be done.
+    Server-to-server clients may also declare `rate_limit` (per sender) and `dedupe_key` (events
+    a sender resends); the core applies both.
     """
 
     name: ClassVar[str]
@@ -276,6 +278,16 @@ class Client(Generic[SettingsT]):
         self, request: HitRequest, events: list[EventData], settings: SettingsT, ctx: ClientContext
     ) -> ClientResponse:
         return ClientResponse(status=200)
+
+    def rate_limit(self, request: HitRequest, settings: Any) -> tuple[str, RateLimit] | None:
+        """The sender this request counts against and its rate, or None (no limit). The core
+        checks it before `parse` and answers 429 with `Retry-After` when the sender is over."""
+        return None
+
+    def dedupe_key(self, event: EventData, settings: Any) -> tuple[str, float] | None:
+        """An event the sender may resend: (key, ttl seconds). A second event with the same key
+        within the TTL is acknowledged like the first but runs no tag."""
+        return None
 
 
 class BadRequest(Exception):
@@ -309,7 +321,9 @@ class Tag(Generic[SettingsT]):
     - `batching` and `merge`: how outbounds of one lane combine into one request (a tag that
       declares batching must implement merge, checked at load); `classify_batch` splits a
       batch response into one verdict per item (partial failures).
-    - `rate_limit`: the vendor's documented limit, the lane's default.
+    - `rate_limit`: the vendor's documented limit, the lane's default; `rate_limit_for(settings)`
+      when it depends on the settings (the account's plan).
+    - `follow_up`: events made from a done answer (enrichment: read a record, act on it).
     - Credentials: `auth_request` describes the token request (None: the tag needs no token),
       `parse_auth` reads the response (required with auth_request, checked at load),
       `is_auth_failure` recognises a refused token (refreshed once, then the request is
@@ -332,6 +346,11 @@ class Tag(Generic[SettingsT]):
     def dedupe_key(self, event: EventData, settings: SettingsT) -> tuple[str, float] | None:
         return None
 
+    def rate_limit_for(self, settings: SettingsT) -> RateLimit | None:
+        """The lane's default rate for these settings (a vendor whose limit depends on the
+        account's plan); by default the type's `rate_limit`."""
+        return self.rate_limit
+
     def classify(self, status: int, headers: dict[str, str], body: bytes) -> Outcome | Verdict:
         return default_classify(status)
 
@@ -347,6 +366,19 @@ class Tag(Generic[SettingsT]):
         """One verdict per item of a merged request; by default the whole response's."""
         return [self.classify(status, headers, body)] * len(items)
 
+    def follow_up(
+        self,
+        status: int,
+        headers: dict[str, str],
+        body: bytes,
+        request: Outbound,
+        settings: SettingsT,
+    ) -> list[EventData]:
+        """Events made from a vendor's answer that was classified done (a lead's details read
+        from an API): the core runs them through the container's tags that make no events of
+        their own. `settings` are the tag's as loaded. Only for tags that do not batch."""
+        return []
+
     def auth_request(self, settings: SettingsT) -> Outbound | None:
         return None
 
@@ -357,6 +389,11 @@ class Tag(Generic[SettingsT]):
 
     def is_auth_failure(self, status: int, headers: dict[str, str], body: bytes) -> bool:
         return status == 401
+
+
+def makes_events(tag: Tag[Any]) -> bool:
+    """Whether a tag type turns vendor answers into events (`Tag.follow_up`)."""
+    return type(tag).follow_up is not Tag.follow_up
 
 
 def as_verdict(value: Outcome | Verdict) -> Verdict:

@@ -7,6 +7,10 @@ answers 2xx even to what it drops. Events of one client with the same request-le
 a lane, and under a backlog the engine merges up to 25 of them into one
 `POST {endpoint}/mp/collect?measurement_id=...&api_secret=...`. docs/tags/ga4_mp.md is the
 user's guide.
+
+The package also holds the `ga4_mp` client (`collect.py`), which receives the same protocol from
+backends and answers `/debug/mp/collect` from the same rules (`validate.py`); its guide is
+docs/clients/ga4_mp.md.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from sgtm.plugin import (
     hookimpl,
 )
 
+from .collect import Ga4MpClient
 from .payload import build, event_name
 from .responses import classify
 from .rules import MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST, MAX_USER_PROPERTIES
@@ -140,3 +145,8 @@ def collect_url(settings: Ga4MpSettings) -> str:
 @hookimpl
 def register_tag_types(register: Callable[[Any], None]) -> None:
     register(Ga4MpTag())
+
+
+@hookimpl
+def register_client_types(register: Callable[[Any], None]) -> None:
+    register(Ga4MpClient())

@@ -22,7 +22,7 @@ import email.utils
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,10 +47,13 @@ from sgtm.delivery.store import (
     trim_history,
 )
 from sgtm.delivery.transport import Response, Transport, TransportError
-from sgtm.plugin import Credential, Outbound, RateLimit, Tag, Verdict, as_verdict
+from sgtm.plugin import Credential, Outbound, Tag, Verdict, as_verdict, makes_events
+from sgtm.ratelimit import TokenBucket
 from sgtm.redact import Redactor
 
 log = logging.getLogger("sgtm.delivery")
+
+FollowUps = Callable[[str, str, list[dict[str, Any]]], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -69,6 +72,10 @@ class TagRoute:
     def uses_auth(self) -> bool:
         return type(self.type).auth_request is not Tag.auth_request
 
+    @property
+    def follows_up(self) -> bool:
+        return makes_events(self.type)
+
 
 @dataclass(slots=True)
 class EngineOptions:
@@ -83,29 +90,6 @@ class EngineOptions:
     sweep_interval: float = 60.0  # max-age sweeps and queue-depth gauges
     discover_interval: float = 5.0  # lanes other engines created
     lane_idle_retire: float = 300.0  # a lane with nothing to send for this long stops its task
-
-
-class TokenBucket:
-    def __init__(self, rate: RateLimit, clock: Callable[[], float]) -> None:
-        self.capacity = float(max(1, rate.requests))
-        self.interval = rate.per / max(1, rate.requests)  # seconds per token
-        self.tokens = self.capacity
-        self.clock = clock
-        self.updated = clock()
-
-    def available(self) -> float:
-        now = self.clock()
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) / self.interval)
-        self.updated = now
-        return self.tokens
-
-    def take(self, count: int = 1) -> None:
-        self.available()
-        self.tokens -= count  # may go below zero: a byte-split batch is paid for afterwards
-
-    def wait_time(self) -> float:
-        tokens = self.available()
-        return 0.0 if tokens >= 1 else (1 - tokens) * self.interval
 
 
 class Breaker:
@@ -210,6 +194,15 @@ class DeliveryEngine:
         self._orphan_max_age = max(
             [DEFAULT_MAX_AGE, *(route.policy.max_age for route in self.routes.values())]
         )
+        # Where events a tag makes from a vendor's answer go (`Tag.follow_up`): the server sets
+        # it to run them in their container. (container, tag, events); raises when not stored.
+        self.follow_ups: FollowUps | None = None
+        for route in self.routes.values():
+            if makes_events(route.type) and route.policy.batched:
+                raise ValueError(
+                    f"tag {route.container}/{route.tag}: a tag type that batches cannot make "
+                    "events from answers (follow_up)"
+                )
 
     # -- the Delivery interface -----------------------------------------------------------
 
@@ -546,6 +539,8 @@ class DeliveryEngine:
             verdicts = [Verdict(outcome="retry", reason=error)] * len(jobs)
         else:
             verdicts = self._classify(lane, response, outbounds)
+            if verdicts[0].outcome == "done" and lane.route.follows_up:
+                verdicts = [await self._follow_up(lane, response, outbounds[0])]
         failed = response is None or all(v.outcome == "retry" for v in verdicts)
         change = lane.breaker.record(not failed, now)
         if change == "open":
@@ -600,6 +595,34 @@ class DeliveryEngine:
                 sent.method, sent.url, sent.headers, sent.body, time_limit
             )
         return response
+
+    async def _follow_up(self, lane: Lane, response: Response, request: Outbound) -> Verdict:
+        """Store the events the tag makes of a done answer; until they are stored, the request
+        is not done (it is sent again: tags that make events read, they do not write)."""
+        route = lane.route
+        try:
+            events = route.type.follow_up(
+                response.status, response.headers, response.body, request, route.settings
+            )
+        except Exception as exc:
+            log.exception("tag follow_up() failed", extra={"lane": lane.key})
+            return Verdict(outcome="dead", reason=f"follow_up failed ({type(exc).__name__})")
+        if not events:
+            return Verdict(outcome="done")
+        if self.follow_ups is None:
+            log.warning("follow-up events dropped: no container here", extra={"lane": lane.key})
+            return Verdict(outcome="done")
+        try:
+            await self.follow_ups(route.container, route.tag, events)
+        except Exception as exc:
+            log.warning(
+                "follow-up events not stored: %s", type(exc).__name__, extra={"lane": lane.key}
+            )
+            return Verdict(
+                outcome="retry", reason=f"follow-up events not stored ({type(exc).__name__})"
+            )
+        metrics.inc("sgtm_follow_up_events_total", float(len(events)), **lane.labels)
+        return Verdict(outcome="done")
 
     def _classify(self, lane: Lane, response: Response, outbounds: list[Outbound]) -> list[Verdict]:
         tag = lane.route.type
