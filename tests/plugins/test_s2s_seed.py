@@ -168,3 +168,33 @@ def test_a_signed_crm_lead_reaches_hubspot_whatsapp_and_slack_once(tmp_path):
     ]
     for secret in (CRM_SECRET, HUBSPOT_TOKEN, WHATSAPP_TOKEN, SLACK_PATH):
         assert secret not in logs
+
+
+def test_placeholder_syntax_in_a_lead_reaches_the_vendors_as_text(tmp_path):
+    """A lead named like sgtm's own placeholders must not pull a secret into a message."""
+    with FakeHubSpot() as hubspot, FakeWhatsApp() as whatsapp, FakeSlack() as slack:
+        container = CONTAINER.format(
+            hubspot=hubspot.url,
+            whatsapp=whatsapp.url,
+            slack=slack.url,
+            phone_number_id=PHONE_NUMBER_ID,
+            sales=SALES,
+        )
+        env = {
+            "CRM_WEBHOOK_SECRET": CRM_SECRET,
+            "HUBSPOT_TOKEN": HUBSPOT_TOKEN,
+            "WHATSAPP_TOKEN": WHATSAPP_TOKEN,
+            "SLACK_WEBHOOK_TOKEN": SLACK_PATH.removeprefix("/services/"),
+        }
+        names = ["{{secret.WHATSAPP_TOKEN}}", "{{credential}}", "${HUBSPOT_TOKEN}"]
+        with serve(tmp_path, container, {**FAST_DELIVERY, **env}) as server:
+            for i, name in enumerate(names):
+                payload = lead(f"H-{i}", name, f"h{i}@example.com", 95)
+                assert signed_post(server.url, payload).status_code == 202
+            wait_until(lambda: len(whatsapp.messages) == 3 and len(slack.posts) == 3)
+            wait_until(lambda: len(hubspot.contacts) == 3)
+    assert sorted(map(first_parameter, whatsapp.messages)) == sorted(names)
+    assert sorted(p["blocks"][0]["fields"][0]["text"] for p in slack.posts) == sorted(
+        f"Name: {n}" for n in names
+    )
+    assert sorted(c["firstname"] for c in hubspot.contacts.values()) == sorted(names)
