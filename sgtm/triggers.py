@@ -18,8 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 from sgtm.regex import Regex, RegexError
+from sgtm.scope import Scope
 from sgtm.templates import to_text
-from sgtm.variables import Scope
 
 Condition = Callable[[Scope], bool]
 
