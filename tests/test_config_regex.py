@@ -16,8 +16,8 @@ import re2
 from sgtm.config import load_text
 from sgtm.plugins import registry
 from sgtm.regex import Regex, RegexError
+from sgtm.scope import BUILTINS, BoundVariable, Scope
 from sgtm.triggers import compile_condition
-from sgtm.variables import BUILTINS, BoundVariable, Scope
 from sgtm.yamlsource import ConfigErrors
 
 ROOT = Path(__file__).resolve().parent.parent
