@@ -3,9 +3,10 @@
 Tags take secrets from the environment: `hook` signs its body with HOOK_SECRET (which must never
 leave), `crm` sends API_TOKEN in its Authorization header (only there), `meta` sends
 META_ACCESS_TOKEN as Meta's `access_token` query parameter (only there). Delivery is a recorder;
-`sent()` turns each recorded submission into the request the engine would put on the wire (the
-engine's own seal on submit and unseal before sending, sgtm/delivery/engine.py), so a secret a
-hit smuggles in through placeholder text shows up here as it would at the vendor.
+`sent()` turns each recorded submission into the request the engine would put on the wire: the
+engine's own `job_for` seals it as the outbox stores it (secrets become placeholders bound to the
+job's nonce), and the job's nonces unseal it as `_deliver_batch` does before sending. So a secret
+a hit smuggles in through placeholder text shows up here as it would at the vendor.
 """
 
 from __future__ import annotations
@@ -15,15 +16,18 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from hypothesis import strategies as st
 
 from sgtm.app import create_app
 from sgtm.config import ContainerSpec, load_text
+from sgtm.delivery.credentials import needs_credential
+from sgtm.delivery.engine import DeliveryEngine
 from sgtm.delivery.recorder import RecorderDelivery
 from sgtm.delivery.setup import routes_for
+from sgtm.delivery.store import Store, decode_payload
 from sgtm.plugin import Outbound
 from sgtm.plugins import registry
 
@@ -103,6 +107,8 @@ class Server:
     delivery: RecorderDelivery
     loop: asyncio.AbstractEventLoop
     client: httpx.AsyncClient
+    # Never started: only its job_for (the outbox's sealing) and routes are used.
+    engine: DeliveryEngine
     logs: list[str] = field(default_factory=list)
 
     def __repr__(self) -> str:  # hypothesis prints the arguments of a failing example
@@ -117,11 +123,17 @@ class Server:
 
     def sent(self, since: int = 0) -> list[tuple[str, Outbound]]:
         """(tag, request as the engine would send it) for what was submitted since `since`."""
-        routes = routes_for([self.spec])
         out = []
         for submission in self.delivery.submitted[since:]:
-            route = routes[(submission.container, submission.tag)]
-            out.append((submission.tag, route.seal.unseal(route.seal.seal(submission.outbound))))
+            job = self.engine.job_for(submission, due=0.0)
+            assert job is not None, f"{submission.tag} built a request the outbox cannot store"
+            payload = decode_payload(job.payload)
+            route = self.engine.routes[(payload.container, payload.tag)]
+            request = route.seal.unseal(payload.outbound, payload.nonces())
+            # No tag here asks for a run-time token, so a credential placeholder the engine
+            # would fill could only have come from a hit.
+            assert not needs_credential(request, payload.nonces()), submission.tag
+            out.append((submission.tag, request))
         return out
 
     def assert_answers_a_normal_hit(self) -> None:
@@ -167,7 +179,8 @@ def serve() -> Iterator[Server]:
     loop = asyncio.new_event_loop()
     transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 40000))
     client = httpx.AsyncClient(transport=transport, base_url="https://sgtm.shop.example")
-    server = Server(spec, app, delivery, loop, client)
+    engine = DeliveryEngine(cast(Store, None), routes_for([spec]))
+    server = Server(spec, app, delivery, loop, client, engine)
     handler = _Collect(server.logs)
     root = logging.getLogger()
     root.addHandler(handler)
@@ -192,6 +205,9 @@ SPECIAL = [
     "{{secret.META_ACCESS_TOKEN|url}}",
     "{{secret.HOOK_SECRET|url+}}",
     "{{credential}}",
+    # Placeholders as the outbox stores them, with a guessed nonce: never the job's own.
+    "{{secret.API_TOKEN@" + "0" * 24 + "}}",
+    "{{credential.instance_url@0123456789abcdef01234567}}",
     "{{event_name}}",
     "{{ email }}",
     "${API_TOKEN}",
