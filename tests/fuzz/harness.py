@@ -2,7 +2,9 @@
 
 Tags take secrets from the environment: `hook` signs its body with HOOK_SECRET (which must never
 leave), `crm` sends API_TOKEN in its Authorization header (only there), `meta` sends
-META_ACCESS_TOKEN as Meta's `access_token` query parameter (only there). Delivery is a recorder;
+META_ACCESS_TOKEN as Meta's `access_token` query parameter (only there). The server-to-server
+clients check their senders with secrets of their own (webhook signature, Meta's verify token and
+app secret, the ga4_mp api_secret), which no request may carry on. Delivery is a recorder;
 `sent()` turns each recorded submission into the request the engine would put on the wire: the
 engine's own `job_for` seals it as the outbox stores it (secrets become placeholders bound to the
 job's nonce), and the job's nonces unseal it as `_deliver_batch` does before sending. So a secret
@@ -12,13 +14,17 @@ a hit smuggles in through placeholder text shows up here as it would at the vend
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
+from urllib.parse import quote
 
 import httpx
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from sgtm.app import create_app
@@ -35,6 +41,12 @@ SECRETS = {
     "HOOK_SECRET": "hk-7Qm2v9XzLp4Rt8Wn",
     "API_TOKEN": "tok-Jd83kS0aPq1ZyV6e",
     "META_ACCESS_TOKEN": "EAAmeta5Fh2Kx9Lr0Tq",
+    # The server-to-server clients' own secrets: senders prove themselves with them, and no
+    # tag is ever given one.
+    "CRM_WEBHOOK_SECRET": "wh-Pq7Ls2Nd9Xc4Vb1Mz",
+    "META_VERIFY_TOKEN": "vt-Hr5Kw8Tq3Zs6Jy0Fa",
+    "META_APP_SECRET": "as-Gd1Mx4Wc7Pv2Lt9Rn",
+    "MP_SECRET": "mp-Bn6Qz3Yh8Ks5Dw2Ej",
 }
 # Where each secret may appear in what is sent: (tag, part of the request).
 ALLOWED = {
@@ -50,6 +62,21 @@ clients:
   - {name: ga4, type: ga4}
   - {name: datalayer, type: datalayer}
   - {name: beacon, type: beacon}
+  - name: crm_in
+    type: webhook
+    settings:
+      path: /webhooks/crm
+      signature: {secret: "${CRM_WEBHOOK_SECRET}"}
+      event_name_field: type
+      map: {user_data.email_address: lead.email, page_location: lead.page, uid: lead.owner}
+      id_field: lead.id
+      rate_limit: null  # one fuzzing peer sends thousands: every one must reach the parser
+  - name: leads
+    type: meta_leadgen
+    settings: {verify_token: "${META_VERIFY_TOKEN}", app_secret: "${META_APP_SECRET}"}
+  - name: mp
+    type: ga4_mp
+    settings: {api_secrets: ["${MP_SECRET}"]}
 variables:
   section:
     type: regex_table
@@ -197,6 +224,37 @@ def serve() -> Iterator[Server]:
         loop.close()
 
 
+# -- requests ------------------------------------------------------------------------------------
+
+# Deterministic and bounded: CI runs the same examples every time, in seconds.
+FUZZ = settings(
+    max_examples=25,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+def escape(text: str) -> str:
+    """Percent-encoded UTF-8; a lone surrogate becomes bytes no UTF-8 decoder accepts."""
+    return quote(text.encode("utf-8", "surrogatepass"), safe="")
+
+
+def query(params: list[tuple[str, str]]) -> str:
+    return "&".join(f"{escape(k)}={escape(v)}" for k, v in params)
+
+
+def answered(server: Server, response_status: int) -> None:
+    assert response_status < 500
+    server.assert_answers_a_normal_hit()
+
+
+def signature(secret: str, body: bytes) -> str:
+    """`sha256=` and the hex HMAC-SHA256 of the body under SECRETS[secret], as the webhook
+    client's default signature and Meta's X-Hub-Signature-256 are written."""
+    return "sha256=" + hmac.new(SECRETS[secret].encode(), body, hashlib.sha256).hexdigest()
+
+
 # -- strategies ----------------------------------------------------------------------------------
 
 # Text that means something to sgtm or to the layers it passes through.
@@ -204,6 +262,8 @@ SPECIAL = [
     "{{secret.API_TOKEN}}",
     "{{secret.META_ACCESS_TOKEN|url}}",
     "{{secret.HOOK_SECRET|url+}}",
+    "{{secret.MP_SECRET}}",
+    "{{secret.META_APP_SECRET|url}}",
     "{{credential}}",
     # Placeholders as the outbox stores them, with a guessed nonce: never the job's own.
     "{{secret.API_TOKEN@" + "0" * 24 + "}}",

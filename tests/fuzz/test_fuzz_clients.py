@@ -1,4 +1,5 @@
-"""Property tests over every client endpoint: adversarial hits never get a 5xx, the server still
+"""Property tests over the browser-facing client endpoints (ga4, datalayer, beacon; the
+server-to-server ones are in test_fuzz_s2s.py): adversarial hits never get a 5xx, the server still
 answers a normal hit afterwards, and no secret reaches a request or a log line except where the
 config puts it for its own vendor.
 
@@ -8,51 +9,23 @@ Deterministic (derandomize) and bounded, so CI always runs the same examples in 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from urllib.parse import quote
 
-import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fuzz.harness import (
+    FUZZ,
     NORMAL_HIT,
     SECRETS,
     SPECIAL,
     Server,
+    answered,
+    escape,
     json_values,
     names,
-    serve,
+    query,
     values,
 )
-
-FUZZ = settings(
-    max_examples=25,
-    derandomize=True,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
-    with serve() as running:
-        yield running
-
-
-def escape(text: str) -> str:
-    """Percent-encoded UTF-8; a lone surrogate becomes bytes no UTF-8 decoder accepts."""
-    return quote(text.encode("utf-8", "surrogatepass"), safe="")
-
-
-def query(params: list[tuple[str, str]]) -> str:
-    return "&".join(f"{escape(k)}={escape(v)}" for k, v in params)
-
-
-def answered(server: Server, response_status: int) -> None:
-    assert response_status < 500
-    server.assert_answers_a_normal_hit()
-
 
 ga4_params = st.lists(st.tuples(names, values), max_size=12)
 BASE = [("v", "2"), ("tid", "G-FUZZ0001"), ("cid", "1.2")]
