@@ -6,9 +6,11 @@ normal GA4 hit measured in the same run.
 In process, like bench/ingest_profile.py: the ASGI app of `sgtm serve` (create_app, its middleware
 included) is called directly with each request, no sockets or uvicorn, and the CPU time of the
 process (time.process_time) is taken around each call. The container has the ga4, datalayer and
-beacon clients; its triggers and regex_table variable use the catastrophic pattern of issue #8,
-and its http_request tags template hit values into URLs, headers and bodies, so every hostile
-value goes through parse, triggers, variables, templates and `build`. Delivery is a stub that
+beacon clients and the server-to-server webhook, meta_leadgen and ga4_mp clients (whose requests
+the bench signs, so their JSON is parsed, not only refused); its triggers and regex_table
+variable use the catastrophic pattern of issue #8, and its http_request tags template hit values
+into URLs, headers and bodies, so every hostile value goes through parse, triggers, variables,
+templates and `build`. Delivery is a stub that
 drops what it is given (the outbox is bench/delivery.py's business); logs go to /dev/null through
 sgtm's JSON handler, so their formatting counts.
 
@@ -22,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -51,6 +55,20 @@ clients:
   - {name: ga4, type: ga4}
   - {name: datalayer, type: datalayer}
   - {name: beacon, type: beacon}
+  - name: crm
+    type: webhook
+    settings:
+      path: /webhooks/crm
+      signature: {secret: "${CRM_WEBHOOK_SECRET}"}
+      event_name_field: type
+      map: {user_data.email_address: lead.email, page_location: lead.page, value: lead.value}
+      rate_limit: null  # the bench is one sender sending the same request over and over
+  - name: leads
+    type: meta_leadgen
+    settings: {verify_token: "${META_VERIFY_TOKEN}", app_secret: "${META_APP_SECRET}"}
+  - name: mp
+    type: ga4_mp
+    settings: {api_secrets: ["${MP_SECRET}"]}
 variables:
   section:
     type: regex_table
@@ -84,6 +102,16 @@ tags:
         value: "{{event.value}}"
         items: "{{event.items}}"
 """
+
+
+# The server-to-server clients' secrets (the bench signs its requests with them).
+SECRETS = {
+    "CRM_WEBHOOK_SECRET": "bench-webhook-secret-0123456789",
+    "META_VERIFY_TOKEN": "bench-meta-verify-token-0123",
+    "META_APP_SECRET": "bench-meta-app-secret-0123",
+    "MP_SECRET": "bench-mp-secret-0123",
+}
+CLIENTS = ("ga4", "datalayer", "beacon", "crm", "leads", "mp")
 
 
 class DropDelivery:
@@ -159,6 +187,41 @@ def beacon(name: str, kind: str, body: bytes) -> Request:
     return Request(name, "POST", f"/beacon/{kind}", "", headers, body)
 
 
+def signed(
+    name: str, path: str, header: str, secret: str, body: bytes, *, right: bool = True
+) -> Request:
+    """A server-to-server POST whose body is signed (HMAC-SHA256, `sha256=` hex) as its client
+    checks, or with a wrong signature of the right shape."""
+    digest = hmac.new(SECRETS[secret].encode(), body, hashlib.sha256).hexdigest()
+    headers = (
+        ("Content-Type", "application/json"),
+        (header, "sha256=" + (digest if right else "0" * 64)),
+    )
+    return Request(name, "POST", path, "", headers, body)
+
+
+def webhook(name: str, doc: Any, *, right: bool = True) -> Request:
+    body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+    return signed(
+        name, "/webhooks/crm", "X-Webhook-Signature", "CRM_WEBHOOK_SECRET", body, right=right
+    )
+
+
+def leadgen(name: str, changes: list[Any], *, right: bool = True) -> Request:
+    doc = {"object": "page", "entry": [{"id": "77", "time": 1700000000, "changes": changes}]}
+    body = json.dumps(doc).encode()
+    return signed(
+        name, "/webhooks/meta-ads", "X-Hub-Signature-256", "META_APP_SECRET", body, right=right
+    )
+
+
+def mp(name: str, body: bytes, secret: str = SECRETS["MP_SECRET"]) -> Request:
+    query = qs([("measurement_id", "G-HOSTILE01"), ("api_secret", secret)])
+    return Request(
+        name, "POST", "/mp/collect", query, (("Content-Type", "application/json"),), body
+    )
+
+
 def fill(line: bytes, size: int = MIB - 64) -> bytes:
     """`line` repeated up to `size` bytes: a body just under the 1 MiB limit."""
     return line * (size // len(line))
@@ -193,6 +256,10 @@ def hostile_requests() -> list[Request]:
     escaped_quotes = '"' + '\\"' * 1024
     deep = '{"a":' * 31 + "1" + "}" * 31  # MAX_DEPTH is 32
     big_item = {"item_id": "x" * 100, "item_name": "y" * 100, "price": 1.5, "quantity": 2}
+    params = {**{f"p{j}": placeholders for j in range(23)}, "items": [{"item_id": "i"}] * 150}
+    full_mp = json.dumps(
+        {"client_id": "123.456", "events": [{"name": "purchase", "params": params}] * 25}
+    ).encode()
     return [
         # GA4 /g/collect
         ga4("ga4: 8,000-digit epn value", [("epn.x", digits)]),
@@ -362,6 +429,44 @@ def hostile_requests() -> list[Request]:
             "conversion",
             json.dumps({f"f{i}": [i] for i in range(4000)}).encode(),
         ),
+        # Server-to-server clients, at their body limits (webhook 256 KiB, meta_leadgen 1 MiB,
+        # ga4_mp 130,000 bytes); signed, so the JSON behind the check is parsed.
+        webhook(
+            "webhook: 256 KiB, 16,000 keys",
+            {"type": "generate_lead", "lead": {f"k{i}": i for i in range(16000)}},
+        ),
+        webhook(
+            "webhook: 100 leads, placeholder syntax",
+            [{"type": "generate_lead", "lead": {"email": placeholders, "page": dl}}] * 100,
+        ),
+        webhook("webhook: 256 KiB of nesting", nested(120_000).encode()),
+        webhook(
+            "webhook: 256 KiB, wrong signature",
+            {"type": "x", "lead": {"page": "a" * (256 * 1024 - 100)}},
+            right=False,
+        ),
+        leadgen(
+            "meta_leadgen: 500 leads (repeats: duplicates)",
+            [
+                {"field": "leadgen", "value": {"leadgen_id": 10**14 + i, "page_id": 77}}
+                for i in range(500)
+            ],
+        ),
+        leadgen(
+            "meta_leadgen: 1 MiB of other changes",
+            [{"field": "feed", "value": {"message": "m" * 200}}] * 4250,
+        ),
+        leadgen(
+            "meta_leadgen: 1 MiB, wrong signature",
+            [{"field": "leadgen", "value": {"x": "y" * (MIB - 200)}}],
+            right=False,
+        ),
+        mp("ga4_mp: 25 events of 25 params and 150 items", full_mp),
+        mp(
+            "ga4_mp: 130,000 bytes of numbers at the edges",
+            b'{"client_id":"1.2","events":[{"name":"x","params":{"v":' + b"9" * 129_000 + b"}}]}",
+        ),
+        mp("ga4_mp: 25 full events, wrong api_secret", full_mp, secret="guess"),
     ]
 
 
@@ -396,8 +501,7 @@ def events_total() -> float:
     from sgtm import metrics
 
     return sum(
-        metrics.value("sgtm_events_total", container="hostile", client=client)
-        for client in ("ga4", "datalayer", "beacon")
+        metrics.value("sgtm_events_total", container="hostile", client=client) for client in CLIENTS
     )
 
 
@@ -426,7 +530,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         config = Path(tmp) / "hostile.yaml"
         config.write_text(CONTAINER_YAML)
         delivery = DropDelivery()
-        app = create_app(load_containers([config], registry()), delivery=delivery)
+        specs = load_containers([config], registry(), environ=dict(SECRETS))
+        app = create_app(specs, delivery=delivery)
     normal, hostile = normal_requests(), hostile_requests()
     for request in normal:  # warm up, and check the normal requests do what they should
         status = await call(app, request)
