@@ -1,8 +1,8 @@
 """create_app(): the Starlette application, its routes, middleware and lifespan.
 
-The tagging endpoint is a pure ASGI app mounted at `/`: it routes by Host to a container, takes
-the client IP through that container's privacy policy (trusted proxies, anonymization), reads the
-body within the limit and hands a `HitRequest` to the container. `/healthz`, `/readyz` and
+The tagging endpoint is a pure ASGI app mounted at `/`: it routes by Host to a container, reads
+the body within the limit and hands the container the `HitRequest` sgtm/ingress.py builds (the
+client IP through that container's privacy policy). `/healthz`, `/readyz` and
 `/metrics` (admin token) sit beside it. The lifespan owns the delivery (Starlette's lifespan
 pattern), so its connections open and close with the server.
 """
@@ -30,79 +30,49 @@ from sgtm.delivery.base import Delivery
 from sgtm.delivery.engine import DeliveryEngine
 from sgtm.delivery.setup import build_engine
 from sgtm.event import EventData
+from sgtm.ingress import BadHost, HostRouter, hit_request, request_host
 from sgtm.middleware import AccessLogMiddleware, BodyLimitMiddleware
 from sgtm.plugin import ClientResponse
 from sgtm.plugins import registry
-from sgtm.request import HitRequest
 
 DEFAULT_MAX_BODY = 1024 * 1024
 
 
-class SiteRouter:
-    """Host header -> Container; a container without hosts is the default."""
-
-    def __init__(self, containers: Sequence[Container]) -> None:
-        self.by_host: dict[str, Container] = {}
-        self.default: Container | None = None
-        for container in containers:
-            if not container.spec.hosts:
-                self.default = container
-            for host in container.spec.hosts:
-                self.by_host[host] = container
-
-    def route(self, host: str) -> Container | None:
-        return self.by_host.get(host, self.default)
-
-
-def host_of(scope: Scope) -> str:
-    for name, value in scope["headers"]:
-        if name == b"host":
-            host: str = value.decode("latin-1").strip().lower()
-            if host.startswith("["):  # [::1]:8080
-                return host.split("]")[0] + "]"
-            return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    server = scope.get("server")
-    return str(server[0]) if server else ""
-
-
 class TaggingApp:
-    def __init__(self, router: SiteRouter) -> None:
+    def __init__(self, router: HostRouter) -> None:
         self.router = router
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         info = scope.setdefault("sgtm", {})
-        host = host_of(scope)
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        try:
+            host = request_host(headers)
+        except BadHost as exc:
+            await _send(send, ClientResponse(status=400, body=f"{exc}\n".encode()))
+            return
+        if host is None:  # HTTP/1.0 without Host: the address the request reached
+            server = scope.get("server")
+            host = str(server[0]) if server else ""
         info["host"] = host
         container = self.router.route(host)
         if container is None:
             await _send(send, ClientResponse(status=404, body=b"unknown host\n"))
             return
         info["container"] = container.name
-        headers: dict[str, str] = {}
-        for raw_name, raw_value in scope["headers"]:
-            name = raw_name.decode("latin-1").lower()
-            value = raw_value.decode("latin-1")
-            if name in headers:
-                headers[name] += ("; " if name == "cookie" else ", ") + value
-            else:
-                headers[name] = value
         peer = scope.get("client")
-        peer_ip = str(peer[0]) if peer else None
-        privacy = container.spec.privacy
-        client_ip = privacy.resolve(peer_ip, headers.get("x-forwarded-for"))
-        scheme = str(scope.get("scheme", "http"))
-        if privacy.is_trusted(peer_ip):
-            scheme = headers.get("x-forwarded-proto", scheme).split(",")[0].strip() or scheme
+        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
+        query = scope["query_string"]
+        target = (raw_path + b"?" + query) if query else raw_path
         body = await _read_body(receive)
-        request = HitRequest(
+        request = hit_request(
+            container.spec.privacy,
             method=scope["method"],
-            path=scope["path"],
-            query_string=scope["query_string"].decode("latin-1"),
+            target=target.decode("latin-1"),
             headers=headers,
             body=body,
-            client_ip=client_ip,
+            peer=str(peer[0]) if peer else None,
+            scheme=str(scope.get("scheme", "http")),
             host=host,
-            scheme=scheme,
         )
         result = await container.handle(request)
         info["client"] = result.client
@@ -155,7 +125,7 @@ def create_app(
                 await found.follow_up(tag, events)
 
         delivery.follow_ups = follow_ups
-    router = SiteRouter(containers)
+    router = HostRouter(containers)
     state = {"ready": False}
     admin_token = os.environ.get("SGTM_ADMIN_TOKEN", "")
     limit = max_body or int(os.environ.get("SGTM_MAX_BODY_BYTES", DEFAULT_MAX_BODY))

@@ -25,6 +25,7 @@ from sgtm.delivery.policy import (
     check_tag_delivery,
     store_spec,
 )
+from sgtm.ingress import BadHost, host_name
 from sgtm.plugin import Client, Tag
 from sgtm.plugins import Registry
 from sgtm.privacy import PrivacyPolicy, parse_networks
@@ -287,10 +288,10 @@ class _Loader:
     def hosts(self, hosts: list[str]) -> tuple[str, ...]:
         out = []
         for i, host in enumerate(hosts):
-            clean = host.strip().lower()
-            if not clean or "/" in clean or " " in clean:
+            try:
+                out.append(host_name(host))  # as requests' Host headers are compared
+            except BadHost:
                 self.error(join_path("hosts", i), f"'{host}' is not a host name")
-            out.append(clean.split(":")[0] if clean.count(":") == 1 else clean)
         return tuple(out)
 
     def origins(self, origins: list[str]) -> tuple[str, ...]:
