@@ -63,6 +63,9 @@ class ClientConfig(_Strict):
     name: str
     type: str
     priority: int = 0
+    # A server-to-server sender whose hits say which visitor they are about (`_uip`,
+    # `ip_override`); otherwise only senders in privacy.trusted_proxies may name an IP.
+    trust_hit_ip: bool = False
     settings: dict[str, Any] = {}
 
 
@@ -119,6 +122,7 @@ class ClientSpec:
     type: Client[Any]
     settings: Any
     priority: int
+    trust_hit_ip: bool = False
 
 
 @dataclass(slots=True)
@@ -401,7 +405,7 @@ class _Loader:
             self.declared_secrets(cfg.settings, ctype.Settings, settings_path)
             settings = self.convert(cfg.settings, ctype.Settings, settings_path)
             if settings is not None:
-                out.append(ClientSpec(cfg.name, ctype, settings, cfg.priority))
+                out.append(ClientSpec(cfg.name, ctype, settings, cfg.priority, cfg.trust_hit_ip))
         return out
 
     def tags(

@@ -106,6 +106,15 @@ def test_ip_carried_by_the_hit_is_anonymized_too(server, vendor):
     assert "192.0.2.200" not in server.logs()
 
 
+def test_ip_carried_by_a_browser_hit_behind_the_trusted_proxy_is_not_believed(server, vendor):
+    # The peer (127.0.0.1) is a trusted proxy, but the hit comes from the browser it forwards.
+    headers = {"x-forwarded-for": "198.51.100.23"}
+    response = httpx.get(server.url + HIT.format(en="purchase") + "&_uip=8.8.4.4", headers=headers)
+    assert response.status_code == 200
+    (got,) = vendor.wait_for(1)
+    assert json.loads(got.body)["ip"] == "198.51.100.0"
+
+
 def test_raw_ip_and_secrets_never_logged(server, vendor):
     for en in ("purchase", "page_view"):
         httpx.get(server.url + HIT.format(en=en), headers={"x-forwarded-for": "198.51.100.23"})
