@@ -9,6 +9,7 @@ pattern), so its connections open and close with the server.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import os
 from collections.abc import AsyncIterator, Sequence
@@ -31,16 +32,20 @@ from sgtm.delivery.engine import DeliveryEngine
 from sgtm.delivery.setup import build_engine
 from sgtm.event import EventData
 from sgtm.ingress import BadHost, HostRouter, hit_request, request_host
+from sgtm.limits import ServerLimits, limits_from_env
 from sgtm.middleware import AccessLogMiddleware, BodyLimitMiddleware
 from sgtm.plugin import ClientResponse
 from sgtm.plugins import registry
 
-DEFAULT_MAX_BODY = 1024 * 1024
+
+class ClientGone(Exception):
+    """The client closed the connection before its whole body arrived."""
 
 
 class TaggingApp:
-    def __init__(self, router: HostRouter) -> None:
+    def __init__(self, router: HostRouter, body_timeout: float) -> None:
         self.router = router
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         info = scope.setdefault("sgtm", {})
@@ -63,7 +68,22 @@ class TaggingApp:
         raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
         query = scope["query_string"]
         target = (raw_path + b"?" + query) if query else raw_path
-        body = await _read_body(receive)
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                body = await _read_body(receive)
+        except ClientGone:
+            # Half a body is not a hit: parsing it would deliver truncated events, and the
+            # browser's retry would deliver them again. Nobody is left to answer; the request
+            # line says 499 (nginx's "client closed request").
+            info["status"] = 499
+            metrics.inc("sgtm_dropped_total", container=container.name, reason="client_disconnect")
+            return
+        except TimeoutError:
+            metrics.inc("sgtm_dropped_total", container=container.name, reason="body_timeout")
+            body_late = f"request body not received within {self.body_timeout:g}s\n".encode()
+            late = ClientResponse(status=408, headers={"connection": "close"}, body=body_late)
+            await _send(send, late)
+            return
         request = hit_request(
             container.spec.privacy,
             method=scope["method"],
@@ -81,15 +101,15 @@ class TaggingApp:
 
 
 async def _read_body(receive: Receive) -> bytes:
+    """The whole body, or ClientGone."""
     chunks = []
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            raise ClientGone
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
+            return b"".join(chunks)
 
 
 async def _send(send: Send, response: ClientResponse) -> None:
@@ -106,7 +126,7 @@ def create_app(
     specs: Sequence[ContainerSpec],
     delivery: Delivery | None = None,
     *,
-    max_body: int | None = None,
+    limits: ServerLimits | None = None,
 ) -> Starlette:
     dedupe: DedupeStore
     if delivery is None:
@@ -128,7 +148,7 @@ def create_app(
     router = HostRouter(containers)
     state = {"ready": False}
     admin_token = os.environ.get("SGTM_ADMIN_TOKEN", "")
-    limit = max_body or int(os.environ.get("SGTM_MAX_BODY_BYTES", DEFAULT_MAX_BODY))
+    limits = limits or limits_from_env()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -161,11 +181,11 @@ def create_app(
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
             Route("/readyz", readyz, methods=["GET", "HEAD"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
-            Mount("/", app=TaggingApp(router)),
+            Mount("/", app=TaggingApp(router, limits.body_timeout)),
         ],
         middleware=[
             Middleware(AccessLogMiddleware),
-            Middleware(BodyLimitMiddleware, max_bytes=limit),
+            Middleware(BodyLimitMiddleware, max_bytes=limits.max_body_bytes),
         ],
         lifespan=lifespan,
     )

@@ -36,7 +36,7 @@ class AccessLogMiddleware:
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
         info: dict[str, Any] = scope.setdefault("sgtm", {})
         info["request_id"] = request_id
-        status = 500
+        status = 0
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -51,6 +51,8 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            # No response: the app says why (499, the client went away), else it failed.
+            status = status or info.get("status", 500)
             container = info.get("container", "-")
             client = info.get("client") or "-"
             metrics.inc(

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import signal
+import socket
 import textwrap
 from pathlib import Path
 
@@ -226,10 +227,18 @@ def test_sigterm_drains_queued_deliveries(tmp_path):
 
 def test_several_workers_serve_the_same_containers(tmp_path, vendor):
     config = write_container(tmp_path, vendor.url)
-    with SgtmProcess(config, {"HOOK_SECRET": SECRET}, "--workers", "2") as proc:
+    env = {"HOOK_SECRET": SECRET, "SGTM_HEADER_TIMEOUT": "1s"}
+    with SgtmProcess(config, env, "--workers", "2") as proc:
+        # Whichever worker accepts them, requests whose headers never end get 408 at the deadline.
+        stalled = [socket.create_connection(("127.0.0.1", proc.port), timeout=10) for _ in range(4)]
+        for sock in stalled:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
         for _ in range(6):
             assert httpx.get(proc.url + HIT.format(en="purchase")).status_code == 200
         assert len(vendor.wait_for(6)) == 6
+        for sock in stalled:
+            with sock:
+                assert sock.recv(100).startswith(b"HTTP/1.1 408 ")
         started = [
             line for line in proc.logs().splitlines() if "Application startup complete" in line
         ]
