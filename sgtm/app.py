@@ -10,6 +10,7 @@ pattern), so its connections open and close with the server.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import os
 from collections.abc import AsyncIterator, Sequence
@@ -33,7 +34,7 @@ from sgtm.delivery.setup import build_engine
 from sgtm.event import EventData
 from sgtm.ingress import BadHost, HostRouter, hit_request, request_host
 from sgtm.limits import ServerLimits, limits_from_env
-from sgtm.middleware import AccessLogMiddleware, BodyLimitMiddleware
+from sgtm.middleware import AccessLogMiddleware, BodyLimitMiddleware, ResponseHeadersMiddleware
 from sgtm.plugin import ClientResponse
 from sgtm.plugins import registry
 
@@ -122,6 +123,20 @@ async def _send(send: Send, response: ClientResponse) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
+def bearer_matches(authorization: list[str], token: str) -> bool:
+    """Whether the request's one Authorization header is `Bearer <token>` (RFC 6750; the scheme
+    name is case-insensitive). The token is compared by digest in constant time, so neither its
+    content nor its length shows in the time taken."""
+    if len(authorization) != 1:
+        return False
+    scheme, _, given = authorization[0].partition(" ")
+    given = given.lstrip(" ")
+    if scheme.lower() != "bearer" or not given:
+        return False
+    expected = hashlib.sha256(token.encode()).digest()
+    return hmac.compare_digest(hashlib.sha256(given.encode("latin-1")).digest(), expected)
+
+
 def create_app(
     specs: Sequence[ContainerSpec],
     delivery: Delivery | None = None,
@@ -171,9 +186,9 @@ def create_app(
     async def metrics_endpoint(request: Request) -> Response:
         if not admin_token:
             return PlainTextResponse("not found\n", status_code=404)
-        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), admin_token.encode()):
-            return PlainTextResponse("unauthorized\n", status_code=401)
+        if not bearer_matches(request.headers.getlist("authorization"), admin_token):
+            challenge = {"www-authenticate": "Bearer"}
+            return PlainTextResponse("unauthorized\n", status_code=401, headers=challenge)
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
     app = Starlette(
@@ -185,6 +200,7 @@ def create_app(
         ],
         middleware=[
             Middleware(AccessLogMiddleware),
+            Middleware(ResponseHeadersMiddleware),
             Middleware(BodyLimitMiddleware, max_bytes=limits.max_body_bytes),
         ],
         lifespan=lifespan,

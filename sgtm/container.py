@@ -112,13 +112,15 @@ class Container:
         if request.method == "OPTIONS" and allowed_origin is not None:
             return HandleResult(None, self._preflight(request, allowed_origin))
         result = await self._handle(request, trace)
+        headers = result.response.headers
         if allowed_origin is not None:
-            headers = result.response.headers
             headers["access-control-allow-origin"] = allowed_origin
             headers["access-control-allow-credentials"] = "true"
-            # Keep what the client varies on (the datalayer script varies on Accept-Encoding).
-            vary = headers.get("vary")
-            headers["vary"] = f"{vary}, Origin" if vary else "Origin"
+        # The CORS headers differ by Origin, so every answer varies on it, listed origin or not:
+        # a cache must not hand one origin's answer to another. Keep what the client varies on
+        # (the datalayer script varies on Accept-Encoding).
+        vary = headers.get("vary")
+        headers["vary"] = f"{vary}, Origin" if vary else "Origin"
         return result
 
     def _preflight(self, request: HitRequest, origin: str) -> ClientResponse:

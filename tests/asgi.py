@@ -3,6 +3,7 @@ in chunks, a client that goes away. httpx's ASGITransport normalizes what these 
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,10 +30,14 @@ async def call(
     chunks: list[bytes] | None = None,
     *,
     disconnect: bool = False,
+    stall: bool = False,
     client: tuple[str, int] | None = ("203.0.113.9", 50000),
+    into: Answer | None = None,
 ) -> Answer:
     """`chunks` arrive as http.request messages (the last without more_body); with `disconnect`
-    the client goes away after them instead of finishing the body."""
+    the client goes away after them instead of finishing the body, with `stall` it sends nothing
+    more and stays. The answer is written `into` the given one, if any (read it when the app
+    raises)."""
     path, _, query = target.partition("?")
     scope = {
         "type": "http",
@@ -50,16 +55,22 @@ async def call(
     }
     parts = list(chunks or [b""])
     messages: list[dict[str, Any]] = [
-        {"type": "http.request", "body": part, "more_body": disconnect or i < len(parts) - 1}
+        {
+            "type": "http.request",
+            "body": part,
+            "more_body": disconnect or stall or i < len(parts) - 1,
+        }
         for i, part in enumerate(parts)
     ]
     if disconnect:
         messages.append({"type": "http.disconnect"})
-    answer = Answer()
+    answer = Answer() if into is None else into
 
     async def receive() -> dict[str, Any]:
         if messages:
             return messages.pop(0)
+        if stall:
+            await asyncio.Event().wait()
         return {"type": "http.disconnect"}
 
     async def send(message: dict[str, Any]) -> None:
