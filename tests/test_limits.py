@@ -76,3 +76,19 @@ def test_serve_refuses_to_start_on_a_bad_limit() -> None:
         "sgtm serve: SGTM_BODY_TIMEOUT: expected a duration like 500ms, 30s, 15m or 6h,"
         " got 'forever'"
     )
+
+
+def test_operations_doc_lists_every_limit_with_its_default() -> None:
+    text = (ROOT / "docs" / "operations.md").read_text()
+    defaults = ServerLimits()
+    for field, name in ENV.items():
+        value = getattr(defaults, field)
+        if field.endswith("_timeout"):
+            shown = f"`{value:g}s`"
+        elif field.endswith("_bytes"):
+            shown = f"{value // 1024 // 1024} MiB" if value >= 1 << 20 else f"{value // 1024} KiB"
+        else:
+            shown = f"`{value}`"
+        rows = [line for line in text.splitlines() if line.startswith("|") and f"`{name}`" in line]
+        assert len(rows) == 1, name
+        assert f"| {shown}" in rows[0], (name, shown, rows[0])
