@@ -34,7 +34,12 @@ from sgtm.delivery.setup import build_engine
 from sgtm.event import EventData
 from sgtm.ingress import BadHost, HostRouter, hit_request, request_host
 from sgtm.limits import ServerLimits, limits_from_env
-from sgtm.middleware import AccessLogMiddleware, BodyLimitMiddleware, ResponseHeadersMiddleware
+from sgtm.middleware import (
+    AccessLogMiddleware,
+    BodyLimitMiddleware,
+    ResponseHeadersMiddleware,
+    has_body,
+)
 from sgtm.plugin import ClientResponse
 from sgtm.plugins import registry
 
@@ -70,7 +75,10 @@ class TaggingApp:
         query = scope["query_string"]
         target = (raw_path + b"?" + query) if query else raw_path
         try:
-            async with asyncio.timeout(self.body_timeout):
+            if has_body(scope):
+                async with asyncio.timeout(self.body_timeout):
+                    body = await _read_body(receive)
+            else:  # complete with the headers: nothing to wait for, so no timer (tens of µs each)
                 body = await _read_body(receive)
         except ClientGone:
             # Half a body is not a hit: parsing it would deliver truncated events, and the

@@ -9,6 +9,7 @@ anonymization.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
@@ -28,6 +29,8 @@ class BadHost(ValueError):
     """A Host header that names no host, or two Host headers: the request is refused (400)."""
 
 
+# Requests name a few hosts again and again: cached, bounded (refusals raise and are not cached).
+@functools.lru_cache(maxsize=1024)
 def host_name(value: str) -> str:
     """A `Host` value as routing compares it: lower case, without port or the trailing dot of a
     fully qualified name (`Shop.Example.:443` -> `shop.example`); IPv6 literals keep their

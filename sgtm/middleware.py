@@ -96,7 +96,7 @@ class ResponseHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        body_read = not _has_body(scope)
+        body_read = not has_body(scope)
         started = False
 
         async def tracking_receive() -> Message:
@@ -139,7 +139,8 @@ class ResponseHeadersMiddleware:
             raise  # for the server's log, which then sends nothing more
 
 
-def _has_body(scope: Scope) -> bool:
+def has_body(scope: Scope) -> bool:
+    """Whether the request announces a body (a non-zero Content-Length, or chunks)."""
     for name, value in scope["headers"]:
         if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
             return True
