@@ -13,6 +13,7 @@ from sgtm import metrics
 from sgtm.config import load_text
 from sgtm.emulate import Emulator, RequestLine
 from sgtm.plugins import registry
+from sgtm.yamlsource import ConfigErrors
 
 GA4 = "/g/collect?v=2&tid=G-1&cid=1.2&en=page_view&_uip=8.8.4.4"
 
@@ -83,3 +84,11 @@ async def test_believed_and_replaced_ips_are_both_anonymized() -> None:
 
 async def test_without_a_client_ip_a_claimed_ip_is_removed() -> None:
     assert await ips(emulator(), RequestLine(url=GA4, ip=None)) == ["<absent>"]
+
+
+def test_trust_hit_ip_must_be_a_boolean() -> None:
+    text = "version: 1\nclients:\n  - {name: s2s, type: datalayer, trust_hit_ip: 'yes'}\n"
+    with pytest.raises(ConfigErrors) as caught:
+        load_text(text, "shop.yaml", registry(), environ={})
+    (error,) = caught.value.errors
+    assert str(error) == "shop.yaml:3:48: clients[0].trust_hit_ip: Expected `bool`, got `str`"
