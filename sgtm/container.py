@@ -120,7 +120,10 @@ class Container:
         # a cache must not hand one origin's answer to another. Keep what the client varies on
         # (the datalayer script varies on Accept-Encoding).
         vary = headers.get("vary")
-        headers["vary"] = f"{vary}, Origin" if vary else "Origin"
+        if not vary:
+            headers["vary"] = "Origin"
+        elif "origin" not in (v.strip().lower() for v in vary.split(",")):
+            headers["vary"] = f"{vary}, Origin"
         return result
 
     def _preflight(self, request: HitRequest, origin: str) -> ClientResponse:
