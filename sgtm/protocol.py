@@ -59,12 +59,20 @@ class SgtmHttpProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         counted = self.awaiting_headers
         super().data_received(data)
+        if self.transport.is_closing():
+            return
         # Bytes are counted only for chunks that arrived while headers were awaited and did not
         # complete them, so a body never counts; the limit holds to within one read.
         if counted and self.awaiting_headers:
             self.header_bytes += len(data)
-            if self.header_bytes > self.max_header_bytes and not self.transport.is_closing():
+            if self.header_bytes > self.max_header_bytes:
                 self._refuse(431, "header_too_large", "request headers too large\n")
+                return
+        between_requests = self.cycle is None or self.cycle.response_complete
+        if between_requests and self.header_timer is None and self.timeout_keep_alive_task is None:
+            # Bytes that began no request (blank lines may precede a request line): uvicorn
+            # dropped its keep-alive timer on them, so the header deadline takes over.
+            self._arm()
 
     # -- parser callbacks ---------------------------------------------------------------------
 

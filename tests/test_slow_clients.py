@@ -187,3 +187,26 @@ def test_many_connections_dripping_header_bytes_are_all_closed(server: SgtmProce
         sock.close()
     assert not dripping, f"{len(dripping)} of {len(received)} dripping connections still open"
     assert {status_of(answer) for answer in received.values()} == {408}
+
+
+def test_blank_lines_between_requests_do_not_keep_a_connection(server: SgtmProcess) -> None:
+    # A blank line before a request line is allowed and starts no request, so uvicorn's
+    # keep-alive timer, dropped on any byte, would never come back.
+    sock = connect(server)
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: shop.example\r\n\r\n")
+    answer = b""
+    while not answer.endswith(b"ok\n"):
+        answer += sock.recv(65536)
+    sock.settimeout(0.2)
+    deadline = time.monotonic() + 10
+    closed = False
+    while not closed and time.monotonic() < deadline:
+        try:
+            sock.sendall(b"\r\n")
+            closed = sock.recv(65536) == b""
+        except TimeoutError:
+            continue
+        except OSError:  # reset, or broken pipe: closed all the same
+            closed = True
+    sock.close()
+    assert closed, "a connection sending blank lines stayed open"
