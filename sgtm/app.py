@@ -74,12 +74,11 @@ class TaggingApp:
         raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
         query = scope["query_string"]
         target = (raw_path + b"?" + query) if query else raw_path
+        body = b""  # a request that announces no body is complete with its headers
         try:
             if has_body(scope):
                 async with asyncio.timeout(self.body_timeout):
                     body = await _read_body(receive)
-            else:  # complete with the headers: nothing to wait for, so no timer (tens of µs each)
-                body = await _read_body(receive)
         except ClientGone:
             # Half a body is not a hit: parsing it would deliver truncated events, and the
             # browser's retry would deliver them again. Nobody is left to answer; the request

@@ -168,3 +168,11 @@ async def test_a_body_too_slow_gets_408_and_is_not_processed() -> None:
     assert answer.status == 408 and answer.header("connection") == "close"
     assert_plain_and_nosniff(answer)
     assert delivery.submitted == []
+
+
+async def test_a_request_without_a_body_is_complete_with_its_headers() -> None:
+    # Its client may already be gone: nothing of the hit is missing, so it is delivered.
+    delivery = RecorderDelivery()
+    answer = await call(app(delivery), "GET", HIT, HOST, disconnect=True)
+    assert answer.status == 200
+    assert len(delivery.submitted) == 1

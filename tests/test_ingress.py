@@ -199,6 +199,7 @@ async def test_serve_and_emulate_build_the_same_request() -> None:
         "X-Forwarded-For": "198.51.100.4",
         "X-Forwarded-Proto": "https",
         "Cookie": "_ga=GA1.1.1.2",
+        "Content-Length": "4",
     }
     target = "/g/collect?v=2&tid=G-1&cid=1.2&en=page_view&dl=x%2Fy"
     answer = await call(
