@@ -12,7 +12,6 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import msgspec
 
@@ -21,7 +20,7 @@ from sgtm.config import ContainerSpec
 from sgtm.container import Container, EventTrace, HandleResult, TagTrace
 from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery.recorder import RecorderDelivery
-from sgtm.ingress import BadHost, HostRouter, hit_request, host_name
+from sgtm.ingress import BadHost, HostRouter, host_name, recorded_host, recorded_request
 from sgtm.plugin import ClientResponse, Outbound
 from sgtm.redact import Redactor
 
@@ -53,44 +52,39 @@ class Emulator:
         self.router = HostRouter(self.containers)
         self.now = now
 
-    def container_for(self, given: str | None) -> tuple[Container, str | None]:
-        """The container for a host as given (`--host`, a URL's, a Host header) and its name."""
-        try:
-            host = host_name(given) if given else None
-        except BadHost as exc:
-            raise InputError(str(exc)) from None
+    def container_for(self, host: str | None) -> Container:
         container = self.router.route(host)
         if container is not None:
-            return container, host
+            return container
         if host is None:  # no host given and no default container: the first one
-            return self.containers[0], host
+            return self.containers[0]
         raise InputError(f"no container serves host {host!r}")
 
     async def request(self, line: RequestLine) -> dict[str, Any]:
-        split = urlsplit(line.url)
-        headers = list(line.headers.items())
-        authority = split.netloc.rpartition("@")[2]  # without user info
-        container, host = self.container_for(line.host or authority or _header(headers, "host"))
+        try:
+            host = recorded_host(line.url, line.headers, line.host)
+        except BadHost as exc:
+            raise InputError(str(exc)) from None
+        container = self.container_for(host)
         if host is None:
             host = container.spec.hosts[0] if container.spec.hosts else "localhost"
-        if _header(headers, "host") is None:
-            headers.append(("host", host))
-        target = f"{split.path or '/'}?{split.query}" if split.query else split.path or "/"
-        request = hit_request(
+        request = recorded_request(
             container.spec.privacy,
+            url=line.url,
             method=line.method,
-            target=target,
-            headers=headers,
+            headers=line.headers,
             body=line.body.encode("utf-8", "surrogateescape"),
             peer=line.ip,
-            scheme=split.scheme or "https",
             host=host,
         )
         result = await container.handle(request, trace=True)
         return render_result(result, container)
 
     async def events(self, events: list[dict[str, Any]], host: str | None) -> dict[str, Any]:
-        container, _ = self.container_for(host)
+        try:
+            container = self.container_for(host_name(host) if host else None)
+        except BadHost as exc:
+            raise InputError(str(exc)) from None
         _, traces = await container.run_events(events, None, None, self.now, trace=True)
         return {
             "client": None,
@@ -98,10 +92,6 @@ class Emulator:
             "events": [render_event(t, container) for t in traces],
             "error": None,
         }
-
-
-def _header(headers: list[tuple[str, str]], name: str) -> str | None:
-    return next((v for k, v in headers if k.lower() == name), None)
 
 
 def render_result(result: HandleResult, container: Container) -> dict[str, Any]:

@@ -4,15 +4,16 @@ it and the `HitRequest` its clients see.
 `sgtm serve` (sgtm/app.py) and `sgtm emulate` both route with `HostRouter` and build the request
 with `hit_request`, so a recorded request is routed and seen exactly as the server would see it:
 the same Host rules, header merging, trusted-proxy handling (X-Forwarded-For and -Proto) and
-anonymization.
+anonymization. `recorded_host` and `recorded_request` read a recorded request (a URL or a path,
+headers, a body, the peer's address), for `sgtm emulate` and the `sgtm.testing` harness.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from sgtm.privacy import PrivacyPolicy
 from sgtm.request import HitRequest
@@ -135,3 +136,44 @@ def hit_request(
         scheme=scheme,
         trusted_sender=trusted_sender,
     )
+
+
+def recorded_host(url: str, headers: Mapping[str, str], host: str | None = None) -> str | None:
+    """The host a recorded request names (`host` if given, else its URL's, else its Host
+    header), as routing compares it; None when it names none. BadHost when it is not a host."""
+    given = host or urlsplit(url).netloc.rpartition("@")[2] or _header(headers, "host")
+    return host_name(given) if given else None
+
+
+def recorded_request(
+    privacy: PrivacyPolicy,
+    *,
+    url: str,
+    method: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    peer: str | None,
+    host: str,
+) -> HitRequest:
+    """`hit_request` for a recorded request: `url` is a path with its query, or a full URL whose
+    scheme is the request's (https when it has none); a Host header naming `host` is added when
+    the recorded headers have none."""
+    split = urlsplit(url)
+    pairs = list(headers.items())
+    if _header(headers, "host") is None:
+        pairs.append(("host", host))
+    path = split.path or "/"
+    return hit_request(
+        privacy,
+        method=method,
+        target=f"{path}?{split.query}" if split.query else path,
+        headers=pairs,
+        body=body,
+        peer=peer,
+        scheme=split.scheme or "https",
+        host=host,
+    )
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    return next((v for k, v in headers.items() if k.lower() == name), None)
