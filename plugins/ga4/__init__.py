@@ -1,6 +1,9 @@
-"""The GA4 client: claims gtag.js / GTM web `/g/collect` hits and turns each event into event data.
+"""GA4's `/g/collect` protocol, both ways: the `ga4` client claims gtag.js / GTM web hits and
+turns each event into event data; the `ga4` tag (`tag.py`) sends event data to Google Analytics
+as such hits.
 
-Mapping rules, choices and limits are documented in `sgtm_plugins.ga4.parse`.
+The client's mapping rules, choices and limits are documented in `sgtm_plugins.ga4.parse`; the
+tag runs the same table backwards (`encode.py`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import msgspec
 from sgtm_plugins._identity import CookieSettings, meta_cookies
 from sgtm_plugins.ga4.fpid import server_client_id
 from sgtm_plugins.ga4.parse import header_client_hints, parse_hits
+from sgtm_plugins.ga4.tag import Ga4Tag
 
 from sgtm.event import EventData, copy_event, set_path
 from sgtm.hookspecs import hookimpl
@@ -130,3 +134,8 @@ def _merge_header_hints(event: EventData, hints: dict[str, Any]) -> None:
 @hookimpl
 def register_client_types(register: Callable[[Any], None]) -> None:
     register(GA4Client())
+
+
+@hookimpl
+def register_tag_types(register: Callable[[Any], None]) -> None:
+    register(Ga4Tag())
