@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,49 @@ def test_round_trip_gives_back_every_parameter(path: Path) -> None:
         assert fake_ga4.canonical(sent) == fake_ga4.canonical(expected)
         assert outbound.headers.get("User-Agent") == line.get("headers", {}).get("user-agent")
         assert ctx.warnings == []
+
+
+def test_emulate_shows_a_purchase_hit_as_the_ga4_tag_sends_it(tmp_path: Path) -> None:
+    """`sgtm emulate` of a real gtag purchase: the ga4 tag's request carries the hit's own
+    parameters (and `_uip`), and nothing leaves the machine."""
+    record = load(CORPUS / "local_sgtm_purchase.json")
+    config = tmp_path / "shop.yaml"
+    config.write_text(
+        "version: 1\n"
+        "clients: [{name: ga4, type: ga4}]\n"
+        "triggers: {purchase: {event_name: purchase}}\n"
+        "tags: [{name: ga4, type: ga4, triggers: [purchase]}]\n"
+    )
+    requests = tmp_path / "hits.ndjson"
+    requests.write_text(json.dumps(record["request"]) + "\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "sgtm", "emulate", "-c", str(config), "--requests", str(requests)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    (line,) = done.stdout.splitlines()
+    ((tag,),) = [event["tags"] for event in json.loads(line)["events"]]
+    assert (tag["name"], tag["fired"]) == ("ga4", True)
+    (shown,) = tag["requests"]
+    url = urlsplit(shown["url"])
+    assert (
+        f"{url.scheme}://{url.netloc}{url.path}" == "https://region1.google-analytics.com/g/collect"
+    )
+    got = Received(shown["method"], url.path, url.query, shown["headers"], shown["body"].encode())
+    assert fake_ga4.problems(_lower_headers(got)) is None
+    (sent,) = fake_ga4.hits(got)
+    assert sent.pop("_uip") == record["request"]["ip"]
+    (original,) = fake_ga4.hits(
+        Received("GET", "/g/collect", urlsplit(record["request"]["url"]).query, {}, b"")
+    )
+    assert fake_ga4.canonical(sent) == fake_ga4.canonical(original)
+    assert shown["headers"]["User-Agent"] == record["request"]["headers"]["user-agent"]
+
+
+def _lower_headers(got: Received) -> Received:
+    headers = {k.lower(): v for k, v in got.headers.items()}
+    return Received(got.method, got.path, got.query, headers, got.body)
 
 
 def update() -> None:
