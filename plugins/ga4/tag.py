@@ -130,7 +130,8 @@ class Ga4Tag(Tag):
         if ip is not None:
             params["_uip"] = ip
         url_params = {k: v for k, v in params.items() if not _in_body(k)}
-        body_params = {k: v for k, v in params.items() if _in_body(k)}
+        # The event's name first, as gtag writes a line.
+        body_params = {"en": params["en"], **{k: v for k, v in params.items() if _in_body(k)}}
         headers = {"Content-Type": "text/plain;charset=UTF-8"}
         user_agent = hit.get("user_agent")
         if isinstance(user_agent, str) and (user_agent := _CONTROL.sub("", user_agent).strip()):
