@@ -7,9 +7,10 @@ proof). Settings edit the event first, as sGTM's tag settings do: measurement id
 params and user properties added, replaced or (null) removed.
 
 On the wire: `POST {endpoint}?<request params>` with the event's own params (`en`, `_et`,
-`ep.*`, `epn.*`, items) as the body line, `Content-Type: text/plain;charset=UTF-8`, as gtag
-sends a hit; the visitor's `User-Agent` as the request's header; the visitor's IP (after the
-container's anonymization) as `_uip`. Google answers 2xx with an empty body whatever it makes
+`ep.*`, `epn.*`, items) as the body line (everything but `v` and `tid` when the URL would grow
+too long), `Content-Type: text/plain;charset=UTF-8`, as gtag sends a hit; the visitor's
+`User-Agent` as the request's header; the visitor's IP (after the container's anonymization)
+as `_uip`. Google answers 2xx with an empty body whatever it makes
 of a hit, and has no dedup key: a 2xx is final, network errors and 5xx are retried, anything
 else is dead. docs/tags/ga4.md is the user's guide.
 """
@@ -33,6 +34,7 @@ ENDPOINTS = {
     "eu": "https://region1.google-analytics.com/g/collect",
     "global": "https://www.google-analytics.com/g/collect",
 }
+MAX_URL_CHARS = 8192
 # `_uip=::` says "no IP": without `_uip` Google would locate the visitor at sgtm's own server.
 REDACTED_IP = "::"
 # The event's own params travel in the body line; the rest in the URL, as gtag splits a hit.
@@ -129,9 +131,7 @@ class Ga4Tag(Tag):
         ip = visitor_ip(hit, settings, ctx)
         if ip is not None:
             params["_uip"] = ip
-        url_params = {k: v for k, v in params.items() if not _in_body(k)}
-        # The event's name first, as gtag writes a line.
-        body_params = {"en": params["en"], **{k: v for k, v in params.items() if _in_body(k)}}
+        url, body = split(params, settings.url)
         headers = {"Content-Type": "text/plain;charset=UTF-8"}
         user_agent = hit.get("user_agent")
         if isinstance(user_agent, str) and (user_agent := _CONTROL.sub("", user_agent).strip()):
@@ -139,9 +139,9 @@ class Ga4Tag(Tag):
         return [
             Outbound(
                 method="POST",
-                url=f"{settings.url}?{query(url_params)}",
+                url=url,
                 headers=headers,
-                body=query(body_params).encode(),
+                body=body,
                 destination=params["tid"],
             )
         ]
@@ -192,6 +192,20 @@ def _apply(target: dict[str, Any], edits: dict[str, Any]) -> None:
             target.pop(name, None)
         else:
             target[name] = value
+
+
+def split(params: dict[str, str], endpoint: str) -> tuple[str, bytes]:
+    """The URL and the body line. A URL that would pass MAX_URL_CHARS (long page URLs, many
+    passed-through params) keeps only `v` and `tid`: servers and proxies refuse long URLs, and GA4
+    reads a body line's params as the URL's."""
+    url_params = {k: v for k, v in params.items() if not _in_body(k)}
+    url = f"{endpoint}?{query(url_params)}"
+    if len(url) > MAX_URL_CHARS:
+        url_params = {"v": params["v"], "tid": params["tid"]}
+        url = f"{endpoint}?{query(url_params)}"
+    # The event's name first, as gtag writes a line.
+    line = {"en": params["en"], **{k: v for k, v in params.items() if k not in url_params}}
+    return url, query(line).encode()
 
 
 def _in_body(name: str) -> bool:

@@ -434,6 +434,24 @@ def test_values_ga4_cannot_take_are_dropped_and_said() -> None:
     assert len(ctx.warnings) == 15, ctx.warnings
 
 
+def test_a_hit_too_long_for_a_url_travels_in_the_body() -> None:
+    # The largest event the client lets through (1000 params of 8192 characters) must still
+    # reach GA4: the URL keeps v and tid, the body line holds the rest.
+    event = {
+        "event_name": "page_view",
+        "client_id": "1.2",
+        "page_location": "https://shop.example/?q=" + "é" * 8000,
+        **{f"x-ga-mp2-p{i}": "v" * 8000 for i in range(1000)},
+    }
+    outbound = build(event)
+    assert urlsplit(outbound.url).query == "v=2&tid=G-SHOP0001"
+    assert outbound.body.startswith(b"en=page_view&cid=1.2&dl=https")
+    params = sent(outbound)
+    assert params["dl"] == event["page_location"] and params["p999"] == "v" * 8000
+    short = build({"event_name": "x", "client_id": "1.2", "page_location": "https://a.example/"})
+    assert "dl=" in short.url and len(short.url) < 200
+
+
 def test_items_are_capped_at_200() -> None:
     ctx = context()
     items = [{"item_id": f"S{i}"} for i in range(250)]
