@@ -346,6 +346,25 @@ def test_user_data_without_anything_google_reads_sends_no_em(user_data: Any) -> 
     assert "em" not in params
 
 
+def test_user_data_a_hit_sent_in_clear_goes_back_hashed_only() -> None:
+    # Some setups send ep.user_data.* in clear; the client nests them into user_data.
+    from sgtm_plugins.ga4.parse import parse_hits
+
+    query = (
+        "v=2&tid=G-SHOP0001&cid=1.2&en=sign_up&ep.user_data.email=Example%40Example.com"
+        "&ep.user_data.address.first_name=Ana&ep.user_data.address.city=Lisboa"
+    )
+    (event,) = parse_hits(query, b"")
+    outbound = build(event)
+    params = sent(outbound)
+    assert not [name for name in params if name.startswith("ep.")]
+    assert (
+        params["em"] == f"tv.1~em.{EXAMPLE_B64}~fn0.{fake_b64(hashlib.sha256(b'ana').hexdigest())}"
+    )
+    wire = outbound.url + outbound.body.decode()
+    assert "Example" not in wire and "Ana" not in wire and "Lisboa" not in wire
+
+
 def test_personal_data_never_goes_as_an_event_param() -> None:
     event = {
         "event_name": "generate_lead",
