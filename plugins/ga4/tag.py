@@ -43,7 +43,8 @@ BODY_PREFIXES = ("ep.", "epn.")
 _ITEM_PARAM = re.compile(r"pr[0-9]+")
 _MEASUREMENT_ID = re.compile(r"G-[A-Z0-9]{4,20}")
 _PARAM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A header value carries printable ASCII only: no CR/LF, nothing a transport cannot encode.
+_NOT_HEADER_TEXT = re.compile(r"[^\x20-\x7e]")
 
 
 def _templated(value: object) -> bool:
@@ -134,8 +135,9 @@ class Ga4Tag(Tag):
         url, body = split(params, settings.url)
         headers = {"Content-Type": "text/plain;charset=UTF-8"}
         user_agent = hit.get("user_agent")
-        if isinstance(user_agent, str) and (user_agent := _CONTROL.sub("", user_agent).strip()):
-            headers["User-Agent"] = user_agent
+        text = _NOT_HEADER_TEXT.sub("", user_agent).strip() if isinstance(user_agent, str) else ""
+        if text:
+            headers["User-Agent"] = text
         return [
             Outbound(
                 method="POST",

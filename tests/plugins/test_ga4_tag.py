@@ -411,6 +411,8 @@ def test_a_bad_ip_override_is_not_sent(ip: Any) -> None:
 def test_user_agent_header_never_carries_control_characters() -> None:
     event = {"event_name": "x", "client_id": "1.2", "user_agent": "Evil\r\nX-Injected: 1\x00"}
     assert build(event).headers["User-Agent"] == "EvilX-Injected: 1"
+    odd = {**event, "user_agent": "Bot/1 (é😀\ud800)"}  # from a JSON body, not a real header
+    assert build(odd).headers["User-Agent"] == "Bot/1 ()"
     for missing in (None, 42, " \r\n"):
         assert "User-Agent" not in build({**event, "user_agent": missing}).headers
 
@@ -521,3 +523,20 @@ def fake_b64(hex_digest: str) -> str:
     import base64
 
     return base64.urlsafe_b64encode(bytes.fromhex(hex_digest)).decode().rstrip("=")
+
+
+def test_fast_component_encoding_equals_quote() -> None:
+    # The shortcut for text that needs no escape must give what quote() gives; seeded.
+    import random
+    from urllib.parse import quote
+
+    from sgtm_plugins.ga4.encode import URI_COMPONENT_SAFE, _component
+
+    pieces = ["a", "Z", "0", "-", "_", ".", "~", "!", "*", "'", "(", ")", " ", "%", "&", "="]
+    pieces += ["+", "/", "?", "#", "é", "™", "\n", "\x00", "😀", "[", ";", "|", "\ud800"]
+    rng = random.Random(20261207)
+    for _ in range(20000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
+        expected = quote(text, safe=URI_COMPONENT_SAFE, errors="replace")
+        assert _component(text) == expected, text
+    assert _component("a\ud800b") == "a%3Fb"  # a lone surrogate (JSON allows one) is a "?"
