@@ -44,8 +44,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-from sgtm import consent
-from sgtm.event import EventData
+from sgtm.plugin import EventData, consent_state
 
 from . import user_data
 from .parse import ITEM_FIELDS, ITEM_NUMBER_FIELDS, MAX_ITEMS, PARAMS, full_version_list, to_bool
@@ -135,7 +134,7 @@ def encode(
         params["gcs"] = gcs
     _passthrough(event, params)
     _user_properties(event.get("x-ga-mp2-user_properties"), params, warn)
-    if send_user_data and consent.state(event).get("ad_user_data") is not False:
+    if send_user_data and consent_state(event).get("ad_user_data") is not False:
         em = user_data.encode(event.get("user_data"))
         if em is not None:
             params["em"] = em
@@ -215,7 +214,7 @@ def _full_version_list(value: Any) -> str | None:
 
 
 def _gcs(event: EventData, consent_default: str) -> str | None:
-    state = consent.state(event)
+    state = consent_state(event)
     if not any(t in state for t in _GCS_TYPES):
         return None
     default = consent_default == "granted"

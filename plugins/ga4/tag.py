@@ -24,8 +24,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from sgtm.event import EventData
-from sgtm.plugin import BuildContext, InvalidEvent, Outbound, Tag, Url, Verdict
+from sgtm.plugin import BuildContext, EventData, InvalidEvent, Outbound, Tag, Url, Verdict
 
 from .encode import encode, query
 
@@ -105,7 +104,7 @@ class Ga4Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         return self.endpoint or ENDPOINTS[self.region]
 
 
-class Ga4Tag(Tag):
+class Ga4Tag(Tag[Ga4Settings]):
     name = "ga4"
     Settings = Ga4Settings
     description = (

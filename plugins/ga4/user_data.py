@@ -32,7 +32,9 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sgtm_plugins import _hashing as pii
+from sgtm.kit.hashing import e164, sha256_hex
+
+from ..ga4_mp import normalize as google
 
 MAX_CHARS = 20_000
 MAX_VALUES = 10  # per field when encoding: sgtm's cap, as in the ga4_mp tag
@@ -114,10 +116,10 @@ def encode(user_data: Any) -> str | None:
         return None
     tokens = []
     emails = _digests(
-        _values(user_data, "sha256_email_address", "email_address", "email"), pii.google_email
+        _values(user_data, "sha256_email_address", "email_address", "email"), google.google_email
     )
     tokens += [f"em.{digest}" for digest in emails]
-    phones = _digests(_values(user_data, "sha256_phone_number", "phone_number", "phone"), pii.e164)
+    phones = _digests(_values(user_data, "sha256_phone_number", "phone_number", "phone"), e164)
     tokens += [f"pn.{digest}" for digest in phones]
     for index, entry in enumerate(_entries(user_data.get("address"))[:MAX_VALUES]):
         tokens += _address_tokens(index, entry)
@@ -143,12 +145,12 @@ def _address_tokens(index: int, entry: Mapping[str, Any]) -> list[str]:
         ("fn", ("sha256_first_name", "first_name")),
         ("ln", ("sha256_last_name", "last_name")),
     ):
-        found = _digests(_values(entry, digest_field, plain_field), pii.google_name)
+        found = _digests(_values(entry, digest_field, plain_field), google.google_name)
         if found:
             tokens.append(f"{key}{index}.{found[0]}")
     for key, field, normalize in (
-        ("pc", "postal_code", pii.google_postal_code),
-        ("co", "country", pii.google_country),
+        ("pc", "postal_code", google.google_postal_code),
+        ("co", "country", google.google_country),
     ):
         text = normalize(entry.get(field))
         if text and "." not in text:  # a dot would split the token
@@ -163,7 +165,7 @@ def _digests(values: Iterable[Any], normalize: Callable[[Any], str | None]) -> l
         digest = hex_digest(value.strip()) if isinstance(value, str) else None
         if digest is None:
             normalized = normalize(value)
-            digest = pii.sha256_hex(normalized) if normalized else None
+            digest = sha256_hex(normalized) if normalized else None
         if digest is not None and (encoded := base64url(digest)) not in out:
             out.append(encoded)
     return out[:MAX_VALUES]
