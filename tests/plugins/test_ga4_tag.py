@@ -13,6 +13,7 @@ import pytest
 from sgtm_plugins.ga4 import register_tag_types
 from sgtm_plugins.ga4.encode import number_text
 from sgtm_plugins.ga4.tag import Ga4Settings, Ga4Tag
+from sgtm_plugins.ga4_mp.collect import event_data as mp_event_data
 
 from sgtm.event import EventData
 from sgtm.plugin import BuildContext, ContainerInfo, InvalidEvent, Outbound
@@ -128,6 +129,66 @@ def test_a_datalayer_purchase_becomes_a_gtag_hit() -> None:
     # no personal data in clear anywhere on the wire
     wire = outbound.url + outbound.body.decode()
     assert "Ana" not in wire and "GMail" not in wire and "91234" not in wire
+    assert ctx.warnings == []
+
+
+# A backend's Measurement Protocol request, as the ga4_mp client receives it.
+MP_BODY: dict[str, Any] = {
+    "client_id": "123456789.1718000000",
+    "user_id": "CRM-42",
+    "timestamp_micros": 1_767_225_000_000_000,
+    "non_personalized_ads": True,
+    "user_properties": {"plan": {"value": "gold"}, "orders": {"value": 3}},
+    "user_data": {
+        "sha256_email_address": [EXAMPLE_HEX],
+        "address": [{"sha256_first_name": EXAMPLE_HEX, "city": "sao paulo", "country": "BR"}],
+    },
+    "events": [
+        {
+            "name": "purchase",
+            "params": {
+                "transaction_id": "T-9",
+                "currency": "BRL",
+                "value": 99.9,
+                "session_id": 1718000000,
+                "engagement_time_msec": 120,
+                "items": [{"item_id": "SKU-9", "price": 99.9, "quantity": 1}],
+            },
+        }
+    ],
+}
+
+
+@pytest.mark.parametrize("ad_user_data", [None, "GRANTED", "DENIED"])
+def test_an_event_of_the_ga4_mp_client_becomes_a_gtag_hit(ad_user_data: str | None) -> None:
+    """The ga4_mp client keys events as the ga4 client does, so this tag reads them whole; a
+    backend gave no IP and no browser, so neither `_uip` nor a User-Agent is sent."""
+    body = dict(MP_BODY)
+    if ad_user_data is not None:
+        body["consent"] = {"ad_user_data": ad_user_data}
+    event = mp_event_data(body, body["events"][0], "G-ABC123XYZ9", False, NOW)
+    ctx = context()
+    (outbound,) = TAG.build(event, msgspec.convert({}, Ga4Settings), ctx)
+    assert outbound.headers == {"Content-Type": "text/plain;charset=UTF-8"}
+    expected: dict[str, Any] = {
+        "v": "2",
+        "tid": "G-ABC123XYZ9",
+        "cid": "123456789.1718000000",
+        "uid": "CRM-42",
+        "sid": "1718000000",
+        "_et": 120,
+        "en": "purchase",
+        "cu": "BRL",
+        "npa": "1",
+        "up.plan": "gold",
+        "upn.orders": 3,
+        "ep.transaction_id": "T-9",
+        "epn.value": 99.9,
+        "items": [{"item_id": "SKU-9", "price": 99.9, "quantity": 1}],
+    }
+    if ad_user_data != "DENIED":
+        expected["em"] = frozenset({("em", EXAMPLE_HEX), ("fn0", EXAMPLE_HEX), ("co0", "br")})
+    assert fake_ga4.canonical(sent(outbound)) == expected  # no timestamp_micros, no _uip
     assert ctx.warnings == []
 
 
