@@ -39,6 +39,7 @@ class BeaconSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_body_bytes: int = 65536
     # For conversions whose body has no `currency` (Newtail's has none).
     currency: str | None = None
+    # Also set Meta's _fbp / _fbc from the server (the visitor's own are always read).
     meta_cookies: bool = False
     cookies: CookieSettings = msgspec.field(default_factory=CookieSettings)
 
@@ -82,8 +83,7 @@ class BeaconClient(Client):
         if request.client_ip:
             event["ip_override"] = request.client_ip
         events = [event]
-        if settings.meta_cookies:
-            meta_cookies(request, events, settings.cookies, ctx)
+        meta_cookies(request, events, settings.cookies, ctx, set_cookies=settings.meta_cookies)
         return events
 
     def respond(

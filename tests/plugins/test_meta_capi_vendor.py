@@ -327,6 +327,25 @@ def test_serve_sends_each_event_type_as_meta_documents(tmp_path, meta):
     assert TOKEN not in logs
 
 
+def test_serve_sends_the_visitors_own_fbp_and_fbc_on_default_client_settings(tmp_path, meta):
+    # The ga4 client is on its defaults (meta_cookies: false): the cookies the pixel set are
+    # still read, so a page without fbclid keeps its click attribution.
+    env = {"META_ACCESS_TOKEN": TOKEN, "SGTM_DATA_DIR": str(tmp_path / "var")}
+    hit = (
+        "/g/collect?v=2&tid=G-TEST01&cid=111.222&en=purchase&dl=https%3A%2F%2Fwww.shop.example"
+        "%2Fdone&ep.transaction_id=T-9&cu=BRL&epn.value=10&pr1=idSKU-1~pr10~qt1"
+    )
+    cookie = "_ga=GA1.1.111.222; _fbp=fb.1.1700000000000.123456789; _fbc=fb.1.1700000000001.IwAR"
+    with SgtmProcess(_container(tmp_path, meta.url), env) as server:
+        response = httpx.get(server.url + hit, headers={"user-agent": UA, "cookie": cookie})
+        assert response.status_code == 200
+        assert "set-cookie" not in response.headers
+        (event,) = _events(meta, 1)
+    assert meta.errors == []
+    assert event["user_data"]["fbp"] == "fb.1.1700000000000.123456789"
+    assert event["user_data"]["fbc"] == "fb.1.1700000000001.IwAR"
+
+
 def test_serve_retries_a_transient_failure_with_the_same_event(tmp_path):
     env = {"META_ACCESS_TOKEN": TOKEN, "SGTM_DATA_DIR": str(tmp_path / "var")}
     hit = HIT.format(en="purchase", extra=HITS["purchase"])
