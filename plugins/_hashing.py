@@ -44,6 +44,7 @@ _NON_DIGITS = re.compile(r"[^0-9]")
 _GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 _COUNTRY = re.compile(r"[A-Za-z]{2}")
 _SOCIAL_ID_LENGTHS = (11, 14)
+_CALLING_CODE = re.compile(r"[1-9][0-9]{0,2}")
 
 # E.164: a country code and subscriber number of at most 15 digits; shorter than 7 is no phone.
 E164_MIN_DIGITS = 7
@@ -64,6 +65,13 @@ def hashed(value: object) -> str | None:
 
 
 # -- phones ------------------------------------------------------------------------------------
+
+
+def check_calling_code(value: str | None, name: str = "phone_country_code") -> None:
+    """For settings: ValueError naming `name` unless `value` is None or a country calling code
+    (1 to 3 digits, no leading zero: `"55"`, `"1"`, `"351"`)."""
+    if value is not None and not _CALLING_CODE.fullmatch(value):
+        raise ValueError(f"{name}: a country calling code of 1-3 digits, e.g. '55'; got {value!r}")
 
 
 def e164(value: object, default_country_code: str | None = None) -> str | None:

@@ -27,6 +27,7 @@ from typing import Any, get_args
 from urllib.parse import urlsplit
 
 import msgspec
+from sgtm_plugins import _hashing as pii
 from sgtm_plugins._identity import CookieSettings, cookie_domain, query_param
 
 from sgtm import event as ev
@@ -43,7 +44,7 @@ from .mapping import (
     PLAIN_SOURCES,
     VALUE_SOURCES,
 )
-from .normalize import fbc_from, hash_pii, is_valid_fbp_fbc, subdomain_index
+from .normalize import fbc_from, hash_pii, is_prehashed, is_valid_fbp_fbc, subdomain_index
 from .settings import ActionSource, MetaCapiSettings
 
 ACTION_SOURCES = frozenset(get_args(ActionSource))
@@ -192,9 +193,10 @@ def generated_event_id(event: EventData, now: float) -> str:
 def build_user_data(event: EventData, settings: MetaCapiSettings, time_ms: float) -> dict[str, Any]:
     out: dict[str, Any] = {}
     address = _address(event)
+    country_code = settings.phone_country_code
     for field, sources in HASHED_FIELDS.items():
         for key in sources:
-            hashed = _hashed(field, _source(event, address, key))
+            hashed = _hashed(field, _source(event, address, key), country_code)
             if hashed:
                 out[field] = hashed
                 break
@@ -216,7 +218,7 @@ def build_user_data(event: EventData, settings: MetaCapiSettings, time_ms: float
             out[field] = value
     for field, value in settings.user_data.items():
         # Explicit settings win; an empty or rejected value removes the field.
-        result = _hashed(field, value) if field in HASHED_FIELDS else _text(value)
+        result = _hashed(field, value, country_code) if field in HASHED_FIELDS else _text(value)
         if result:
             out[field] = result
         else:
@@ -237,15 +239,33 @@ def _source(event: EventData, address: dict[str, Any], key: str) -> Any:
     return ev.get(event, key)
 
 
-def _hashed(field: str, value: Any) -> str | list[str] | None:
-    """Meta's normalization and SHA-256 (`normalize.hash_pii`), after turning numbers into text;
-    64-hex input passes unchanged (lowercased) and is never hashed twice."""
+def _hashed(field: str, value: Any, country_code: str | None) -> str | list[str] | None:
+    """Meta's normalization and SHA-256 (`normalize.hash_pii`), after turning numbers into text
+    and giving phones their country code; 64-hex input passes unchanged (lowercased) and is
+    never hashed twice."""
     if isinstance(value, list):
-        texts = [t for t in (_pii_text(v) for v in value) if t]
+        texts = [t for t in (_field_text(field, v, country_code) for v in value) if t]
         hashed = hash_pii(field, texts) if texts else None
         return hashed or None
-    text = _pii_text(value)
+    text = _field_text(field, value, country_code)
     return hash_pii(field, text) if text else None
+
+
+def _field_text(field: str, value: Any, country_code: str | None) -> str | None:
+    text = _pii_text(value)
+    if text is None or field != "ph" or country_code is None or is_prehashed(text):
+        return text
+    return international_phone(text, country_code)
+
+
+def international_phone(text: str, country_code: str) -> str | None:
+    """A phone with its country code, as Meta's parameter builder reads a number the page gave
+    with its country's phone code (`phoneCode` then `phoneNumber`, digits kept, leading zeros
+    dropped): the shared E.164 rule (`+` or `00` means international; a national number loses
+    its trunk zeros and gets `country_code`), without the `+`. None when it cannot be a phone
+    number (fewer than 7 or more than 15 digits)."""
+    number = pii.e164(text, country_code)
+    return number[1:] if number else None
 
 
 def _pii_text(value: Any) -> str | None:

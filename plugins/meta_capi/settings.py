@@ -13,6 +13,9 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import msgspec
+from sgtm_plugins._hashing import check_calling_code
+
+from sgtm.plugin import Secret, Url
 
 from .mapping import HASHED_FIELDS, PLAIN_FIELDS
 
@@ -47,7 +50,7 @@ class MetaCapiSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     pixel_id: str
     # A Conversions API access token; take it from the environment: "${META_ACCESS_TOKEN}".
     # Sent as the `access_token` query parameter, as Meta documents.
-    access_token: str
+    access_token: Secret
     api_version: str = DEFAULT_API_VERSION
     # Events Manager "Test events" code; an event's own `test_event_code` wins.
     test_event_code: str | None = None
@@ -55,7 +58,7 @@ class MetaCapiSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     action_source: ActionSource = "website"
     # Send `appsecret_proof` = hex HMAC-SHA256(app_secret, access_token), for apps that require it.
     appsecret_proof: bool = False
-    app_secret: str | None = None  # "${META_APP_SECRET}"; required with appsecret_proof
+    app_secret: Secret | None = None  # "${META_APP_SECRET}"; required with appsecret_proof
     # Sent as the request's `partner_agent` (attribution of the integration in Events Manager).
     partner_agent: str | None = None
     # Event name -> Meta event name, merged over the built-in table (mapping.EVENT_MAP).
@@ -64,12 +67,18 @@ class MetaCapiSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     custom_data: dict[str, Any] = {}
     # user_data overrides, applied last: hashed fields are normalized and hashed like the rest.
     user_data: dict[str, Any] = {}
+    # Country calling code for phone numbers written without one ("55" for Brazil): Meta only
+    # matches phones with their country code.
+    phone_country_code: str | None = None
+    # Send `opt_out: true` (do not use the events for ads delivery optimization) unless an event
+    # says otherwise with its own `opt_out`.
+    opt_out: bool = False
     # Limited Data Use: ["LDU"] with country 0 (geolocate) or 1 (US) and state 0 or 1000 (CA).
     data_processing_options: list[Literal["LDU"]] | None = None
     data_processing_options_country: Literal[0, 1] = 0
     data_processing_options_state: Literal[0, 1000] = 0
     # Base URL: proxies, regional gateways, tests. Never a template.
-    endpoint: str = DEFAULT_ENDPOINT
+    endpoint: Url = DEFAULT_ENDPOINT
 
     def __post_init__(self) -> None:
         if not _templated(self.pixel_id) and not _PATH_SAFE_RE.fullmatch(self.pixel_id):
@@ -81,6 +90,7 @@ class MetaCapiSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
             )
         if not self.access_token:
             raise ValueError("access_token: empty (set it from the environment)")
+        check_calling_code(self.phone_country_code)
         if self.appsecret_proof and not self.app_secret:
             raise ValueError("app_secret: required when appsecret_proof is true")
         parts = urlsplit(self.endpoint)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import msgspec
+from sgtm_plugins._hashing import check_calling_code
 
 Kind = Literal["impression", "view", "click", "conversion"]
 
@@ -33,7 +34,6 @@ FIELDS = frozenset(
 _DNS_NAME = re.compile(
     r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 )
-_COUNTRY_CODE = re.compile(r"[1-9][0-9]{0,2}")
 
 
 def _templated(value: object) -> bool:
@@ -70,10 +70,7 @@ class NewtailSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 "allowed_event_hosts: required, e.g. [" + ", ".join(SUGGESTED_EVENT_HOSTS) + "]"
             )
         self.allowed_event_hosts = [_host_entry(entry) for entry in self.allowed_event_hosts]
-        if self.phone_country_code is not None and not _COUNTRY_CODE.fullmatch(
-            self.phone_country_code
-        ):
-            raise ValueError("phone_country_code: 1-3 digits, e.g. '55'")
+        check_calling_code(self.phone_country_code)
         unknown = sorted(set(self.fields) - FIELDS)
         if unknown:
             raise ValueError(

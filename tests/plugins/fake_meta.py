@@ -82,6 +82,9 @@ REQUEST_KEYS = {
 }
 PATH_RE = re.compile(r"/v[0-9]+\.[0-9]+/[0-9]+/events")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
+# What Meta's own SDKs send since they route PII through capi-param-builder: the digest and the
+# builder's appendix (a language token or 8 base64url characters), passed on untouched.
+BUILDER_HASH_RE = re.compile(r"[0-9A-Fa-f]{64}\.(?:AQ|Ag|Aw|BA|BQ|Bg|[A-Za-z0-9_-]{8})")
 FB_COOKIE_RE = re.compile(r"fb\.[0-9]+\.[0-9]+\.[^.\s]+(\.[A-Za-z0-9_-]+)?")
 CURRENCY_RE = re.compile(r"[A-Z]{3}")
 MAX_EVENTS = 1000
@@ -174,7 +177,7 @@ def _user_data_problems(user_data: dict[str, Any]) -> Any:
     for key, value in user_data.items():
         if key in HASHED:
             values = value if isinstance(value, list) else [value]
-            if not values or not all(isinstance(v, str) and SHA256_RE.fullmatch(v) for v in values):
+            if not values or not all(_is_hash(v) for v in values):
                 yield f"user_data.{key} must be SHA-256 hashed (lowercase hex)"
         elif key in NEVER_HASHED:
             if not isinstance(value, str) or not value:
@@ -224,6 +227,12 @@ def _custom_data_problems(custom_data: dict[str, Any], event_name: Any) -> Any:
     num_items = custom_data.get("num_items")
     if num_items is not None and (not isinstance(num_items, int) or isinstance(num_items, bool)):
         yield "custom_data.num_items must be an integer"
+
+
+def _is_hash(value: Any) -> bool:
+    return isinstance(value, str) and bool(
+        SHA256_RE.fullmatch(value) or BUILDER_HASH_RE.fullmatch(value)
+    )
 
 
 # Graph API error envelopes by status, for the replies to scripted failures.

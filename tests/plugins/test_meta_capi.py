@@ -495,10 +495,79 @@ def test_user_data_precedence():
 
 def test_hashed_input_passes_unchanged_and_is_never_hashed_twice():
     digest = sha("jane@example.com")
-    out = build(base(user_data={"sha256_email_address": digest.upper(), "phone_number": digest}))
+    out = build(base(user_data={"email_address": digest.upper(), "phone_number": digest}))
     assert out["user_data"]["em"] == digest  # lowercased, not re-hashed
     assert out["user_data"]["ph"] == digest
     assert build(base(**{"x-fb-ud-fn": f"  {digest}\n"}))["user_data"]["fn"] == digest
+
+
+def test_prehashed_values_keep_their_case_as_metas_builder_keeps_it():
+    # getNormalizedAndHashedPII: a bare digest is lower-cased; one carrying the builder's
+    # appendix (what Meta's own SDK sends) is returned untouched, case and appendix included.
+    digest = sha("jane@example.com")
+    with_appendix = f"{digest.upper()}.AQQCAQMC"
+    out = build(base(email=f" {with_appendix} ", phone=digest.upper()))["user_data"]
+    assert out["em"] == with_appendix
+    assert out["ph"] == digest
+    # the same with a country code set: a digest is never read as a phone number
+    out = build(base(phone=with_appendix), phone_country_code="55")["user_data"]
+    assert out["ph"] == with_appendix
+
+
+def test_googles_prehashed_user_data_is_not_taken_as_metas():
+    # Google hashes Gmail addresses without their dots and phones with their `+`: the same
+    # person's hash differs from Meta's, so these keys are never em / ph / fn / ln sources.
+    google = {
+        "sha256_email_address": sha("johndoe@gmail.com"),  # john.doe@gmail.com, Google's way
+        "sha256_phone_number": sha("+5511912345678"),
+        "address": {"sha256_first_name": sha("mary ann"), "sha256_last_name": sha("silva")},
+    }
+    out = build(base(user_data=google))["user_data"]
+    assert not {"em", "ph", "fn", "ln"} & set(out)
+    # a container that knows its hashes follow Meta's rules maps them explicitly
+    mapped = build(base(user_data=google), user_data={"em": google["sha256_email_address"]})[
+        "user_data"
+    ]
+    assert mapped["em"] == sha("johndoe@gmail.com")
+    # the clear-text values are normalized Meta's way instead
+    clear = {"email_address": "John.Doe@Gmail.com", "phone_number": "+55 11 91234-5678"}
+    out = build(base(user_data={**google, **clear}))["user_data"]
+    assert out["em"] == sha("john.doe@gmail.com")
+    assert out["ph"] == sha("5511912345678")
+
+
+@pytest.mark.parametrize(
+    ("phone", "country_code", "expected"),
+    [
+        ("(11) 91234-5678", None, "11912345678"),  # Meta's builder alone: no country code
+        ("(11) 91234-5678", "55", "5511912345678"),
+        ("011 91234-5678", "55", "5511912345678"),  # the trunk zero goes, as in the builder
+        ("+55 (11) 91234-5678", "55", "5511912345678"),
+        ("0055 11 91234-5678", "55", "5511912345678"),  # 00: the international prefix
+        ("+351 912 345 678", "55", "351912345678"),  # a number of another country keeps its own
+        ("650-123-4567", "1", "16501234567"),
+        (5511912345678, "55", "555511912345678"),  # digits alone are national: write `+55...`
+        ("1234", "55", None),  # fewer than 7 digits with the country code: no phone number
+        ("+1234567890123456", "55", None),  # more than 15
+    ],
+)
+def test_phone_country_code_is_applied_as_metas_builder_reads_a_phone_code(
+    phone, country_code, expected
+):
+    overrides = {} if country_code is None else {"phone_country_code": country_code}
+    out = build(base(user_data={"phone_number": phone}), **overrides)["user_data"]
+    assert out.get("ph") == (sha(expected) if expected else None)
+
+
+def test_phone_country_code_reaches_lists_and_the_user_data_setting():
+    out = build(
+        base(user_data={"phone_number": ["(11) 91234-5678", "+1 650 123 4567", "0011 2"]}),
+        phone_country_code="55",
+        user_data={},
+    )["user_data"]
+    assert out["ph"] == [sha("5511912345678"), sha("16501234567")]
+    out = build(base(), phone_country_code="55", user_data={"ph": "(21) 3333-4444"})["user_data"]
+    assert out["ph"] == sha("552133334444")
 
 
 def test_numbers_lists_and_garbage_in_user_data():
@@ -716,6 +785,9 @@ def test_data_processing_options():
         ({"action_source": "web"}, "Invalid enum value 'web'"),
         ({"data_processing_options": ["XYZ"]}, "Invalid enum value 'XYZ'"),
         ({"colour": "red"}, "unknown field `colour`"),
+        ({"phone_country_code": "+55"}, "phone_country_code: a country calling code of 1-3"),
+        ({"phone_country_code": "0"}, "phone_country_code: a country calling code of 1-3"),
+        ({"opt_out": "yes"}, "Expected `bool`, got `str` - at `$.opt_out`"),
     ],
 )
 def test_settings_errors(overrides, message):

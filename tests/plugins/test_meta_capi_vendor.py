@@ -76,6 +76,8 @@ def _with(now: float, **changes: Any) -> dict[str, Any]:
         ({"action_source": "web"}, "action_source 'web' is invalid"),
         ({"event_source_url": "www.shop.example"}, "need an http(s) event_source_url"),
         ({"user_data__em": "a@b.co"}, "user_data.em must be SHA-256 hashed"),
+        ({"user_data__ph": sha("1").upper()}, "user_data.ph must be SHA-256 hashed"),
+        ({"user_data__em": sha("a") + ".XY"}, "user_data.em must be SHA-256 hashed"),
         ({"user_data__client_ip_address": sha("1.2.3.4")}, "must not be hashed"),
         ({"user_data__client_ip_address": "1.2.3.4:80"}, "is not an IP address (no port)"),
         ({"user_data__fbc": "IwAR1"}, "user_data.fbc 'IwAR1' is not fb."),
@@ -162,6 +164,28 @@ def test_a_full_batch_of_1000_is_accepted(meta):
     assert f"access_token={TOKEN}" in got.query and "appsecret_proof=" in got.query
     data = msgspec.json.decode(got.body)["data"]
     assert len({e["event_id"] for e in data}) == 1000
+
+
+def test_phones_with_their_country_code_and_prehashed_values_reach_meta(meta):
+    now = time.time()
+    config = {"pixel_id": PIXEL, "access_token": TOKEN, "endpoint": meta.url}
+    settings = msgspec.convert({**config, "phone_country_code": "55"}, MetaCapiSettings)
+    ctx = BuildContext(tag_name="meta", container=ContainerInfo(name="shop"), now=now)
+    appendix = f"{sha('ana@example.com').upper()}.AQQCAQMC"  # as Meta's own SDK sends it
+    event = {
+        "event_name": "generate_lead",
+        "event_id": "L-1",
+        "page_location": "https://www.shop.example/contato",
+        "user_agent": UA,
+        "email": appendix,
+        "user_data": {"phone_number": ["(11) 91234-5678", "+351 912 345 678"]},
+    }
+    (outbound,) = TAG.build(event, settings, ctx)
+    response = _send(outbound)
+    assert meta.errors == [] and response.status_code == 200
+    (sent,) = msgspec.json.decode(meta.received[0].body)["data"]
+    assert sent["user_data"]["ph"] == [sha("5511912345678"), sha("351912345678")]
+    assert sent["user_data"]["em"] == appendix
 
 
 def test_meta_refusal_is_classified_from_the_real_answer(meta):

@@ -609,7 +609,7 @@ def test_allowed_hosts_are_normalized():
         ({"event_endpoint": "ftp://x"}, "event_endpoint: expected a base URL"),
         ({"fields": {"email_hashed": "x"}}, "fields: unknown field 'email_hashed'"),
         ({"event_map": {"x": "purchase"}}, "event_map"),
-        ({"phone_country_code": "0055"}, "phone_country_code: 1-3 digits"),
+        ({"phone_country_code": "0055"}, "phone_country_code: a country calling code of 1-3"),
     ],
 )  # fmt: skip
 def test_settings_are_checked_at_load(settings, message):
