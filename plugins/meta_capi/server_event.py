@@ -10,6 +10,7 @@ for one bad event (reference/destinations/meta-capi.md §2-§3):
 - `action_source` outside Meta's list;
 - `website` events without an http(s) `event_source_url` (page_location) or a
   `client_user_agent` (user_agent);
+- `app` events without `app_data` (ATT flag and the 16 extinfo strings: `app_data.py`);
 - Purchase without a currency or a value (a value is summed from the items' price x quantity
   when the event has none; a currency is never invented);
 - a currency that is not a 3-letter ISO 4217 code, a value that is not a finite number,
@@ -34,6 +35,7 @@ from sgtm import event as ev
 from sgtm.event import EventData
 from sgtm.plugin import InvalidEvent
 
+from .app_data import app_data, opt_out
 from .mapping import (
     CONTENT_FIELDS,
     CUSTOM_DATA_OVERRIDES,
@@ -93,6 +95,11 @@ def server_event(event: EventData, settings: MetaCapiSettings, now: float) -> di
     if not user_data:
         raise InvalidEvent("no user_data: Meta needs at least one customer information field")
     out["user_data"] = user_data
+    if action_source == "app":
+        out["app_data"] = app_data(event)
+    opted_out = opt_out(event, settings.opt_out)
+    if opted_out is not None:
+        out["opt_out"] = opted_out
     custom_data = build_custom_data(event, settings, name)
     if custom_data:
         out["custom_data"] = custom_data

@@ -5,7 +5,9 @@ check, and Meta's answers as replies.
 (reference/destinations/meta-capi.md §1-§6 and the Graph API docs): the path and
 `access_token`, `data` of 1..1000 events, each with `event_name`, `event_time` in seconds within
 the last 7 days (62 for physical_store), a known `action_source`, `event_source_url` and
-`client_user_agent` for website events, hashed user_data fields as lowercase SHA-256 hex,
+`client_user_agent` for website events, `app_data` for app events (the ATT flag and extinfo's 16
+strings, version a2/i2 and OS version required), a boolean `opt_out`, hashed user_data fields as
+lowercase SHA-256 hex (or with capi-param-builder's appendix),
 never-hashed fields in clear (an IP without a port, fbc/fbp in Meta's format), currency and
 value for Purchase, contents with ids and integer quantities.
 `reply(received, status)` answers like Meta: `{"events_received": N, "messages": [],
@@ -165,12 +167,37 @@ def _event_problems(event: Any, now: float) -> Any:
             yield "website events need an http(s) event_source_url"
         if not isinstance(user_data.get("client_user_agent"), str):
             yield "website events need user_data.client_user_agent"
+    if source == "app":
+        yield from _app_data_problems(event.get("app_data"))
+    if "opt_out" in event and not isinstance(event["opt_out"], bool):
+        yield "opt_out must be a boolean"
     yield from _user_data_problems(user_data)
     custom_data = event.get("custom_data", {})
     if not isinstance(custom_data, dict):
         yield "custom_data must be an object"
         custom_data = {}
     yield from _custom_data_problems(custom_data, event.get("event_name"))
+
+
+def _app_data_problems(app_data: Any) -> Any:
+    # App Data Parameters: advertiser_tracking_enabled and extinfo are required for app events;
+    # extinfo is 16 strings in order, empty ones as "", version a2/i2 and OS version required.
+    if not isinstance(app_data, dict):
+        yield "app events need app_data"
+        return
+    if not isinstance(app_data.get("advertiser_tracking_enabled"), bool):
+        yield "app_data.advertiser_tracking_enabled is required (a boolean)"
+    if "application_tracking_enabled" in app_data and not isinstance(
+        app_data["application_tracking_enabled"], bool
+    ):
+        yield "app_data.application_tracking_enabled must be a boolean"
+    extinfo = app_data.get("extinfo")
+    if not isinstance(extinfo, list) or len(extinfo) != 16:
+        yield "app_data.extinfo must be an array of 16 values"
+    elif not all(isinstance(value, str) for value in extinfo):
+        yield "app_data.extinfo values must be strings"
+    elif extinfo[0] not in ("a2", "i2") or not extinfo[4]:
+        yield "app_data.extinfo needs version a2 or i2 and the OS version"
 
 
 def _user_data_problems(user_data: dict[str, Any]) -> Any:

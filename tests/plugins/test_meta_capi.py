@@ -392,6 +392,83 @@ def test_other_action_sources_need_no_url_or_agent_but_some_user_data():
     assert out["user_data"] == {"em": sha("a@b.co")} and "event_source_url" not in out
 
 
+# -- app events and opt_out ----------------------------------------------------------------------
+
+EXTINFO = ["i2", "com.shop.app", "2.1", "2.1 (77)", "17.4.1", "iPhone15,2", "pt_BR", "BRT",
+           "Vivo", 1179, 2556, 3.0, 6, 128, 41, "America/Sao_Paulo"]  # fmt: skip
+APP_EVENT = {
+    "event_name": "purchase",
+    "event_id": "A-1",
+    "action_source": "app",
+    "currency": "BRL",
+    "value": 10,
+    "madid": "38400000-8cf0-11bd-b23e-10b96e40000d",
+}
+
+
+def test_app_events_carry_app_data_built_from_event_data():
+    out = build({**APP_EVENT, "app_data": {"advertiser_tracking_enabled": 1,
+                                           "application_tracking_enabled": "false",
+                                           "extinfo": EXTINFO, "campaign_ids": "c-1"}})  # fmt: skip
+    assert out["app_data"] == {
+        "advertiser_tracking_enabled": True,
+        "application_tracking_enabled": False,
+        "extinfo": ["i2", "com.shop.app", "2.1", "2.1 (77)", "17.4.1", "iPhone15,2", "pt_BR",
+                    "BRT", "Vivo", "1179", "2556", "3", "6", "128", "41", "America/Sao_Paulo"],
+        "campaign_ids": "c-1",
+    }  # fmt: skip
+    assert "event_source_url" not in out and out["user_data"] == {"madid": APP_EVENT["madid"]}
+    # the same keys at the top level; extinfo by name, the rest filled with empty strings
+    named = {"ext_info_version": "a2", "os_version": "14", "app_package_name": "com.shop"}
+    out = build({**APP_EVENT, "advertiser_tracking_enabled": False, "extinfo": named})
+    assert out["app_data"]["advertiser_tracking_enabled"] is False
+    assert out["app_data"]["extinfo"] == ["a2", "com.shop", "", "", "14"] + [""] * 11
+    assert "application_tracking_enabled" not in out["app_data"]
+    # short lists are padded to Meta's 16 entries
+    short = {**APP_EVENT, "advertiser_tracking_enabled": True, "extinfo": ["a2", "", "", "", "13"]}
+    assert build(short)["app_data"]["extinfo"][4:] == ["13"] + [""] * 11
+    # app_data is only for app events
+    assert "app_data" not in build(base(app_data={"advertiser_tracking_enabled": True}))
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({}, "action_source app needs app_data.advertiser_tracking_enabled"),
+        ({"advertiser_tracking_enabled": True}, "action_source app needs app_data.extinfo"),
+        ({"advertiser_tracking_enabled": "maybe", "extinfo": EXTINFO},
+         "advertiser_tracking_enabled must be true or false"),
+        ({"advertiser_tracking_enabled": 2, "extinfo": EXTINFO},
+         "advertiser_tracking_enabled must be true or false"),
+        ({"app_data": "yes"}, "app_data must be an object"),
+        ({"advertiser_tracking_enabled": True, "extinfo": ["w2", "", "", "", "1"]},
+         "app_data.extinfo[0] must be a2 (Android) or i2 (iOS), got 'w2'"),
+        ({"advertiser_tracking_enabled": True, "extinfo": ["a2"]},
+         "app_data.extinfo[4] (os_version) is required"),
+        ({"advertiser_tracking_enabled": True, "extinfo": [*EXTINFO, "x"]},
+         "app_data.extinfo has 17 entries; Meta takes 16"),
+        ({"advertiser_tracking_enabled": True, "extinfo": ["a2", "", "", "", {"v": 1}]},
+         "app_data.extinfo[4] (os_version) is not text"),
+        ({"advertiser_tracking_enabled": True, "extinfo": ["a2", "x" * 2000, "", "", "1"]},
+         "app_data.extinfo[1] (app_package_name) is not text"),
+        ({"advertiser_tracking_enabled": True, "extinfo": {"os": "14"}},
+         "app_data.extinfo: unknown field 'os'"),
+        ({"advertiser_tracking_enabled": True, "extinfo": "i2,x"},
+         "app_data.extinfo must be a list of 16 strings or an object"),
+    ],
+)  # fmt: skip
+def test_app_events_without_valid_app_data_are_refused(extra, message):
+    assert message in invalid({**APP_EVENT, **extra})
+
+
+def test_opt_out_from_the_event_or_the_setting():
+    assert "opt_out" not in build(base())
+    assert build(base(), opt_out=True)["opt_out"] is True
+    assert build(base(opt_out="false"), opt_out=True)["opt_out"] is False  # the event's own
+    assert build(base(opt_out=1))["opt_out"] is True
+    assert "opt_out must be true or false" in invalid(base(opt_out="sometimes"))
+
+
 def test_purchase_value_is_summed_from_items_but_currency_never_invented():
     out = build(base("purchase", currency="EUR", items=[SOCK, CAP, {"item_id": "X"}]))
     assert out["custom_data"]["value"] == 44.8  # 9.9 x 2 + 25 x 1; an item without price adds 0

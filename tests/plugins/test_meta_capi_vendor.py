@@ -86,6 +86,16 @@ def _with(now: float, **changes: Any) -> dict[str, Any]:
         ({"custom_data": {"value": 1, "currency": "EUR", "contents": [{"quantity": 1}]}},
          "contents[0] needs an id"),
         ({"surprise": 1}, "unknown parameter 'surprise'"),
+        ({"action_source": "app"}, "app events need app_data"),
+        ({"action_source": "app", "app_data": {"extinfo": ["i2"] + [""] * 15}},
+         "app_data.advertiser_tracking_enabled is required"),
+        ({"action_source": "app",
+          "app_data": {"advertiser_tracking_enabled": True, "extinfo": ["i2", "x"]}},
+         "app_data.extinfo must be an array of 16 values"),
+        ({"action_source": "app",
+          "app_data": {"advertiser_tracking_enabled": True, "extinfo": ["i2"] + [""] * 15}},
+         "extinfo needs version a2 or i2 and the OS version"),
+        ({"opt_out": "true"}, "opt_out must be a boolean"),
     ],
 )  # fmt: skip
 def test_fake_meta_refuses_what_meta_refuses(change, problem):
@@ -186,6 +196,40 @@ def test_phones_with_their_country_code_and_prehashed_values_reach_meta(meta):
     (sent,) = msgspec.json.decode(meta.received[0].body)["data"]
     assert sent["user_data"]["ph"] == [sha("5511912345678"), sha("351912345678")]
     assert sent["user_data"]["em"] == appendix
+
+
+def test_app_events_and_opt_out_reach_meta_as_documented(meta):
+    now = time.time()
+    config = {"pixel_id": PIXEL, "access_token": TOKEN, "endpoint": meta.url}
+    settings = msgspec.convert({**config, "opt_out": True}, MetaCapiSettings)
+    ctx = BuildContext(tag_name="meta", container=ContainerInfo(name="shop"), now=now)
+    app_event = {
+        "event_name": "purchase",
+        "event_id": "A-1",
+        "action_source": "app",
+        "currency": "BRL",
+        "value": 10,
+        "madid": "38400000-8cf0-11bd-b23e-10b96e40000d",
+        "app_data": {
+            "advertiser_tracking_enabled": False,
+            "extinfo": {"ext_info_version": "a2", "os_version": "14", "screen_width": 1080},
+        },
+    }
+    web_event = {
+        "event_name": "page_view",
+        "event_id": "W-1",
+        "page_location": "https://www.shop.example/",
+        "user_agent": UA,
+        "opt_out": False,
+    }
+    outbounds = [TAG.build(e, settings, ctx)[0] for e in (app_event, web_event)]
+    response = _send(TAG.merge(outbounds))
+    assert meta.errors == [] and response.status_code == 200
+    app, web = msgspec.json.decode(meta.received[0].body)["data"]
+    assert app["app_data"]["advertiser_tracking_enabled"] is False
+    assert app["app_data"]["extinfo"][:5] == ["a2", "", "", "", "14"]
+    assert app["app_data"]["extinfo"][9] == "1080"
+    assert (app["opt_out"], web["opt_out"]) == (True, False)  # the setting, the event's own
 
 
 def test_meta_refusal_is_classified_from_the_real_answer(meta):
