@@ -9,6 +9,7 @@ be a template: an event must not choose where a request goes.
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -32,9 +33,20 @@ ActionSource = Literal[
 ]
 
 DEFAULT_ENDPOINT = "https://graph.facebook.com"
-# Graph API v25.0 (18 Feb 2026), available until 29 Jul 2028 per Meta's version table; see
-# docs/tags/meta_capi.md for how it was chosen.
-DEFAULT_API_VERSION = "v25.0"
+# The Conversions API is part of the Marketing API and follows *its* version schedule, not the
+# Graph API's (which keeps versions for two years): a Marketing API version lives about a year,
+# until 90+ days after a newer one. Release and announced expiry dates, from Meta's "Marketing
+# API version history"; None: no expiry announced yet. The default is the newest version; each
+# new version is added here, which moves the default (a test holds the two together; see
+# docs/tags/meta_capi.md, "API version").
+MARKETING_API_VERSIONS: dict[str, tuple[date, date | None]] = {
+    "v27.0": (date(2026, 11, 4), None),
+    "v26.0": (date(2026, 7, 29), None),
+    "v25.0": (date(2026, 2, 18), date(2027, 2, 23)),
+    "v24.0": (date(2025, 10, 8), date(2026, 11, 10)),
+    "v23.0": (date(2025, 5, 29), date(2026, 6, 9)),
+}
+DEFAULT_API_VERSION = "v27.0"
 
 # Ids and versions become URL path segments: allow nothing that could leave the segment.
 _PATH_SAFE_RE = re.compile(r"[A-Za-z0-9_\-]+")
@@ -85,7 +97,7 @@ class MetaCapiSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
             raise ValueError(f"pixel_id: expected the pixel's numeric id, got {self.pixel_id!r}")
         if not _templated(self.api_version) and not _API_VERSION_RE.fullmatch(self.api_version):
             raise ValueError(
-                f"api_version: expected a Graph API version like {DEFAULT_API_VERSION!r}, "
+                f"api_version: expected a Marketing API version like {DEFAULT_API_VERSION!r}, "
                 f"got {self.api_version!r}"
             )
         if not self.access_token:

@@ -82,7 +82,10 @@ REQUEST_KEYS = {
     "upload_tag",
     "upload_source",
 }
-PATH_RE = re.compile(r"/v[0-9]+\.[0-9]+/[0-9]+/events")
+PATH_RE = re.compile(r"/(v[0-9]+\.[0-9]+)/[0-9]+/events")
+# Marketing API versions Meta serves in December 2026 (its version history: v24.0 expired on
+# 10 Nov 2026, v25.0 expires on 23 Feb 2027); calls to others are refused with code 2635.
+SERVED_VERSIONS = ("v25.0", "v26.0", "v27.0")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 # What Meta's own SDKs send since they route PII through capi-param-builder: the digest and the
 # builder's appendix (a language token or 8 base64url characters), passed on untouched.
@@ -100,9 +103,12 @@ def problems(received: Received, now: float | None = None) -> str | None:
 
 
 def _request_problems(got: Received, now: float) -> Any:
-    if got.method != "POST" or not PATH_RE.fullmatch(got.path):
+    path = PATH_RE.fullmatch(got.path)
+    if got.method != "POST" or not path:
         yield f"not POST /{{version}}/{{pixel_id}}/events: {got.method} {got.path}"
         return
+    if path[1] not in SERVED_VERSIONS:
+        yield f"(#2635) You are calling a deprecated version of the Ads API: {path[1]}"
     query = parse_qs(got.query)
     if not query.get("access_token", [""])[0]:
         yield "no access_token"
@@ -287,8 +293,10 @@ def reply(received: Received, status: int) -> bytes:
             count = 0
         return msgspec.json.encode({"events_received": count, "messages": [], "fbtrace_id": trace})
     error = dict(ERRORS.get(status, ERRORS[500 if status >= 500 else 400]))
-    if status == 400:
-        problem = problems(received)
+    problem = problems(received) if status == 400 else None
+    if problem is not None and problem.startswith("(#2635)"):
+        error = {"message": problem, "type": "OAuthException", "code": 2635}
+    elif status == 400:
         error.update(
             error_subcode=2804019,
             is_transient=False,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -14,7 +15,11 @@ import pytest
 from sgtm_plugins.meta_capi import MetaCapiTag, appsecret_proof, register_tag_types
 from sgtm_plugins.meta_capi import normalize as n
 from sgtm_plugins.meta_capi.mapping import EVENT_MAP, HASHED_FIELDS
-from sgtm_plugins.meta_capi.settings import MetaCapiSettings
+from sgtm_plugins.meta_capi.settings import (
+    DEFAULT_API_VERSION,
+    MARKETING_API_VERSIONS,
+    MetaCapiSettings,
+)
 
 from sgtm.config import load_text
 from sgtm.container import Container
@@ -192,7 +197,7 @@ def test_event_types(ga4_name, extra, meta_name, custom_data):
 def test_request_shape():
     (outbound,) = TAG.build(base(event_id="e1"), settings(test_event_code="TEST123"), CTX)
     assert outbound.method == "POST"
-    assert outbound.url == f"https://graph.facebook.com/v25.0/{PIXEL}/events?access_token=tok"
+    assert outbound.url == f"https://graph.facebook.com/v27.0/{PIXEL}/events?access_token=tok"
     assert outbound.headers == {"Content-Type": "application/json"}
     assert outbound.destination == f"{PIXEL}/test:TEST123"
     assert outbound.idempotency_key == f"{PIXEL}:PageView:e1"
@@ -852,7 +857,7 @@ def test_data_processing_options():
     [
         ({"pixel_id": "12/34"}, "pixel_id: expected the pixel's numeric id"),
         ({"pixel_id": "https://graph.facebook.com/123"}, "pixel_id"),
-        ({"api_version": "25"}, "api_version: expected a Graph API version like 'v25.0'"),
+        ({"api_version": "27"}, "api_version: expected a Marketing API version like 'v27.0'"),
         ({"access_token": ""}, "access_token: empty"),
         ({"appsecret_proof": True}, "app_secret: required when appsecret_proof is true"),
         ({"endpoint": "{{event.host}}"}, "endpoint: cannot be a template"),
@@ -892,7 +897,7 @@ tags:
         traces[0]
         .tags[0]
         .requests[0]
-        .url.startswith(f"https://graph.facebook.com/v25.0/{PIXEL}/events?")
+        .url.startswith(f"https://graph.facebook.com/v27.0/{PIXEL}/events?")
     )
     assert traces[1].tags[0].reason.startswith("invalid: settings: pixel_id: expected")
 
@@ -1093,8 +1098,29 @@ def test_classify_reasons_say_what_to_do():
         "fbtrace_id AbC"
     )
     assert "check pixel_id" in TAG.classify(400, {}, _error(100, error_subcode=33)).reason
+    old = TAG.classify(
+        400, {}, _error(2635, message="(#2635) You are calling a deprecated version")
+    )
+    assert old.outcome == "dead"
+    assert old.reason.startswith(
+        "api_version is no longer served by Meta: set the tag's api_version"
+    )
     long = TAG.classify(400, {}, _error(100, message="x" * 5000)).reason
     assert len(long) < 400 and long.endswith("fbtrace_id AbC")
+
+
+def test_default_api_version_is_the_newest_marketing_api_version():
+    # Adding a version Meta released to the table moves the default with it (see the docs'
+    # "API version"): the default is never an older version than the table knows.
+    newest = max(MARKETING_API_VERSIONS, key=lambda v: MARKETING_API_VERSIONS[v][0])
+    assert DEFAULT_API_VERSION == newest == settings().api_version
+    released = [MARKETING_API_VERSIONS[v][0] for v in MARKETING_API_VERSIONS]
+    assert released == sorted(released, reverse=True)  # newest first, as Meta lists them
+    for version, (release, expiry) in MARKETING_API_VERSIONS.items():
+        assert expiry is None or expiry > release, version
+    # the user's guide names the same default
+    guide = (Path(__file__).parents[2] / "docs/tags/meta_capi.md").read_text()
+    assert f"| `api_version` | `{DEFAULT_API_VERSION}` |" in guide
 
 
 def test_registered():

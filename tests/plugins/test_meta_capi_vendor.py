@@ -34,7 +34,7 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def received(body: Any, *, path: str = f"/v25.0/{PIXEL}/events", query: str = "access_token=t"):
+def received(body: Any, *, path: str = f"/v27.0/{PIXEL}/events", query: str = "access_token=t"):
     raw = body if isinstance(body, bytes) else msgspec.json.encode(body)
     headers = {"content-type": "application/json"}
     return Received(method="POST", path=path, query=query, headers=headers, body=raw)
@@ -119,6 +119,8 @@ def test_fake_meta_refuses_bad_requests():
     big = {"data": ok["data"] * 1001}
     assert "1001 events in one request" in fake_meta.problems(received(big), now)
     assert "unknown request parameter" in fake_meta.problems(received({**ok, "x": 1}), now)
+    expired = received(ok, path=f"/v24.0/{PIXEL}/events")
+    assert "(#2635) You are calling a deprecated version" in fake_meta.problems(expired, now)
 
 
 # -- the tag's requests over a real socket -----------------------------------------------------
@@ -256,6 +258,15 @@ def test_one_bad_event_in_a_batch_is_blamed_alone(meta):
     assert _send(retried).json()["events_received"] == 2
 
 
+def test_an_expired_api_version_is_a_dead_letter_that_names_the_setting(meta):
+    (outbound,) = _outbounds(meta.url, 1, time.time(), api_version="v24.0")
+    response = _send(outbound)
+    assert response.status_code == 400 and response.json()["error"]["code"] == 2635
+    verdict = TAG.classify(response.status_code, dict(response.headers), response.content)
+    assert verdict.outcome == "dead"
+    assert verdict.reason.startswith("api_version is no longer served by Meta")
+
+
 @pytest.mark.parametrize(
     ("status", "outcome", "reason"),
     [
@@ -365,7 +376,7 @@ def test_serve_sends_each_event_type_as_meta_documents(tmp_path, meta):
     by_name = {e["event_name"]: e for e in events}
     assert set(by_name) == set(META_NAMES.values())
     for request in meta.received:
-        assert request.path == f"/v25.0/{PIXEL}/events"
+        assert request.path == f"/v27.0/{PIXEL}/events"
         assert request.query == f"access_token={TOKEN}"
         assert msgspec.json.decode(request.body)["test_event_code"] == "TEST42"
     for en, meta_name in META_NAMES.items():
@@ -490,7 +501,7 @@ def test_emulate_shows_the_exact_requests(tmp_path):
         (request,) = tag["requests"]
         assert request["method"] == "POST"
         assert request["url"] == (
-            f"https://graph.facebook.com/v25.0/{PIXEL}/events?access_token=${{META_ACCESS_TOKEN}}"
+            f"https://graph.facebook.com/v27.0/{PIXEL}/events?access_token=${{META_ACCESS_TOKEN}}"
         )
         assert request["headers"] == {"Content-Type": "application/json"}
         url = urlsplit(request["url"])
