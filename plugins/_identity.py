@@ -7,6 +7,8 @@
   (`localhost`) get host-only cookies (no Domain attribute).
 - `storage_granted`: identifier cookies need the consent type granted by every event of the
   request (or by the container default when a hit says nothing).
+- `visitor_id`: the visitor's persistent first-party id (GA's client id, else sgtm's `_dcid`),
+  the same whichever client brought an event: what retail-media ids are joined on.
 - `meta_cookies`: the visitor's own `_fbp` / `_fbc` read into event data on every request, and,
   when the client is told to, set by the server with the capi-param-builder rules ported in
   `sgtm_plugins.meta_capi.normalize`.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import secrets
+from collections.abc import Mapping
 from functools import cache
 from typing import Literal
 from urllib.parse import parse_qsl, urlsplit
@@ -35,6 +38,12 @@ from sgtm.request import HitRequest
 # RFC 6265 cookie-octet: no whitespace, DQUOTE, comma, semicolon or backslash; ASCII only.
 _COOKIE_VALUE = re.compile(r"[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]{1,1024}")
 _DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9-]{1,63}")
+
+# GA's client id, `<random>.<unix seconds>`; the `_ga` cookie is `GA1.<labels>.<client id>`.
+_GA_CLIENT_ID = re.compile(r"[0-9]{1,20}\.[0-9]{1,20}")
+_GA_COOKIE = re.compile(r"GA1\.[0-9]{1,2}\.([0-9]{1,20}\.[0-9]{1,20})")
+DCID_COOKIE = "_dcid"  # the datalayer client's default client id cookie
+MAX_ID_CHARS = 256
 
 META_MAX_AGE = 90 * 24 * 3600  # Meta's first-party cookies: 90 days
 FBP_KEY = "x-fb-ck-fbp"  # the event data keys Meta's own sGTM tag reads
@@ -134,6 +143,33 @@ def query_param(url: object, name: str) -> str | None:
     for key, value in parse_qsl(query, keep_blank_values=True):
         if key == name:
             return value
+    return None
+
+
+def ga_client_id(cookie: object) -> str | None:
+    """The client id in a `_ga` cookie: `GA1.1.1234567890.1700000000` -> `1234567890.1700000000`."""
+    found = _GA_COOKIE.fullmatch(cookie) if isinstance(cookie, str) else None
+    return found[1] if found else None
+
+
+def visitor_id(event: EventData, cookies: Mapping[str, str]) -> str | None:
+    """The visitor's persistent first-party id, the same for an event of any client:
+
+    1. GA's client id: the ga4 client's `x-ga-js_client_id` (its FPID mode) or a `client_id` in
+       GA's `<digits>.<digits>` form, else the `_ga` cookie the request carries;
+    2. sgtm's own: another `client_id` (the datalayer client's `_dcid`), else the `_dcid` cookie.
+    A ga4 hit, a datalayer event and a beacon from one browser so get one id: gtag's `_ga` and
+    sgtm's `_dcid` are first-party cookies the browser sends to the tagging host too."""
+    own = [event.get("x-ga-js_client_id"), event.get("client_id")]
+    for candidate in own:
+        if isinstance(candidate, str) and _GA_CLIENT_ID.fullmatch(candidate):
+            return candidate
+    from_cookie = ga_client_id(cookies.get("_ga"))
+    if from_cookie is not None:
+        return from_cookie
+    for candidate in (event.get("client_id"), cookies.get(DCID_COOKIE)):
+        if isinstance(candidate, str) and 0 < len(candidate.strip()) <= MAX_ID_CHARS:
+            return candidate.strip()
     return None
 
 

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from sgtm_plugins._identity import CookieSettings, meta_cookies
-from sgtm_plugins.beacon.mapping import ad_event, conversion
+from sgtm_plugins._identity import CookieSettings, meta_cookies, visitor_id
+from sgtm_plugins.beacon.mapping import ad_event, conversion, without_nulls
 from sgtm_plugins.beacon.schema import CONVERSION, ad_event_schema, validate
 
 from sgtm.event import EventData
@@ -67,6 +67,12 @@ class BeaconClient(Client):
         kind = _kind(request.path, settings)
         assert kind is not None  # claimed
         body = _read_body(request, settings)
+        if isinstance(body, dict) and body.get("session_id") is None:
+            # A page that leaves the session id to sgtm gets the visitor's persistent id, the
+            # one the newtail tag gives conversions too (docs/tags/newtail.md).
+            found = visitor_id({}, request.cookies)
+            if found is not None:
+                body["session_id"] = found
         errors = validate(body, SCHEMAS[kind])
         if errors:
             raise BadRequest(
@@ -75,6 +81,7 @@ class BeaconClient(Client):
                 body=msgspec.json.encode(errors),
                 headers={"content-type": "application/json"},
             )
+        body = without_nulls(body)
         event = (
             conversion(body, settings.currency) if kind == "conversion" else ad_event(kind, body)
         )

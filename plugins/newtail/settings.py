@@ -15,12 +15,14 @@ from urllib.parse import urlsplit
 import msgspec
 from sgtm_plugins._hashing import check_calling_code
 
+from sgtm.plugin import Url
+
 Kind = Literal["impression", "view", "click", "conversion"]
 
 DEFAULT_ENDPOINT = "https://events.newtail-media.newtail.com.br"
-# What a container usually allows (docs/tags/newtail.md): Newtail's event host, its older one,
-# and VTEX Ads' own host.
-SUGGESTED_EVENT_HOSTS = (
+# The hosts Newtail / VTEX Ads document for the signed event URLs (docs/tags/newtail.md):
+# Newtail's event host, the one its older docs used, and VTEX Ads' developer portal's.
+EVENT_HOSTS = (
     "events.newtail-media.newtail.com.br",
     "newtail-media.newtail.com.br",
     "events-api.ads.vtex.com",
@@ -44,8 +46,8 @@ class NewtailSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Your publisher id at Newtail / VTEX Ads (sent with every conversion).
     publisher_id: str
     # Hosts the signed impression / view / click URLs may point at: exact names, `host:port` for
-    # a port other than 443. Required: an ad event's URL comes from the browser.
-    allowed_event_hosts: list[str]
+    # a port other than 443. An ad event's URL comes from the browser: nothing else is called.
+    allowed_event_hosts: list[str] = msgspec.field(default_factory=lambda: list(EVENT_HOSTS))
     # Sales channel of conversions when the event has none (e.g. ecommerce, app, physical_store).
     channel: str = "ecommerce"
     # Brand / site of conversions when the event has none (required by Newtail with several sites).
@@ -57,17 +59,18 @@ class NewtailSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Conversion / ad event fields set from the container (templates allowed); null removes one.
     fields: dict[str, Any] = {}
     # Base URL of the conversion API: proxies, tests. Never a template.
-    endpoint: str = DEFAULT_ENDPOINT
+    endpoint: Url = DEFAULT_ENDPOINT
     # Base URL ad events go through instead of their own host (an egress proxy, tests): the
     # checked URL's path and query are appended. Never a template.
-    event_endpoint: str | None = None
+    event_endpoint: Url | None = None
 
     def __post_init__(self) -> None:
         if not self.publisher_id.strip():
             raise ValueError("publisher_id: empty")
         if not self.allowed_event_hosts:
             raise ValueError(
-                "allowed_event_hosts: required, e.g. [" + ", ".join(SUGGESTED_EVENT_HOSTS) + "]"
+                "allowed_event_hosts: empty, so no ad event could be sent; leave it out for "
+                "Newtail's documented hosts (" + ", ".join(EVENT_HOSTS) + ")"
             )
         self.allowed_event_hosts = [_host_entry(entry) for entry in self.allowed_event_hosts]
         check_calling_code(self.phone_country_code)
