@@ -574,3 +574,28 @@ def test_real_server_sets_and_keeps_identity(tmp_path: Path) -> None:
         assert [c.split(";")[0] for c in again.headers.get_list("set-cookie")] == [
             c.split(";")[0] for c in set_cookies if not c.startswith("FPLC")
         ]
+
+
+# --- the visitor id retail-media ids are joined on --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("event", "cookies", "expected"),
+    [
+        ({"client_id": "111.222"}, {"_ga": "GA1.1.333.444"}, "111.222"),  # a GA4 hit's own
+        ({"client_id": "Zm9v.1", "x-ga-js_client_id": "111.222"}, {}, "111.222"),  # FPID mode
+        ({"client_id": "dcid.1.5.6"}, {"_ga": "GA1.2.333.444"}, "333.444"),  # GA's id first
+        ({"client_id": "dcid.1.5.6"}, {}, "dcid.1.5.6"),
+        ({}, {"_ga": "GA1.1.333.444", "_dcid": "dcid.1.5.6"}, "333.444"),
+        ({}, {"_dcid": "dcid.1.5.6"}, "dcid.1.5.6"),
+        ({}, {"_ga": "GA1.1.333"}, None),  # not GA's format
+        ({}, {"_ga": "GA1.1.333.444.555"}, None),
+        ({}, {"_ga": "GS1.1.333.444"}, None),
+        ({}, {"_ga": "GA1.1." + "1" * 30 + ".2"}, None),
+        ({}, {"_dcid": "x" * 300}, None),  # too long to be an id
+        ({"client_id": 7}, {"_dcid": " "}, None),
+        ({}, {}, None),
+    ],
+)
+def test_visitor_id(event: dict[str, Any], cookies: dict[str, str], expected: str | None) -> None:
+    assert _identity.visitor_id(event, cookies) == expected
