@@ -490,6 +490,8 @@ class FakeSalesforce(FakeAPI):
     client_secret: str = "sf-client-secret"
     objects: tuple[str, ...] = ("Task", "Lead", "Contact")
     external_ids: tuple[str, ...] = ("Web_Id__c",)
+    # Required on create: Salesforce's own, and whatever an org adds (validation rules).
+    required: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(SF_REQUIRED))
 
     def setup(self) -> None:
         self.tokens: set[str] = set()
@@ -586,7 +588,7 @@ class FakeSalesforce(FakeAPI):
                 "INVALID_EMAIL_ADDRESS", f"Email: invalid email address: {email}", ["Email"]
             )
         if creating:
-            missing = [n for n in SF_REQUIRED.get(kind, ()) if not record.get(n)]
+            missing = [n for n in self.required.get(kind, ()) if not record.get(n)]
             if missing:
                 return failure(
                     "REQUIRED_FIELD_MISSING", f"Required fields are missing: {missing}", missing
