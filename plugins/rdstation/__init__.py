@@ -29,7 +29,9 @@ from sgtm.plugin import (
     Outbound,
     Outcome,
     RateLimit,
+    Secret,
     Tag,
+    Url,
     Verdict,
 )
 
@@ -81,10 +83,10 @@ class LegalBasisPolicy(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
 
 class RDStationSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # API key ("${RD_API_KEY}"): CONVERSION events only. Or OAuth: all three below.
-    api_key: str | None = None
+    api_key: Secret | None = None
     client_id: str | None = None
-    client_secret: str | None = None
-    refresh_token: str | None = None
+    client_secret: Secret | None = None
+    refresh_token: Secret | None = None
     # The conversion's name in RD; default: the event name.
     conversion_identifier: str | None = None
     # `auto`: event_map decides (OAuth), CONVERSION for everything else; or one type for all.
@@ -96,7 +98,7 @@ class RDStationSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
     # Tags added to the contact on CONVERSION events (sent lower-case, as RD requires).
     tags: list[str] = []
     legal_bases: LegalBasisPolicy | None = None
-    endpoint: str = DEFAULT_ENDPOINT
+    endpoint: Url = DEFAULT_ENDPOINT
 
     def __post_init__(self) -> None:
         self.endpoint = http_url("endpoint", self.endpoint)

@@ -35,7 +35,9 @@ from sgtm.plugin import (
     Outbound,
     Outcome,
     RateLimit,
+    Secret,
     Tag,
+    Url,
     Verdict,
 )
 
@@ -87,9 +89,9 @@ COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 
 class ResponsysSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # The account's login host: https://login5.responsys.net, https://<account>-api.responsys.ocs.oraclecloud.com
-    login_url: str
+    login_url: Url
     username: str
-    password: str  # "${RESPONSYS_PASSWORD}"
+    password: Secret  # "${RESPONSYS_PASSWORD}"
     mode: Literal["merge", "event"] = "merge"
     # The profile list (objectName), and its folder (custom events name the list by both).
     list_name: str
@@ -110,7 +112,7 @@ class ResponsysSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
     # Column (merge) or optionalData name (event) -> value, over the defaults.
     fields: dict[str, Any] = {}
     # Base URL of the API calls; default: the endPoint of the login response.
-    endpoint: str | None = None
+    endpoint: Url | None = None
 
     def __post_init__(self) -> None:
         for name in ("login_url", "endpoint"):

@@ -27,7 +27,9 @@ from sgtm.plugin import (
     Credential,
     Outbound,
     Outcome,
+    Secret,
     Tag,
+    Url,
     Verdict,
 )
 
@@ -42,9 +44,9 @@ _VERSION_RE = re.compile(r"^\d{2,3}\.0$")
 
 class SalesforceSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # The org's My Domain URL (https://acme.my.salesforce.com); the token is requested there.
-    instance_url: str
+    instance_url: Url
     client_id: str
-    client_secret: str  # "${SF_CLIENT_SECRET}"
+    client_secret: Secret  # "${SF_CLIENT_SECRET}"
     api_version: str = "62.0"
     # Task, Lead, Contact (default field tables), or any other sObject, e.g. Web_Event__c.
     object: str = "Task"
@@ -56,7 +58,7 @@ class SalesforceSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tru
     # Task subject, a template: "Viewed product: {{event.items.0.item_name}}".
     subject: str | None = None
     # Base URL of the data API calls; default: the instance_url of the token response.
-    endpoint: str | None = None
+    endpoint: Url | None = None
 
     def __post_init__(self) -> None:
         for name in ("instance_url", "endpoint"):
