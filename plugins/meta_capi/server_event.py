@@ -20,16 +20,15 @@ for one bad event (reference/destinations/meta-capi.md §2-§3):
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
 import math
-from datetime import UTC, datetime
 from typing import Any, get_args
 from urllib.parse import urlsplit
 
 import msgspec
 from sgtm_plugins import _hashing as pii
 from sgtm_plugins._identity import CookieSettings, cookie_domain, query_param
+from sgtm_plugins._mapping import client_ip, event_time_ms, generated_event_id
+from sgtm_plugins._mapping import currency as event_currency
 
 from sgtm import event as ev
 from sgtm.event import EventData
@@ -53,21 +52,18 @@ ACTION_SOURCES = frozenset(get_args(ActionSource))
 DAY = 86400
 MAX_AGE_DAYS = {"physical_store": 62}
 DEFAULT_MAX_AGE_DAYS = 7
-# A timestamp this large is in milliseconds: 1e11 seconds is the year 5138.
-_MILLISECONDS_FROM = 1e11
 # Longer text is no name, email or phone number (Meta's own test cases go up to 10,000
 # characters): it is dropped unread, which bounds the normalizers' work per event.
 MAX_PII_CHARS = 16_384
 
 _AUTO_DOMAIN = CookieSettings()
-_canonical = msgspec.json.Encoder(order="sorted", enc_hook=str)
 
 
 def server_event(event: EventData, settings: MetaCapiSettings, now: float) -> dict[str, Any]:
     """The `data[]` entry for this event; raises InvalidEvent when Meta would refuse it."""
     name = meta_event_name(event, settings.event_map)
     action_source = _action_source(event, settings)
-    time_ms = _event_time_ms(event, now)
+    time_ms = event_time_ms(event, now)
     seconds = _checked_seconds(time_ms, now, action_source)
     out: dict[str, Any] = {
         "event_name": name,
@@ -129,37 +125,6 @@ def _action_source(event: EventData, settings: MetaCapiSettings) -> str:
     return str(value)
 
 
-def _event_time_ms(event: EventData, now: float) -> float:
-    """When the event happened, in ms: `event_time` (seconds, ms or ISO 8601), else the time the
-    hit arrived (`x-sst-system_properties.request_start_time_ms`), else now."""
-    raw = event.get("event_time")
-    if raw is not None and raw != "":
-        seconds = _timestamp(raw)
-        if seconds is None:
-            raise InvalidEvent(f"event_time {str(raw)[:40]!r} is not a Unix time or ISO 8601")
-        return seconds * 1000
-    start = ev.get(event, "x-sst-system_properties.request_start_time_ms")
-    number = _number(start)
-    if number is not None and number > 0:
-        return number
-    return now * 1000
-
-
-def _timestamp(raw: Any) -> float | None:
-    number = _number(raw)
-    if number is not None:
-        return number / 1000 if number >= _MILLISECONDS_FROM else number
-    if isinstance(raw, str):
-        try:
-            parsed = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed.timestamp()
-    return None
-
-
 def _checked_seconds(time_ms: float, now: float, action_source: str) -> int:
     seconds = min(int(time_ms // 1000), int(now))  # Meta refuses future times: clamp to now
     max_days = MAX_AGE_DAYS.get(action_source, DEFAULT_MAX_AGE_DAYS)
@@ -180,18 +145,6 @@ def event_id(event: EventData, meta_name: str) -> str | None:
         if value:
             return value
     return None
-
-
-def generated_event_id(event: EventData, now: float) -> str:
-    """A deterministic id for an event that carries none: `sgtm-` + 32 hex characters of the
-    SHA-256 of the whole event data (as this tag receives it, keys sorted) plus, when the event
-    holds no time of its own, `now` in ms. The same event data always gets the same id."""
-    digest = hashlib.sha256(_canonical.encode(event))
-    if event.get("event_time") in (None, "") and not _number(
-        ev.get(event, "x-sst-system_properties.request_start_time_ms")
-    ):
-        digest.update(b"\x00" + str(int(now * 1000)).encode())
-    return "sgtm-" + digest.hexdigest()[:32]
 
 
 # -- user_data ---------------------------------------------------------------------------------
@@ -287,23 +240,6 @@ def _pii_text(value: Any) -> str | None:
     return None
 
 
-def client_ip(raw: Any) -> str | None:
-    """The first address of `ip_override`, without a port (Meta rejects one) or a zone id."""
-    if not isinstance(raw, str):
-        return None
-    first = raw.replace(" ", "").split(",")[0]
-    if first.startswith("["):  # [2001:db8::1]:443
-        host = first[1 : first.find("]")] if "]" in first else ""
-    elif first.count(":") == 1:  # 203.0.113.7:5678
-        host = first.split(":")[0]
-    else:
-        host = first
-    try:
-        return str(ipaddress.ip_address(host.split("%")[0]))
-    except ValueError:
-        return None
-
-
 def _fbc(event: EventData, time_ms: float) -> str | None:
     """The click id: the `_fbc` the event carries, or one made from an `fbclid` in page_location
     (kept when it holds that same fbclid), as Meta's capi-param-builder decides."""
@@ -343,7 +279,7 @@ def build_custom_data(
         value = _items_total(items)
     if value is not None:
         out["value"] = value
-    currency = _currency(event, items)
+    currency = event_currency(event, items)
     if currency:
         out["currency"] = currency
     if meta_name == "InitiateCheckout" and items:
@@ -429,18 +365,6 @@ def _value(event: EventData) -> float | int | None:
             raise InvalidEvent(f"{key} {str(raw)[:40]!r} is not a number")
         return number
     return None
-
-
-def _currency(event: EventData, items: list[dict[str, Any]]) -> str | None:
-    raw = event.get("currency")
-    if raw is None or raw == "":
-        raw = next((item.get("currency") for item in items if item.get("currency")), None)
-    if raw is None or raw == "":
-        return None
-    code = raw.strip().upper() if isinstance(raw, str) else ""
-    if len(code) != 3 or not code.isascii() or not code.isalpha():
-        raise InvalidEvent(f"currency {str(raw)[:40]!r} is not an ISO 4217 code such as EUR")
-    return code
 
 
 def _override(raw: Any) -> Any:
