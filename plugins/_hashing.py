@@ -30,6 +30,17 @@ Newtail / VTEX Ads (conversion `*_hashed` fields; old_doc/reference_segmentacao-
 - `e164` for phones ("formatá-lo no padrão E.164 e incluir o código de chamada do país").
 - `newtail_social_id` (CPF / CNPJ): only letters and digits, lowercased; 11 characters (CPF) or
   14 (CNPJ, alphanumeric from July 2026).
+
+TikTok (Events API 2.0 `user`; TikTok's portal pages were not at hand, so the rules are those of
+the strictest public integration, Segment's TikTok Conversions, which Stape's and RudderStack's
+agree with where they overlap):
+- `tiktok_email`: trim, lowercase, must look like `local@domain.tld` (no Gmail rule).
+- `e164` for phones, hashed with the `+`: the same text Google hashes, so Google's
+  `sha256_phone_number` is TikTok's hash too.
+- `tiktok_external_id`: trim, lowercase.
+- `lower_without_spaces` (first and last name, ZIP code): lowercase, every whitespace removed,
+  Newtail's text rule too.
+- `tiktok_location` (city, state, country, sent in clear): ASCII letters and digits, lowercased.
 """
 
 from __future__ import annotations
@@ -166,11 +177,14 @@ def _keep(value: object, *, digits: bool) -> str | None:
 # -- Newtail -----------------------------------------------------------------------------------
 
 
-def newtail_text(value: object) -> str | None:
+def lower_without_spaces(value: object) -> str | None:
     if not isinstance(value, str):
         return None
     text = _WHITESPACE.sub("", value.lower())
     return text or None
+
+
+newtail_text = lower_without_spaces
 
 
 def newtail_email(value: object) -> str | None:
@@ -191,3 +205,32 @@ def newtail_social_id(value: object) -> str | None:
         return None
     text = "".join(char for char in value if char.isascii() and char.isalnum()).lower()
     return text if len(text) in _SOCIAL_ID_LENGTHS else None
+
+
+# -- TikTok ------------------------------------------------------------------------------------
+
+_NOT_ASCII_ALNUM = re.compile(r"[^a-z0-9]")
+
+
+def tiktok_email(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    text = value.strip().lower()
+    local, at, domain = text.rpartition("@")
+    if not at or not local or "@" in local or "." not in domain or _WHITESPACE.search(text):
+        return None
+    return text
+
+
+def tiktok_external_id(value: object) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    return value.strip().lower() or None
+
+
+def tiktok_location(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    return _NOT_ASCII_ALNUM.sub("", value.lower()) or None
