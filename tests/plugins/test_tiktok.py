@@ -226,6 +226,30 @@ def test_events_tiktok_would_refuse_are_invalid(event, message):
     assert message in invalid(event)
 
 
+HOSTILE = [None, True, 0, -1.5, float("nan"), "", " ", "x" * 20_000, [], {}, [None, {}], {"a": [1]},
+           "\u0000", "<script>", "1e309"]  # fmt: skip
+# (no lone surrogates: every JSON decoder of sgtm refuses them, so event data never holds one)
+
+
+@pytest.mark.parametrize("value", HOSTILE, ids=range(len(HOSTILE)))
+@pytest.mark.parametrize(
+    "key",
+    ["event_id", "transaction_id", "value", "currency", "items", "user_id", "user_data",
+     "page_location", "page_referrer", "ip_override", "user_agent", "ttclid", "ttp",
+     "limited_data_use", "event_time", "search_term", "content_type"],
+)  # fmt: skip
+def test_hostile_values_never_crash_the_tag(key: str, value: Any):
+    ctx = BuildContext(tag_name="tt", container=ContainerInfo(name="shop"), now=NOW)
+    try:
+        event = {**base("purchase", currency="BRL"), key: value}
+        (outbound,) = TAG.build(event, settings(), ctx)
+    except InvalidEvent:
+        return  # refused with a reason: fine
+    headers = {k.lower(): v for k, v in outbound.headers.items()}
+    as_sent = Received("POST", "/open_api/v1.3/event/track/", "", headers, outbound.body)
+    assert fake_tiktok.problems(as_sent, NOW) is None
+
+
 def test_properties_setting_and_bad_lists():
     extra = {"description": "from sgtm", "content_type": None}
     out = build(base("search", search_term="meias", items=[SOCK]), properties=extra)["properties"]
