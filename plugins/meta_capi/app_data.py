@@ -18,8 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sgtm.event import EventData
-from sgtm.plugin import InvalidEvent
+from sgtm.plugin import EventData, InvalidEvent
 
 # extinfo indexes, named as Meta's business SDKs name them (ExtendedDeviceInfo).
 EXTINFO_FIELDS: tuple[str, ...] = (

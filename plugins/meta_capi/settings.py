@@ -14,8 +14,8 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import msgspec
-from sgtm_plugins._hashing import check_calling_code
 
+from sgtm.kit.hashing import check_calling_code
 from sgtm.plugin import Secret, Url
 
 from .mapping import HASHED_FIELDS, PLAIN_FIELDS

@@ -13,8 +13,8 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import msgspec
-from sgtm_plugins._hashing import check_calling_code
 
+from sgtm.kit.hashing import check_calling_code
 from sgtm.plugin import Url
 
 Kind = Literal["impression", "view", "click", "conversion"]

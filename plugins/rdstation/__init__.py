@@ -15,16 +15,13 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 import msgspec
-from sgtm_plugins import _mapping as m
-from sgtm_plugins._http import http_url, json_or_none
-from sgtm_plugins.rdstation import payload as p
 
-from sgtm.event import EventData
-from sgtm.hookspecs import hookimpl
+from sgtm.kit import mapping as m
+from sgtm.kit.http import http_url, json_or_none
 from sgtm.plugin import (
-    CREDENTIAL,
     BuildContext,
     Credential,
+    EventData,
     InvalidEvent,
     Outbound,
     Outcome,
@@ -33,7 +30,10 @@ from sgtm.plugin import (
     Tag,
     Url,
     Verdict,
+    hookimpl,
 )
+
+from . import payload as p
 
 DEFAULT_ENDPOINT = "https://api.rd.services"
 ORDER_DEDUPE_SECONDS = 30 * 86400
@@ -153,7 +153,7 @@ def check_event_type(value: str, where: str, api_key: bool, event: str = "") -> 
         )
 
 
-class RDStationTag(Tag):
+class RDStationTag(Tag[RDStationSettings]):
     name = "rdstation"
     Settings = RDStationSettings
     description = (
@@ -185,13 +185,13 @@ class RDStationTag(Tag):
             raise InvalidEvent(f"request body is {len(body)} bytes; RD takes at most 0.2 MB")
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if settings.api_key:
-            key = quote(settings.api_key, safe="")
-            url = f"{settings.endpoint}/platform/conversions?api_key={key}"
+            api_key = quote(settings.api_key, safe="")
+            url = f"{settings.endpoint}/platform/conversions?api_key={api_key}"
         else:
             # RD's own examples write the conversion type lower-case in the query.
             query = "conversion" if event_type == "CONVERSION" else event_type
             url = f"{settings.endpoint}/platform/events?event_type={query}"
-            headers["Authorization"] = f"Bearer {CREDENTIAL}"
+            headers["Authorization"] = f"Bearer {ctx.credential()}"
         key = m.text(event.get("event_id"))
         return [
             Outbound(

@@ -19,18 +19,16 @@ from typing import Any, Literal
 from urllib.parse import quote, urlencode, urlsplit
 
 import msgspec
-from sgtm_plugins import _hashing as pii
-from sgtm_plugins import _mapping as m
-from sgtm_plugins._hashing import check_calling_code
-from sgtm_plugins._http import http_url, json_or_none
 
-from sgtm.event import EventData
-from sgtm.hookspecs import hookimpl
+from sgtm.kit import hashing as pii
+from sgtm.kit import mapping as m
+from sgtm.kit.hashing import check_calling_code
+from sgtm.kit.http import http_url, json_or_none
 from sgtm.plugin import (
-    CREDENTIAL,
     Batching,
     BuildContext,
     Credential,
+    EventData,
     InvalidEvent,
     Outbound,
     Outcome,
@@ -39,6 +37,7 @@ from sgtm.plugin import (
     Tag,
     Url,
     Verdict,
+    hookimpl,
 )
 
 MAX_RECORDS = 200
@@ -150,7 +149,7 @@ class ResponsysSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
                 )
 
 
-class ResponsysTag(Tag):
+class ResponsysTag(Tag[ResponsysSettings]):
     name = "responsys"
     Settings = ResponsysSettings
     description = "Oracle Responsys: profile-list merges and custom-event triggers, 200 per call."
@@ -161,7 +160,7 @@ class ResponsysTag(Tag):
     def build(
         self, event: EventData, settings: ResponsysSettings, ctx: BuildContext
     ) -> list[Outbound]:
-        base = settings.endpoint or "{{credential.endpoint}}"
+        base = settings.endpoint or ctx.credential("endpoint")
         if settings.mode == "merge":
             item = merge_item(event, settings)
             url = f"{base}/rest/api/v1.3/lists/{quote(settings.list_name, safe='')}/members"
@@ -176,7 +175,7 @@ class ResponsysTag(Tag):
         outbound = Outbound(
             method="POST",
             url=url,
-            headers={"Authorization": CREDENTIAL, "Content-Type": "application/json"},
+            headers={"Authorization": ctx.credential(), "Content-Type": "application/json"},
             destination=destination,
             idempotency_key=m.text(event.get("event_id")),
             batch_item=item,

@@ -16,9 +16,16 @@ from typing import Any
 
 import msgspec
 
-from sgtm.event import EventData
-from sgtm.hookspecs import hookimpl
-from sgtm.plugin import Batching, BuildContext, Outbound, Outcome, Tag, Verdict
+from sgtm.plugin import (
+    Batching,
+    BuildContext,
+    EventData,
+    Outbound,
+    Outcome,
+    Tag,
+    Verdict,
+    hookimpl,
+)
 
 from .payload import data_entry, event_id, lane_key, tiktok_event_name
 from .responses import classify, classify_batch
@@ -28,7 +35,7 @@ MAX_EVENTS_PER_REQUEST = 1000  # Events API 2.0: up to 1,000 events in `data`
 DEDUPE_SECONDS = 48 * 3600  # TikTok keeps the first of two events with one name + id for 48 h
 
 
-class TikTokTag(Tag):
+class TikTokTag(Tag[TikTokSettings]):
     name = "tiktok"
     Settings = TikTokSettings
     description = (

@@ -47,7 +47,7 @@ HASHED_SOURCES: dict[str, tuple[str, ...]] = {
     "last_name": ("address.last_name", "user_data.last_name", "last_name"),
     "zip_code": ("address.postal_code", "user_data.postal_code", "postal_code", "zip"),
 }
-# `user` fields sent in clear, normalized (`_hashing.tiktok_location`).
+# `user` fields sent in clear, normalized (`normalize.tiktok_location`).
 LOCATION_SOURCES: dict[str, tuple[str, ...]] = {
     "city": ("address.city", "user_data.city", "city"),
     "state": ("address.region", "user_data.region", "state", "region"),

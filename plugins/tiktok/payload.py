@@ -4,7 +4,7 @@ TikTok "fails an entire batch if it detects an erroneous row", so what it would 
 `invalid` here: no event name, an unreadable `event_time`, a currency that is no ISO 4217 code, a
 value that is no number, `contents` / `content_ids` that are not lists. A value without a currency
 is dropped with a warning (the event still counts). Personal data is normalized per
-`_hashing`'s TikTok rules and SHA-256 hashed; a value that already is 64 hex characters is sent
+`normalize.py`'s TikTok rules and SHA-256 hashed; a value that already is 64 hex characters is sent
 lower-cased, never hashed twice. Pure functions of the event, the settings, the request's
 cookies and `now`.
 """
@@ -17,14 +17,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from sgtm_plugins import _hashing as pii
-from sgtm_plugins import _mapping as m
-from sgtm_plugins._identity import is_cookie_value, query_param
+from sgtm.kit import hashing as pii
+from sgtm.kit import mapping as m
+from sgtm.kit.cookies import is_cookie_value, query_param
+from sgtm.plugin import EventData, InvalidEvent, get_path
 
-from sgtm import event as ev
-from sgtm.event import EventData
-from sgtm.plugin import InvalidEvent
-
+from . import normalize
 from .mapping import (
     CONTENT_FIELDS,
     EVENT_MAP,
@@ -43,9 +41,9 @@ VALUE_EVENTS = ("Purchase", "PlaceAnOrder", "CompletePayment")
 _TTP_RE = re.compile(r"[A-Za-z0-9._|:\-]{1,256}")
 
 NORMALIZERS: dict[str, Callable[[Any, str | None], str | None]] = {
-    "email": lambda raw, _: pii.tiktok_email(raw),
+    "email": lambda raw, _: normalize.tiktok_email(raw),
     "phone": pii.e164,
-    "external_id": lambda raw, _: pii.tiktok_external_id(raw),
+    "external_id": lambda raw, _: normalize.tiktok_external_id(raw),
     "first_name": lambda raw, _: pii.lower_without_spaces(raw),
     "last_name": lambda raw, _: pii.lower_without_spaces(raw),
     "zip_code": lambda raw, _: pii.lower_without_spaces(m.text(raw)),
@@ -117,7 +115,7 @@ def user(event: EventData, settings: TikTokSettings, cookies: Mapping[str, str])
                 break
     for field, sources in LOCATION_SOURCES.items():
         for key in sources:
-            value = pii.tiktok_location(_source(event, address, key))
+            value = normalize.tiktok_location(_source(event, address, key))
             if value:
                 out[field] = value
                 break
@@ -179,7 +177,7 @@ def _usable_id(value: Any) -> bool:
 
 
 def _address(event: EventData) -> dict[str, Any]:
-    address = ev.get(event, "user_data.address")
+    address = get_path(event, "user_data.address")
     if isinstance(address, list):
         address = address[0] if address else None
     return address if isinstance(address, dict) else {}
@@ -188,7 +186,7 @@ def _address(event: EventData) -> dict[str, Any]:
 def _source(event: EventData, address: dict[str, Any], key: str) -> Any:
     if key.startswith("address."):
         return address.get(key.removeprefix("address."))
-    return ev.get(event, key)
+    return get_path(event, key)
 
 
 # -- properties ------------------------------------------------------------------------------------

@@ -23,8 +23,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sgtm_plugins._http import json_or_none
-
+from sgtm.kit.http import json_or_none
 from sgtm.plugin import Verdict, default_classify
 
 OK = 0
@@ -81,7 +80,7 @@ def classify_batch(status: int, headers: dict[str, str], body: bytes, count: int
     code = answer.get("code") if isinstance(answer, dict) else None
     if verdict.outcome != "dead" or code != INVALID or count == 1:
         return [verdict] * count
-    found = _DATA_INDEX_RE.search(str(answer.get("message", "")))  # type: ignore[union-attr]
+    found = _DATA_INDEX_RE.search(str(answer.get("message", "")))
     if found is None or int(found[1]) >= count:
         return [verdict] * count
     blamed = int(found[1])

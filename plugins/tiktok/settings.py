@@ -11,9 +11,9 @@ import re
 from typing import Any
 
 import msgspec
-from sgtm_plugins._hashing import check_calling_code
-from sgtm_plugins._http import http_url
 
+from sgtm.kit.hashing import check_calling_code
+from sgtm.kit.http import http_url
 from sgtm.plugin import Secret, Url
 
 DEFAULT_ENDPOINT = "https://business-api.tiktok.com"

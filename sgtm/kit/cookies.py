@@ -1,4 +1,4 @@
-"""First-party identity cookies shared by the browser-facing clients (docs/identity.md).
+"""First-party identity cookies for clients that set them (docs/identity.md).
 
 - `CookieSettings`: the `cookies:` block of a client's settings (domain, SameSite, Secure).
 - `cookie_domain`: `auto` is the registrable domain of the request host, from the Public Suffix
@@ -7,11 +7,10 @@
   (`localhost`) get host-only cookies (no Domain attribute).
 - `storage_granted`: identifier cookies need the consent type granted by every event of the
   request (or by the container default when a hit says nothing).
+- `make_cookie`, `is_cookie_value`, `query_param`: a Cookie with the settings' attributes, the
+  RFC 6265 value check, a query parameter of a page URL.
 - `visitor_id`: the visitor's persistent first-party id (GA's client id, else sgtm's `_dcid`),
   the same whichever client brought an event: what retail-media ids are joined on.
-- `meta_cookies`: the visitor's own `_fbp` / `_fbc` read into event data on every request, and,
-  when the client is told to, set by the server with the capi-param-builder rules ported in
-  `sgtm_plugins.meta_capi.normalize`.
 
 Cookie values always pass `is_cookie_value` before they reach a Set-Cookie header: a value taken
 from the request (a cookie, an fbclid) can never inject attributes or break the header encoding.
@@ -21,7 +20,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import secrets
 from collections.abc import Mapping
 from functools import cache
 from typing import Literal
@@ -30,10 +28,7 @@ from urllib.parse import parse_qsl, urlsplit
 import msgspec
 from publicsuffixlist import PublicSuffixList
 
-from sgtm import consent
-from sgtm.event import EventData
-from sgtm.plugin import ClientContext, Cookie
-from sgtm.request import HitRequest
+from sgtm.plugin import ClientContext, Cookie, EventData, first_denied_consent
 
 # RFC 6265 cookie-octet: no whitespace, DQUOTE, comma, semicolon or backslash; ASCII only.
 _COOKIE_VALUE = re.compile(r"[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]{1,1024}")
@@ -44,10 +39,6 @@ _GA_CLIENT_ID = re.compile(r"[0-9]{1,20}\.[0-9]{1,20}")
 _GA_COOKIE = re.compile(r"GA1\.[0-9]{1,2}\.([0-9]{1,20}\.[0-9]{1,20})")
 DCID_COOKIE = "_dcid"  # the datalayer client's default client id cookie
 MAX_ID_CHARS = 256
-
-META_MAX_AGE = 90 * 24 * 3600  # Meta's first-party cookies: 90 days
-FBP_KEY = "x-fb-ck-fbp"  # the event data keys Meta's own sGTM tag reads
-FBC_KEY = "x-fb-ck-fbc"
 
 
 @cache
@@ -128,7 +119,7 @@ def storage_granted(events: list[EventData], consent_type: str, ctx: ClientConte
     """True when every event grants `consent_type` (an event that says nothing: the default)."""
     default = ctx.container.consent_default == "granted"
     return bool(events) and all(
-        consent.first_denied((consent_type,), event, default) is None for event in events
+        first_denied_consent((consent_type,), event, default) is None for event in events
     )
 
 
@@ -170,75 +161,4 @@ def visitor_id(event: EventData, cookies: Mapping[str, str]) -> str | None:
     for candidate in (event.get("client_id"), cookies.get(DCID_COOKIE)):
         if isinstance(candidate, str) and 0 < len(candidate.strip()) <= MAX_ID_CHARS:
             return candidate.strip()
-    return None
-
-
-def meta_cookies(
-    request: HitRequest,
-    events: list[EventData],
-    settings: CookieSettings,
-    ctx: ClientContext,
-    *,
-    set_cookies: bool,
-) -> None:
-    """Meta's `_fbp` / `_fbc` for this request, in every event as `x-fb-ck-fbp` / `x-fb-ck-fbc`.
-
-    Nothing is read or set unless every event grants `ad_storage`. The visitor's own valid
-    cookies are always read (else a valid `x-fb-ck-*` value a hit carries is kept): reading
-    them never depends on `set_cookies`, so a site whose pixel sets them loses no click or
-    browser id. With `set_cookies`, the values are decided as Meta's parameter builder does and
-    queued in `ctx.cookies` (refreshed to 90 days on each hit, which keeps them alive where
-    browsers cap script-set cookies): `_fbp` is the valid cookie (or carried value) kept as it
-    is, else a new `fb.<index>.<ms>.<random>`; `_fbc` comes from the `fbclid` of the page URL
-    (else of the Referer) as `fb.<index>.<ms>.<fbclid>`, the click id byte for byte; an
-    existing `_fbc` with the same click id is kept.
-    """
-    if not storage_granted(events, "ad_storage", ctx):
-        return
-    existing_fbp = _existing(request.cookies.get("_fbp"), events, FBP_KEY)
-    existing_fbc = _existing(request.cookies.get("_fbc"), events, FBC_KEY)
-    if not set_cookies:
-        for key, value in ((FBP_KEY, existing_fbp), (FBC_KEY, existing_fbc)):
-            if value is not None:
-                for event in events:
-                    event[key] = value
-        return
-
-    # Imported here: the meta_capi package imports this module (a cycle at import time).
-    from sgtm_plugins.meta_capi.normalize import fbc_from, fbp_from, subdomain_index
-
-    domain = cookie_domain(request.host, settings)
-    index = subdomain_index(domain or request.host)
-    now_ms = int(ctx.now * 1000)
-    # Meta's builder draws floor(Math.random() * 2147483647): the same range, from a CSPRNG.
-    fbp = fbp_from(existing_fbp, index, now_ms, secrets.randbelow(2_147_483_647))
-
-    referer = request.headers.get("referer")
-    page_url = next((e["page_location"] for e in events if "page_location" in e), None)
-    fbclid = query_param(page_url, "fbclid") or query_param(referer, "fbclid") or None
-    if fbclid is not None and not is_cookie_value(fbclid):
-        ctx.drop("identity.invalid_fbclid")
-        fbclid = None
-    fbc = fbc_from(existing_fbc, fbclid, index, now_ms)
-
-    for name, key, value in (("_fbp", FBP_KEY, fbp), ("_fbc", FBC_KEY, fbc)):
-        if value is None or not is_cookie_value(value):
-            continue
-        for event in events:
-            event[key] = value
-        ctx.cookies.append(make_cookie(name, value, META_MAX_AGE, domain, settings))
-
-
-def _existing(cookie: str | None, events: list[EventData], key: str) -> str | None:
-    """The request's valid cookie, else a valid value a hit carries (the pixel's, sent as an
-    event param); only values safe to send back in a Set-Cookie header count."""
-    from sgtm_plugins.meta_capi.normalize import is_valid_fbp_fbc
-
-    for candidate in (cookie, *(event.get(key) for event in events)):
-        if (
-            isinstance(candidate, str)
-            and is_valid_fbp_fbc(candidate)
-            and is_cookie_value(candidate)
-        ):
-            return candidate
     return None
