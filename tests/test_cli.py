@@ -75,7 +75,7 @@ def test_emulate_single_request_matches_design_format():
     (out,) = emulate("--url", PURCHASE, "--header", "User-Agent: pytest/1", "--ip", "203.0.113.9")
     assert set(out) == {"client", "response", "events", "error"}
     assert out["client"] == "ga4" and out["error"] is None
-    assert out["response"] == {"status": 200, "headers": {}, "body": ""}
+    assert out["response"] == {"status": 200, "headers": {"vary": "Origin"}, "body": ""}
     (event,) = out["events"]
     assert set(event) == {"data", "tags"}
     data = event["data"]
@@ -127,7 +127,11 @@ def test_emulate_requests_file_and_reasons(tmp_path):
     assert out[2]["events"][0]["tags"][0]["reason"] == "consent:ad_user_data"
     assert out[3] == {
         "client": None,
-        "response": {"status": 404, "headers": {}, "body": "no client claimed this request\n"},
+        "response": {
+            "status": 404,
+            "headers": {"vary": "Origin"},
+            "body": "no client claimed this request\n",
+        },
         "events": [],
         "error": None,
     }
