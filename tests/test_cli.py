@@ -99,11 +99,21 @@ def test_emulate_single_request_matches_design_format():
     }
     assert log_all["fired"] is True
     # The vendor tags build their real requests (dry_run: logged, never sent).
-    assert [(t["name"], t["fired"]) for t in vendors] == [("meta", True), ("ga4_server", True)]
+    assert [(t["name"], t["fired"]) for t in vendors] == [
+        ("meta", True),
+        ("ga4", True),
+        ("ga4_server", False),
+    ]
     (meta,) = vendors[0]["requests"]
     assert meta["url"].startswith("https://graph.facebook.com/")
     assert meta["body"]["data"][0]["event_name"] == "Purchase"
     assert meta["body"]["data"][0]["custom_data"]["value"] == 59.8
+    # gtag's hit goes back to Google in its own protocol; the Measurement Protocol tag is for
+    # events gtag never saw.
+    (ga4,) = vendors[1]["requests"]
+    assert ga4["url"].startswith("https://region1.google-analytics.com/g/collect?v=2&tid=G-")
+    assert "epn.value=59.8" in ga4["body"] and "&_uip=203.0.113.0" in ga4["url"]
+    assert vendors[2]["reason"] == "trigger"
 
 
 def test_emulate_requests_file_and_reasons(tmp_path):
