@@ -17,7 +17,7 @@ import msgspec
 
 from sgtm import __version__
 from sgtm.config import ContainerSpec, load_containers
-from sgtm.limits import limits_from_env
+from sgtm.limits import ServerLimits, limits_from_env
 from sgtm.plugins import PluginError, registry
 from sgtm.yamlsource import ConfigErrors
 
@@ -107,7 +107,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from sgtm import logs
     from sgtm.app import create_app
 
-    logs.setup(args.log_level)
     try:
         limits = limits_from_env()
     except ValueError as exc:
@@ -121,9 +120,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # One clear line rather than a traceback from each worker's startup.
         print(f"sgtm serve: delivery store unavailable: {problem}", file=sys.stderr)
         return 1
-    options: dict[str, Any] = {
-        "host": args.host,
-        "port": args.port,
+    # Refusals above are plain lines on stderr; from here on, logs are JSON lines.
+    logs.setup(args.log_level)
+    options = uvicorn_options(args.host, args.port, limits)
+    _raise_open_files_limit()
+    if args.workers > 1:
+        os.environ["SGTM_CONFIG"] = os.pathsep.join(str(Path(p).resolve()) for p in args.config)
+        os.environ["SGTM_LOG_LEVEL"] = args.log_level
+        uvicorn.run("sgtm.app:app_from_env", factory=True, workers=args.workers, **options)
+    else:
+        uvicorn.run(create_app(specs, limits=limits), **options)
+    return 0
+
+
+def uvicorn_options(host: str, port: int, limits: ServerLimits) -> dict[str, Any]:
+    """How `sgtm serve` runs uvicorn (tests run the same server in-process with these)."""
+    return {
+        "host": host,
+        "port": port,
         "log_config": None,
         "access_log": False,
         "proxy_headers": False,  # trusted proxies are per container, decided by sgtm itself
@@ -137,14 +151,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "limit_concurrency": limits.max_connections or None,
         "backlog": limits.backlog,
     }
-    _raise_open_files_limit()
-    if args.workers > 1:
-        os.environ["SGTM_CONFIG"] = os.pathsep.join(str(Path(p).resolve()) for p in args.config)
-        os.environ["SGTM_LOG_LEVEL"] = args.log_level
-        uvicorn.run("sgtm.app:app_from_env", factory=True, workers=args.workers, **options)
-    else:
-        uvicorn.run(create_app(specs, limits=limits), **options)
-    return 0
 
 
 def _raise_open_files_limit() -> None:

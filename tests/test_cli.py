@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from sgtm import __version__
 from sgtm.plugin import CONTRACT_VERSION
+from tests.cli import Ran, run_cli
+from tests.servers import SGTM
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config" / "example.yaml"
@@ -22,16 +23,8 @@ PURCHASE = (
 )
 
 
-def sgtm(
-    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sgtm.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+def sgtm(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> Ran:
+    return run_cli(*args, stdin=stdin, env=env)
 
 
 def emulate(*args: str, stdin: str | None = None) -> list[dict]:
@@ -226,7 +219,8 @@ def test_schema_accepts_example_config():
 
 
 def test_plugins_lists_types():
-    done = sgtm("plugins")
+    # The installed console script itself, once: every other test calls its `main` in-process.
+    done = subprocess.run([SGTM, "plugins"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0
     assert done.stdout.startswith(f"sgtm {__version__}, plugin contract {CONTRACT_VERSION}\n")
     assert "ga4 0.1.0\n  clients: ga4\n" in done.stdout

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from sgtm.limits import ENV, ServerLimits, limits_from_env
+from tests.cli import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,12 +63,11 @@ def test_bad_values_name_the_variable(name: str, value: str, message: str) -> No
 
 
 def test_serve_refuses_to_start_on_a_bad_limit() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "sgtm.cli", "serve", "-c", str(ROOT / "config" / "example.yaml")],
+    done = run_cli(
+        "serve",
+        "-c",
+        str(ROOT / "config" / "example.yaml"),
         env={"PATH": "/usr/bin:/bin", "SGTM_BODY_TIMEOUT": "forever"},
-        capture_output=True,
-        text=True,
-        timeout=30,
     )
     assert done.returncode == 2
     assert done.stderr.strip().endswith(

@@ -1,10 +1,14 @@
-"""Integration: the real `sgtm serve` on loopback, real GA4 hits, a real fake webhook receiver."""
+"""Integration: `sgtm serve` on loopback, real GA4 hits, a real fake webhook receiver.
+
+The server runs in this process (`SgtmServer`) except where only a process shows the behaviour
+(signals, several workers): those are the `e2e` tests."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
+import re
 import signal
 import socket
 import textwrap
@@ -13,7 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers import FakeVendor, SgtmProcess
+from tests.cli import run_cli
+from tests.servers import FakeVendor, SgtmProcess, SgtmServer
 
 SECRET = "s3cr3t-signing-key"
 HIT = "/g/collect?v=2&tid=G-TEST01&cid=111.222&en={en}&dl=https%3A%2F%2Fwww.shop.example%2Fp%2F1"
@@ -68,8 +73,8 @@ def vendor():
 @pytest.fixture
 def server(tmp_path, vendor):
     config = write_container(tmp_path, vendor.url)
-    with SgtmProcess(config, {"HOOK_SECRET": SECRET}) as proc:
-        yield proc
+    with SgtmServer(config, {"HOOK_SECRET": SECRET}) as running:
+        yield running
 
 
 def test_health_and_readiness(server):
@@ -183,7 +188,7 @@ def test_hostile_input_never_500(server, method, path, body, status):
 def test_metrics_need_admin_token(tmp_path, vendor):
     config = write_container(tmp_path, vendor.url)
     env = {"HOOK_SECRET": SECRET, "SGTM_ADMIN_TOKEN": "admin-token-123"}
-    with SgtmProcess(config, env) as proc:
+    with SgtmServer(config, env) as proc:
         httpx.get(proc.url + HIT.format(en="purchase"))
         assert httpx.get(f"{proc.url}/metrics").status_code == 401
         wrong = httpx.get(f"{proc.url}/metrics", headers={"authorization": "Bearer nope"})
@@ -202,7 +207,7 @@ def test_host_routing_between_containers(tmp_path):
         site_a = write_container(tmp_path, a.url, "a", "hosts: [a.example]\n")
         site_b = write_container(tmp_path, b.url, "b", "hosts: [b.example]\n")
         assert site_a.parent == site_b.parent
-        with SgtmProcess(tmp_path, {"HOOK_SECRET": SECRET}) as proc:
+        with SgtmServer(tmp_path, {"HOOK_SECRET": SECRET}) as proc:
             url = proc.url + HIT.format(en="purchase")
             assert httpx.get(url, headers={"host": "a.example"}).status_code == 200
             assert httpx.get(url, headers={"host": "b.example:8443"}).status_code == 200
@@ -212,6 +217,7 @@ def test_host_routing_between_containers(tmp_path):
             assert len(a.received) == 1 and len(b.received) == 1
 
 
+@pytest.mark.e2e
 def test_sigterm_drains_queued_deliveries(tmp_path):
     with FakeVendor(delay=1.0) as vendor:
         config = write_container(tmp_path, vendor.url)
@@ -225,6 +231,7 @@ def test_sigterm_drains_queued_deliveries(tmp_path):
         assert "Traceback" not in proc.logs()
 
 
+@pytest.mark.e2e
 def test_several_workers_serve_the_same_containers(tmp_path, vendor):
     config = write_container(tmp_path, vendor.url)
     env = {"HOOK_SECRET": SECRET, "SGTM_HEADER_TIMEOUT": "1s"}
@@ -250,7 +257,8 @@ def test_invalid_config_refuses_to_start(tmp_path):
     bad.write_text(
         "version: 1\ntags:\n  - {name: t, type: http_request, triggers: [nope], settings: {url: 'https://x.example'}}\n"
     )
-    with pytest.raises(
-        RuntimeError, match=r"bad.yaml:3:\d+: tags\[0\].triggers\[0\]: unknown trigger 'nope'"
-    ):
-        SgtmProcess(bad)
+    done = run_cli("serve", "-c", str(bad), "--port", "0")
+    assert done.returncode == 1
+    assert re.search(
+        r"bad.yaml:3:\d+: tags\[0\].triggers\[0\]: unknown trigger 'nope'", done.stderr
+    )
