@@ -17,7 +17,7 @@ import re2
 
 from sgtm.config import load_containers
 from sgtm.plugins import registry
-from tests.servers import FakeVendor, SgtmProcess
+from tests.servers import FakeVendor, SgtmServer
 from tests.test_config_regex import CATASTROPHIC, HOSTILE_DL, linear_regexes
 
 # Guards, generous for linear work (milliseconds): before the fixes these requests took from
@@ -69,7 +69,7 @@ def vendor():
 
 @pytest.fixture
 def server(tmp_path, vendor):
-    with SgtmProcess(write_config(tmp_path, vendor.url)) as proc:
+    with SgtmServer(write_config(tmp_path, vendor.url)) as proc:
         yield proc
 
 

@@ -20,6 +20,9 @@ import pytest
 
 from tests.servers import FakeVendor, SgtmProcess
 
+# A real browser (or real sockets and timing): the end-to-end set.
+pytestmark = pytest.mark.e2e
+
 TOKEN = "edge-admin-token"
 LIMITS = {
     "SGTM_HEADER_TIMEOUT": "1s",

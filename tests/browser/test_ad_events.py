@@ -23,6 +23,9 @@ from playwright.sync_api import BrowserContext, Page
 from tests.browser.conftest import TIMEOUT, PageServer, check_event
 from tests.servers import FakeVendor, SgtmProcess
 
+# A real browser (or real sockets and timing): the end-to-end set.
+pytestmark = pytest.mark.e2e
+
 IMPRESSION = "https://events.newtail-media.newtail.com.br/v1/beacon/impression/AD-1?sign=1"
 VIEW = "https://events.newtail-media.newtail.com.br/v1/beacon/view/AD-1?sign=2"
 CLICK = "https://events.newtail-media.newtail.com.br/v1/beacon/click/AD-1?sign=3"

@@ -25,6 +25,9 @@ from tests.browser.conftest import TIMEOUT, PageServer
 from tests.plugins import fake_ga4
 from tests.servers import FakeVendor, Received, SgtmProcess
 
+# A real browser (or real sockets and timing): the end-to-end set.
+pytestmark = pytest.mark.e2e
+
 MEASUREMENT_ID = "G-BROWSER01"
 
 # The protocol as gtag.js speaks it, reduced to what a page view, a batch and a session need.

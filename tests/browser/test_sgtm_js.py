@@ -6,9 +6,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from playwright.sync_api import BrowserContext, Page
 
 from tests.browser.conftest import Site
+
+# A real browser (or real sockets and timing): the end-to-end set.
+pytestmark = pytest.mark.e2e
 
 UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 QUEUE = "JSON.parse(localStorage.getItem('sgtm:queue:' + sgtm.endpoint) || '[]')"

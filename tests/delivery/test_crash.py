@@ -1,5 +1,7 @@
 """Crashes of the real `sgtm serve`: what was acknowledged is delivered.
 
+The server that is killed is a process of its own; the one that takes over runs in-process.
+
 SIGKILL while the vendor is down and hits stream in; restart; the vendor comes back: every
 acknowledged event arrives, and an event that arrives twice carries the same idempotency key.
 With Redis, two servers share one outbox and one of them is killed: the other finishes its work.
@@ -16,9 +18,10 @@ from collections import defaultdict
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.delivery.conftest import drop_redis_prefix, redis_prefix
-from tests.servers import FakeVendor, SgtmProcess, free_port
+from tests.servers import FakeVendor, SgtmProcess, SgtmServer, free_port, wait_until
 
 HIT = "/g/collect?v=2&tid=G-TEST01&cid=111.222&en=purchase&epn.n={n}"
 
@@ -84,10 +87,7 @@ class Stream:
                     self.acked.append(n)
 
     def wait_acked(self, count: int, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.acked) < count:
-            assert time.monotonic() < deadline, f"only {len(self.acked)} hits acknowledged"
-            time.sleep(0.01)
+        wait_until(lambda: len(self.acked) >= count, f"{count} hits acknowledged", timeout)
 
     def finish(self) -> list[int]:
         self.stop.set()
@@ -104,15 +104,11 @@ def delivered(vendor: FakeVendor) -> dict[int, set[str]]:
 
 
 def wait_delivered(vendor: FakeVendor, wanted: list[int], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        missing = set(wanted) - set(delivered(vendor))
-        if not missing:
-            return
-        assert time.monotonic() < deadline, f"{len(missing)} acknowledged events never arrived"
-        time.sleep(0.1)
+    what = f"{len(wanted)} acknowledged events delivered"
+    wait_until(lambda: not set(wanted) - set(delivered(vendor)), what, timeout)
 
 
+@pytest.mark.e2e
 def test_sigkill_with_vendor_down_loses_nothing(tmp_path):
     port = free_port()  # nothing listens there yet: the vendor is down
     config = container(tmp_path, port)
@@ -124,7 +120,7 @@ def test_sigkill_with_vendor_down_loses_nothing(tmp_path):
     acked = stream.finish()
     assert len(acked) >= 300
 
-    with SgtmProcess(config, env) as second:
+    with SgtmServer(config, env) as second:
         more = Stream([second.url], start=stream.next)
         more.wait_acked(50)
         acked += more.finish()
@@ -136,13 +132,14 @@ def test_sigkill_with_vendor_down_loses_nothing(tmp_path):
     assert set(keys) <= set(range(more.next))
 
 
+@pytest.mark.e2e
 def test_redis_two_servers_one_killed_the_other_finishes(tmp_path, redis_url):
     prefix = redis_prefix()
     port = free_port()
     delivery = f"delivery: {{store: redis, url: '{redis_url}', prefix: {prefix}}}\n"
     config = container(tmp_path, port, delivery)
     try:
-        with SgtmProcess(config, FAST_ENV) as survivor:
+        with SgtmServer(config, FAST_ENV) as survivor:
             doomed = SgtmProcess(config, FAST_ENV)
             stream = Stream([doomed.url, survivor.url])
             stream.wait_acked(300)
@@ -184,7 +181,7 @@ def test_one_vendor_down_holds_back_neither_ingest_nor_another_vendor(tmp_path):
             )
         )
         env = {**FAST_ENV, "SGTM_ADMIN_TOKEN": "t0ken-for-metrics"}
-        with SgtmProcess(config, env) as server, httpx.Client() as client:
+        with SgtmServer(config, env) as server, httpx.Client() as client:
             for n in range(300):
                 assert client.get(server.url + HIT.format(n=n)).status_code == 200
             up.wait_for(300)

@@ -14,7 +14,7 @@ from sgtm.delivery.sqlite_store import SqliteStore
 from sgtm.plugins import registry
 from sgtm.request import HitRequest
 from tests.delivery.test_crash import FAST_ENV
-from tests.servers import FakeVendor, SgtmProcess
+from tests.servers import FakeVendor, SgtmServer
 
 HIT = "/g/collect?v=2&tid=G-TEST01&cid=1.2&en=purchase&ep.order={order}"
 
@@ -38,11 +38,11 @@ def test_dedupe_survives_a_restart(tmp_path):
             )
         )
         env = {**FAST_ENV, "SGTM_DATA_DIR": str(tmp_path / "data")}
-        with SgtmProcess(config, env) as server:
+        with SgtmServer(config, env) as server:
             for order in ("A-1", "A-1", "B-2"):
                 assert httpx.get(server.url + HIT.format(order=order)).status_code == 200
             vendor.wait_for(2)
-        with SgtmProcess(config, env) as server:
+        with SgtmServer(config, env) as server:
             for order in ("A-1", "B-2", "C-3"):
                 assert httpx.get(server.url + HIT.format(order=order)).status_code == 200
             vendor.wait_for(3)

@@ -1,29 +1,21 @@
-"""`sgtm dlq` end to end: a real server dead-letters, the CLI lists, shows, replays, purges."""
+"""`sgtm dlq` end to end: a real server dead-letters, the CLI lists, shows, replays, purges.
+
+The server and the command both run in this process, on the same store a server and an
+operator's shell would share."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import time
 
+from tests.cli import Ran, run_cli
 from tests.delivery.test_crash import FAST_ENV, HIT, container, delivered
-from tests.servers import SGTM, FakeVendor, Reply, SgtmProcess
+from tests.servers import FakeVendor, Reply, SgtmServer, wait_until
 
 
-def dlq(*args: str, cwd: str = "/") -> subprocess.CompletedProcess[str]:
+def dlq(*args: str) -> Ran:
     env = {k: v for k, v in os.environ.items() if k != "SGTM_DATA_DIR"}
-    return subprocess.run(
-        [SGTM, "dlq", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=60
-    )
-
-
-def wait(predicate, limit: float = 20):
-    deadline = time.monotonic() + limit
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.1)
-    return value
+    return run_cli("dlq", *args, env=env)
 
 
 def test_dlq_list_show_replay_purge(tmp_path):
@@ -33,15 +25,16 @@ def test_dlq_list_show_replay_purge(tmp_path):
     with FakeVendor(responses=[refused, refused]) as vendor:
         data = tmp_path / "data"
         config = container(tmp_path, vendor.port, f"delivery: {{path: '{data}'}}\n")
-        with SgtmProcess(config, FAST_ENV) as server:
+        with SgtmServer(config, FAST_ENV) as server:
             for n in (1, 2, 3):
                 assert httpx.get(server.url + HIT.format(n=n)).status_code == 200
             vendor.wait_for(3)
 
-            listing = wait(
+            listing = wait_until(
                 lambda: (
                     (r := dlq("list", "-c", str(config))).stdout.count("answered 422") == 2 and r
-                )
+                ),
+                "two dead letters",
             )
             assert listing.returncode == 0
             header, *rows = listing.stdout.splitlines()
@@ -88,7 +81,8 @@ def test_dlq_list_show_replay_purge(tmp_path):
             assert dlq("list", "-c", str(config)).stdout == "no dead letters\n"
 
 
-def test_dlq_without_a_store_says_where_it_looked(tmp_path):
-    result = dlq("list", cwd=str(tmp_path))
+def test_dlq_without_a_store_says_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = dlq("list")
     assert result.returncode == 2
     assert f"no store at {tmp_path / 'var'}" in result.stderr

@@ -40,7 +40,7 @@ from sgtm.delivery.store import DeadLetter
 from sgtm.emulate import Emulator, RequestLine
 from sgtm.plugin import Credential, Outbound, Tag, Verdict, as_verdict
 from sgtm.plugins import registry
-from tests.servers import FakeVendor, Received, SgtmProcess
+from tests.servers import FakeVendor, Received, SgtmServer
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 
@@ -1036,14 +1036,14 @@ FAST_DELIVERY = {
 }
 
 
-def serve(tmp_path: Path, container: str, env: dict[str, str]) -> SgtmProcess:
+def serve(tmp_path: Path, container: str, env: dict[str, str]) -> SgtmServer:
     """`sgtm serve` on the container, its outbox under tmp_path."""
     path = tmp_path / "site.yaml"
     path.write_text(textwrap.dedent(container))
-    return SgtmProcess(path, {**FAST_DELIVERY, "SGTM_DATA_DIR": str(tmp_path / "var"), **env})
+    return SgtmServer(path, {**FAST_DELIVERY, "SGTM_DATA_DIR": str(tmp_path / "var"), **env})
 
 
-def ga4_post(server: SgtmProcess, lines: list[str], common: str = "") -> None:
+def ga4_post(server: SgtmServer, lines: list[str], common: str = "") -> None:
     """One batched GA4 POST: the URL holds what the events share, the body one event per line."""
     url = f"{server.url}/g/collect?v=2&tid=G-TEST01&cid=111.222&sid=1700000000&{common}"
     response = httpx.post(url, content="\n".join(lines).encode(), timeout=5)

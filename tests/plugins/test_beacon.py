@@ -23,7 +23,7 @@ from sgtm.delivery.recorder import RecorderDelivery
 from sgtm.plugins import registry
 from sgtm.request import HitRequest
 from sgtm.yamlsource import ConfigErrors
-from tests.servers import FakeVendor, SgtmProcess
+from tests.servers import FakeVendor, SgtmServer
 
 NOW = 1_700_000_000.0
 UA = "Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0"
@@ -795,7 +795,7 @@ def test_real_server_beacons(tmp_path: Path) -> None:
                 """
             )
         )
-        with SgtmProcess(config) as server:
+        with SgtmServer(config) as server:
             url = SIGNED.format(kind="view")
             ok = httpx.post(
                 f"{server.url}/beacon/view",

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sgtm_plugins.datalayer import script
 
-from tests.servers import FakeVendor, Received, SgtmProcess
+from tests.servers import FakeVendor, Received, SgtmServer
 
 ORIGIN = "https://www.shop.example"
 LIMIT = 1024 * 1024  # the server's default body limit (SGTM_MAX_BODY_BYTES)
@@ -36,7 +36,7 @@ def vendor() -> Iterator[FakeVendor]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, vendor: FakeVendor) -> Iterator[SgtmProcess]:
+def server(tmp_path_factory: pytest.TempPathFactory, vendor: FakeVendor) -> Iterator[SgtmServer]:
     config = tmp_path_factory.mktemp("datalayer") / "web.yaml"
     config.write_text(
         textwrap.dedent(
@@ -56,11 +56,11 @@ def server(tmp_path_factory: pytest.TempPathFactory, vendor: FakeVendor) -> Iter
             """
         )
     )
-    with SgtmProcess(config) as proc:
+    with SgtmServer(config) as proc:
         yield proc
 
 
-def test_script_over_http_gzip_etag_304(server: SgtmProcess) -> None:
+def test_script_over_http_gzip_etag_304(server: SgtmServer) -> None:
     url = f"{server.url}/sgtm.js"
     first = httpx.get(url, headers={"accept-encoding": "gzip"})
     assert first.status_code == 200
@@ -82,13 +82,13 @@ def test_script_over_http_gzip_etag_304(server: SgtmProcess) -> None:
     )
 
 
-def test_script_requested_with_cors_varies_on_both(server: SgtmProcess) -> None:
+def test_script_requested_with_cors_varies_on_both(server: SgtmServer) -> None:
     response = httpx.get(f"{server.url}/sgtm.js", headers={"origin": ORIGIN})
     assert response.headers["vary"] == "Accept-Encoding, Origin"
     assert response.headers["access-control-allow-origin"] == ORIGIN
 
 
-def test_preflight_and_credentialed_post(server: SgtmProcess, vendor: FakeVendor) -> None:
+def test_preflight_and_credentialed_post(server: SgtmServer, vendor: FakeVendor) -> None:
     preflight = httpx.options(
         f"{server.url}/data",
         headers={
@@ -121,7 +121,7 @@ def test_preflight_and_credentialed_post(server: SgtmProcess, vendor: FakeVendor
     assert vendor.errors == []
 
 
-def test_body_at_the_limit_is_accepted_and_over_it_refused(server: SgtmProcess) -> None:
+def test_body_at_the_limit_is_accepted_and_over_it_refused(server: SgtmServer) -> None:
     head = b'{"event": "big", "pad": "'
     tail = b'"}'
     at_limit = head + b"x" * (LIMIT - len(head) - len(tail)) + tail
@@ -150,13 +150,13 @@ def test_body_at_the_limit_is_accepted_and_over_it_refused(server: SgtmProcess) 
     ],
 )
 def test_hostile_bodies_over_http_never_500(
-    server: SgtmProcess, content: bytes, status: int
+    server: SgtmServer, content: bytes, status: int
 ) -> None:
     response = httpx.post(f"{server.url}/data", content=content)
     assert response.status_code == status, response.text
 
 
-def test_data_tag_pixel_over_http(server: SgtmProcess) -> None:
+def test_data_tag_pixel_over_http(server: SgtmServer) -> None:
     response = httpx.get(f"{server.url}/data", params={"v": "2", "event": "page_view"})
     assert response.status_code == 200
     assert response.headers["content-type"] == "image/gif"

@@ -33,7 +33,7 @@ from sgtm.plugins import registry
 from sgtm.request import HitRequest
 from sgtm.yamlsource import ConfigErrors
 from tests.plugins.test_ga4_mp_vendor import FAST_ENV, _events, check, reply
-from tests.servers import FakeVendor, SgtmProcess
+from tests.servers import FakeVendor, SgtmServer
 
 NOW = 1_700_000_000.0
 ROOT = Path(__file__).resolve().parents[2]
@@ -480,7 +480,7 @@ def test_on_a_real_server_a_backend_event_reaches_ga4_as_google_documents(tmp_pa
             "GA4_API_SECRET": "outbound-secret",
             "SGTM_DATA_DIR": str(tmp_path / "var"),
         }
-        with SgtmProcess(config, env) as server:
+        with SgtmServer(config, env) as server:
             body = {**BODY, "timestamp_micros": int(time.time() * 1e6) - 5_000_000}
             for event in body["events"]:
                 event.pop("timestamp_micros", None)

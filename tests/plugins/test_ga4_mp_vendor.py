@@ -26,7 +26,7 @@ from sgtm_plugins.ga4_mp import Ga4MpTag
 from sgtm_plugins.ga4_mp.settings import Ga4MpSettings
 
 from sgtm.plugin import BuildContext, ContainerInfo
-from tests.servers import SGTM, FakeVendor, Received, SgtmProcess
+from tests.servers import SGTM, FakeVendor, Received, SgtmServer
 
 MEASUREMENT_ID = "G-TEST01ABCD"
 SECRET = "mp-secret-value-123"
@@ -538,7 +538,7 @@ def _events(vendor: FakeVendor, count: int, timeout: float = 30.0) -> list[dict[
 
 def test_serve_sends_each_event_type_as_ga4_documents(tmp_path, ga4):
     env = {**FAST_ENV, "GA4_API_SECRET": SECRET, "SGTM_DATA_DIR": str(tmp_path / "var")}
-    with SgtmProcess(_container(tmp_path, ga4.url), env) as server:
+    with SgtmServer(_container(tmp_path, ga4.url), env) as server:
         # analytics_storage denied (gcs=G100): nothing may reach GA4 for this one (had it been
         # queued, it would be sent first, in the same lane as the others)
         httpx.get(server.url + HIT.format(en="scroll", et=5, extra="&gcs=G100"))
@@ -586,7 +586,7 @@ def test_serve_sends_each_event_type_as_ga4_documents(tmp_path, ga4):
 def test_serve_retries_a_failure_with_the_same_request(tmp_path):
     env = {**FAST_ENV, "GA4_API_SECRET": SECRET, "SGTM_DATA_DIR": str(tmp_path / "var")}
     vendor = FakeVendor(default_status=204, responses=[503], check=check, reply=reply)
-    with vendor, SgtmProcess(_container(tmp_path, vendor.url), env) as server:
+    with vendor, SgtmServer(_container(tmp_path, vendor.url), env) as server:
         url = server.url + HIT.format(en="purchase", et=10, extra=HITS["purchase"])
         assert httpx.get(url).status_code == 200
         first, second = vendor.wait_for(2, timeout=30)
@@ -606,7 +606,7 @@ def test_serve_validate_mode_dead_letters_with_googles_messages(tmp_path):
             client_id="{{event.x-ga-gtm_version}}",
         )
         config.write_text(config.read_text() + f"delivery: {{path: '{data}'}}\n")
-        with SgtmProcess(config, env) as server:
+        with SgtmServer(config, env) as server:
             hit = HIT.format(en="page_view", et=10, extra="&gtm=45je4a1")
             assert httpx.get(server.url + hit).status_code == 200
             (got,) = vendor.wait_for(1)

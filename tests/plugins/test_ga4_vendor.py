@@ -18,7 +18,7 @@ import httpx
 from sgtm.privacy import anonymize_ip
 from tests.plugins import fake_ga4
 from tests.plugins.test_ga4_corpus import CORPUS, FILES, NEVER_SENT_BACK, load
-from tests.servers import SGTM, FakeVendor, Received, SgtmProcess
+from tests.servers import SGTM, FakeVendor, Received, SgtmServer
 
 FAST_ENV = {
     "SGTM_DELIVERY_POLL_INTERVAL": "100ms",
@@ -56,7 +56,7 @@ def container(tmp_path: Path, endpoint: str) -> Path:
     return path
 
 
-def send(server: SgtmProcess, request: dict[str, Any]) -> None:
+def send(server: SgtmServer, request: dict[str, Any]) -> None:
     headers = {"user-agent": UA, **request.get("headers", {}), "x-forwarded-for": request["ip"]}
     response = httpx.request(
         request["method"],
@@ -76,7 +76,7 @@ def test_serve_forwards_every_corpus_hit_with_its_parameters(tmp_path: Path) -> 
     expected: dict[tuple[str, ...], dict[str, Any]] = {}
     with FakeVendor(default_status=204, check=fake_ga4.problems) as ga4:
         config = container(tmp_path, f"{ga4.url}/g/collect")
-        with SgtmProcess(config, env) as server:
+        with SgtmServer(config, env) as server:
             for path in FILES:
                 record = load(path)
                 request = record["request"]
@@ -129,7 +129,7 @@ def test_serve_retries_5xx_with_the_same_request_and_dead_letters_4xx(tmp_path: 
     page_view = load(CORPUS / "sesamy_page_view.json")["request"]
     with FakeVendor(default_status=204, responses=[503, 204, 400], check=fake_ga4.problems) as ga4:
         config = container(tmp_path, f"{ga4.url}/g/collect")
-        with SgtmProcess(config, env) as server:
+        with SgtmServer(config, env) as server:
             send(server, purchase)
             first, second = ga4.wait_for(2, timeout=30)
             send(server, page_view)
@@ -145,7 +145,7 @@ def test_serve_retries_5xx_with_the_same_request_and_dead_letters_4xx(tmp_path: 
     assert len(received) == 3  # the refused hit was tried once
 
 
-def _wait_for_logs(server: SgtmProcess, message: str, count: int) -> list[dict[str, Any]]:
+def _wait_for_logs(server: SgtmServer, message: str, count: int) -> list[dict[str, Any]]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         found = []

@@ -25,7 +25,7 @@ from sgtm.kit.cookies import CookieSettings, cookie_domain, is_cookie_value, que
 from sgtm.plugin import ClientContext, ContainerInfo, Cookie
 from sgtm.plugins import registry
 from sgtm.request import HitRequest
-from tests.servers import SgtmProcess
+from tests.servers import SgtmServer
 
 NOW = 1_700_000_000.5
 NOW_MS = 1_700_000_000_500
@@ -557,7 +557,7 @@ def test_real_server_sets_and_keeps_identity(tmp_path: Path) -> None:
         "version: 1\nclients:\n"
         "  - {name: ga4, type: ga4, settings: {client_id: server, meta_cookies: true}}\n"
     )
-    with SgtmProcess(config) as server:
+    with SgtmServer(config) as server:
         hit = f"{server.url}/g/collect?{GA4_HIT}"
         first = httpx.post(hit, headers={"host": "sgtm.loja.com.br"})
         assert first.status_code == 200

@@ -22,7 +22,7 @@ from sgtm_plugins.meta_capi.settings import MetaCapiSettings
 
 from sgtm.plugin import BuildContext, ContainerInfo
 from tests.plugins import fake_meta
-from tests.servers import FakeVendor, Received, SgtmProcess
+from tests.servers import FakeVendor, Received, SgtmServer
 
 PIXEL = "1234567890123456"
 TOKEN = "EAAB-secret-token-123"
@@ -360,7 +360,7 @@ def _events(vendor: FakeVendor, count: int, timeout: float = 30.0) -> list[dict[
 
 def test_serve_sends_each_event_type_as_meta_documents(tmp_path, meta):
     env = {"META_ACCESS_TOKEN": TOKEN, "SGTM_DATA_DIR": str(tmp_path / "var")}
-    with SgtmProcess(_container(tmp_path, meta.url), env) as server:
+    with SgtmServer(_container(tmp_path, meta.url), env) as server:
         for en, extra in HITS.items():
             response = httpx.get(
                 server.url + HIT.format(en=en, extra=extra),
@@ -415,7 +415,7 @@ def test_serve_sends_the_visitors_own_fbp_and_fbc_on_default_client_settings(tmp
         "%2Fdone&ep.transaction_id=T-9&cu=BRL&epn.value=10&pr1=idSKU-1~pr10~qt1"
     )
     cookie = "_ga=GA1.1.111.222; _fbp=fb.1.1700000000000.123456789; _fbc=fb.1.1700000000001.IwAR"
-    with SgtmProcess(_container(tmp_path, meta.url), env) as server:
+    with SgtmServer(_container(tmp_path, meta.url), env) as server:
         response = httpx.get(server.url + hit, headers={"user-agent": UA, "cookie": cookie})
         assert response.status_code == 200
         assert "set-cookie" not in response.headers
@@ -429,7 +429,7 @@ def test_serve_retries_a_transient_failure_with_the_same_event(tmp_path):
     env = {"META_ACCESS_TOKEN": TOKEN, "SGTM_DATA_DIR": str(tmp_path / "var")}
     hit = HIT.format(en="purchase", extra=HITS["purchase"])
     vendor = FakeVendor(responses=[500], check=fake_meta.problems, reply=fake_meta.reply)
-    with vendor, SgtmProcess(_container(tmp_path, vendor.url), env) as server:
+    with vendor, SgtmServer(_container(tmp_path, vendor.url), env) as server:
         assert httpx.get(server.url + hit, headers={"user-agent": UA}).status_code == 200
         first, second = vendor.wait_for(2, timeout=30)
     assert vendor.errors == []

@@ -22,7 +22,7 @@ from sgtm.plugins import registry
 from sgtm.request import HitRequest
 from sgtm.yamlsource import ConfigErrors
 from tests.plugins.crm_fakes import FAST_DELIVERY
-from tests.servers import FakeVendor, SgtmProcess
+from tests.servers import FakeVendor, SgtmServer
 
 APP_SECRET = "meta-app-secret-0123456789"
 VERIFY_TOKEN = "verify-me-please"
@@ -263,7 +263,7 @@ def test_on_a_real_server_meta_verifies_then_delivers_a_lead(tmp_path):
             CONTAINER.replace("https://hooks.example.test/lead", f"{vendor.url}/lead")
         )
         env = {**FAST_DELIVERY, **ENV, "SGTM_DATA_DIR": str(tmp_path / "var")}
-        with SgtmProcess(config, env) as server:
+        with SgtmServer(config, env) as server:
             url = f"{server.url}/webhooks/meta-ads"
             query = {
                 "hub.mode": "subscribe",

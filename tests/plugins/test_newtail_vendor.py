@@ -24,7 +24,7 @@ import msgspec
 import pytest
 from sgtm_plugins.newtail import NewtailTag
 
-from tests.servers import SGTM, FakeVendor, Received, Reply, SgtmProcess
+from tests.servers import SGTM, FakeVendor, Received, Reply, SgtmServer
 
 TAG = NewtailTag()
 HOST = "events.newtail-media.newtail.com.br"
@@ -240,7 +240,7 @@ def _container(tmp_path: Path, vendor_url: str, extra: str = "") -> Path:
     return path
 
 
-def _beacon(server: SgtmProcess, kind: str, body: dict[str, Any]) -> None:
+def _beacon(server: SgtmServer, kind: str, body: dict[str, Any]) -> None:
     response = httpx.post(
         f"{server.url}/beacon/{kind}",
         content=json.dumps(body),
@@ -268,7 +268,7 @@ CONVERSION = {
 }  # fmt: skip
 
 
-def _tag_outcomes(server: SgtmProcess) -> dict[str, float]:
+def _tag_outcomes(server: SgtmServer) -> dict[str, float]:
     """sgtm_tags_total of the newtail tag, by outcome, from /metrics."""
     text = httpx.get(f"{server.url}/metrics", headers={"authorization": "Bearer adm"}).text
     found = re.findall(r'sgtm_tags_total\{[^}]*outcome="(\w+)"[^}]*tag="newtail"\} (\S+)', text)
@@ -278,7 +278,7 @@ def _tag_outcomes(server: SgtmProcess) -> dict[str, float]:
 def test_serve_forwards_signed_urls_and_sends_conversions(tmp_path):
     env = {**FAST_ENV, "SGTM_DATA_DIR": str(tmp_path / "var"), "SGTM_ADMIN_TOKEN": "adm"}
     vendor = FakeVendor(default_status=202, check=problems, reply=reply)
-    with vendor, SgtmProcess(_container(tmp_path, vendor.url), env) as server:
+    with vendor, SgtmServer(_container(tmp_path, vendor.url), env) as server:
         ids = {"session_id": "s-1", "user_id": "u-7"}
         # a hostile URL first: had it been queued, it would be sent first in the same lane
         _beacon(
@@ -365,7 +365,7 @@ def test_serve_gives_ad_events_and_conversions_one_session_and_user_id(tmp_path)
     vendor = FakeVendor(default_status=202, check=problems, reply=reply)
     with vendor:
         config.write_text(config.read_text().replace("URL", vendor.url))
-        with SgtmProcess(config, env) as server:
+        with SgtmServer(config, env) as server:
             browsers = {"ga": "_ga=GA1.1.1111.2222; _dcid=dcid.1.1700000000000.1", "dcid": ""}
             # the second browser has no GA: sgtm's own _dcid, set on its first dataLayer hit
             first = httpx.post(f"{server.url}/data", content='{"event": "page_view"}')
@@ -407,7 +407,7 @@ def test_serve_gives_ad_events_and_conversions_one_session_and_user_id(tmp_path)
 def test_serve_retries_a_conversion_with_the_same_body(tmp_path):
     env = {**FAST_ENV, "SGTM_DATA_DIR": str(tmp_path / "var")}
     vendor = FakeVendor(default_status=202, responses=[503], check=problems, reply=reply)
-    with vendor, SgtmProcess(_container(tmp_path, vendor.url), env) as server:
+    with vendor, SgtmServer(_container(tmp_path, vendor.url), env) as server:
         _beacon(server, "conversion", CONVERSION)
         first, second = vendor.wait_for(2, timeout=30)
     assert vendor.errors == []
@@ -442,7 +442,7 @@ def test_serve_dead_letters_a_422_with_newtails_error_list(tmp_path):
     data = tmp_path / "dlq"
     with FakeVendor(default_status=202, responses=[refused], check=problems) as vendor:
         config = _container(tmp_path, vendor.url, f"delivery: {{path: '{data}'}}\n")
-        with SgtmProcess(config, env) as server:
+        with SgtmServer(config, env) as server:
             _beacon(server, "conversion", CONVERSION)
             vendor.wait_for(1)
             letters = _dead_letters(config)

@@ -21,7 +21,7 @@ from sgtm_plugins.tiktok.settings import TikTokSettings
 
 from sgtm.plugin import BuildContext, ContainerInfo, Outbound
 from tests.plugins import fake_tiktok
-from tests.servers import FakeVendor, Received, Reply, SgtmProcess
+from tests.servers import FakeVendor, Received, Reply, SgtmServer
 
 PIXEL = "C4A1B2C3D4E5F6G7H8I9"
 TOKEN = "tt-secret-token-123"
@@ -265,7 +265,7 @@ def test_serve_sends_ga4_events_with_the_pixels_ids(tmp_path, tiktok):
         "&pr2=idSKU-2~nmCap~pr25~qt1&ep.user_data.email=Ana%40Example.com"
         "&ep.user_data.phone_number=(11)%2091234-5678&uid=CRM-9"
     )
-    with SgtmProcess(_container(tmp_path, tiktok.url), env) as server:
+    with SgtmServer(_container(tmp_path, tiktok.url), env) as server:
         headers = {"user-agent": UA, "x-forwarded-for": "203.0.113.77", "cookie": cookie}
         for en, dl_extra, extra in (
             ("view_item", "%3Fttclid%3DE.C.P.Landing", "&cu=BRL&epn.value=9.9&pr1=idSKU-1~pr9.9"),

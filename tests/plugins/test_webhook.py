@@ -23,7 +23,7 @@ from sgtm.plugins import registry
 from sgtm.request import HitRequest
 from sgtm.yamlsource import ConfigErrors
 from tests.plugins.crm_fakes import FAST_DELIVERY
-from tests.servers import FakeVendor, SgtmProcess
+from tests.servers import FakeVendor, SgtmServer
 
 SECRET = "whsec-0123456789abcdef"
 KEY_OLD = "key-old-0123456789abcdef"
@@ -455,7 +455,7 @@ def test_on_a_real_server_a_signed_lead_reaches_the_vendor_once(tmp_path):
         )
         env = {**FAST_DELIVERY, **ENV, "SGTM_DATA_DIR": str(tmp_path / "var")}
         env["SGTM_ADMIN_TOKEN"] = "admin-token-for-tests"
-        with SgtmProcess(config, env) as server:
+        with SgtmServer(config, env) as server:
             body = json.dumps({"id": "L-1", "email": "ana@example.com"}).encode()
             url = f"{server.url}/webhooks/crm"
             headers = {"content-type": "application/json", "x-webhook-signature": sign(body)}
