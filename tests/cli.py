@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import sys
 from dataclasses import dataclass
+from typing import Any
 from unittest import mock
 
 from sgtm.cli import main
@@ -36,3 +38,13 @@ def run_cli(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> R
         except SystemExit as exc:  # argparse's usage errors
             code = exc.code if isinstance(exc.code, int) else 2
     return Ran(code, out.getvalue(), err.getvalue())
+
+
+def dead_letters(config: str | os.PathLike[str], env: dict[str, str]) -> list[dict[str, Any]]:
+    """`sgtm dlq list -c CONFIG --json` with `env` (and PATH only) as the environment: the dead
+    letters of the store that config names, newest first (empty while there are none)."""
+    done = run_cli("dlq", "list", "-c", str(config), "--json", env={"PATH": "", **env})
+    if done.returncode != 0 or not done.stdout.startswith("["):
+        return []
+    letters: list[dict[str, Any]] = json.loads(done.stdout)
+    return letters

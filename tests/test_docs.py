@@ -21,6 +21,7 @@ import pytest
 from sgtm import hookspecs
 from sgtm.config import load_text
 from sgtm.plugins import Registry, load_registry
+from tests.cli import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC_FILES = [
@@ -158,13 +159,10 @@ def emulate_page_example(page_path, tmp_path):
     (tmp_path / "shop.yaml").write_text(config)
     args = shlex.split(command.replace("\\\n", " "))
     assert args[:4] == ["sgtm", "emulate", "-c", "shop.yaml"]
-    result = subprocess.run(
-        [sys.executable, "-m", "sgtm", *args[1:]],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        result = run_cli(*args[1:])
+    assert result.returncode == 0, result.stderr
     return [{**json.loads(line), "expected": expected} for line in result.stdout.splitlines()]
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import textwrap
 import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -28,7 +27,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
-from tests.servers import FakeVendor, Received, SgtmProcess, free_port
+from tests.servers import FakeVendor, Received, SgtmProcess, free_port, wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -131,11 +130,10 @@ class Site:
         )
 
     def wait_until(self, condition: Callable[[], bool], what: str) -> None:
-        deadline = time.monotonic() + TIMEOUT
-        while not condition():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; vendor got {self.events()}")
-            time.sleep(0.02)
+        try:
+            wait_until(condition, what, TIMEOUT)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; vendor got {self.events()}") from None
 
     def wait_for(self, *names: str, path: str = "/collect") -> None:
         self.wait_until(lambda: all(n in self.names(n, path) for n in names), f"{names} on {path}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import textwrap
-import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -20,8 +19,8 @@ import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page
 
-from tests.browser.conftest import TIMEOUT, PageServer, check_event
-from tests.servers import FakeVendor, SgtmProcess
+from tests.browser.conftest import PageServer, check_event
+from tests.servers import FakeVendor, SgtmProcess, wait_until
 
 # A real browser (or real sockets and timing): the end-to-end set.
 pytestmark = pytest.mark.e2e
@@ -83,11 +82,12 @@ class AdSite:
         marker = "https://ads.example/marker"
         body = json.dumps({"session_id": "marker", "url": marker})
         assert httpx.post(f"{self.sgtm.url}/beacon/impression", content=body).status_code == 202
-        deadline = time.monotonic() + TIMEOUT
-        while not any(e["ad_event_url"] == marker for e in self.events()):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the marker never arrived; the vendor got {self.events()}")
-            time.sleep(0.02)
+        try:
+            wait_until(lambda: any(e["ad_event_url"] == marker for e in self.events()), "marker")
+        except AssertionError:
+            raise AssertionError(
+                f"the marker never arrived; the vendor got {self.events()}"
+            ) from None
 
 
 @pytest.fixture(scope="module")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -150,17 +148,3 @@ NONCE = "0123456789abcdef"  # the nonce `submission` binds its requests' placeho
 
 def bearer(credential: str = placeholders.credential(NONCE)) -> dict[str, str]:
     return {"Authorization": f"Bearer {credential}"}
-
-
-async def eventually(predicate: Callable[[], Any], limit: float = 15.0) -> Any:
-    """Poll until `predicate()` (sync or async) is truthy; fail after `limit` seconds."""
-    deadline = time.monotonic() + limit
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)

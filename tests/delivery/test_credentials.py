@@ -11,11 +11,10 @@ from tests.delivery.helpers import (
     AuthTag,
     bearer,
     engine,
-    eventually,
     route,
     submission,
 )
-from tests.servers import FakeVendor, Reply
+from tests.servers import FakeVendor, Reply, eventually
 
 SECRET = "client-secret-value-42"
 

@@ -23,11 +23,10 @@ from tests.delivery.helpers import (
     BatchTag,
     PlainTag,
     engine,
-    eventually,
     route,
     submission,
 )
-from tests.servers import FakeVendor, Reply, free_port
+from tests.servers import FakeVendor, Reply, eventually, free_port
 
 
 async def wait_received(vendor: FakeVendor, count: int, limit: float = 15.0):

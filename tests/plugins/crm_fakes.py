@@ -1062,11 +1062,3 @@ def dead_letters(tmp_path: Path) -> list[DeadLetter]:
             await store.close()
 
     return list(reversed(asyncio.run(read())))
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from sgtm_plugins.ga4.tag import Ga4Settings, Ga4Tag
 from sgtm.event import EventData
 from sgtm.plugin import BuildContext, ClientContext, ContainerInfo, Outbound
 from sgtm.request import HitRequest
+from tests.cli import run_cli
 from tests.plugins import fake_ga4
 from tests.servers import Received
 
@@ -129,12 +129,8 @@ def test_emulate_shows_a_purchase_hit_as_the_ga4_tag_sends_it(tmp_path: Path) ->
     )
     requests = tmp_path / "hits.ndjson"
     requests.write_text(json.dumps(record["request"]) + "\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "sgtm", "emulate", "-c", str(config), "--requests", str(requests)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    done = run_cli("emulate", "-c", str(config), "--requests", str(requests))
+    assert done.returncode == 0, done.stderr
     (line,) = done.stdout.splitlines()
     ((tag,),) = [event["tags"] for event in json.loads(line)["events"]]
     assert (tag["name"], tag["fired"]) == ("ga4", True)

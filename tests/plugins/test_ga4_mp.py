@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import subprocess
-import sys
 import textwrap
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +27,7 @@ from sgtm.kit import hashing as pii
 from sgtm.plugin import BuildContext, ContainerInfo, Outbound
 from sgtm.plugins import registry
 from sgtm.yamlsource import ConfigErrors
+from tests.cli import run_cli
 from tests.plugins.test_ga4_mp_vendor import problems, received
 
 NOW = 1_790_000_000.0
@@ -136,10 +135,9 @@ def test_emulate_shows_the_exact_requests(tmp_path):
     config = tmp_path / "shop.yaml"
     config.write_text(container_yaml())
     lines = "\n".join(json.dumps(e) for e in EMULATE_EVENTS)
-    done = subprocess.run(
-        [sys.executable, "-m", "sgtm.cli", "emulate", "-c", str(config), "--events", "-",
-         "--now", str(NOW)],
-        input=lines, capture_output=True, text=True, env={"PATH": "", "GA4_API_SECRET": SECRET},
+    done = run_cli(
+        "emulate", "-c", str(config), "--events", "-", "--now", str(NOW),
+        stdin=lines, env={"PATH": "", "GA4_API_SECRET": SECRET},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert SECRET not in done.stdout
@@ -206,11 +204,9 @@ def test_emulate_lists_warnings_and_metrics_count_them(tmp_path):
     config = tmp_path / "shop.yaml"
     config.write_text(container_yaml())
     event = base("page_view", note="x" * 120, **{"bad-name": 1})
-    done = subprocess.run(
-        [sys.executable, "-m", "sgtm.cli", "emulate", "-c", str(config), "--events", "-",
-         "--now", str(NOW)],
-        input=json.dumps(event), capture_output=True, text=True,
-        env={"PATH": "", "GA4_API_SECRET": SECRET},
+    done = run_cli(
+        "emulate", "-c", str(config), "--events", "-", "--now", str(NOW),
+        stdin=json.dumps(event), env={"PATH": "", "GA4_API_SECRET": SECRET},
     )  # fmt: skip
     (tag,) = json.loads(done.stdout)["events"][0]["tags"]
     assert tag["fired"] is True

@@ -26,7 +26,8 @@ from sgtm_plugins.ga4_mp import Ga4MpTag
 from sgtm_plugins.ga4_mp.settings import Ga4MpSettings
 
 from sgtm.plugin import BuildContext, ContainerInfo
-from tests.servers import SGTM, FakeVendor, Received, SgtmServer
+from tests.cli import dead_letters
+from tests.servers import FakeVendor, Received, SgtmServer, wait_until
 
 MEASUREMENT_ID = "G-TEST01ABCD"
 SECRET = "mp-secret-value-123"
@@ -526,14 +527,11 @@ def _container(tmp_path: Path, vendor_url: str, **settings: Any) -> Path:
 
 
 def _events(vendor: FakeVendor, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def events() -> list[dict[str, Any]]:
         bodies = [msgspec.json.decode(r.body) for r in list(vendor.received)]
-        events = [{**e, "request": b} for b in bodies for e in b["events"]]
-        if len(events) >= count:
-            return events
-        time.sleep(0.05)
-    raise AssertionError(f"expected {count} events, got {len(vendor.received)} requests")
+        return [{**e, "request": b} for b in bodies for e in b["events"]]
+
+    return wait_until(lambda: len(found := events()) >= count and found, f"{count} events", timeout)
 
 
 def test_serve_sends_each_event_type_as_ga4_documents(tmp_path, ga4):
@@ -620,20 +618,4 @@ def test_serve_validate_mode_dead_letters_with_googles_messages(tmp_path):
 
 
 def _wait_for_dead_letter(config: Path) -> list[dict[str, Any]]:
-    import subprocess
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        done = subprocess.run(
-            [SGTM, "dlq", "list", "-c", str(config), "--json"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={"PATH": "", "GA4_API_SECRET": SECRET},
-        )
-        if done.returncode == 0 and done.stdout.strip().startswith("["):
-            letters = json.loads(done.stdout)
-            if letters:
-                return letters  # type: ignore[no-any-return]
-        time.sleep(0.1)
-    raise AssertionError("no dead letter")
+    return wait_until(lambda: dead_letters(config, {"GA4_API_SECRET": SECRET}), "a dead letter", 30)

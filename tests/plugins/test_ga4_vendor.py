@@ -6,9 +6,7 @@ with the identical request, 4xx is a dead letter; a `dry_run` tag logs each hit'
 from __future__ import annotations
 
 import json
-import subprocess
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -16,9 +14,10 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 
 from sgtm.privacy import anonymize_ip
+from tests.cli import dead_letters
 from tests.plugins import fake_ga4
 from tests.plugins.test_ga4_corpus import CORPUS, FILES, NEVER_SENT_BACK, load
-from tests.servers import SGTM, FakeVendor, Received, SgtmServer
+from tests.servers import FakeVendor, Received, SgtmServer, wait_until
 
 FAST_ENV = {
     "SGTM_DELIVERY_POLL_INTERVAL": "100ms",
@@ -146,35 +145,11 @@ def test_serve_retries_5xx_with_the_same_request_and_dead_letters_4xx(tmp_path: 
 
 
 def _wait_for_logs(server: SgtmServer, message: str, count: int) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        found = []
-        for line in server.logs().splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if record.get("msg") == message:
-                found.append(record)
-        if len(found) >= count:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"fewer than {count} {message!r} log lines")
+    def found() -> list[dict[str, Any]]:
+        return [r for r in server.log_records() if r.get("msg") == message]
+
+    return wait_until(lambda: len(f := found()) >= count and f, f"{count} {message!r} logs", 30)
 
 
 def _wait_for_dead_letters(config: Path, env: dict[str, str]) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        done = subprocess.run(
-            [SGTM, "dlq", "list", "-c", str(config), "--json"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={"PATH": "", **env},
-        )
-        if done.returncode == 0 and done.stdout.strip().startswith("["):
-            letters: list[dict[str, Any]] = json.loads(done.stdout)
-            if letters:
-                return letters
-        time.sleep(0.1)
-    raise AssertionError("no dead letter")
+    return wait_until(lambda: dead_letters(config, env), "a dead letter", 30)

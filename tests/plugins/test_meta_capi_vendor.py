@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -21,8 +19,9 @@ from sgtm_plugins.meta_capi import MetaCapiTag
 from sgtm_plugins.meta_capi.settings import MetaCapiSettings
 
 from sgtm.plugin import BuildContext, ContainerInfo
+from tests.cli import run_cli
 from tests.plugins import fake_meta
-from tests.servers import FakeVendor, Received, SgtmServer
+from tests.servers import FakeVendor, Received, SgtmServer, wait_until
 
 PIXEL = "1234567890123456"
 TOKEN = "EAAB-secret-token-123"
@@ -349,13 +348,11 @@ def _container(tmp_path: Path, vendor_url: str) -> Path:
 
 def _events(vendor: FakeVendor, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
     """The server events received so far, once there are `count` (batches are flattened)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        events = [e for r in list(vendor.received) for e in msgspec.json.decode(r.body)["data"]]
-        if len(events) >= count:
-            return events
-        time.sleep(0.05)
-    raise AssertionError(f"expected {count} events, got {len(vendor.received)} requests")
+
+    def events() -> list[dict[str, Any]]:
+        return [e for r in list(vendor.received) for e in msgspec.json.decode(r.body)["data"]]
+
+    return wait_until(lambda: len(found := events()) >= count and found, f"{count} events", timeout)
 
 
 def test_serve_sends_each_event_type_as_meta_documents(tmp_path, meta):
@@ -484,11 +481,9 @@ def test_emulate_shows_the_exact_requests(tmp_path):
     lines = "\n".join(
         json.dumps({**common, **e, "event_id": f"id-{i}"}) for i, e in enumerate(EMULATE_EVENTS)
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "sgtm.cli", "emulate", "-c", str(config), "--events", "-",
-         "--now", str(EMULATE_NOW)],
-        input=lines, capture_output=True, text=True,
-        env={"PATH": "", "META_ACCESS_TOKEN": TOKEN},
+    done = run_cli(
+        "emulate", "-c", str(config), "--events", "-", "--now", str(EMULATE_NOW),
+        stdin=lines, env={"PATH": "", "META_ACCESS_TOKEN": TOKEN},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert TOKEN not in done.stdout

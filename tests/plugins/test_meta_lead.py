@@ -20,8 +20,8 @@ from sgtm_plugins.meta_leadgen.lead import MetaLeadSettings, MetaLeadTag, lead_e
 from sgtm.delivery import DeliveryUnavailable, Submission
 from sgtm.delivery.sqlite_store import SqliteStore
 from sgtm.plugin import Batching, BuildContext, ContainerInfo, InvalidEvent, Tag
-from tests.delivery.helpers import engine, eventually, route
-from tests.plugins.crm_fakes import FAST_DELIVERY, NOW, serve, wait_until
+from tests.delivery.helpers import engine, route
+from tests.plugins.crm_fakes import FAST_DELIVERY, NOW, serve
 from tests.plugins.s2s_fakes import (
     HUBSPOT_TOKEN,
     PAGE_TOKEN,
@@ -31,6 +31,7 @@ from tests.plugins.s2s_fakes import (
     FakeHubSpot,
     FakeWhatsApp,
 )
+from tests.servers import eventually, wait_until
 from tests.test_docs import blocks
 
 TAG = MetaLeadTag()

@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import subprocess
-import sys
 import textwrap
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,6 +24,7 @@ from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery.recorder import RecorderDelivery
 from sgtm.plugins import registry
 from sgtm.yamlsource import ConfigErrors
+from tests.cli import run_cli
 from tests.plugins.test_newtail_vendor import HOST, problems, received, signed
 
 NOW = 1_790_000_000.0  # 2026-09-21T14:13:20Z
@@ -545,11 +544,9 @@ def test_emulate_shows_the_exact_requests(tmp_path):
         *({"url": hit.format(en=en)} for en in
           ("page_view", "view_item", "add_to_cart", "begin_checkout", "generate_lead", "sign_up")),
     ]  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, "-m", "sgtm.cli", "emulate", "-c", str(config), "--requests", "-",
-         "--now", str(NOW)],
-        input="\n".join(json.dumps(line) for line in lines), capture_output=True, text=True,
-        env={"PATH": ""},
+    done = run_cli(
+        "emulate", "-c", str(config), "--requests", "-", "--now", str(NOW),
+        stdin="\n".join(json.dumps(line) for line in lines), env={"PATH": ""},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     outputs = [json.loads(line) for line in done.stdout.splitlines()]

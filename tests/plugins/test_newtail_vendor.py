@@ -13,9 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import subprocess
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,8 @@ import msgspec
 import pytest
 from sgtm_plugins.newtail import NewtailTag
 
-from tests.servers import SGTM, FakeVendor, Received, Reply, SgtmServer
+from tests.cli import dead_letters
+from tests.servers import FakeVendor, Received, Reply, SgtmServer, wait_until
 
 TAG = NewtailTag()
 HOST = "events.newtail-media.newtail.com.br"
@@ -453,21 +452,7 @@ def test_serve_dead_letters_a_422_with_newtails_error_list(tmp_path):
 
 
 def _dead_letters(config: Path) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        done = subprocess.run(
-            [SGTM, "dlq", "list", "-c", str(config), "--json"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={"PATH": ""},
-        )
-        if done.returncode == 0 and done.stdout.strip().startswith("["):
-            letters = json.loads(done.stdout)
-            if letters:
-                return letters  # type: ignore[no-any-return]
-        time.sleep(0.1)
-    raise AssertionError("no dead letter")
+    return wait_until(lambda: dead_letters(config, {}), "a dead letter", 30)
 
 
 @pytest.mark.parametrize(

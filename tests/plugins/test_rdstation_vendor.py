@@ -19,8 +19,8 @@ from tests.plugins.crm_fakes import (
     dead_letters,
     ga4_post,
     serve,
-    wait_until,
 )
+from tests.servers import wait_until
 
 TAG = RDStationTag()
 CTX = BuildContext(tag_name="rd", container=ContainerInfo(name="shop"), now=NOW)

@@ -19,8 +19,8 @@ from tests.plugins.crm_fakes import (
     ga4_post,
     rs_error,
     serve,
-    wait_until,
 )
+from tests.servers import wait_until
 
 TAG = ResponsysTag()
 CTX = BuildContext(tag_name="rs", container=ContainerInfo(name="shop"), now=NOW)

@@ -11,7 +11,7 @@ import json
 
 import httpx
 
-from tests.plugins.crm_fakes import FAST_DELIVERY, serve, wait_until
+from tests.plugins.crm_fakes import FAST_DELIVERY, serve
 from tests.plugins.s2s_fakes import (
     HUBSPOT_TOKEN,
     PHONE_NUMBER_ID,
@@ -21,6 +21,7 @@ from tests.plugins.s2s_fakes import (
     FakeSlack,
     FakeWhatsApp,
 )
+from tests.servers import wait_until
 
 CRM_SECRET = "crm-signing-secret-0123456789"
 SALES = "+55 11 99999-0000"

@@ -18,8 +18,8 @@ from tests.plugins.crm_fakes import (
     ga4_post,
     serve,
     sf_error,
-    wait_until,
 )
+from tests.servers import wait_until
 
 TAG = SalesforceTag()
 CTX = BuildContext(tag_name="sf", container=ContainerInfo(name="shop"), now=NOW)

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -20,8 +18,9 @@ from sgtm_plugins.tiktok import TikTokTag
 from sgtm_plugins.tiktok.settings import TikTokSettings
 
 from sgtm.plugin import BuildContext, ContainerInfo, Outbound
+from tests.cli import run_cli
 from tests.plugins import fake_tiktok
-from tests.servers import FakeVendor, Received, Reply, SgtmServer
+from tests.servers import FakeVendor, Received, Reply, SgtmServer, wait_until
 
 PIXEL = "C4A1B2C3D4E5F6G7H8I9"
 TOKEN = "tt-secret-token-123"
@@ -248,13 +247,10 @@ def _container(tmp_path: Path, vendor_url: str) -> Path:
 
 
 def _events(vendor: FakeVendor, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        events = [e for r in list(vendor.received) for e in msgspec.json.decode(r.body)["data"]]
-        if len(events) >= count:
-            return events
-        time.sleep(0.05)
-    raise AssertionError(f"expected {count} events, got {len(vendor.received)} requests")
+    def events() -> list[dict[str, Any]]:
+        return [e for r in list(vendor.received) for e in msgspec.json.decode(r.body)["data"]]
+
+    return wait_until(lambda: len(found := events()) >= count and found, f"{count} events", timeout)
 
 
 def test_serve_sends_ga4_events_with_the_pixels_ids(tmp_path, tiktok):
@@ -331,11 +327,9 @@ def test_emulate_shows_the_exact_request_without_the_token(tmp_path):
             {"event_name": "purchase", "currency": "R$", "value": 1},
         )
     )  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, "-m", "sgtm.cli", "emulate", "-c", str(config), "--events", "-",
-         "--now", "1790000000"],
-        input=lines, capture_output=True, text=True,
-        env={"PATH": "", "TIKTOK_ACCESS_TOKEN": TOKEN},
+    done = run_cli(
+        "emulate", "-c", str(config), "--events", "-", "--now", "1790000000",
+        stdin=lines, env={"PATH": "", "TIKTOK_ACCESS_TOKEN": TOKEN},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert TOKEN not in done.stdout
