@@ -3,7 +3,7 @@
 - The browser is Debian's /usr/bin/chromium driven by Playwright (`playwright install` is never
   run; nothing downloads a browser). Missing Chromium is a failure, not a skip: `.ci/run`
   installs it.
-- `sgtm serve` runs a container with the `datalayer` client and `http_request` tags pointing at
+- `sgtm serve` (in-process, tests/servers.py SgtmServer) runs a container with the `datalayer` client and `http_request` tags pointing at
   a FakeVendor; it listens on 127.0.0.1:PORT.
 - Test pages come from a small static server on another port, opened as http://localhost:PORT2:
   another origin than sgtm, as www.shop.example is to sgtm.shop.example. The container's
@@ -27,7 +27,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
-from tests.servers import FakeVendor, Received, SgtmProcess, free_port, wait_until
+from tests.servers import FakeVendor, Received, SgtmServer, free_port, wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -97,7 +97,7 @@ def check_event(got: Received) -> str | None:
 class Site:
     """Everything a browser test needs: the servers, and helpers to read what the vendor got."""
 
-    sgtm: SgtmProcess
+    sgtm: SgtmServer
     vendor: FakeVendor
     pages: PageServer
     dead_endpoint: str
@@ -202,7 +202,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                 """
             )
         )
-        with SgtmProcess(config) as sgtm:
+        with SgtmServer(config) as sgtm:
             yield Site(sgtm, vendor, pages, f"http://127.0.0.1:{free_port()}/data")
         assert vendor.errors == []
 

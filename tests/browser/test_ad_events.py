@@ -20,7 +20,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page
 
 from tests.browser.conftest import PageServer, check_event
-from tests.servers import FakeVendor, SgtmProcess, wait_until
+from tests.servers import FakeVendor, SgtmServer, wait_until
 
 # A real browser (or real sockets and timing): the end-to-end set.
 pytestmark = pytest.mark.e2e
@@ -28,6 +28,7 @@ pytestmark = pytest.mark.e2e
 IMPRESSION = "https://events.newtail-media.newtail.com.br/v1/beacon/impression/AD-1?sign=1"
 VIEW = "https://events.newtail-media.newtail.com.br/v1/beacon/view/AD-1?sign=2"
 CLICK = "https://events.newtail-media.newtail.com.br/v1/beacon/click/AD-1?sign=3"
+CLOCK_START = 1_790_000_000  # epoch seconds: any fixed time
 AD_TOP = 2000  # px from the top of the page; the ad is 200 px high, the viewport 600 px
 
 
@@ -71,7 +72,7 @@ def page_html(sgtm_url: str) -> str:
 
 
 class AdSite:
-    def __init__(self, sgtm: SgtmProcess, vendor: FakeVendor, url: str) -> None:
+    def __init__(self, sgtm: SgtmServer, vendor: FakeVendor, url: str) -> None:
         self.sgtm, self.vendor, self.url = sgtm, vendor, url
 
     def events(self) -> list[dict[str, Any]]:
@@ -112,7 +113,7 @@ def ad_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdSite]:
                 """
             )
         )
-        with SgtmProcess(config) as sgtm:
+        with SgtmServer(config) as sgtm:
             url = pages.origin + pages.add("/ads.html", page_html(sgtm.url))
             yield AdSite(sgtm, vendor, url)
         assert vendor.errors == []
@@ -122,8 +123,11 @@ def ad_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdSite]:
 def ad_page(context: BrowserContext, ad_site: AdSite) -> Page:
     page = context.new_page()
     page.set_viewport_size({"width": 800, "height": 600})
-    page.clock.install()  # setTimeout runs only when the test advances the clock
+    # Installed, Playwright's clock still flows with real time; paused, it moves only when the
+    # test runs it, so a slow test process cannot make "0.9 s" into a full second.
+    page.clock.install(time=CLOCK_START)
     page.goto(ad_site.url)
+    page.clock.pause_at(CLOCK_START + 3600)
     crossed(page, 1)  # the observer's first report: not in view
     return page
 

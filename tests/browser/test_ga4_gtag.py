@@ -23,7 +23,7 @@ from playwright.sync_api import Browser, Page
 
 from tests.browser.conftest import TIMEOUT, PageServer
 from tests.plugins import fake_ga4
-from tests.servers import FakeVendor, Received, SgtmProcess
+from tests.servers import FakeVendor, Received, SgtmServer
 
 # A real browser (or real sockets and timing): the end-to-end set.
 pytestmark = pytest.mark.e2e
@@ -126,7 +126,7 @@ PURCHASE = [
 
 @dataclass
 class Shop:
-    sgtm: SgtmProcess
+    sgtm: SgtmServer
     ga4: FakeVendor
     pages: PageServer
     sent: list[Received] = field(default_factory=list)  # what the browser sent to sgtm
@@ -166,7 +166,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
                 """
             )
         )
-        with SgtmProcess(config) as sgtm:
+        with SgtmServer(config) as sgtm:
             yield Shop(sgtm, ga4, pages)
         assert ga4.errors == []
 
