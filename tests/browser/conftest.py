@@ -3,8 +3,9 @@
 - The browser is Debian's /usr/bin/chromium driven by Playwright (`playwright install` is never
   run; nothing downloads a browser). Missing Chromium is a failure, not a skip: `.ci/run`
   installs it.
-- `sgtm serve` (in-process, tests/servers.py SgtmServer) runs a container with the `datalayer` client and `http_request` tags pointing at
-  a FakeVendor; it listens on 127.0.0.1:PORT.
+- `sgtm serve` (in this process: tests/servers.py SgtmServer) runs a container with the
+  `datalayer` client and `http_request` tags pointing at a FakeVendor; it listens on
+  127.0.0.1:PORT.
 - Test pages come from a small static server on another port, opened as http://localhost:PORT2:
   another origin than sgtm, as www.shop.example is to sgtm.shop.example. The container's
   `origins` lists it; http://127.0.0.1:PORT2 is a second origin that it does not list.
