@@ -9,6 +9,12 @@ EXAMPLE_STAMP := $(VENV)/.example-installed
 CONFIG ?= config/example.yaml
 HOST ?= 127.0.0.1
 PORT ?= 8080
+# The suite runs on one process per core, a test file per process at a time (module fixtures
+# such as a browser start once); the `e2e` marker names the tests that need processes, a browser
+# or real timing. Rewritten test modules are cached in __pycache__ even where the environment
+# says not to write bytecode: pytest would otherwise rewrite every test module on every run.
+PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/pytest
+PYTEST_PARALLEL ?= -n auto --dist loadfile
 
 .PHONY: run test lint typecheck fmt bench clean
 
@@ -31,7 +37,7 @@ test: $(STAMP) $(EXAMPLE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest -q
+	$(PYTEST) -q $(PYTEST_PARALLEL)
 	cd $(EXAMPLE) && $(CURDIR)/$(BIN)/pytest -q
 
 lint: $(STAMP)
