@@ -137,6 +137,24 @@ class Breaker:
         return None
 
 
+class Slot:
+    """One of a lane's `concurrency` places, held by a send from its start until the vendor's
+    answer (or the failure) arrives: writing the outcome happens after, outside the limit."""
+
+    __slots__ = ("held", "lane")
+
+    def __init__(self, lane: Lane) -> None:
+        self.lane = lane
+        self.held = True
+        lane.inflight += 1
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.lane.inflight -= 1
+            self.lane.wake.set()
+
+
 class Lane:
     def __init__(self, key: str, route: TagRoute, engine: DeliveryEngine) -> None:
         self.key = key
@@ -146,7 +164,7 @@ class Lane:
             TokenBucket(self.policy.rate_limit, engine.clock) if self.policy.rate_limit else None
         )
         self.breaker = Breaker(engine.options)
-        self.inflight = 0
+        self.inflight = 0  # sends waiting for an answer (Slot)
         self.paused_until = 0.0  # a vendor's Retry-After for the whole lane
         self.wake = asyncio.Event()
         self.idle = False  # the last lease found nothing due
@@ -185,6 +203,7 @@ class DeliveryEngine:
         self.transport = transport or Transport()
         self.clock = clock
         self.credentials = CredentialManager(self.transport, clock=clock)
+        self._outcomes = OutcomeWriter(store)
         self.lanes: dict[str, Lane] = {}
         self._sends: dict[asyncio.Task[None], list[Job]] = {}
         self._supervisor: asyncio.Task[None] | None = None
@@ -298,6 +317,7 @@ class DeliveryEngine:
             log.warning(
                 "shutdown: %d deliveries in flight were kept for the next start", len(leftover)
             )
+        await self._outcomes.idle()
         await self.transport.close()
         await self.store.close()
 
@@ -456,8 +476,7 @@ class DeliveryEngine:
                 lane.bucket.take()
             if lane.breaker.is_open:
                 lane.breaker.probing = True
-            lane.inflight += 1
-            task = asyncio.create_task(self._deliver(lane, batch))
+            task = asyncio.create_task(self._deliver(lane, batch, Slot(lane)))
             self._sends[task] = batch
             task.add_done_callback(self._sent)
 
@@ -493,9 +512,9 @@ class DeliveryEngine:
 
     # -- sending --------------------------------------------------------------------------
 
-    async def _deliver(self, lane: Lane, jobs: list[Job]) -> None:
+    async def _deliver(self, lane: Lane, jobs: list[Job], slot: Slot) -> None:
         try:
-            await self._deliver_batch(lane, jobs)
+            await self._deliver_batch(lane, jobs, slot)
         except asyncio.CancelledError:
             raise
         except DeliveryUnavailable as exc:
@@ -504,10 +523,9 @@ class DeliveryEngine:
         except Exception:
             log.exception("delivery error", extra={"lane": lane.key})
         finally:
-            lane.inflight -= 1
-            lane.wake.set()
+            slot.release()
 
-    async def _deliver_batch(self, lane: Lane, jobs: list[Job]) -> None:
+    async def _deliver_batch(self, lane: Lane, jobs: list[Job], slot: Slot | None = None) -> None:
         route = lane.route
         tag = route.type
         payloads = [job.decode() for job in jobs]
@@ -532,6 +550,8 @@ class DeliveryEngine:
             error = exc.kind
         except CredentialError as exc:
             error = str(exc)
+        if slot is not None:
+            slot.release()
         ms = round((time.perf_counter() - started) * 1000, 1)
         now = self.clock()
 
@@ -555,17 +575,19 @@ class DeliveryEngine:
                 lane.paused_until = max(lane.paused_until, now + pause)
         status = response.status if response is not None else 0
         # Successes at debug: at thousands per second they would drown what needs reading.
-        log.log(
-            logging.INFO if failed or status >= 300 else logging.DEBUG,
-            "delivery",
-            extra={
-                "lane": lane.key,
-                "status": status,
-                "items": len(jobs),
-                "ms": ms,
-                "error": error,
-            },
-        )
+        level = logging.INFO if failed or status >= 300 else logging.DEBUG
+        if log.isEnabledFor(level):
+            log.log(
+                level,
+                "delivery",
+                extra={
+                    "lane": lane.key,
+                    "status": status,
+                    "items": len(jobs),
+                    "ms": ms,
+                    "error": error,
+                },
+            )
         await self._settle(lane, jobs, verdicts, response=response, ms=ms, error=error)
 
     async def _send(
@@ -684,7 +706,7 @@ class DeliveryEngine:
                 retries.append(Retry(job=job, due=due))
                 continue
             dead.append(self._dead_letter(lane, job, reason, response, now))
-        await self.store.settle(done, retries, dead)
+        await self._outcomes.settle(done, retries, dead)
         labels = lane.labels
         for outcome, count in (("done", len(done)), ("retry", len(retries)), ("dead", len(dead))):
             if count:
@@ -730,6 +752,51 @@ class DeliveryEngine:
 
 
 _PRIVATE_HEADERS = frozenset({"set-cookie", "authorization", "proxy-authorization"})
+
+
+class OutcomeWriter:
+    """Writes the outcomes of many sends in one store call (group commit): outcomes that come
+    while a write is in flight wait for it and go together in the next, so at thousands of sends
+    per second the store sees tens of writes, not thousands, and an idle engine adds no delay."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._pending: list[tuple[list[Job], list[Retry], list[DeadLetter], asyncio.Future[None]]]
+        self._pending = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def settle(self, done: list[Job], retry: list[Retry], dead: list[DeadLetter]) -> None:
+        """Returns once written; raises what the store raised (DeliveryUnavailable)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((done, retry, dead, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        await future
+
+    async def idle(self) -> None:
+        """Returns once every outcome handed in has been written (or failed to be)."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.wait([self._writer])
+
+    async def _write(self) -> None:
+        while self._pending:
+            group, self._pending = self._pending, []
+            error: BaseException | None = None
+            try:
+                await self.store.settle(
+                    [job for done, _, _, _ in group for job in done],
+                    [r for _, retry, _, _ in group for r in retry],
+                    [letter for _, _, dead, _ in group for letter in dead],
+                )
+            except Exception as exc:
+                error = exc
+            for *_, future in group:
+                if future.done():
+                    continue  # its send was cancelled (shutdown); the outcome is written anyway
+                if error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(None)
 
 
 def split(

@@ -119,6 +119,11 @@ def _resolve(future: asyncio.Future[Any], value: Any, error: BaseException | Non
         future.set_result(value)
 
 
+def _resolve_all(results: list[tuple[_Op, Any, BaseException | None]]) -> None:
+    for op, value, error in results:
+        _resolve(op.future, value, error)
+
+
 class SqliteStore:
     name = "sqlite"
 
@@ -213,8 +218,7 @@ class SqliteStore:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             failure = DeliveryUnavailable(f"store busy or unavailable: {exc}")
-            for op in group:
-                op.loop.call_soon_threadsafe(_resolve, op.future, None, failure)
+            self._hand_back([(op, None, failure) for op in group])
             return
         for op in group:
             conn.execute("SAVEPOINT op")
@@ -235,10 +239,24 @@ class SqliteStore:
                 conn.execute("ROLLBACK")
             failure = DeliveryUnavailable(f"store cannot commit: {exc}")
             results = [(op, None, failure) for op, _, _ in results]
-        for op, value, error in results:
-            if isinstance(error, sqlite3.Error):
-                error = DeliveryUnavailable(f"store error: {error}")
-            op.loop.call_soon_threadsafe(_resolve, op.future, value, error)
+        self._hand_back(
+            [
+                (op, value, DeliveryUnavailable(f"store error: {error}"))
+                if isinstance(error, sqlite3.Error)
+                else (op, value, error)
+                for op, value, error in results
+            ]
+        )
+
+    @staticmethod
+    def _hand_back(results: list[tuple[_Op, Any, BaseException | None]]) -> None:
+        """Resolve the group's futures with one wake-up per event loop, not one per operation:
+        each wake-up is a write to the loop's self-pipe and a turn of the GIL."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Op, Any, BaseException | None]]] = {}
+        for result in results:
+            by_loop.setdefault(result[0].loop, []).append(result)
+        for loop, batch in by_loop.items():
+            loop.call_soon_threadsafe(_resolve_all, batch)
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = False) -> T:
         """Run `fn` in the writer's next transaction. `durable`: the commit is fsynced before
@@ -312,12 +330,16 @@ class SqliteStore:
             (r.due, r.job.attempts, encode(r.job.history), int(r.job.id), owner) for r in retry
         ]
 
+        delivered: dict[str, list[tuple[int]]] = {}
+        for job in done:
+            delivered.setdefault(job.lane, []).append((int(job.id),))
+
         def run(conn: sqlite3.Connection) -> None:
             removed: dict[str, int] = {}
-            for job in done:
+            for lane, ids in delivered.items():
                 # Delivered is delivered, whoever holds the lease now.
-                cur = conn.execute("DELETE FROM outbox WHERE id = ?", (int(job.id),))
-                removed[job.lane] = removed.get(job.lane, 0) - cur.rowcount
+                cur = conn.executemany("DELETE FROM outbox WHERE id = ?", ids)
+                removed[lane] = -cur.rowcount
             # A retry or a dead letter only from the lease holder: if our lease ran out and
             # another engine took the job, it owns the outcome.
             conn.executemany(
