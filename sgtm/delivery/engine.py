@@ -196,14 +196,18 @@ class DeliveryEngine:
         options: EngineOptions | None = None,
         transport: Transport | None = None,
         clock: Callable[[], float] = time.time,
+        sends: bool = True,
     ) -> None:
         self.store = store
+        # False in an ingest-only process (`sgtm serve --role ingest`): submit stores, and
+        # processes of the deliver role send; no lane, no transport, no sweep runs here.
+        self.sends = sends
         self.routes = dict(routes)
         self.options = options or EngineOptions()
         self.transport = transport or Transport()
         self.clock = clock
         self.credentials = CredentialManager(self.transport, clock=clock)
-        self._outcomes = OutcomeWriter(store)
+        self._settler = OutcomeWriter(store)
         self.lanes: dict[str, Lane] = {}
         self._sends: dict[asyncio.Task[None], list[Job]] = {}
         self._supervisor: asyncio.Task[None] | None = None
@@ -227,6 +231,8 @@ class DeliveryEngine:
 
     async def start(self) -> None:
         await self.store.open()
+        if not self.sends:
+            return
         await self.transport.start()
         for key in await self.store.lanes():
             self._lane(key)
@@ -240,7 +246,7 @@ class DeliveryEngine:
         if not jobs:
             return
         await self.store.enqueue(jobs)
-        for key in {job.lane for job in jobs}:
+        for key in {job.lane for job in jobs} if self.sends else ():
             woken = self._lane(key)
             if woken is not None:
                 woken.wake.set()
@@ -317,7 +323,7 @@ class DeliveryEngine:
             log.warning(
                 "shutdown: %d deliveries in flight were kept for the next start", len(leftover)
             )
-        await self._outcomes.idle()
+        await self._settler.idle()
         await self.transport.close()
         await self.store.close()
 
@@ -706,7 +712,7 @@ class DeliveryEngine:
                 retries.append(Retry(job=job, due=due))
                 continue
             dead.append(self._dead_letter(lane, job, reason, response, now))
-        await self._outcomes.settle(done, retries, dead)
+        await self._settler.settle(done, retries, dead)
         labels = lane.labels
         for outcome, count in (("done", len(done)), ("retry", len(retries)), ("dead", len(dead))):
             if count:
