@@ -1,9 +1,10 @@
 """SQLite store: the embedded default, one file under ./var (or $SGTM_DATA_DIR).
 
 One writer thread owns the connection and commits in groups: every operation submitted while the
-previous transaction was being written waits in a queue, and the next transaction runs them all,
-each in its own savepoint (a failing operation rolls back alone), under one COMMIT and so one
-fsync. Many requests share an fsync, and nothing touches SQLite on the event loop.
+previous transaction was being written waits in a queue, and the next transaction runs them all
+under one COMMIT and so one fsync (should one fail, the group runs again with a savepoint per
+operation, so it rolls back alone). Many requests share an fsync, and nothing touches SQLite on
+the event loop.
 
 WAL with synchronous=FULL: a commit is on disk when `enqueue` returns, so an acknowledged event
 survives a crash of the process and of the machine; group commit makes that fsync cheap.
@@ -207,38 +208,19 @@ class SqliteStore:
         conn.close()
 
     def _run_group(self, conn: sqlite3.Connection, group: list[_Op]) -> None:
-        results: list[tuple[_Op, Any, BaseException | None]] = []
         durable = any(op.durable for op in group)
         if durable != self._durable:
             # WAL + NORMAL syncs at checkpoints only; FULL syncs the WAL on every commit.
             level = self.synchronous if durable else "NORMAL"
             conn.execute(f"PRAGMA synchronous={level}")
             self._durable = durable
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            failure = DeliveryUnavailable(f"store busy or unavailable: {exc}")
-            self._hand_back([(op, None, failure) for op in group])
-            return
-        for op in group:
-            conn.execute("SAVEPOINT op")
-            try:
-                value = op.fn(conn)
-            except Exception as exc:
-                conn.execute("ROLLBACK TO op")
-                results.append((op, None, exc))
-            else:
-                results.append((op, value, None))
-            conn.execute("RELEASE op")
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            # Disk full, I/O error: nothing of this group is durable, and every caller hears so.
-            log.error("store commit failed: %s", exc)
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            failure = DeliveryUnavailable(f"store cannot commit: {exc}")
-            results = [(op, None, failure) for op, _, _ in results]
+        # First without a savepoint per operation: each statement costs this thread a turn of
+        # the GIL, which an event loop busy with hits hands back only every few milliseconds.
+        # Should an operation fail, the group runs again with one, so it rolls back alone.
+        results = self._transaction(conn, group, savepoints=False)
+        if results is None:
+            results = self._transaction(conn, group, savepoints=True)
+        assert results is not None
         self._hand_back(
             [
                 (op, value, DeliveryUnavailable(f"store error: {error}"))
@@ -247,6 +229,44 @@ class SqliteStore:
                 for op, value, error in results
             ]
         )
+
+    def _transaction(
+        self, conn: sqlite3.Connection, group: list[_Op], *, savepoints: bool
+    ) -> list[tuple[_Op, Any, BaseException | None]] | None:
+        """The group's results, committed; None when an operation failed without savepoints
+        (the transaction is rolled back)."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            failure = DeliveryUnavailable(f"store busy or unavailable: {exc}")
+            return [(op, None, failure) for op in group]
+        results: list[tuple[_Op, Any, BaseException | None]] = []
+        for op in group:
+            if savepoints:
+                conn.execute("SAVEPOINT op")
+            try:
+                value = op.fn(conn)
+            except Exception as exc:
+                if not savepoints:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    return None
+                conn.execute("ROLLBACK TO op")
+                results.append((op, None, exc))
+            else:
+                results.append((op, value, None))
+            if savepoints:
+                conn.execute("RELEASE op")
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            # Disk full, I/O error: nothing of this group is durable, and every caller hears so.
+            log.error("store commit failed: %s", exc)
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            failure = DeliveryUnavailable(f"store cannot commit: {exc}")
+            return [(op, None, failure) for op, _, _ in results]
+        return results
 
     @staticmethod
     def _hand_back(results: list[tuple[_Op, Any, BaseException | None]]) -> None:

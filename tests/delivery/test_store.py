@@ -241,3 +241,35 @@ async def test_redis_settles_after_its_scripts_were_lost(redis_url):
     finally:
         await store.close()
         drop_redis_prefix(prefix)
+
+
+async def test_sqlite_a_failing_operation_rolls_back_alone(tmp_path):
+    # Operations that arrive together share a transaction; one that fails halfway (after a
+    # write) must take back its own write and nothing of the others'.
+    from sgtm.delivery.sqlite_store import SqliteStore
+
+    store = SqliteStore(tmp_path)
+    await store.open()
+    try:
+        now = time.time()
+
+        def half_then_fail(conn) -> None:
+            conn.execute("INSERT INTO schedule (lane, next_flush) VALUES ('half', 1)")
+            raise ValueError("halfway")
+
+        # The writer is held by a slow first operation, so the next four queue up together.
+        outcomes = await asyncio.gather(
+            store._call(lambda conn: time.sleep(0.2)),
+            store.enqueue(new_jobs(2, now)),
+            store._call(half_then_fail),
+            store.set_schedule("kept", 5.0),
+            store.enqueue(new_jobs(1, now, lane="shop/other/https://o.example")),
+            return_exceptions=True,
+        )
+        kinds = [type(o).__name__ for o in outcomes]
+        assert kinds == ["NoneType", "NoneType", "ValueError", "NoneType", "NoneType"]
+        assert await store.get_schedule("half") is None
+        assert await store.get_schedule("kept") == 5.0
+        assert (await store.depth())[LANE] == 2
+    finally:
+        await store.close()
