@@ -165,6 +165,10 @@ class Lane:
         )
         self.breaker = Breaker(engine.options)
         self.inflight = 0  # sends waiting for an answer (Slot)
+        # Jobs leased with the last round's for the next (unbatched lanes), usable until
+        # `ahead_until`: after that their lease is too short to send them.
+        self.ahead: list[Job] = []
+        self.ahead_until = 0.0
         self.paused_until = 0.0  # a vendor's Retry-After for the whole lane
         self.wake = asyncio.Event()
         self.idle = False  # the last lease found nothing due
@@ -314,6 +318,7 @@ class DeliveryEngine:
             remaining = max(0.1, deadline - self.clock())
             await asyncio.wait(list(self._sends), timeout=remaining)
         leftover = [job for jobs in self._sends.values() for job in jobs]
+        leftover += [job for lane in self.lanes.values() for job in lane.ahead]
         for task in list(self._sends):
             task.cancel()
         await asyncio.gather(*self._sends, return_exceptions=True)
@@ -329,6 +334,8 @@ class DeliveryEngine:
 
     def _busy(self, lane: Lane) -> bool:
         if lane.inflight:
+            return True
+        if lane.ahead and not lane.breaker.is_open:
             return True
         if lane.breaker.is_open or lane.policy.batching.flush_every:
             return False  # it would not progress now; its jobs are safe in the store
@@ -447,9 +454,23 @@ class DeliveryEngine:
         if lane.bucket is not None:
             batches = max(1, min(batches, int(lane.bucket.available())))
         max_items = policy.batching.max_items if policy.batched else 1
-        lease_for = policy.timeout * 3 + self.options.lease_margin  # token, send, resend
-        jobs = await self.store.lease(lane.key, now, batches * max_items, lease_for)
-        if len(jobs) < batches * max_items:
+        want = batches * max_items
+        jobs = await self._ahead(lane, want, now)
+        if len(jobs) < want:
+            # Unbatched lanes lease the next round with this one: under load a lease waits
+            # for the store's writer (tens of ms), and a lane that waited every round would
+            # send at most `concurrency` requests per wait.
+            ahead = 0 if policy.batched else policy.concurrency
+            # A job may wait one round in `ahead`: its lease covers that, then token, send,
+            # resend.
+            lease_for = policy.timeout * (4 if ahead else 3) + self.options.lease_margin
+            leased = await self.store.lease(lane.key, now, want - len(jobs) + ahead, lease_for)
+            short = want - len(jobs)
+            jobs += leased[:short]
+            if leased[short:]:
+                lane.ahead = leased[short:]
+                lane.ahead_until = now + lease_for - policy.timeout * 3
+        if len(jobs) < want:
             lane.linger_next = True
         if not jobs:
             lane.idle = True
@@ -485,6 +506,17 @@ class DeliveryEngine:
             task = asyncio.create_task(self._deliver(lane, batch, Slot(lane)))
             self._sends[task] = batch
             task.add_done_callback(self._sent)
+
+    async def _ahead(self, lane: Lane, count: int, now: float) -> list[Job]:
+        """Up to `count` jobs leased ahead; those whose lease ran short go back to the store."""
+        if not lane.ahead:
+            return []
+        if now >= lane.ahead_until:
+            stale, lane.ahead = lane.ahead, []
+            await self.store.release(stale, now)
+            return []
+        taken, lane.ahead = lane.ahead[:count], lane.ahead[count:]
+        return taken
 
     def _retire_if_idle(self, lane: Lane, now: float) -> bool:
         """Stop the task of a lane that has had nothing to send for a while, so lanes of
