@@ -105,3 +105,19 @@ def test_an_unknown_role_is_refused(tmp_path):
     )
     assert done.returncode == 2
     assert "invalid choice: 'send'" in done.stderr
+
+
+def test_the_roles_documented_are_the_roles_served():
+    import re
+    import subprocess
+
+    from sgtm.app import ROLES
+    from tests.servers import ROOT, SGTM
+
+    usage = subprocess.run([SGTM, "serve", "--help"], capture_output=True, text=True).stdout
+    assert "{" + ",".join(ROLES) + "}" in usage
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    table = re.findall(r"^\| `(\w+)` \| ", operations.split("## Roles", 1)[1], re.M)
+    assert table[: len(ROLES)] == list(ROLES)
+    commands = re.findall(r"^sgtm serve .*--role (\w+)", operations, re.M)
+    assert commands and set(commands) <= set(ROLES)
