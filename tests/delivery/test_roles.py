@@ -121,3 +121,13 @@ def test_the_roles_documented_are_the_roles_served():
     assert table[: len(ROLES)] == list(ROLES)
     commands = re.findall(r"^sgtm serve .*--role (\w+)", operations, re.M)
     assert commands and set(commands) <= set(ROLES)
+
+
+def test_a_worker_told_an_unknown_role_refuses_to_start(monkeypatch, tmp_path):
+    # `sgtm serve --workers N` hands the role to its workers in SGTM_ROLE.
+    from sgtm.app import app_from_env
+
+    monkeypatch.setenv("SGTM_CONFIG", str(container(tmp_path, "http://127.0.0.1:9")))
+    monkeypatch.setenv("SGTM_ROLE", "sender")
+    with pytest.raises(ValueError, match="SGTM_ROLE: expected one of all, ingest, deliver"):
+        app_from_env()

@@ -304,6 +304,18 @@ async def test_gzip_answers_are_inflated():
     assert response.body == b'{"ok": true}'
 
 
+async def test_a_compressed_answer_inflates_only_up_to_the_limit():
+    bomb = gzip.compress(b"\0" * 10_000_000)  # 10 MB of zeros in about 10 KB
+    raw = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(bomb)
+    async with RawServer(reply(raw + bomb)) as server:
+        transport = await started(max_response=50_000)
+        try:
+            response = await send(transport, server.url + "/e")
+        finally:
+            await transport.close()
+    assert response.body == b"\0" * 50_000
+
+
 async def test_redirects_are_answers_not_followed():
     raw = (
         b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/elsewhere\r\nContent-Length: 0\r\n\r\n"
