@@ -1,4 +1,4 @@
-"""The `sgtm` command: serve | validate | emulate | schema | plugins | dlq."""
+"""The `sgtm` command: serve | validate | emulate | audit | schema | plugins | dlq."""
 
 from __future__ import annotations
 
@@ -55,8 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     plugins = commands.add_parser("plugins", help="list installed plugins and their types")
     plugins.add_argument("--json", action="store_true")
 
-    from sgtm import dlq
+    from sgtm import audit, dlq
 
+    audit.add_parser(commands)
     dlq.add_parser(commands)
 
     args = parser.parse_args(argv)
@@ -67,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "emulate": cmd_emulate,
             "schema": cmd_schema,
             "plugins": cmd_plugins,
+            "audit": audit.run,
             "dlq": dlq.run,
         }[args.command]
         return handler(args)

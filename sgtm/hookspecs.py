@@ -28,3 +28,9 @@ def register_tag_types(register: Callable[[Any], None]) -> None:
 @hookspec
 def register_variable_types(register: Callable[[Any], None]) -> None:
     """Register variable types: call `register(MyVariable())` per `sgtm.plugin.Variable`."""
+
+
+@hookspec
+def register_personal_data(register: Callable[[Any], None]) -> None:
+    """Tell `sgtm audit` about personal data the plugin knows beyond sGTM's common event data:
+    call `register(PersonalData(...))` per field (an event key, a cookie, a click id)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ import msgspec
 import pluggy
 
 from sgtm import hookspecs
-from sgtm.plugin import Client, Tag, Variable
+from sgtm.plugin import Client, PersonalData, Tag, Variable
 
 log = logging.getLogger("sgtm.plugins")
 
@@ -46,6 +47,8 @@ class Registry:
     tags: dict[str, Tag] = field(default_factory=dict)
     variables: dict[str, Variable] = field(default_factory=dict)
     plugins: list[PluginInfo] = field(default_factory=list)
+    # What plugins told `sgtm audit` about personal data (`register_personal_data`).
+    personal_data: list[PersonalData] = field(default_factory=list)
 
 
 def make_manager() -> pluggy.PluginManager:
@@ -96,6 +99,9 @@ def build_registry(pm: pluggy.PluginManager, versions: dict[str, str] | None = N
         hooks("register_variable_types", others)(
             register=_registrar(registry.variables, Variable, name, info.variable_types)
         )
+        hooks("register_personal_data", others)(
+            register=_personal_data_registrar(registry.personal_data, name)
+        )
         registry.plugins.append(info)
     return registry
 
@@ -124,6 +130,34 @@ def _registrar(table: dict[str, Any], base: type, plugin: str, names: list[str])
             raise PluginError(f"plugin {plugin!r}: {kind} type {type_name!r} is already registered")
         table[type_name] = obj
         names.append(type_name)
+
+    return register
+
+
+_CATEGORY_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+def _personal_data_registrar(found: list[PersonalData], plugin: str) -> Any:
+    def register(data: Any) -> None:
+        if not isinstance(data, PersonalData):
+            raise PluginError(f"plugin {plugin!r}: {data!r} is not a sgtm.plugin.PersonalData")
+        if not _CATEGORY_RE.fullmatch(data.category):
+            raise PluginError(
+                f"plugin {plugin!r}: personal data category {data.category!r} must be"
+                " lower-case snake_case"
+            )
+        if not data.name or not data.value or not all(data.marks):
+            raise PluginError(
+                f"plugin {plugin!r}: personal data {data.name!r} needs a name, a value and"
+                " non-empty marks"
+            )
+        for other in found:
+            if other.name == data.name or other.value == data.value:
+                raise PluginError(
+                    f"plugin {plugin!r}: personal data {data.name!r} has the name or value of"
+                    f" {other.name!r}, already registered"
+                )
+        found.append(data)
 
     return register
 

@@ -18,12 +18,13 @@ from typing import Any
 
 import msgspec
 from sgtm_plugins._identity import CookieSettings, meta_cookies
+from sgtm_plugins.beacon import probe
 from sgtm_plugins.beacon.mapping import ad_event, conversion
 from sgtm_plugins.beacon.schema import CONVERSION, ad_event_schema, validate
 
 from sgtm.event import EventData
 from sgtm.hookspecs import hookimpl
-from sgtm.plugin import BadRequest, Client, ClientContext, ClientResponse
+from sgtm.plugin import BadRequest, Client, ClientContext, ClientResponse, PersonalData
 from sgtm.request import HitRequest
 
 AD_KINDS = ("impression", "view", "click")
@@ -95,6 +96,11 @@ class BeaconClient(Client):
     ) -> ClientResponse:
         return ClientResponse(status=202, cookies=list(ctx.cookies))
 
+    def probe_requests(
+        self, event: EventData, base: HitRequest, settings: BeaconSettings
+    ) -> list[HitRequest]:
+        return probe.probe_requests(event, base, settings.prefix)
+
 
 def _kind(path: str, settings: BeaconSettings) -> str | None:
     head, _, kind = path.rstrip("/").rpartition("/")
@@ -129,3 +135,16 @@ def _read_body(request: HitRequest, settings: BeaconSettings) -> Any:
 @hookimpl
 def register_client_types(register: Callable[[Any], None]) -> None:
     register(BeaconClient())
+
+
+@hookimpl
+def register_personal_data(register: Callable[[Any], None]) -> None:
+    # The visitor's persistent id that retail-media beacons carry (Newtail's `session_id`).
+    register(
+        PersonalData(
+            category="device_id",
+            name="session_id",
+            value="sgtmaudit-session-7302",
+            event_keys=("session_id",),
+        )
+    )

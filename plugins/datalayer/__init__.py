@@ -20,12 +20,12 @@ from typing import Any
 
 import msgspec
 from sgtm_plugins._identity import CookieSettings, meta_cookies
-from sgtm_plugins.datalayer import client_id, decode, script
+from sgtm_plugins.datalayer import client_id, decode, probe, script
 from sgtm_plugins.datalayer.mapping import EventError, to_event
 
 from sgtm.event import EventData, set_path
 from sgtm.hookspecs import hookimpl
-from sgtm.plugin import BadRequest, Client, ClientContext, ClientResponse
+from sgtm.plugin import BadRequest, Client, ClientContext, ClientResponse, PersonalData
 from sgtm.request import HitRequest
 
 # sGTM's setPixelResponse(): a transparent 1x1 GIF that is never cached.
@@ -137,6 +137,11 @@ class DataLayerClient(Client):
         body = msgspec.json.encode(answer)
         return ClientResponse(status=200, headers=headers, body=body, cookies=ctx.cookies)
 
+    def probe_requests(
+        self, event: EventData, base: HitRequest, settings: DataLayerSettings
+    ) -> list[HitRequest]:
+        return probe.probe_requests(event, base, settings.path)
+
 
 def _request_fields(request: HitRequest, events: list[EventData], ctx: ClientContext) -> None:
     """What the request itself says, for events that do not say it: the browser's User-Agent,
@@ -158,3 +163,16 @@ def _request_fields(request: HitRequest, events: list[EventData], ctx: ClientCon
 @hookimpl
 def register_client_types(register: Callable[[Any], None]) -> None:
     register(DataLayerClient())
+
+
+@hookimpl
+def register_personal_data(register: Callable[[Any], None]) -> None:
+    # The client id cookie, in Stape's format (`client_id.new_id`).
+    register(
+        PersonalData(
+            category="device_id",
+            name="_dcid cookie",
+            value="dcid.1.1700000000000.730273027",
+            cookie="_dcid",
+        )
+    )

@@ -13,10 +13,11 @@ import msgspec
 from sgtm_plugins._identity import CookieSettings, meta_cookies
 from sgtm_plugins.ga4.fpid import server_client_id
 from sgtm_plugins.ga4.parse import header_client_hints, parse_hits
+from sgtm_plugins.ga4.probe import probe_request
 
 from sgtm.event import EventData, copy_event, set_path
 from sgtm.hookspecs import hookimpl
-from sgtm.plugin import Client, ClientContext, ClientResponse
+from sgtm.plugin import Client, ClientContext, ClientResponse, PersonalData
 from sgtm.request import HitRequest
 
 # How much of a POST body `claim` reads to find `v`/`tid` when the URL lacks them.
@@ -99,6 +100,11 @@ class GA4Client(Client):
         # sGTM's GA4 client answers 200 with an empty body; CORS comes from the core.
         return ClientResponse(status=200, cookies=list(ctx.cookies))
 
+    def probe_requests(
+        self, event: EventData, base: HitRequest, settings: GA4Settings
+    ) -> list[HitRequest]:
+        return [probe_request(event, base, settings.path)]
+
 
 def _is_ga4(params: dict[str, str]) -> bool:
     return params.get("v") == "2" and bool(params.get("tid"))
@@ -130,3 +136,23 @@ def _merge_header_hints(event: EventData, hints: dict[str, Any]) -> None:
 @hookimpl
 def register_client_types(register: Callable[[Any], None]) -> None:
     register(GA4Client())
+
+
+@hookimpl
+def register_personal_data(register: Callable[[Any], None]) -> None:
+    # Google Ads' click id, in the landing page URL.
+    register(
+        PersonalData(
+            category="click_id", name="gclid", value="SgtmAuditGclid7302", url_param="gclid"
+        )
+    )
+    # The server-managed client id (`client_id: server`): event data gets its middle part.
+    register(
+        PersonalData(
+            category="device_id",
+            name="FPID cookie",
+            value="FPID2.2.SgtmAuditFpid7302.1700000000",
+            cookie="FPID",
+            marks=("SgtmAuditFpid7302",),
+        )
+    )

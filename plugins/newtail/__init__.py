@@ -21,7 +21,7 @@ from sgtm_plugins._mapping import text
 
 from sgtm.event import EventData
 from sgtm.hookspecs import hookimpl
-from sgtm.plugin import BuildContext, InvalidEvent, Outbound, Tag, Verdict
+from sgtm.plugin import BuildContext, InvalidEvent, Outbound, PersonalData, Tag, Verdict
 
 from . import event_url
 from .conversion import conversion, ids
@@ -129,3 +129,16 @@ def ad_url(event: EventData, kind: str) -> Any:
 @hookimpl
 def register_tag_types(register: Callable[[Any], None]) -> None:
     register(NewtailTag())
+
+
+@hookimpl
+def register_personal_data(register: Callable[[Any], None]) -> None:
+    # A Brazilian CPF (11 digits), which the conversion sends hashed as `social_id_hashed`.
+    register(
+        PersonalData(
+            category="national_id",
+            name="user_data.social_id",
+            value="73029183746",
+            event_keys=("user_data.social_id",),
+        )
+    )

@@ -1,0 +1,103 @@
+"""Running a container's tags on the audit's probes, with triggers and consent out of the way.
+
+The container runs as `sgtm emulate` runs it (the real pipeline, delivery recorded, nothing
+sent), except that every tag fires on every probe: its triggers, blocking triggers, consent
+requirements and `paused` are lifted (the report states them instead) and dedupe never holds an
+event back. Probes are, per probe event name:
+
+- the probe event itself, as a server feeding event data would send it (after the container's
+  IP anonymization, as a client's events are);
+- every request the container's clients build for it (`Client.probe_requests`), sent through
+  the whole pipeline: the client that claims it parses it, with its own rules (`ep.user_data.*`
+  on a GA4 hit, a Data Tag's aliases, the identity cookies it reads).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from sgtm.audit.canaries import EVENT_NAMES, Canaries
+from sgtm.config import ContainerSpec, TagSpec
+from sgtm.container import Container, EventTrace
+from sgtm.delivery.recorder import RecorderDelivery
+from sgtm.event import copy_event
+from sgtm.plugin import Outbound
+from sgtm.privacy import anonymize_ip
+from sgtm.variables import Scope
+
+# A fixed clock: the same container always gives the same report.
+NOW = 1_700_000_000.0
+
+
+class NeverSeen:
+    """A dedupe store that lets every probe through: probes repeat event ids on purpose."""
+
+    async def seen(self, key: str, ttl: float) -> bool:
+        return False
+
+    async def forget(self, keys: list[str]) -> None:
+        return None
+
+
+@dataclass
+class TagRun:
+    """What one tag did on the probes."""
+
+    spec: TagSpec
+    requests: list[Outbound] = field(default_factory=list)
+    fired: int = 0
+    refused: dict[str, list[str]] = field(default_factory=dict)  # reason -> probes refused
+
+
+@dataclass
+class ContainerRun:
+    spec: ContainerSpec
+    tags: dict[str, TagRun]
+    notes: list[str] = field(default_factory=list)  # probes a client could not take
+
+
+def _always(scope: Scope) -> bool:
+    return True
+
+
+def _ungated(tag: TagSpec) -> TagSpec:
+    return replace(tag, triggers=(_always,), block=(), consent=(), paused=False, dedupe=None)
+
+
+async def run(spec: ContainerSpec, canaries: Canaries) -> ContainerRun:
+    probing = replace(spec, tags=[_ungated(tag) for tag in spec.tags])
+    container = Container(probing, RecorderDelivery(), NeverSeen(), clock=lambda: NOW)
+    outcome = ContainerRun(spec, {tag.name: TagRun(tag) for tag in spec.tags})
+    host = spec.hosts[0] if spec.hosts else "sgtm.shop.example"
+    base = canaries.request(host, spec.privacy.resolve(canaries.value("ip_override"), None))
+    for name in EVENT_NAMES:
+        event = canaries.event(name, NOW)
+        if spec.privacy.anonymize_ip:
+            event["ip_override"] = anonymize_ip(event["ip_override"])
+        _, traces = await container.run_events([copy_event(event)], None, None, NOW, trace=True)
+        _record(container, outcome, traces, name)
+        for client in spec.clients:
+            requests = client.type.probe_requests(copy_event(event), base, client.settings)
+            for request in requests:
+                probe = f"{name} via {client.name}"
+                result = await container.handle(request, trace=True)
+                if result.error or not result.events:
+                    problem = result.error or f"answered {result.response.status}, no event"
+                    outcome.notes.append(f"probe {probe} gave no event: {problem}")
+                _record(container, outcome, result.events, probe)
+    return outcome
+
+
+def _record(
+    container: Container, outcome: ContainerRun, traces: list[EventTrace], probe: str
+) -> None:
+    for trace in traces:
+        for tag in trace.tags:
+            run = outcome.tags[tag.name]
+            if tag.fired:
+                run.fired += 1
+                run.requests.extend(container.as_sent(tag.type, o) for o in tag.requests)
+            else:
+                probes = run.refused.setdefault(tag.reason or "did not fire", [])
+                if probe not in probes:
+                    probes.append(probe)

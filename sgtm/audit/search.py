@@ -1,0 +1,166 @@
+"""Finding canaries in a request a tag built: where each one is, and in which form.
+
+A request is taken apart into leaves, each a place and its text: the URL path, every query
+parameter, every header, and the body: every key and value of a JSON body (by JSON path), every
+field of a form body, or the whole text. A canary is found in a leaf
+
+- in clear: a mark of the field appears, in any case, in the leaf or in its percent-decoded text;
+- as SHA-256: the lower-case hex SHA-256 of one of the usual normalizations of a mark appears
+  (as is, trimmed, lower-cased, without whitespace, digits only, `+` and digits, digits without
+  leading zeros, letters and digits only, letters only, upper-cased): what vendors' rules for
+  e-mails, phones, names and addresses produce from values already in their normal form;
+- anonymized: one of the field's `anonymized` values appears (a truncated IP, a URL without
+  its query).
+
+Marks shorter than MIN_SUBSTRING characters (`QZ`) must be the whole leaf. In one leaf a field
+counts once, in its most revealing form.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
+
+import msgspec
+
+from sgtm.plugin import Outbound, PersonalData
+
+Form = Literal["clear", "sha256", "anonymized"]
+FORMS: tuple[Form, ...] = ("clear", "sha256", "anonymized")  # most revealing first
+MIN_SUBSTRING = 6
+
+_WHITESPACE = re.compile(r"\s+")
+_NON_DIGITS = re.compile(r"[^0-9]")
+_NON_ALNUM = re.compile(r"[^a-z0-9]")
+_NON_ALPHA = re.compile(r"[^a-z]")
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+# A body whose every line is `name=value&...` (form posts, GA4-style hit lines).
+_FORM_LINE = re.compile(r"[^\s=&]+=[^\s&]*(?:&[^\s=&]+=[^\s&]*)*")
+
+
+@dataclass(frozen=True, slots=True)
+class Needle:
+    field: PersonalData
+    form: Form
+    text: str  # lower-case
+    exact: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    field: PersonalData
+    form: Form
+    where: str
+
+
+def normal_forms(mark: str) -> set[str]:
+    lower = mark.strip().lower()
+    digits = _NON_DIGITS.sub("", mark)
+    forms = {
+        mark,
+        mark.strip(),
+        lower,
+        _WHITESPACE.sub("", lower),
+        digits,
+        "+" + digits,
+        digits.lstrip("0"),
+        _NON_ALNUM.sub("", lower),
+        _NON_ALPHA.sub("", lower),
+        mark.strip().upper(),
+    }
+    return {form for form in forms if len(form) >= 2 and form != "+"}
+
+
+def needles(fields: tuple[PersonalData, ...]) -> list[Needle]:
+    out = []
+    for field in fields:
+        for mark in field.marks or (field.value,):
+            out.append(Needle(field, "clear", mark.lower(), len(mark) < MIN_SUBSTRING))
+            for form in sorted(normal_forms(mark)):
+                digest = hashlib.sha256(form.encode("utf-8")).hexdigest()
+                out.append(Needle(field, "sha256", digest, False))
+        for value in field.anonymized:
+            out.append(Needle(field, "anonymized", value.lower(), len(value) < MIN_SUBSTRING))
+    return out
+
+
+def find(outbound: Outbound, search: list[Needle]) -> list[Found]:
+    """Every field found in the request, once per place, in its most revealing form."""
+    found: list[Found] = []
+    for where, text in leaves(outbound):
+        best: dict[str, Needle] = {}
+        variants = {text.lower()}
+        if "%" in text or "+" in text:
+            variants.add(unquote_plus(text).lower())
+        for needle in search:
+            hit = any((v == needle.text) if needle.exact else (needle.text in v) for v in variants)
+            if not hit:
+                continue
+            known = best.get(needle.field.name)
+            if known is None or FORMS.index(needle.form) < FORMS.index(known.form):
+                best[needle.field.name] = needle
+        found.extend(Found(n.field, n.form, where) for n in best.values())
+    return found
+
+
+def leaves(outbound: Outbound) -> Iterator[tuple[str, str]]:
+    url = urlsplit(outbound.url)
+    yield "url path", unquote(url.path)
+    for name, value in parse_qsl(url.query, keep_blank_values=True):
+        yield f"query {name}", value
+    for name, value in outbound.headers.items():
+        yield f"header {name}", value
+    yield from body_leaves(outbound.body, _content_type(outbound.headers))
+
+
+def body_leaves(body: bytes, content_type: str) -> Iterator[tuple[str, str]]:
+    if not body:
+        return
+    text = body.decode("utf-8", "replace")
+    if text.lstrip()[:1] in ("{", "["):
+        try:
+            yield from json_leaves(msgspec.json.decode(body))
+            return
+        except msgspec.DecodeError:
+            pass
+    lines = [line for line in text.splitlines() if line.strip()]
+    if content_type == "application/x-www-form-urlencoded" or (
+        lines and all(_FORM_LINE.fullmatch(line.strip()) for line in lines)
+    ):
+        for line in lines:
+            for name, value in parse_qsl(line.strip(), keep_blank_values=True):
+                yield f"body {name}", value
+        return
+    yield "body", text
+
+
+def json_leaves(document: Any) -> Iterator[tuple[str, str]]:
+    """(`body $.a.b[0]`, text) for every scalar, and (`... (key)`, key) for every object key."""
+    stack: list[tuple[str, Any]] = [("$", document)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, dict):
+            children = []
+            for key, value in node.items():
+                child = (
+                    f"{path}.{key}" if _PLAIN_KEY.fullmatch(key) else f"{path}[{json.dumps(key)}]"
+                )
+                yield f"body {child} (key)", key
+                children.append((child, value))
+            stack.extend(reversed(children))
+        elif isinstance(node, list):
+            stack.extend(reversed([(f"{path}[{i}]", value) for i, value in enumerate(node)]))
+        elif node is not None and not isinstance(node, bool):
+            yield f"body {path}", str(node)
+
+
+def _content_type(headers: dict[str, str]) -> str:
+    for name, value in headers.items():
+        if name.lower() == "content-type":
+            return value.split(";")[0].strip().lower()
+    return ""
