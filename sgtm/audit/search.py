@@ -124,10 +124,12 @@ def body_leaves(body: bytes, content_type: str) -> Iterator[tuple[str, str]]:
     text = body.decode("utf-8", "replace")
     if text.lstrip()[:1] in ("{", "["):
         try:
-            yield from json_leaves(msgspec.json.decode(body))
-            return
-        except msgspec.DecodeError:
+            document = msgspec.json.decode(body)
+        except (msgspec.DecodeError, RecursionError):  # not JSON, or nested beyond parsing
             pass
+        else:
+            yield from json_leaves(document)
+            return
     lines = [line for line in text.splitlines() if line.strip()]
     if content_type == "application/x-www-form-urlencoded" or (
         lines and all(_FORM_LINE.fullmatch(line.strip()) for line in lines)
