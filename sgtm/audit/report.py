@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sgtm.audit.probe import ContainerRun
-from sgtm.audit.search import FORMS, Needle, find
+from sgtm.audit.search import FORMS, Needles, find
 
 RULE_KINDS = (*FORMS, "sent", "ungated")
 WIDTH = 100
@@ -48,7 +48,7 @@ class ContainerReport:
     notes: list[str] = field(default_factory=list)
 
 
-def build(run: ContainerRun, search: list[Needle], categories: list[str]) -> ContainerReport:
+def build(run: ContainerRun, search: Needles, categories: list[str]) -> ContainerReport:
     tags = []
     for tag_run in run.tags.values():
         found: dict[tuple[str, str, str], list[str]] = {}

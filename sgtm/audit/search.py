@@ -38,6 +38,7 @@ _WHITESPACE = re.compile(r"\s+")
 _NON_DIGITS = re.compile(r"[^0-9]")
 _NON_ALNUM = re.compile(r"[^a-z0-9]")
 _NON_ALPHA = re.compile(r"[^a-z]")
+_HEX_RUN = re.compile(r"[0-9a-f]{64,}")
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 # A body whose every line is `name=value&...` (form posts, GA4-style hit lines).
 _FORM_LINE = re.compile(r"[^\s=&]+=[^\s&]*(?:&[^\s=&]+=[^\s&]*)*")
@@ -76,20 +77,30 @@ def normal_forms(mark: str) -> set[str]:
     return {form for form in forms if len(form) >= 2 and form != "+"}
 
 
-def needles(fields: tuple[PersonalData, ...]) -> list[Needle]:
-    out = []
+@dataclass(frozen=True, slots=True)
+class Needles:
+    """What to look for: marks and anonymized values as text, digests by their hex."""
+
+    texts: list[Needle]
+    digests: dict[str, list[Needle]]
+
+
+def needles(fields: tuple[PersonalData, ...]) -> Needles:
+    texts: list[Needle] = []
+    digests: dict[str, list[Needle]] = {}
     for field in fields:
         for mark in field.marks or (field.value,):
-            out.append(Needle(field, "clear", mark.lower(), len(mark) < MIN_SUBSTRING))
+            texts.append(Needle(field, "clear", mark.lower(), len(mark) < MIN_SUBSTRING))
             for form in sorted(normal_forms(mark)):
                 digest = hashlib.sha256(form.encode("utf-8")).hexdigest()
-                out.append(Needle(field, "sha256", digest, False))
+                digests.setdefault(digest, []).append(Needle(field, "sha256", digest, False))
         for value in field.anonymized:
-            out.append(Needle(field, "anonymized", value.lower(), len(value) < MIN_SUBSTRING))
-    return out
+            exact = len(value) < MIN_SUBSTRING
+            texts.append(Needle(field, "anonymized", value.lower(), exact))
+    return Needles(texts, digests)
 
 
-def find(outbound: Outbound, search: list[Needle]) -> list[Found]:
+def find(outbound: Outbound, search: Needles) -> list[Found]:
     """Every field found in the request, once per place, in its most revealing form."""
     found: list[Found] = []
     for where, text in leaves(outbound):
@@ -97,13 +108,18 @@ def find(outbound: Outbound, search: list[Needle]) -> list[Found]:
         variants = {text.lower()}
         if "%" in text or "+" in text:
             variants.add(unquote_plus(text).lower())
-        for needle in search:
-            hit = any((v == needle.text) if needle.exact else (needle.text in v) for v in variants)
-            if not hit:
-                continue
-            known = best.get(needle.field.name)
-            if known is None or FORMS.index(needle.form) < FORMS.index(known.form):
-                best[needle.field.name] = needle
+        for variant in variants:
+            hits = [
+                n for n in search.texts if (variant == n.text if n.exact else n.text in variant)
+            ]
+            # Digests are looked up, not searched: every 64-hex window of every hex run.
+            for run in _HEX_RUN.findall(variant):
+                for start in range(len(run) - 63):
+                    hits.extend(search.digests.get(run[start : start + 64], ()))
+            for needle in hits:
+                known = best.get(needle.field.name)
+                if known is None or FORMS.index(needle.form) < FORMS.index(known.form):
+                    best[needle.field.name] = needle
         found.extend(Found(n.field, n.form, where) for n in best.values())
     return found
 

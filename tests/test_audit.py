@@ -1,0 +1,787 @@
+"""`sgtm audit`: canaries found in what each tag builds, per tag, with consent and triggers.
+
+The per-tag tables below are the personal data each built-in tag's documented payload carries
+(docs/tags/<type>.md); `test_every_place_found_is_documented` checks the other direction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from sgtm.audit import audit, report
+from sgtm.audit.canaries import CORE, Canaries
+from sgtm.audit.report import ContainerReport, Rule, TagReport
+from sgtm.audit.search import find, needles, normal_forms
+from sgtm.cli import main
+from sgtm.config import ContainerSpec, load_text
+from sgtm.hookspecs import hookimpl
+from sgtm.plugin import BuildContext, InvalidEvent, Outbound, Tag
+from sgtm.plugins import Registry, build_registry, make_manager, registry
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {
+    "META_TOKEN": "meta-token",
+    "GA4_SECRET": "ga4-secret",
+    "RD_KEY": "rd-key",
+    "SF_SECRET": "sf-secret",
+    "RESPONSYS_PASSWORD": "responsys-password",
+}
+
+# Every built-in tag, fed by no client: the probe events go straight to the tags.
+TAGS = """\
+tags:
+  - name: meta
+    type: meta_capi
+    consent: [ad_storage, ad_user_data]
+    triggers: [purchase]
+    settings: {pixel_id: "123", access_token: "${META_TOKEN}"}
+  - name: ga4_mp
+    type: ga4_mp
+    consent: [analytics_storage]
+    triggers: [everything]
+    block: [internal]
+    settings: {measurement_id: G-ABC123XYZ9, api_secret: "${GA4_SECRET}"}
+  - name: newtail
+    type: newtail
+    triggers: [purchase]
+    settings: {publisher_id: pub-1, allowed_event_hosts: [ads.example]}
+  - name: rdstation
+    type: rdstation
+    triggers: [everything]
+    settings: {api_key: "${RD_KEY}"}
+  - name: salesforce_lead
+    type: salesforce
+    triggers: [everything]
+    settings:
+      instance_url: https://acme.my.salesforce.com
+      client_id: sgtm
+      client_secret: "${SF_SECRET}"
+      object: Lead
+      fields: {Company: ACME}
+  - name: salesforce_task
+    type: salesforce
+    triggers: [everything]
+    settings:
+      instance_url: https://acme.my.salesforce.com
+      client_id: sgtm
+      client_secret: "${SF_SECRET}"
+  - name: responsys_list
+    type: responsys
+    triggers: [everything]
+    settings: &responsys
+      login_url: https://login5.responsys.net
+      username: sgtm
+      password: "${RESPONSYS_PASSWORD}"
+      list_name: CONTACTS
+  - name: responsys_event
+    type: responsys
+    triggers: [purchase]
+    settings: {<<: *responsys, mode: event, event_name: Purchase_Made}
+  - name: webhook
+    type: http_request
+    triggers: [purchase]
+    settings: {url: "https://crm.example/hook"}
+"""
+TRIGGERS = """\
+triggers:
+  everything: {all: []}
+  purchase: {event_name: purchase}
+  internal: {var: page_hostname, equals: localhost}
+"""
+DIRECT = f"version: 1\nname: direct\n{TRIGGERS}{TAGS}"
+CLIENTS = f"""\
+version: 1
+name: shop
+hosts: [sgtm.shop.example]
+privacy: {{anonymize_ip: true}}
+consent: {{default: denied}}
+clients:
+  - {{name: ga4, type: ga4, settings: {{client_id: server, meta_cookies: true}}}}
+  - {{name: web, type: datalayer, settings: {{meta_cookies: true}}}}
+  - {{name: beacon, type: beacon}}
+{TRIGGERS}{TAGS}"""
+
+W = "body $.data[0].user_data."
+# docs/tags/<type>.md, the user_data / payload / field tables.
+DOCUMENTED: dict[str, set[tuple[str, str, str]]] = {
+    "meta": {
+        ("email", "sha256", W + "em"),
+        ("phone", "sha256", W + "ph"),
+        ("name", "sha256", W + "fn"),
+        ("name", "sha256", W + "ln"),
+        ("address", "sha256", W + "ct"),
+        ("address", "sha256", W + "st"),
+        ("address", "sha256", W + "zp"),
+        ("address", "sha256", W + "country"),
+        ("user_id", "sha256", W + "external_id"),
+        ("ip", "clear", W + "client_ip_address"),
+        ("user_agent", "clear", W + "client_user_agent"),
+        ("device_id", "clear", W + "fbp"),
+        ("click_id", "clear", W + "fbc"),
+        ("click_id", "clear", "body $.data[0].event_source_url"),
+        ("page_url", "clear", "body $.data[0].event_source_url"),
+        ("page_url", "clear", "body $.data[0].referrer_url"),
+        ("date_of_birth", "sha256", W + "db"),
+    },
+    "ga4_mp": {
+        ("email", "sha256", "body $.user_data.sha256_email_address[0]"),
+        ("phone", "sha256", "body $.user_data.sha256_phone_number[0]"),
+        ("name", "sha256", "body $.user_data.address[0].sha256_first_name"),
+        ("name", "sha256", "body $.user_data.address[0].sha256_last_name"),
+        ("address", "sha256", "body $.user_data.address[0].sha256_street"),
+        ("address", "clear", "body $.user_data.address[0].city"),
+        ("address", "clear", "body $.user_data.address[0].region"),
+        ("address", "clear", "body $.user_data.address[0].postal_code"),
+        ("address", "clear", "body $.user_data.address[0].country"),
+        ("user_id", "clear", "body $.user_id"),
+        ("ip", "clear", "body $.ip_override"),
+        ("device_id", "clear", "body $.client_id"),
+        ("click_id", "clear", "body $.events[0].params.page_location"),
+        ("page_url", "clear", "body $.events[0].params.page_location"),
+        ("page_url", "clear", "body $.events[0].params.page_referrer"),
+    },
+    "newtail": {
+        ("email", "sha256", "body $.email_hashed"),
+        ("phone", "sha256", "body $.phone_hashed"),
+        ("name", "sha256", "body $.first_name_hashed"),
+        ("name", "sha256", "body $.last_name_hashed"),
+        ("national_id", "sha256", "body $.social_id_hashed"),
+        ("address", "clear", "body $.city"),
+        ("address", "clear", "body $.uf"),
+        ("user_id", "clear", "body $.user_id"),
+        ("device_id", "clear", "body $.session_id"),
+    },
+    "rdstation": {
+        ("email", "clear", "body $.payload.email"),
+        ("phone", "clear", "body $.payload.mobile_phone"),
+        ("name", "clear", "body $.payload.name"),
+        ("address", "clear", "body $.payload.city"),
+        ("address", "clear", "body $.payload.state"),
+        ("address", "clear", "body $.payload.country"),
+    },
+    "salesforce_lead": {
+        ("email", "clear", "body $.records[0].Email"),
+        ("phone", "clear", "body $.records[0].Phone"),
+        ("name", "clear", "body $.records[0].FirstName"),
+        ("name", "clear", "body $.records[0].LastName"),
+        ("address", "clear", "body $.records[0].Street"),
+        ("address", "clear", "body $.records[0].City"),
+        ("address", "clear", "body $.records[0].State"),
+        ("address", "clear", "body $.records[0].PostalCode"),
+        ("address", "clear", "body $.records[0].Country"),
+    },
+    "salesforce_task": {
+        ("page_url", "clear", "body $.records[0].Description"),
+        ("click_id", "clear", "body $.records[0].Description"),
+    },
+    # fieldNames: EMAIL_ADDRESS_, CUSTOMER_ID_, POSTAL_STREET_1_, CITY_, STATE_, POSTAL_CODE_,
+    # COUNTRY_ (the merge columns table); a merge record is positional.
+    "responsys_list": {
+        ("email", "clear", "body $.recordData.records[0][0]"),
+        ("user_id", "clear", "body $.recordData.records[0][1]"),
+        *(("address", "clear", f"body $.recordData.records[0][{i}]") for i in range(2, 7)),
+    },
+    "responsys_event": {("email", "clear", "body $.recipientData[0].recipient.emailAddress")},
+}
+DOC_PAGES = {
+    "meta": "meta_capi",
+    "ga4_mp": "ga4_mp",
+    "newtail": "newtail",
+    "rdstation": "rdstation",
+    "salesforce_lead": "salesforce",
+    "salesforce_task": "salesforce",
+    "responsys_event": "responsys",
+}
+
+
+def load(text: str, reg: Registry | None = None) -> ContainerSpec:
+    return load_text(text, "shop.yaml", reg or registry(), environ=ENV)
+
+
+def run_audit(*texts: str, reg: Registry | None = None) -> list[ContainerReport]:
+    reg = reg or registry()
+    return asyncio.run(audit([load(t, reg) for t in texts], reg.personal_data))
+
+
+def sends(tag: TagReport) -> set[tuple[str, str, str]]:
+    return {(s.category, s.form, s.where) for s in tag.sends}
+
+
+def tags_of(container: ContainerReport) -> dict[str, TagReport]:
+    return {tag.name: tag for tag in container.tags}
+
+
+@pytest.fixture(scope="module")
+def direct() -> dict[str, TagReport]:
+    (container,) = run_audit(DIRECT)
+    return tags_of(container)
+
+
+@pytest.fixture(scope="module")
+def through_clients() -> ContainerReport:
+    (container,) = run_audit(CLIENTS)
+    return container
+
+
+# -- every built-in tag ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tag", sorted(DOCUMENTED))
+def test_audit_finds_every_personal_field_a_tag_sends(direct, tag):
+    assert sends(direct[tag]) == DOCUMENTED[tag]
+
+
+@pytest.mark.parametrize("tag", sorted(DOC_PAGES))
+def test_every_place_found_is_documented(direct, tag):
+    """The last key of every JSON path the audit reports is a field the tag's page documents."""
+    page = (ROOT / "docs" / "tags" / f"{DOC_PAGES[tag]}.md").read_text()
+    for _, _, where in sends(direct[tag]):
+        key = re.sub(r"\[\d+\]", "", where).rsplit(".", 1)[-1]
+        spellings = (f"`{key}`", f"`{key}[]`", f"`address[].{key}`")
+        assert any(spelling in page for spelling in spellings), (tag, where)
+
+
+def test_a_tag_that_sends_the_event_sends_every_field_in_clear(direct):
+    found = sends(direct["webhook"])
+    for field in Canaries.build(registry().personal_data).fields:
+        for key in field.event_keys:
+            assert (field.category, "clear", f"body $.{key}") in found, key
+    assert ("email", "clear", "body $.user_data.email_address") in found
+
+
+def test_refusals_on_some_probes_are_reported_with_the_probes(direct):
+    newtail = direct["newtail"]
+    assert newtail.probes_fired == 1  # purchases only
+    assert newtail.refused == {
+        "invalid: event 'page_view' is no ad event or purchase for Newtail (map it with"
+        " event_map)": ["page_view"],
+        "invalid: event 'generate_lead' is no ad event or purchase for Newtail (map it with"
+        " event_map)": ["generate_lead"],
+    }
+
+
+def test_gating_is_reported_not_applied(direct):
+    meta, ga4_mp, webhook = direct["meta"], direct["ga4_mp"], direct["webhook"]
+    assert (meta.consent, meta.triggers, meta.block) == (
+        ["ad_storage", "ad_user_data"],
+        ["purchase"],
+        [],
+    )
+    assert (ga4_mp.consent, ga4_mp.triggers, ga4_mp.block) == (
+        ["analytics_storage"],
+        ["everything"],
+        ["internal"],
+    )
+    assert webhook.consent == [] and webhook.probes_fired == 3  # triggers lifted: every probe
+
+
+# -- through each client's own parsing ---------------------------------------------------------
+
+
+def fields_at(tag: TagReport, where: str) -> set[str]:
+    return {name for s in tag.sends if s.where == where for name in s.fields}
+
+
+def test_clients_parse_their_probes_without_trouble(through_clients):
+    assert through_clients.notes == []
+
+
+def test_ga4_hit_user_data_and_server_client_id(through_clients):
+    ga4_mp = tags_of(through_clients)["ga4_mp"]
+    # `ep.user_data.email` on the hit, hashed by the tag.
+    assert ("email", "sha256", "body $.user_data.sha256_email_address[0]") in sends(ga4_mp)
+    # `client_id: server`: the FPID cookie's id becomes the client id (ga4_mp itself prefers
+    # the hit's GA-shaped `cid`, which the client keeps as x-ga-js_client_id).
+    webhook = tags_of(through_clients)["webhook"]
+    assert "FPID cookie" in fields_at(webhook, "body $.client_id")
+    assert "client_id" in fields_at(webhook, "body $.x-ga-js_client_id")
+
+
+def test_data_tag_aliases_reach_tags_that_forward_event_keys(through_clients):
+    """A Data Tag hit's `email` / `userEmail` aliases stay in the event: ga4_mp forwards such
+    keys as event params, in clear, which GA4 forbids. The audit shows it."""
+    found = sends(tags_of(through_clients)["ga4_mp"])
+    assert ("email", "clear", "body $.events[0].params.email") in found
+    assert ("phone", "clear", "body $.events[0].params.userPhoneNumber") in found
+
+
+def test_identity_cookies_the_clients_read(through_clients):
+    tags = tags_of(through_clients)
+    assert "_dcid cookie" in fields_at(tags["webhook"], "body $.client_id")
+    assert "_fbp cookie" in fields_at(tags["meta"], W + "fbp")
+    assert "fbclid" in fields_at(tags["meta"], W + "fbc")  # _fbc made from the page's fbclid
+    # RD reads its tracking cookie from the request itself.
+    assert ("device_id", "clear", "body $.payload.client_tracking_id") in sends(tags["rdstation"])
+    assert "_rdtrk cookie" in fields_at(tags["rdstation"], "body $.payload.client_tracking_id")
+
+
+def test_container_ip_anonymization_shows(through_clients):
+    found = sends(tags_of(through_clients)["meta"])
+    assert ("ip", "anonymized", W + "client_ip_address") in found
+    assert ("ip", "clear", W + "client_ip_address") not in found
+
+
+def test_a_probe_a_tag_refuses_is_named_with_its_client(through_clients):
+    salesforce = tags_of(through_clients)["salesforce_lead"]
+    # A conversion beacon carries no names: a Lead cannot be created from it.
+    assert salesforce.refused == {
+        "invalid: Lead needs LastName to be created: map it in fields": ["purchase via beacon"]
+    }
+
+
+def test_the_report_is_the_same_every_run(through_clients):
+    (again,) = run_audit(CLIENTS)
+    assert report.as_json([again]) == report.as_json([through_clients])
+
+
+def test_client_probes_parse_into_the_canaries():
+    """Each built-in client's probe requests give back the probe's personal data."""
+    reg = registry()
+    canaries = Canaries.build(reg.personal_data)
+    event = canaries.event("purchase", 1_700_000_000)
+    base = canaries.request("sgtm.shop.example", "203.0.113.77")
+    from sgtm.plugin import ClientContext, ContainerInfo
+
+    for name in ("ga4", "datalayer", "beacon"):
+        client = reg.clients[name]
+        settings = client.Settings()
+        requests = client.probe_requests(event, base, settings)
+        assert requests, name
+        for request in requests:
+            ctx = ClientContext(name, ContainerInfo(name="shop"), now=1_700_000_000)
+            assert client.claim(request, settings), name
+            (parsed,) = client.parse(request, settings, ctx)
+            assert ctx.dropped == {}, name
+            user_data = parsed["user_data"]
+            assert user_data["email_address"] == canaries.value("user_data.email_address")
+            assert user_data["phone_number"] == canaries.value("user_data.phone_number")
+            assert parsed["user_id"] == canaries.value("user_id")
+            assert parsed["page_location"] == canaries.value("page_location")
+            assert parsed["user_agent"] == canaries.value("user_agent")
+
+
+# -- third-party tags, with no code for the audit ----------------------------------------------
+
+
+class PixelSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    account: str
+
+
+class PixelTag(Tag):
+    """A third party's tag: e-mail in clear in the query, phone hashed in a header."""
+
+    name = "acme_pixel"
+    Settings = PixelSettings
+
+    def build(self, event: dict[str, Any], settings: PixelSettings, ctx: BuildContext) -> list:
+        email = (event.get("user_data") or {}).get("email_address")
+        if not email:
+            raise InvalidEvent("no email")
+        phone = str((event.get("user_data") or {}).get("phone_number", ""))
+        import hashlib
+
+        digest = hashlib.sha256(phone.lstrip("+").encode()).hexdigest()
+        return [
+            Outbound(
+                method="GET",
+                url="https://pixel.acme.example/t?" + f"a={settings.account}&email={email}",
+                headers={"X-Phone-Hash": digest},
+            )
+        ]
+
+
+class RefusingTag(Tag):
+    name = "acme_refuser"
+
+    def build(self, event: dict[str, Any], settings: Any, ctx: BuildContext) -> list:
+        raise InvalidEvent("needs a loyalty number")
+
+
+class BrokenTag(Tag):
+    name = "acme_broken"
+
+    def build(self, event: dict[str, Any], settings: Any, ctx: BuildContext) -> list:
+        raise KeyError("oops")
+
+
+class OddBodyTag(Tag):
+    """Bodies the search must survive: deep JSON, bytes that are no UTF-8, plain text."""
+
+    name = "acme_odd"
+
+    def build(self, event: dict[str, Any], settings: Any, ctx: BuildContext) -> list:
+        email = event["user_data"]["email_address"].encode()
+        deep = b"[" * 100_000 + b'"' + email + b'"' + b"]" * 100_000
+        return [
+            Outbound(method="POST", url="https://odd.example/deep", body=deep),
+            Outbound(method="POST", url="https://odd.example/bin", body=b"\xff\xfe" + email),
+            Outbound(method="POST", url="https://odd.example/text", body=b"who: " + email),
+        ]
+
+
+class AcmePlugin:
+    @hookimpl
+    def register_tag_types(self, register: Callable[[Any], None]) -> None:
+        for tag in (PixelTag(), RefusingTag(), BrokenTag(), OddBodyTag()):
+            register(tag)
+
+
+def acme_registry() -> Registry:
+    pm = make_manager()
+    pm.register(AcmePlugin(), name="acme")
+    acme = build_registry(pm)
+    base = registry()
+    return Registry(
+        clients=base.clients,
+        tags={**base.tags, **acme.tags},
+        variables=base.variables,
+        plugins=base.plugins,
+        personal_data=base.personal_data,
+    )
+
+
+ACME = """\
+version: 1
+name: acme
+triggers:
+  leads: {event_name: generate_lead}
+tags:
+  - {name: pixel, type: acme_pixel, triggers: [leads], settings: {account: A-1}}
+  - {name: refuser, type: acme_refuser, consent: [ad_storage]}
+  - {name: broken, type: acme_broken}
+  - {name: odd, type: acme_odd}
+"""
+
+
+@pytest.fixture(scope="module")
+def acme() -> dict[str, TagReport]:
+    (container,) = run_audit(ACME, reg=acme_registry())
+    return tags_of(container)
+
+
+def test_a_third_party_tag_is_audited_with_no_extra_code(acme):
+    assert sends(acme["pixel"]) == {
+        ("email", "clear", "query email"),
+        ("phone", "sha256", "header X-Phone-Hash"),
+    }
+
+
+def test_a_tag_that_refuses_every_probe_is_reported_so(acme):
+    for name, reason in (
+        ("refuser", "invalid: needs a loyalty number"),
+        ("broken", "invalid: tag error (KeyError)"),
+    ):
+        tag = acme[name]
+        assert tag.probes_fired == 0 and tag.sends == []
+        assert list(tag.refused) == [reason]
+        assert set(tag.refused[reason]) == {"page_view", "generate_lead", "purchase"}
+    text = report.text([ContainerReport("acme", "acme.yaml", "granted", [acme["refuser"]])])
+    assert "refused every probe, so what it sends is unknown" in text
+
+
+def test_odd_bodies_are_searched_without_failing(acme):
+    assert sends(acme["odd"]) == {("email", "clear", "body")}
+
+
+# -- the search --------------------------------------------------------------------------------
+
+
+FIELDS = Canaries.build(registry().personal_data).fields
+SEARCH = needles(FIELDS)
+EMAIL, PHONE = "sgtmaudit.email@example.com", "+5511987650432"
+
+
+def found(outbound: Outbound) -> set[tuple[str, str, str]]:
+    return {(f.field.name, f.form, f.where) for f in find(outbound, SEARCH)}
+
+
+def sha(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_search_reads_json_query_headers_and_path():
+    body = {
+        "a": [{"e mail": EMAIL.upper()}],
+        "ph": sha("5511987650432"),  # Meta's rule: digits only
+        "ph2": sha(PHONE).upper() + ".AQ",  # Google's: E.164; any case, a suffix
+        "ip": "203.0.113.0",
+        EMAIL: 1,
+    }
+    outbound = Outbound(
+        method="POST",
+        url="https://v.example/u/sgtmaudit-user-7301/x?uid=sgtmaudit-user-7301&e="
+        + "%2B5511987650432",
+        headers={"X-Agent": "SgtmAuditBrowser/7.3 (fwd)"},
+        body=msgspec.json.encode(body),
+    )
+    assert found(outbound) == {
+        ("user_data.email_address", "clear", 'body $.a[0]["e mail"]'),
+        ("user_data.phone_number", "sha256", "body $.ph"),
+        ("user_data.phone_number", "sha256", "body $.ph2"),
+        ("ip_override", "anonymized", "body $.ip"),
+        ("user_data.email_address", "clear", f'body $["{EMAIL}"] (key)'),
+        ("user_id", "clear", "url path"),
+        ("user_id", "clear", "query uid"),
+        ("user_data.phone_number", "clear", "query e"),
+        ("user_agent", "clear", "header X-Agent"),
+    }
+
+
+def test_search_reads_form_bodies_and_percent_encoding():
+    form = Outbound(
+        method="POST",
+        url="https://v.example/c",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+        body=b"em=sgtmaudit.email%40example.com&city=Sgtmauditcity",
+    )
+    assert found(form) == {
+        ("user_data.email_address", "clear", "body em"),
+        ("user_data.address.city", "clear", "body city"),
+    }
+    lines = Outbound(
+        method="POST", url="https://v.example/c", body=b"a=1&dl=x\nuid=sgtmaudit-user-7301\n"
+    )
+    assert found(lines) == {("user_id", "clear", "body uid")}
+    embedded = Outbound(
+        method="POST",
+        url="https://v.example/c",
+        body=msgspec.json.encode({"u": "https://x.example/?e=sgtmaudit.email%40example.com"}),
+    )
+    assert found(embedded) == {("user_data.email_address", "clear", "body $.u")}
+
+
+def test_short_values_count_only_as_whole_values():
+    body = msgspec.json.encode({"st": "qz", "word": "QZA", "country": "XZ", "h": sha("qz")})
+    assert found(Outbound(method="POST", url="https://v.example/", body=body)) == {
+        ("user_data.address.region", "clear", "body $.st"),
+        ("user_data.address.region", "sha256", "body $.h"),
+        ("user_data.address.country", "clear", "body $.country"),
+    }
+
+
+def test_one_place_counts_a_field_once_in_its_most_revealing_form():
+    page = Canaries.build(registry().personal_data).value("page_location")
+    full = Outbound(method="GET", url="https://v.example/?dl=" + page.replace("&", "%26"))
+    assert ("page_location", "clear", "query dl") in found(full)
+    assert ("page_location", "anonymized", "query dl") not in found(full)
+    cut = Outbound(
+        method="GET", url="https://v.example/?dl=https://www.shop.example/sgtmaudit-page"
+    )
+    assert found(cut) == {("page_location", "anonymized", "query dl")}
+
+
+def test_nothing_is_found_in_requests_without_personal_data():
+    outbound = Outbound(
+        method="POST",
+        url="https://v.example/collect?v=2",
+        headers={"Content-Type": "application/json"},
+        body=msgspec.json.encode({"value": 10, "currency": "USD", "n": 203011377}),
+    )
+    assert found(outbound) == set()
+
+
+# -- the canaries ------------------------------------------------------------------------------
+
+
+def test_canaries_are_distinct_and_do_not_hide_in_each_other():
+    """No field's mark appears in another field's value, except the click ids the page URL
+    carries on purpose: a find always names the right field."""
+    for field in FIELDS:
+        for mark in field.marks or (field.value,):
+            for other in FIELDS:
+                if other is field or (other.name == "page_location" and field.url_param):
+                    continue
+                assert mark.lower() not in other.value.lower(), (field.name, other.name)
+
+
+def test_canaries_survive_the_built_in_normalizers():
+    """Vendors hash a normalized value: the built-in tags' normalization of each canary must be
+    one of the forms the search hashes, or a hashed send would go unseen."""
+    from sgtm_plugins import _hashing as pii
+    from sgtm_plugins.meta_capi import normalize as meta
+
+    value = {f.name: f.value for f in CORE}
+    checks = [
+        ("user_data.email_address", pii.google_email),
+        ("user_data.email_address", pii.newtail_email),
+        ("user_data.phone_number", pii.e164),
+        ("user_data.address.first_name", pii.google_name),
+        ("user_data.address.first_name", pii.newtail_text),
+        ("user_data.address.street", pii.google_street),
+        ("user_data.address.city", pii.google_city),
+        ("user_data.address.region", pii.google_region),
+        ("user_data.address.postal_code", pii.google_postal_code),
+        ("user_data.address.country", pii.google_country),
+        ("user_data.email_address", lambda v: meta.normalize("em", v)),
+        ("user_data.phone_number", lambda v: meta.normalize("ph", v)),
+        ("user_data.address.last_name", lambda v: meta.normalize("ln", v)),
+        ("user_data.address.city", lambda v: meta.normalize("ct", v)),
+        ("user_data.address.region", lambda v: meta.normalize("st", v)),
+        ("user_data.address.postal_code", lambda v: meta.normalize("zp", v)),
+        ("user_data.address.country", lambda v: meta.normalize("country", v)),
+        ("user_id", lambda v: meta.normalize("external_id", v)),
+    ]
+    for name, normalize in checks:
+        assert normalize(value[name]) in normal_forms(value[name]), name
+    assert meta.normalize("db", "1987-06-12") in normal_forms("1987-06-12")
+    assert pii.newtail_social_id("73029183746") in normal_forms("73029183746")
+
+
+# -- --deny ------------------------------------------------------------------------------------
+
+
+CATEGORIES = Canaries.build(registry().personal_data).categories()
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("clear", "expected FORM:CATEGORY"),
+        ("hashed:email", "expected FORM:CATEGORY"),
+        ("clear:emial", "unknown category 'emial'"),
+        ("", "expected FORM:CATEGORY"),
+        ("clear:email:x", "unknown category 'email:x'"),
+    ],
+)
+def test_bad_rules_are_refused_with_the_reason(raw, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Rule.parse(raw, CATEGORIES)
+
+
+def test_rules_deny_what_they_name(direct):
+    reports = [ContainerReport("direct", "shop.yaml", "granted", list(direct.values()))]
+
+    def denied(rule: str) -> set[str]:
+        found = report.violations(reports, [Rule.parse(rule, CATEGORIES)])
+        return {re.search(r"tag (\S+)", v)[1] for v in found}  # type: ignore[index]
+
+    assert denied("clear:email") == {
+        "rdstation",
+        "salesforce_lead",
+        "responsys_list",
+        "responsys_event",
+        "webhook",
+    }
+    assert denied("sha256:email") == {"meta", "ga4_mp", "newtail"}
+    assert denied("ungated:ip") == {"webhook"}  # meta and ga4_mp require consent
+    assert denied("sent:date_of_birth") == {"meta", "webhook"}
+    assert denied("anonymized:*") == set()
+    assert "ga4_mp" not in denied("ungated:*")
+    (line,) = report.violations(reports, [Rule.parse("clear:national_id", CATEGORIES)])
+    assert line == (
+        "denied clear:national_id: container direct, tag webhook (http_request) sends"
+        " national_id clear at body $.user_data.social_id"
+    )
+
+
+# -- the command -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys, tmp_path) -> Callable[..., tuple[int, str, str]]:
+    """`sgtm ...` in this process (the command is a pure function of its files)."""
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def tag_names(violations: list[str]) -> set[str]:
+    return {re.search(r"tag (\S+)", line)[1] for line in violations}  # type: ignore[index]
+
+
+def test_cli_deny_fails_with_each_violation(tmp_path):
+    """The installed command, end to end: exit 1, every violation on stderr."""
+    (tmp_path / "shop.yaml").write_text(DIRECT)
+    done = subprocess.run(
+        [sys.executable, "-m", "sgtm", "audit", "shop.yaml", "--deny", "clear:email"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**ENV, "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 1, done.stderr
+    assert "  webhook (http_request)\n" in done.stdout
+    violations = done.stderr.splitlines()
+    assert (
+        "denied clear:email: container direct, tag webhook (http_request) sends email clear at"
+        " body $.user_data.email_address"
+    ) in violations
+    assert tag_names(violations) == {
+        "rdstation",
+        "salesforce_lead",
+        "responsys_list",
+        "responsys_event",
+        "webhook",
+    }
+
+
+def test_cli_json_and_several_rules(cli, tmp_path):
+    (tmp_path / "shop.yaml").write_text(DIRECT)
+    code, out, err = cli(
+        "audit", "shop.yaml", "--json", "--deny", "clear:date_of_birth", "--deny", "ungated:ip"
+    )
+    assert code == 1
+    assert err.splitlines() == [  # in the report's order
+        "denied ungated:ip: container direct, tag webhook (http_request) sends ip clear at"
+        " body $.ip_override",
+        "denied clear:date_of_birth: container direct, tag webhook (http_request) sends"
+        " date_of_birth clear at body $.user_data.date_of_birth",
+    ]
+    (container,) = json.loads(out)["containers"]
+    meta = container["tags"][0]
+    assert {k: meta[k] for k in ("name", "type", "consent", "triggers")} == {
+        "name": "meta",
+        "type": "meta_capi",
+        "consent": ["ad_storage", "ad_user_data"],
+        "triggers": ["purchase"],
+    }
+    assert meta["sends"][0] == {
+        "category": "email",
+        "form": "sha256",
+        "where": "body $.data[0].user_data.em",
+        "fields": ["user_data.email_address"],
+    }
+    newtail = next(tag for tag in container["tags"] if tag["name"] == "newtail")
+    assert newtail["refused"][0]["probes"] == ["page_view"]
+
+
+def test_cli_passes_a_container_that_keeps_its_rules(cli, tmp_path):
+    (tmp_path / "shop.yaml").write_text(
+        "version: 1\ntags:\n  - name: meta\n    type: meta_capi\n    consent: [ad_storage]\n"
+        '    settings: {pixel_id: "1", access_token: "${META_TOKEN}"}\n'
+    )
+    code, out, err = cli("audit", "shop.yaml", "--deny", "clear:email", "--deny", "ungated:*")
+    assert (code, err) == (0, "")
+    assert "    email          sha256      body $.data[0].user_data.em\n" in out
+
+
+def test_cli_bad_input(cli, tmp_path):
+    (tmp_path / "bad.yaml").write_text("version: 1\ntags: [{name: x, type: nosuch}]\n")
+    code, _, err = cli("audit", "bad.yaml", "--deny", "clear:emial")
+    assert code == 2 and "unknown category 'emial'" in err
+    code, _, err = cli("audit", "bad.yaml")
+    assert code == 1 and "unknown tag type 'nosuch'" in err
+    code, _, err = cli("audit", "missing.yaml")
+    assert code == 1 and "missing.yaml" in err
+    (tmp_path / "empty").mkdir()
+    code, _, err = cli("audit", "empty")
+    assert code == 1 and "no *.yaml container files found" in err
