@@ -785,3 +785,24 @@ def test_cli_bad_input(cli, tmp_path):
     (tmp_path / "empty").mkdir()
     code, _, err = cli("audit", "empty")
     assert code == 1 and "no *.yaml container files found" in err
+
+
+def test_privacy_page_shows_what_audit_prints(cli, tmp_path, monkeypatch):
+    """docs/privacy.md: its container, audited, prints its text and JSON, and breaks its rules."""
+    page = (ROOT / "docs" / "privacy.md").read_text()
+    fences = re.findall(r"```(\w*)\n(.*?)```", page, re.S)
+    (config,) = [text for lang, text in fences if lang == "yaml" and text.startswith("version")]
+    (printed,) = [text for lang, text in fences if lang == "text"]
+    (shape,) = [json.loads(text) for lang, text in fences if lang == "json"]
+    (denied,) = [text for lang, text in fences if lang == "" and text.startswith("denied")]
+    (tmp_path / "shop.yaml").write_text(config)
+    monkeypatch.setenv("META_ACCESS_TOKEN", "x")
+    monkeypatch.setenv("GA4_API_SECRET", "y")
+    assert cli("audit", "shop.yaml") == (0, printed, "")
+    code, out, _ = cli("audit", "shop.yaml", "--json")
+    (container,) = json.loads(out)["containers"]
+    (documented,) = shape["containers"]
+    assert {**container, "tags": []} == {**documented, "tags": []}
+    assert [t for t in container["tags"] if t["name"] == "crm"] == documented["tags"]
+    code, _, err = cli("audit", "shop.yaml", "--deny", "clear:email", "--deny", "ungated:phone")
+    assert (code, err) == (1, denied)
