@@ -135,6 +135,9 @@ def _registrar(table: dict[str, Any], base: type, plugin: str, names: list[str])
 
 
 _CATEGORY_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
+# RFC 6265: a cookie name is a token; a value, cookie-octets (no space, quote, comma, `;`, `\`).
+_COOKIE_NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}")
+_COOKIE_VALUE_RE = re.compile(r"[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]{1,1024}")
 
 
 def _personal_data_registrar(found: list[PersonalData], plugin: str) -> Any:
@@ -150,6 +153,17 @@ def _personal_data_registrar(found: list[PersonalData], plugin: str) -> Any:
             raise PluginError(
                 f"plugin {plugin!r}: personal data {data.name!r} needs a name, a value and"
                 " non-empty marks"
+            )
+        if data.cookie is not None and not (
+            _COOKIE_NAME_RE.fullmatch(data.cookie) and _COOKIE_VALUE_RE.fullmatch(data.value)
+        ):
+            raise PluginError(
+                f"plugin {plugin!r}: personal data {data.name!r}: the cookie name or value is"
+                " not valid in a Cookie header"
+            )
+        if not all(part for key in data.event_keys for part in key.split(".")):
+            raise PluginError(
+                f"plugin {plugin!r}: personal data {data.name!r}: event keys are dotted paths"
             )
         for other in found:
             if other.name == data.name or other.value == data.value:

@@ -456,8 +456,8 @@ name: acme
 triggers:
   leads: {event_name: generate_lead}
 tags:
-  - {name: pixel, type: acme_pixel, triggers: [leads], settings: {account: A-1}}
-  - {name: refuser, type: acme_refuser, consent: [ad_storage]}
+  - {name: pixel, type: acme_pixel, triggers: [leads], dry_run: true, settings: {account: A-1}}
+  - {name: refuser, type: acme_refuser, consent: [ad_storage], paused: true}
   - {name: broken, type: acme_broken}
   - {name: odd, type: acme_odd}
 """
@@ -474,6 +474,15 @@ def test_a_third_party_tag_is_audited_with_no_extra_code(acme):
         ("email", "clear", "query email"),
         ("phone", "sha256", "header X-Phone-Hash"),
     }
+
+
+def test_paused_and_dry_run_tags_are_audited_and_marked(acme):
+    pixel, refuser = acme["pixel"], acme["refuser"]
+    assert (pixel.dry_run, pixel.paused, refuser.paused) == (True, False, True)
+    assert pixel.probes_fired == 3
+    text = report.text([ContainerReport("acme", "acme.yaml", "granted", [pixel, refuser])])
+    assert "  pixel (acme_pixel) (dry run: sends nothing now)\n" in text
+    assert "  refuser (acme_refuser) (paused: sends nothing now)\n" in text
 
 
 def test_a_tag_that_refuses_every_probe_is_reported_so(acme):
@@ -560,6 +569,14 @@ def test_search_reads_form_bodies_and_percent_encoding():
         body=msgspec.json.encode({"u": "https://x.example/?e=sgtmaudit.email%40example.com"}),
     )
     assert found(embedded) == {("user_data.email_address", "clear", "body $.u")}
+
+
+def test_normalized_values_sent_as_they_are_count_as_clear():
+    body = msgspec.json.encode({"ph": "5511987650432", "fn": "SGTMAUDITFIRST", "n": "7301"})
+    assert found(Outbound(method="POST", url="https://v.example/", body=body)) == {
+        ("user_data.phone_number", "clear", "body $.ph"),
+        ("user_data.address.first_name", "clear", "body $.fn"),
+    }
 
 
 def test_short_values_count_only_as_whole_values():

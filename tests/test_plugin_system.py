@@ -17,11 +17,11 @@ import msgspec
 import pytest
 
 from sgtm import hookspecs
+from sgtm.audit import audit
 from sgtm.config import load_text
 from sgtm.container import Container
 from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery.recorder import RecorderDelivery
-from sgtm.audit import audit
 from sgtm.plugin import Client, ClientResponse, Outbound, PersonalData, Tag, Variable
 from sgtm.plugins import PluginError, build_registry, make_manager, registry
 from sgtm.request import HitRequest
@@ -212,6 +212,9 @@ async def test_hook_register_personal_data():
         (msgspec.structs.replace(LOYALTY, category="Loyalty ID"), "must be lower-case snake_case"),
         (msgspec.structs.replace(LOYALTY, value=""), "needs a name, a value"),
         (msgspec.structs.replace(LOYALTY, marks=("",)), "non-empty marks"),
+        (msgspec.structs.replace(LOYALTY, cookie="loyal", value="a;b"), "not valid in a Cookie"),
+        (msgspec.structs.replace(LOYALTY, cookie="lo yal"), "not valid in a Cookie"),
+        (msgspec.structs.replace(LOYALTY, event_keys=("a..b",)), "event keys are dotted paths"),
     ],
 )
 def test_register_personal_data_validates_what_it_gets(registered, message):

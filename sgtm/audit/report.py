@@ -34,6 +34,7 @@ class TagReport:
     triggers: list[str]
     block: list[str]
     paused: bool
+    dry_run: bool
     sends: list[Send]
     refused: dict[str, list[str]]  # why the tag refused probes -> those probes
     probes_fired: int  # 0: the tag refused every probe, what it sends is unknown
@@ -68,6 +69,7 @@ def build(run: ContainerRun, search: Needles, categories: list[str]) -> Containe
                 triggers=list(spec.trigger_names),
                 block=list(spec.block_names),
                 paused=spec.paused,
+                dry_run=spec.dry_run,
                 sends=sends,
                 refused=dict(tag_run.refused),
                 probes_fired=tag_run.fired,
@@ -99,6 +101,7 @@ def as_json(reports: list[ContainerReport]) -> dict[str, Any]:
                         "triggers": tag.triggers,
                         "block": tag.block,
                         "paused": tag.paused,
+                        "dry_run": tag.dry_run,
                         "sends": [
                             {
                                 "category": s.category,
@@ -139,8 +142,12 @@ def text(reports: list[ContainerReport]) -> str:
 
 
 def _tag_lines(tag: TagReport) -> list[str]:
-    paused = " (paused)" if tag.paused else ""
-    lines = [f"  {tag.name} ({tag.type}){paused}"]
+    marks = "".join(
+        f" ({state}: sends nothing now)"
+        for state, on in (("paused", tag.paused), ("dry run", tag.dry_run))
+        if on
+    )
+    lines = [f"  {tag.name} ({tag.type}){marks}"]
     consent = ", ".join(tag.consent) if tag.consent else "none required"
     gates = f"    consent: {consent}; triggers: {', '.join(tag.triggers) or 'none'}"
     if tag.block:

@@ -4,7 +4,8 @@ A request is taken apart into leaves, each a place and its text: the URL path, e
 parameter, every header, and the body: every key and value of a JSON body (by JSON path), every
 field of a form body, or the whole text. A canary is found in a leaf
 
-- in clear: a mark of the field appears, in any case, in the leaf or in its percent-decoded text;
+- in clear: a mark of the field, or one of its usual normalizations (below) of at least
+  MIN_NORMAL_CLEAR characters, appears in any case in the leaf or in its percent-decoded text;
 - as SHA-256: the lower-case hex SHA-256 of one of the usual normalizations of a mark appears
   (as is, trimmed, lower-cased, without whitespace, digits only, `+` and digits, digits without
   leading zeros, letters and digits only, letters only, upper-cased): what vendors' rules for
@@ -33,6 +34,7 @@ from sgtm.plugin import Outbound, PersonalData
 Form = Literal["clear", "sha256", "anonymized"]
 FORMS: tuple[Form, ...] = ("clear", "sha256", "anonymized")  # most revealing first
 MIN_SUBSTRING = 6
+MIN_NORMAL_CLEAR = 10
 
 _WHITESPACE = re.compile(r"\s+")
 _NON_DIGITS = re.compile(r"[^0-9]")
@@ -90,8 +92,13 @@ def needles(fields: tuple[PersonalData, ...]) -> Needles:
     digests: dict[str, list[Needle]] = {}
     for field in fields:
         for mark in field.marks or (field.value,):
-            texts.append(Needle(field, "clear", mark.lower(), len(mark) < MIN_SUBSTRING))
-            for form in sorted(normal_forms(mark)):
+            forms = normal_forms(mark)
+            # Normalized text sent as it is counts as clear too (a phone as digits only), when
+            # long enough not to turn up by chance.
+            clear = {mark.lower(), *(f.lower() for f in forms if len(f) >= MIN_NORMAL_CLEAR)}
+            for text in sorted(clear):
+                texts.append(Needle(field, "clear", text, len(text) < MIN_SUBSTRING))
+            for form in sorted(forms):
                 digest = hashlib.sha256(form.encode("utf-8")).hexdigest()
                 digests.setdefault(digest, []).append(Needle(field, "sha256", digest, False))
         for value in field.anonymized:
