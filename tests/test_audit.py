@@ -7,6 +7,7 @@ The per-tag tables below are the personal data each built-in tag's documented pa
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import subprocess
@@ -25,8 +26,9 @@ from sgtm.audit.search import find, needles, normal_forms
 from sgtm.cli import main
 from sgtm.config import ContainerSpec, load_text
 from sgtm.hookspecs import hookimpl
-from sgtm.plugin import BuildContext, InvalidEvent, Outbound, Tag
+from sgtm.plugin import BadRequest, Batching, BuildContext, Client, InvalidEvent, Outbound, Tag
 from sgtm.plugins import Registry, build_registry, make_manager, registry
+from sgtm.request import HitRequest
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {
@@ -429,11 +431,43 @@ class OddBodyTag(Tag):
         ]
 
 
+class BadMergeTag(Tag):
+    name = "acme_bad_merge"
+    batching = Batching(max_items=10)
+
+    def build(self, event: dict[str, Any], settings: Any, ctx: BuildContext) -> list:
+        return [Outbound(method="POST", url="https://merge.example/", batch_item={})]
+
+    def merge(self, outbounds: list[Outbound]) -> Outbound:
+        raise ValueError("cannot merge")
+
+
+class ProbeBugClient(Client):
+    """A third party's client: its probe builder fails, or builds what its parser refuses."""
+
+    name = "acme_probe_bug"
+
+    def claim(self, request: HitRequest, settings: Any) -> bool:
+        return request.path == "/acme"
+
+    def parse(self, request: HitRequest, settings: Any, ctx: Any) -> list[dict[str, Any]]:
+        raise BadRequest("no acme hit")
+
+    def probe_requests(self, event: dict[str, Any], base: HitRequest, settings: Any) -> list:
+        if event["event_name"] == "page_view":
+            raise RuntimeError("probe bug")
+        return [dataclasses.replace(base, path="/acme")]
+
+
 class AcmePlugin:
     @hookimpl
     def register_tag_types(self, register: Callable[[Any], None]) -> None:
-        for tag in (PixelTag(), RefusingTag(), BrokenTag(), OddBodyTag()):
+        for tag in (PixelTag(), RefusingTag(), BrokenTag(), OddBodyTag(), BadMergeTag()):
             register(tag)
+
+    @hookimpl
+    def register_client_types(self, register: Callable[[Any], None]) -> None:
+        register(ProbeBugClient())
 
 
 def acme_registry() -> Registry:
@@ -442,7 +476,7 @@ def acme_registry() -> Registry:
     acme = build_registry(pm)
     base = registry()
     return Registry(
-        clients=base.clients,
+        clients={**base.clients, **acme.clients},
         tags={**base.tags, **acme.tags},
         variables=base.variables,
         plugins=base.plugins,
@@ -453,6 +487,8 @@ def acme_registry() -> Registry:
 ACME = """\
 version: 1
 name: acme
+clients:
+  - {name: acme, type: acme_probe_bug}
 triggers:
   leads: {event_name: generate_lead}
 tags:
@@ -460,13 +496,19 @@ tags:
   - {name: refuser, type: acme_refuser, consent: [ad_storage], paused: true}
   - {name: broken, type: acme_broken}
   - {name: odd, type: acme_odd}
+  - {name: bad_merge, type: acme_bad_merge}
 """
 
 
 @pytest.fixture(scope="module")
-def acme() -> dict[str, TagReport]:
+def acme_container() -> ContainerReport:
     (container,) = run_audit(ACME, reg=acme_registry())
-    return tags_of(container)
+    return container
+
+
+@pytest.fixture(scope="module")
+def acme(acme_container) -> dict[str, TagReport]:
+    return tags_of(acme_container)
 
 
 def test_a_third_party_tag_is_audited_with_no_extra_code(acme):
@@ -496,6 +538,18 @@ def test_a_tag_that_refuses_every_probe_is_reported_so(acme):
         assert set(tag.refused[reason]) == {"page_view", "generate_lead", "purchase"}
     text = report.text([ContainerReport("acme", "acme.yaml", "granted", [acme["refuser"]])])
     assert "refused every probe, so what it sends is unknown" in text
+
+
+def test_plugin_failures_are_reported_and_the_audit_goes_on(acme, acme_container):
+    bad_merge = acme["bad_merge"]
+    assert bad_merge.probes_fired == 0
+    assert list(bad_merge.refused) == ["invalid: merge() failed (ValueError)"]
+    assert acme_container.notes == [
+        "client acme could not build its page_view probe: RuntimeError('probe bug')",
+        "probe generate_lead via acme gave no event: no acme hit",
+        "probe purchase via acme gave no event: no acme hit",
+    ]
+    assert "note: client acme could not build its page_view probe" in report.text([acme_container])
 
 
 def test_odd_bodies_are_searched_without_failing(acme):

@@ -77,13 +77,21 @@ async def run(spec: ContainerSpec, canaries: Canaries) -> ContainerRun:
         _, traces = await container.run_events([copy_event(event)], None, None, NOW, trace=True)
         _record(container, outcome, traces, name)
         for client in spec.clients:
-            requests = client.type.probe_requests(copy_event(event), base, client.settings)
+            probe = f"{name} via {client.name}"
+            try:
+                requests = client.type.probe_requests(copy_event(event), base, client.settings)
+            except Exception as exc:  # a plugin's bug: the report says so, the audit goes on
+                outcome.notes.append(
+                    f"client {client.name} could not build its {name} probe: {exc!r}"
+                )
+                continue
             for request in requests:
-                probe = f"{name} via {client.name}"
                 result = await container.handle(request, trace=True)
                 if result.error or not result.events:
                     problem = result.error or f"answered {result.response.status}, no event"
-                    outcome.notes.append(f"probe {probe} gave no event: {problem}")
+                    outcome.notes.append(
+                        f"probe {probe} gave no event: {container.redact(problem)}"
+                    )
                 _record(container, outcome, result.events, probe)
     return outcome
 
@@ -94,10 +102,16 @@ def _record(
     for trace in traces:
         for tag in trace.tags:
             run = outcome.tags[tag.name]
+            reason = tag.reason or "did not fire"
             if tag.fired:
-                run.fired += 1
-                run.requests.extend(container.as_sent(tag.type, o) for o in tag.requests)
-            else:
-                probes = run.refused.setdefault(tag.reason or "did not fire", [])
-                if probe not in probes:
-                    probes.append(probe)
+                try:
+                    sent = [container.as_sent(tag.type, o) for o in tag.requests]
+                except Exception as exc:  # a batching tag's merge(): reported, not raised
+                    reason = f"invalid: merge() failed ({type(exc).__name__})"
+                else:
+                    run.requests.extend(sent)
+                    run.fired += 1
+                    continue
+            probes = run.refused.setdefault(reason, [])
+            if probe not in probes:
+                probes.append(probe)
