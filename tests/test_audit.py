@@ -287,6 +287,23 @@ def test_gating_is_reported_not_applied(direct):
     assert webhook.consent == [] and webhook.probes_fired == 3  # triggers lifted: every probe
 
 
+def test_the_containers_transformations_apply():
+    """What a transformation removes for a tag is not reported for it."""
+    (container,) = run_audit(
+        "version: 1\n"
+        "transformations:\n"
+        "  - {type: exclude, params: [user_data, ip_override, page_location], tags: [hook]}\n"
+        "tags:\n"
+        "  - {name: hook, type: http_request, settings: {url: 'https://x.test'}}\n"
+        "  - {name: other, type: http_request, settings: {url: 'https://y.test'}}\n"
+    )
+    hook, other = container.tags
+    categories = {s.category for s in hook.sends}
+    assert categories.isdisjoint({"email", "phone", "name", "address", "ip"})
+    assert {s.where for s in hook.sends if s.category == "page_url"} == {"body $.page_referrer"}
+    assert {"email", "ip", "click_id"} <= {s.category for s in other.sends}
+
+
 # -- through each client's own parsing ---------------------------------------------------------
 
 
