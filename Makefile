@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The example third-party plugin: its own package, installed and tested as a plugin author's.
+EXAMPLE := examples/sgtm-slack
+EXAMPLE_STAMP := $(VENV)/.example-installed
 CONFIG ?= config/example.yaml
 HOST ?= 127.0.0.1
 PORT ?= 8080
@@ -15,14 +18,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Installed beside sgtm like any third-party plugin (found through its entry point, never imported
+# by sgtm itself); editable, so its tests always run the code in the tree.
+$(EXAMPLE_STAMP): $(STAMP) $(EXAMPLE)/pyproject.toml
+	$(BIN)/pip install --quiet --no-deps -e $(EXAMPLE)
+	touch $(EXAMPLE_STAMP)
+
 run: $(STAMP)
 	$(BIN)/sgtm serve -c $(CONFIG) --host $(HOST) --port $(PORT)
 
-test: $(STAMP)
+test: $(STAMP) $(EXAMPLE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest -q
+	cd $(EXAMPLE) && $(CURDIR)/$(BIN)/pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -27,7 +27,9 @@ from sgtm.config import ContainerSpec, load_containers
 from sgtm.container import Container, DedupeStore
 from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery.base import Delivery
+from sgtm.delivery.engine import DeliveryEngine
 from sgtm.delivery.setup import build_engine
+from sgtm.event import EventData
 from sgtm.middleware import AccessLogMiddleware, BodyLimitMiddleware
 from sgtm.plugin import ClientResponse
 from sgtm.plugins import registry
@@ -144,6 +146,15 @@ def create_app(
     else:
         dedupe = MemoryDedupe()
     containers = [Container(spec, delivery, dedupe) for spec in specs]
+    if isinstance(delivery, DeliveryEngine):
+        by_name = {c.name: c for c in containers}
+
+        async def follow_ups(container: str, tag: str, events: list[EventData]) -> None:
+            found = by_name.get(container)
+            if found is not None:  # a container the config no longer has: nothing runs them
+                await found.follow_up(tag, events)
+
+        delivery.follow_ups = follow_ups
     router = SiteRouter(containers)
     state = {"ready": False}
     admin_token = os.environ.get("SGTM_ADMIN_TOKEN", "")

@@ -228,14 +228,18 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
+    from sgtm.plugin import CONTRACT_VERSION
+
     reg = registry()
     if args.json:
         rows = [
             msgspec.structs.asdict(p) if isinstance(p, msgspec.Struct) else vars(p)
             for p in reg.plugins
         ]
-        sys.stdout.write(msgspec.json.encode(rows).decode() + "\n")
+        listing = {"sgtm": __version__, "contract": CONTRACT_VERSION, "plugins": rows}
+        sys.stdout.write(msgspec.json.encode(listing).decode() + "\n")
         return 0
+    print(f"sgtm {__version__}, plugin contract {CONTRACT_VERSION}")
     for plugin in reg.plugins:
         print(f"{plugin.name} {plugin.version}")
         for label, names in (

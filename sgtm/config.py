@@ -8,6 +8,7 @@ line, column and config path.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from urllib.parse import unquote_plus, urlsplit
 
 import msgspec
 
+from sgtm import fields
 from sgtm.delivery.policy import (
     StoreConfig,
     TagDeliveryConfig,
@@ -27,10 +29,17 @@ from sgtm.plugin import Client, Tag
 from sgtm.plugins import Registry
 from sgtm.privacy import PrivacyPolicy, parse_networks
 from sgtm.redact import Redactor
-from sgtm.templates import Renderer, compile_value, has_template, walk_references
+from sgtm.scope import BUILTINS, BoundVariable
+from sgtm.templates import (
+    Renderer,
+    TemplateError,
+    compile_value,
+    has_template,
+    references,
+    walk_references,
+)
 from sgtm.transformations import Transformation
 from sgtm.triggers import Condition, ConditionError, compile_condition
-from sgtm.variables import BUILTINS, BoundVariable
 from sgtm.yamlsource import ConfigError, ConfigErrors, Source, join_path, load
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
@@ -98,12 +107,15 @@ class ContainerFile(_Strict):
     transformations: list[Any] = []
     tags: list[Any] = []
     delivery: StoreConfig | None = None  # the outbox store; every container must agree
+    # Environment variables whose values are secrets wherever they are used, besides the values
+    # of settings that plugins declare `Secret`.
+    secrets: list[str] = []
 
 
 @dataclass(slots=True)
 class ClientSpec:
     name: str
-    type: Client
+    type: Client[Any]
     settings: Any
     priority: int
 
@@ -112,7 +124,7 @@ class ClientSpec:
 class TagSpec:
     name: str
     type_name: str
-    type: Tag
+    type: Tag[Any]
     triggers: tuple[Condition, ...]
     block: tuple[Condition, ...]
     consent: tuple[str, ...]
@@ -178,6 +190,7 @@ class _Loader:
         self.registry = registry
         self.errors: list[ConfigError] = []
         self.warnings: list[ConfigError] = []
+        self.secrets: dict[str, str] = dict(source.secrets)  # value -> name, grows as we go
         self.redact = Redactor(source.secrets)
         # Names declared in the file, even when their definition is broken: a reference to them
         # is not a second error (the definition's own error says what is wrong).
@@ -252,7 +265,11 @@ class _Loader:
         if top.delivery is not None:
             for rel, message in check_store(top.delivery):
                 self.error(join_path("delivery", rel), message)
+        self.listed_secrets(top.secrets)
         if self.errors:
+            # Secrets found after an error was worded are masked in it too.
+            final = Redactor(self.secrets)
+            self.errors = [dataclasses.replace(e, message=final(e.message)) for e in self.errors]
             return None
         return ContainerSpec(
             name=name,
@@ -264,7 +281,7 @@ class _Loader:
             clients=sorted(clients, key=lambda c: -c.priority),  # stable: file order breaks ties
             variables=variables,
             tags=tags,
-            secrets=dict(self.src.secrets),
+            secrets=self.secrets,
             source=self.src,
             warnings=self.warnings,
             delivery=top.delivery,
@@ -332,9 +349,9 @@ class _Loader:
                     join_path(path, "type"), f"unknown variable type {type_name!r} (known: {known})"
                 )
                 continue
-            settings = self.convert(
-                {k: v for k, v in spec.items() if k != "type"}, vtype.Settings, path
-            )
+            raw = {k: v for k, v in spec.items() if k != "type"}
+            self.declared_secrets(raw, vtype.Settings, path)
+            settings = self.convert(raw, vtype.Settings, path)
             if settings is not None:
                 out[name] = BoundVariable(name, vtype, settings)
         for name, bound in out.items():
@@ -382,7 +399,9 @@ class _Loader:
                     join_path(path, "type"), f"unknown client type '{cfg.type}' (known: {known})"
                 )
                 continue
-            settings = self.convert(cfg.settings, ctype.Settings, join_path(path, "settings"))
+            settings_path = join_path(path, "settings")
+            self.declared_secrets(cfg.settings, ctype.Settings, settings_path)
+            settings = self.convert(cfg.settings, ctype.Settings, settings_path)
             if settings is not None:
                 out.append(ClientSpec(cfg.name, ctype, settings, cfg.priority))
         return out
@@ -411,8 +430,9 @@ class _Loader:
                 continue
             settings_path = join_path(path, "settings")
             self.check_templates(cfg.settings, settings_path, variables)
+            self.declared_secrets(cfg.settings, ttype.Settings, settings_path)
             settings = self.convert(cfg.settings, ttype.Settings, settings_path)
-            render = compile_value(cfg.settings) if has_template(cfg.settings) else None
+            render = self.compile_settings(cfg.settings, ttype.Settings, settings_path)
             dedupe = None
             if cfg.dedupe is not None:
                 self.check_templates(cfg.dedupe.key, join_path(path, "dedupe.key"), variables)
@@ -449,6 +469,79 @@ class _Loader:
                 )
             )
         return out
+
+    def compile_settings(
+        self, raw: dict[str, Any], settings_type: type[msgspec.Struct], path: str
+    ) -> Renderer | None:
+        """The per-event renderer of templated settings (None without templates); values in
+        `Url` fields are encoded for their URL component."""
+        if not has_template(raw):
+            return None
+        try:
+            return compile_value(raw, fields.marked_paths(settings_type, "url"))
+        except TemplateError as exc:
+            self.error(_join(path, exc.path), str(exc))
+            return None
+
+    def declared_secrets(
+        self, raw: dict[str, Any], settings_type: type[msgspec.Struct], path: str
+    ) -> None:
+        """Collect the values of the fields `settings_type` declares `Secret`: masked and sealed
+        by the field they fill, whatever the name of the variable they came from."""
+        for pattern in fields.marked_paths(settings_type, "secret"):
+            for steps, value in fields.values_at(raw, pattern):
+                if not isinstance(value, str) or not value:
+                    continue
+                where = path
+                for step in steps:
+                    where = join_path(where, step)
+                if has_template(value):
+                    self.templated_secret(value, where)
+                    continue
+                substituted = self.src.env_values.get(where)
+                if substituted:
+                    for name, secret in substituted:
+                        if secret:
+                            self.secrets[secret] = name
+                    continue
+                self.secrets[value] = re.sub(r"[^A-Za-z0-9]+", "_", where).strip("_").upper()
+                self.warnings.append(
+                    self.src.error(
+                        where,
+                        "a secret written in the file: take it from the environment (`${NAME}`)"
+                        " so it stays out of version control",
+                    )
+                )
+
+    def templated_secret(self, value: str, where: str) -> None:
+        """A secret chosen per event from variables (a lookup of per-account keys): every value
+        those variables' definitions take from the environment is a secret. Event data itself
+        can never fill a secret."""
+        for name in references(value):
+            if name.startswith("event."):
+                self.error(
+                    where,
+                    f"a secret cannot come from event data ({{{{{name}}}}}): take it from the"
+                    " environment (`${NAME}`), or pick it with a lookup variable",
+                )
+                continue
+            prefix = join_path("variables", name)
+            for path, subs in self.src.env_values.items():
+                if path == prefix or path.startswith((prefix + ".", prefix + "[")):
+                    self.secrets.update((secret, env) for env, secret in subs if secret)
+
+    def listed_secrets(self, names: list[str]) -> None:
+        used = {name: value for subs in self.src.env_values.values() for name, value in subs}
+        for i, name in enumerate(names):
+            if name in used:
+                if used[name]:
+                    self.secrets[used[name]] = name
+            else:
+                self.warnings.append(
+                    self.src.error(
+                        join_path("secrets", i), f"no `${{{name}}}` in this file uses this secret"
+                    )
+                )
 
     def trigger_refs(
         self, names: list[str], triggers: dict[str, Condition], path: str
@@ -508,7 +601,7 @@ class _Loader:
         return out
 
 
-def _templated_login(tag: Tag, settings: Any) -> bool:
+def _templated_login(tag: Tag[Any], settings: Any) -> bool:
     """Whether the token request a tag builds from its load-time settings holds a template."""
     if type(tag).auth_request is Tag.auth_request:
         return False

@@ -1,7 +1,8 @@
 """The request pipeline of one container (docs/design.md, "Data flow").
 
-    clients by priority -> first claim wins -> parse -> per event: per tag triggers, blocking
-    triggers, consent, transformations, dedupe, build -> delivery.submit -> client.respond
+    clients by priority -> first claim wins -> the sender's rate -> parse -> events the sender
+    already sent dropped -> per event: per tag triggers, blocking triggers, consent,
+    transformations, dedupe, build -> delivery.submit -> client.respond
 
 The response is built only after delivery accepted the requests and never waits for a vendor.
 With `trace=True` the result also says, per event and tag, whether it fired and why not; that is
@@ -10,7 +11,9 @@ what `sgtm emulate` prints.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +22,7 @@ from typing import Any, Protocol
 import msgspec
 
 from sgtm import consent, metrics
-from sgtm.config import ContainerSpec, TagSpec
+from sgtm.config import ClientSpec, ContainerSpec, TagSpec
 from sgtm.delivery.base import Delivery, DeliveryUnavailable, Submission
 from sgtm.event import EventData
 from sgtm.plugin import (
@@ -30,12 +33,15 @@ from sgtm.plugin import (
     ContainerInfo,
     InvalidEvent,
     Outbound,
+    makes_events,
+    random_id,
 )
 from sgtm.privacy import anonymize_ip
-from sgtm.redact import Redactor
+from sgtm.ratelimit import SourceLimiter
+from sgtm.redact import Redactor, log_view
 from sgtm.request import HitRequest
+from sgtm.scope import Scope
 from sgtm.transformations import apply_all
-from sgtm.variables import Scope
 
 log = logging.getLogger("sgtm.container")
 
@@ -56,6 +62,7 @@ class TagTrace:
     reason: str | None
     requests: list[Outbound] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    nonce: str = ""  # the build's placeholder nonce (BuildContext.nonce), kept with its requests
 
 
 @dataclass(slots=True)
@@ -80,8 +87,10 @@ class Container:
         delivery: Delivery,
         dedupe: DedupeStore,
         clock: Callable[[], float] = time.time,
+        new_id: Callable[[], str] = random_id,
     ) -> None:
         self.spec = spec
+        self.new_id = new_id
         self.name = spec.name
         self.delivery = delivery
         self.dedupe = dedupe
@@ -92,6 +101,7 @@ class Container:
             consent_default="granted" if spec.consent_default_granted else "denied",
         )
         self.redact = Redactor(spec.secrets)
+        self.limiter = SourceLimiter(clock)
         self._origins = frozenset(spec.origins)
 
     # -- requests -------------------------------------------------------------------------
@@ -142,6 +152,10 @@ class Container:
                 None, ClientResponse(status=404, body=b"no client claimed this request\n")
             )
 
+        limited = self._over_rate(client, request)
+        if limited is not None:
+            return HandleResult(client.name, limited, error="rate limited")
+
         now = self.clock()
         ctx = ClientContext(client_name=client.name, container=self.info, now=now)
         try:
@@ -180,6 +194,7 @@ class Container:
         marked: list[str] = []
         traces: list[EventTrace] = []
         try:
+            events = await self._drop_resent(client, events, marked)
             submissions, traces = await self.run_events(
                 events, request, client.name, now, trace, marked
             )
@@ -204,6 +219,69 @@ class Container:
             response = ClientResponse(status=204)
         return HandleResult(client.name, response, traces, len(events))
 
+    async def follow_up(self, source_tag: str, events: list[EventData]) -> None:
+        """Run events a tag made from a vendor's answer and store their deliveries; raises
+        DeliveryUnavailable (with the dedupe keys released) when they cannot be stored. Their
+        Client Name is the tag's name."""
+        marked: list[str] = []
+        now = self.clock()
+        try:
+            submissions, _ = await self.run_events(
+                events, None, source_tag, now, False, marked, follow_up=True
+            )
+            if submissions:
+                await self.delivery.submit(submissions)
+        except DeliveryUnavailable:
+            if marked:
+                with contextlib.suppress(DeliveryUnavailable):
+                    await self.dedupe.forget(marked)
+            raise
+
+    def _over_rate(self, client: ClientSpec, request: HitRequest) -> ClientResponse | None:
+        """The 429 for a sender over the rate its client declares, or None."""
+        try:
+            declared = client.type.rate_limit(request, client.settings)
+        except Exception:
+            log.exception("client rate_limit() failed", extra={"client": client.name})
+            return None
+        if declared is None:
+            return None
+        source, rate = declared
+        wait = self.limiter.admit(f"{client.name}/{source}", rate)
+        if wait == 0.0:
+            return None
+        metrics.inc("sgtm_dropped_total", container=self.name, reason=f"{client.name}.rate_limited")
+        return ClientResponse(
+            status=429,
+            headers={"retry-after": str(math.ceil(wait)), "content-type": "text/plain"},
+            body=b"too many requests\n",
+        )
+
+    async def _drop_resent(
+        self, client: ClientSpec, events: list[EventData], marked: list[str]
+    ) -> list[EventData]:
+        """The events whose client dedupe key (a sender's own id) was not seen yet; their keys
+        go in `marked`, so a 503 releases them for the sender's retry."""
+        kept = []
+        for event in events:
+            try:
+                declared = client.type.dedupe_key(event, client.settings)
+            except Exception:
+                log.exception("client dedupe_key() failed", extra={"client": client.name})
+                declared = None
+            if declared is None:
+                kept.append(event)
+                continue
+            key = f"{self.name}/client:{client.name}/{declared[0]}"
+            if await self.dedupe.seen(key, declared[1]):
+                metrics.inc(
+                    "sgtm_dropped_total", container=self.name, reason=f"{client.name}.duplicate"
+                )
+                continue
+            marked.append(key)
+            kept.append(event)
+        return kept
+
     # -- events ---------------------------------------------------------------------------
 
     async def run_events(
@@ -214,9 +292,12 @@ class Container:
         now: float,
         trace: bool,
         marked: list[str] | None = None,
+        follow_up: bool = False,
     ) -> tuple[list[Submission], list[EventTrace]]:
         """Run every tag on every event. Dedupe keys newly marked as seen for tags that fired
-        are appended to `marked`, so a caller that cannot store the result can release them."""
+        are appended to `marked`, so a caller that cannot store the result can release them.
+        `follow_up`: the events came from a vendor's answer; tags that make such events do not
+        run on them, so no chain of answers and events can loop."""
         submissions: list[Submission] = []
         traces: list[EventTrace] = []
         for event in events:
@@ -224,6 +305,8 @@ class Container:
             scope = Scope(event, request, client_name, self.spec.variables)
             tag_traces = []
             for tag in self.spec.tags:
+                if follow_up and makes_events(tag.type):
+                    continue
                 outcome = await self._run_tag(tag, event, scope, request, now, marked)
                 metrics.inc(
                     "sgtm_tags_total",
@@ -239,6 +322,7 @@ class Container:
                             tag_type=tag.type_name,
                             outbound=outbound,
                             created=now,
+                            nonce=outcome.nonce,
                         )
                         for outbound in outcome.requests
                     )
@@ -291,9 +375,11 @@ class Container:
         if dedupe is not None and await self.dedupe.seen(*dedupe):
             return skip("dedupe")
 
-        ctx = BuildContext(tag_name=tag.name, container=self.info, now=now, request=request)
+        ctx = BuildContext(
+            tag_name=tag.name, container=self.info, now=now, request=request, new_id=self.new_id
+        )
         try:
-            requests = tag.type.build(view, settings, ctx)
+            requests = [safe_headers(outbound) for outbound in tag.type.build(view, settings, ctx)]
         except Exception as exc:
             if dedupe is not None:
                 # Nothing was sent: a corrected resend of this event must not count as a repeat.
@@ -310,7 +396,7 @@ class Container:
             log.info(
                 "tag changed the event to send it", extra={"tag": tag.name, "warnings": warnings}
             )
-        return TagTrace(tag.name, tag.type_name, True, None, list(requests), warnings)
+        return TagTrace(tag.name, tag.type_name, True, None, requests, warnings, ctx.nonce)
 
     def as_sent(self, tag_type: str, outbound: Outbound) -> Outbound:
         """The request as the vendor receives it when it travels alone (a batch of one)."""
@@ -335,14 +421,28 @@ class Container:
             return
         for outbound in requests:
             outbound = self.as_sent(tag.type_name, outbound)
-            body = outbound.body[:4096].decode("utf-8", "replace")
+            # At info, the request's shape only: values from a visitor (e-mails, phones, IPs,
+            # click ids in query strings) never reach the logs. Debug shows it whole.
+            full = log.isEnabledFor(logging.DEBUG)
             log.info(
                 "dry_run request",
                 extra={
                     "container": self.name,
                     "tag": tag.name,
                     "method": outbound.method,
-                    "url": self.redact(outbound.url),
-                    "body": self.redact(body),
+                    **log_view(outbound, self.redact, full=full),
                 },
             )
+
+
+_HEADER_BREAKS = str.maketrans("", "", "\r\n\0")
+
+
+def safe_headers(outbound: Outbound) -> Outbound:
+    """The request with CR, LF and NUL removed from header values: a value that came from a hit
+    can never end a header and start another (response splitting, smuggled auth headers)."""
+    headers = outbound.headers
+    if not any("\r" in v or "\n" in v or "\0" in v for v in headers.values()):
+        return outbound
+    clean = {k: v.translate(_HEADER_BREAKS) for k, v in headers.items()}
+    return msgspec.structs.replace(outbound, headers=clean)

@@ -8,12 +8,14 @@ shown as `${NAME}`.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
 
+from sgtm import placeholders
 from sgtm.config import ContainerSpec
 from sgtm.container import Container, EventTrace, HandleResult, TagTrace
 from sgtm.dedupe import MemoryDedupe
@@ -37,11 +39,16 @@ class InputError(Exception):
 
 
 class Emulator:
-    def __init__(self, specs: list[ContainerSpec], now: float) -> None:
+    def __init__(self, specs: list[ContainerSpec], now: float, seed: int = 0) -> None:
         recorder = RecorderDelivery()
         dedupe = MemoryDedupe()
         clock = lambda: now  # noqa: E731 - the fixed clock is the point
-        self.containers = [Container(spec, recorder, dedupe, clock) for spec in specs]
+        ids = random.Random(seed)  # ids tags draw (ctx.unique_id) repeat from run to run
+
+        def new_id() -> str:
+            return f"{ids.getrandbits(128):032x}"
+
+        self.containers = [Container(spec, recorder, dedupe, clock, new_id) for spec in specs]
         self.now = now
 
     def container_for(self, host: str | None) -> Container:
@@ -132,7 +139,13 @@ def render_tag(trace: TagTrace, container: Container) -> dict[str, Any]:
 
 
 def render_outbound(outbound: Outbound, redact: Redactor) -> dict[str, Any]:
-    text = redact(outbound.body.decode("utf-8", "replace"))
+    """A request as people read it: secrets as `${NAME}`, credential placeholders without their
+    nonce (`{{credential}}`), JSON bodies parsed."""
+
+    def show(text: str) -> str:
+        return placeholders.for_display(redact(text))
+
+    text = show(outbound.body.decode("utf-8", "replace"))
     body: Any = text
     if text[:1] in ("{", "["):
         try:
@@ -141,8 +154,8 @@ def render_outbound(outbound: Outbound, redact: Redactor) -> dict[str, Any]:
             body = text
     return {
         "method": outbound.method,
-        "url": redact(outbound.url),
-        "headers": {k: redact(v) for k, v in outbound.headers.items()},
+        "url": show(outbound.url),
+        "headers": {k: show(v) for k, v in outbound.headers.items()},
         "body": body,
     }
 

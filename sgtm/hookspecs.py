@@ -7,26 +7,29 @@ broken plugin fails at startup with its own name in the error, not on the first 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
+
+if TYPE_CHECKING:
+    from sgtm.plugin import Client, Tag, Variable
 
 hookspec = pluggy.HookspecMarker("sgtm")
 hookimpl = pluggy.HookimplMarker("sgtm")
 
 
 @hookspec
-def register_client_types(register: Callable[[Any], None]) -> None:
+def register_client_types(register: Callable[[Client[Any]], None]) -> None:
     """Register client types: call `register(MyClient())` once per `sgtm.plugin.Client` subclass."""
 
 
 @hookspec
-def register_tag_types(register: Callable[[Any], None]) -> None:
+def register_tag_types(register: Callable[[Tag[Any]], None]) -> None:
     """Register tag types: call `register(MyTag())` once per `sgtm.plugin.Tag` subclass."""
 
 
 @hookspec
-def register_variable_types(register: Callable[[Any], None]) -> None:
+def register_variable_types(register: Callable[[Variable[Any]], None]) -> None:
     """Register variable types: call `register(MyVariable())` per `sgtm.plugin.Variable`."""
 
 

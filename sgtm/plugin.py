@@ -1,23 +1,80 @@
-"""The plugin contract: what a client type, a tag type and a variable type are.
+"""The plugin contract, and the one module a plugin imports (`from sgtm.plugin import ...`).
 
-A plugin registers instances of these through the hooks in `sgtm.hookspecs`. Type objects are
-stateless; everything configured per container arrives as `settings`, an instance of the type's
-own `Settings` msgspec Struct, decoded (and checked) when the container loads.
+A plugin registers instances of `Client`, `Tag` and `Variable` subclasses through the hooks in
+`sgtm.hookspecs` (decorate them with `hookimpl`). Type objects are stateless; everything
+configured per container arrives as `settings`, an instance of the type's own `Settings` msgspec
+Struct, decoded (and checked) when the container loads. The base classes are generic over that
+Struct (`class SlackTag(Tag[SlackSettings])`), so a type checker sees `settings` as it is.
 
 Tags never do I/O: `build` returns `Outbound` request descriptions and the delivery engine sends
-them. Vendor knowledge lives here, in plugins, never in the core.
+them. Vendor knowledge lives in plugins, never in the core.
+
+Everything a plugin needs is exported here (`__all__`); the helpers built-in plugins share
+(cookies, PII hashing, HTTP answers, field maps) are in `sgtm.kit`. What changes in this
+contract, and how it is deprecated first, is in docs/plugin-contract-changelog.md.
 """
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 import msgspec
 
-if TYPE_CHECKING:
-    from sgtm.event import EventData
-    from sgtm.request import HitRequest
+from sgtm import placeholders
+from sgtm.consent import first_denied as first_denied_consent
+from sgtm.consent import state as consent_state
+from sgtm.event import EventData, copy_event, delete_path, set_path
+from sgtm.event import get as get_path
+from sgtm.event import has as has_path
+from sgtm.hookspecs import hookimpl
+from sgtm.request import HitRequest
+from sgtm.scope import Scope
+from sgtm.templates import has_template, to_text
+
+__all__ = [
+    "CONTRACT_VERSION",
+    "BadRequest",
+    "Batching",
+    "BuildContext",
+    "Client",
+    "ClientContext",
+    "ClientResponse",
+    "ContainerInfo",
+    "Cookie",
+    "Credential",
+    "EventData",
+    "HitRequest",
+    "InvalidEvent",
+    "NoSettings",
+    "Outbound",
+    "Outcome",
+    "PersonalData",
+    "RateLimit",
+    "Scope",
+    "Secret",
+    "Tag",
+    "Url",
+    "Variable",
+    "Verdict",
+    "consent_state",
+    "copy_event",
+    "default_classify",
+    "delete_path",
+    "first_denied_consent",
+    "get_path",
+    "has_path",
+    "has_template",
+    "hookimpl",
+    "set_path",
+    "to_text",
+]
+
+# MAJOR.MINOR of this contract: a minor release only adds; anything removed or changed in a way
+# a plugin would notice waits for the next major, deprecated (with a warning) until then.
+CONTRACT_VERSION = "1.1"
 
 
 # A settings field that holds a secret (an access token, an API key, a signing secret): its value
@@ -32,6 +89,10 @@ Url = Annotated[str, msgspec.Meta(extra={"url": True}, extra_json_schema={"forma
 
 class NoSettings(msgspec.Struct, forbid_unknown_fields=True):
     """Settings of a type that takes none."""
+
+
+# The Settings Struct a type is generic over: `Tag[MySettings]` types `settings` as MySettings.
+SettingsT = TypeVar("SettingsT", bound=msgspec.Struct)
 
 
 class InvalidEvent(Exception):
@@ -60,9 +121,6 @@ class Outbound(msgspec.Struct, kw_only=True):
     # (e.g. GA4 MP: one request per client). Keeps lanes few (one per vendor account) while a
     # vendor's request-level fields still match within each request.
     batch_key: str = ""
-
-
-CREDENTIAL = "{{credential}}"  # replaced by the token at send time; `{{credential.NAME}}` too
 
 
 class Credential(msgspec.Struct, kw_only=True):
@@ -157,6 +215,10 @@ class ClientContext:
         self.dropped[reason] = self.dropped.get(reason, 0) + count
 
 
+def random_id() -> str:
+    return secrets.token_hex(16)
+
+
 @dataclass(slots=True)
 class BuildContext:
     tag_name: str
@@ -166,9 +228,26 @@ class BuildContext:
     # What `build` changed to make the event acceptable (a value truncated, a param dropped):
     # logged, counted and shown by `sgtm emulate`, the event is still sent.
     warnings: list[str] = field(default_factory=list)
+    # Where unique ids come from: random when serving, seeded in `sgtm emulate`.
+    new_id: Callable[[], str] = random_id
+    # Binds this build's credential placeholders to its requests (`sgtm.placeholders`); drawn
+    # on first use, kept with the stored requests.
+    nonce: str = ""
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
+
+    def credential(self, name: str | None = None) -> str:
+        """Where a run-time token goes: `ctx.credential()` is the token, `ctx.credential("x")`
+        the value `x` of the credential (`Credential.values`). The engine fills it in at send
+        time; a hit can never write one (text that looks like a placeholder is left alone)."""
+        if not self.nonce:
+            self.nonce = placeholders.new_nonce()
+        return placeholders.credential(self.nonce, name)
+
+    def unique_id(self) -> str:
+        """An id unique to this call, e.g. an idempotency key for an event without an id."""
+        return self.new_id()
 
 
 class PersonalData(msgspec.Struct, frozen=True, kw_only=True):
@@ -191,31 +270,49 @@ class PersonalData(msgspec.Struct, frozen=True, kw_only=True):
     anonymized: tuple[str, ...] = ()
 
 
-class Client:
+class Client(Generic[SettingsT]):
     """A client type claims requests and turns them into event data.
 
-    Subclasses set `name` and usually `Settings`, and implement `claim`, `parse` and `respond`.
+    Subclasses set `name` and usually `Settings` (`class MyClient(Client[MySettings])`), and
+    implement `claim` and `parse` (checked at load) and usually `respond`.
     `claim` must be cheap and must not read the body for decisions it can make from the path.
     `parse` never raises for bad input: it drops what is invalid (counting it with `ctx.drop`)
     and returns the valid events; it raises `BadRequest` only when nothing sensible can be done.
+    Server-to-server clients may also declare `rate_limit` (per sender) and `dedupe_key` (events
+    a sender resends); the core applies both.
     """
 
     name: ClassVar[str]
-    Settings: ClassVar[type[msgspec.Struct]] = NoSettings
+    # A class attribute in practice; typed per instance because a ClassVar cannot be generic.
+    Settings: type[SettingsT] = NoSettings  # type: ignore[assignment]
     description: ClassVar[str] = ""
 
-    def claim(self, request: HitRequest, settings: Any) -> bool:
+    def claim(self, request: HitRequest, settings: SettingsT) -> bool:
         raise NotImplementedError
 
-    def parse(self, request: HitRequest, settings: Any, ctx: ClientContext) -> list[EventData]:
+    def parse(
+        self, request: HitRequest, settings: SettingsT, ctx: ClientContext
+    ) -> list[EventData]:
         raise NotImplementedError
 
     def respond(
-        self, request: HitRequest, events: list[EventData], settings: Any, ctx: ClientContext
+        self, request: HitRequest, events: list[EventData], settings: SettingsT, ctx: ClientContext
     ) -> ClientResponse:
         return ClientResponse(status=200)
 
-    def probe_requests(self, event: EventData, base: HitRequest, settings: Any) -> list[HitRequest]:
+    def rate_limit(self, request: HitRequest, settings: Any) -> tuple[str, RateLimit] | None:
+        """The sender this request counts against and its rate, or None (no limit). The core
+        checks it before `parse` and answers 429 with `Retry-After` when the sender is over."""
+        return None
+
+    def dedupe_key(self, event: EventData, settings: Any) -> tuple[str, float] | None:
+        """An event the sender may resend: (key, ttl seconds). A second event with the same key
+        within the TTL is acknowledged like the first but runs no tag."""
+        return None
+
+    def probe_requests(
+        self, event: EventData, base: HitRequest, settings: SettingsT
+    ) -> list[HitRequest]:
         """Requests in this client's protocol that carry `event`, for `sgtm audit`.
 
         `event` is a probe: event data with a canary in every personal-data field. `base` holds
@@ -245,8 +342,8 @@ class BadRequest(Exception):
 Outcome = Literal["done", "retry", "dead"]
 
 
-class Tag:
-    """A tag type maps event data to vendor requests.
+class Tag(Generic[SettingsT]):
+    """A tag type maps event data to vendor requests (`class MyTag(Tag[MySettings])`).
 
     `build(event, settings, ctx)` is pure: no I/O, no clock but `ctx.now`. It returns the
     requests to send, or raises `InvalidEvent` when the vendor would reject the event.
@@ -254,28 +351,38 @@ class Tag:
     `dedupe_key` names events the vendor must see once: (key, ttl seconds) or None.
 
     Declarations for the delivery engine (all optional):
-    - `batching` and `merge`: how outbounds of one lane combine into one request;
-      `classify_batch` splits a batch response into one verdict per item (partial failures).
-    - `rate_limit`: the vendor's documented limit, the lane's default.
+    - `batching` and `merge`: how outbounds of one lane combine into one request (a tag that
+      declares batching must implement merge, checked at load); `classify_batch` splits a
+      batch response into one verdict per item (partial failures).
+    - `rate_limit`: the vendor's documented limit, the lane's default; `rate_limit_for(settings)`
+      when it depends on the settings (the account's plan).
+    - `follow_up`: events made from a done answer (enrichment: read a record, act on it).
     - Credentials: `auth_request` describes the token request (None: the tag needs no token),
-      `parse_auth` reads the response, `is_auth_failure` recognises a refused token (refreshed
-      once, then the request is retried once). `build` writes `{{credential}}` (or
-      `{{credential.NAME}}`) where the token goes; the engine fills it in at send time, so
+      `parse_auth` reads the response (required with auth_request, checked at load),
+      `is_auth_failure` recognises a refused token (refreshed once, then the request is
+      retried once). `build` writes `ctx.credential()` (or `ctx.credential("NAME")`) where
+      the token goes; the engine fills it in at send time, so
       tokens are never stored with a delivery.
     """
 
     name: ClassVar[str]
-    Settings: ClassVar[type[msgspec.Struct]] = NoSettings
+    # A class attribute in practice; typed per instance because a ClassVar cannot be generic.
+    Settings: type[SettingsT] = NoSettings  # type: ignore[assignment]
     description: ClassVar[str] = ""
     timeout: ClassVar[float] = 10.0
     batching: ClassVar[Batching | None] = None
     rate_limit: ClassVar[RateLimit | None] = None
 
-    def build(self, event: EventData, settings: Any, ctx: BuildContext) -> list[Outbound]:
+    def build(self, event: EventData, settings: SettingsT, ctx: BuildContext) -> list[Outbound]:
         raise NotImplementedError
 
-    def dedupe_key(self, event: EventData, settings: Any) -> tuple[str, float] | None:
+    def dedupe_key(self, event: EventData, settings: SettingsT) -> tuple[str, float] | None:
         return None
+
+    def rate_limit_for(self, settings: SettingsT) -> RateLimit | None:
+        """The lane's default rate for these settings (a vendor whose limit depends on the
+        account's plan); by default the type's `rate_limit`."""
+        return self.rate_limit
 
     def classify(self, status: int, headers: dict[str, str], body: bytes) -> Outcome | Verdict:
         return default_classify(status)
@@ -292,7 +399,20 @@ class Tag:
         """One verdict per item of a merged request; by default the whole response's."""
         return [self.classify(status, headers, body)] * len(items)
 
-    def auth_request(self, settings: Any) -> Outbound | None:
+    def follow_up(
+        self,
+        status: int,
+        headers: dict[str, str],
+        body: bytes,
+        request: Outbound,
+        settings: SettingsT,
+    ) -> list[EventData]:
+        """Events made from a vendor's answer that was classified done (a lead's details read
+        from an API): the core runs them through the container's tags that make no events of
+        their own. `settings` are the tag's as loaded. Only for tags that do not batch."""
+        return []
+
+    def auth_request(self, settings: SettingsT) -> Outbound | None:
         return None
 
     def parse_auth(
@@ -302,6 +422,11 @@ class Tag:
 
     def is_auth_failure(self, status: int, headers: dict[str, str], body: bytes) -> bool:
         return status == 401
+
+
+def makes_events(tag: Tag[Any]) -> bool:
+    """Whether a tag type turns vendor answers into events (`Tag.follow_up`)."""
+    return type(tag).follow_up is not Tag.follow_up
 
 
 def as_verdict(value: Outcome | Verdict) -> Verdict:
@@ -316,20 +441,21 @@ def default_classify(status: int) -> Outcome:
     return "dead"
 
 
-class Variable:
-    """A variable type computes a value for one event.
+class Variable(Generic[SettingsT]):
+    """A variable type computes a value for one event (`class MyVar(Variable[MySettings])`).
 
-    `resolve(settings, scope)` gets the variable's settings and a `sgtm.variables.Scope`, which
+    `resolve(settings, scope)` gets the variable's settings and the event's `Scope`, which
     gives the event, the request, the client name and other variables' values.
     """
 
     name: ClassVar[str]
-    Settings: ClassVar[type[msgspec.Struct]] = NoSettings
+    # A class attribute in practice; typed per instance because a ClassVar cannot be generic.
+    Settings: type[SettingsT] = NoSettings  # type: ignore[assignment]
     description: ClassVar[str] = ""
 
-    def resolve(self, settings: Any, scope: Any) -> Any:
+    def resolve(self, settings: SettingsT, scope: Scope) -> Any:
         raise NotImplementedError
 
-    def references(self, settings: Any) -> list[str]:
+    def references(self, settings: SettingsT) -> list[str]:
         """Names of other variables this one reads, checked at load (unknown names are errors)."""
         return []

@@ -1,31 +1,39 @@
-"""The plugin manager: built-ins and third-party plugins, all found through `sgtm` entry points.
+"""The plugin manager: the core's own plugins, then built-in and third-party ones found through
+`sgtm` entry points.
 
 `registry()` loads every plugin once and asks each for its client, tag and variable types through
 the `register_*` hooks. The `register` callback checks what it is given (llm's pattern), so a
 plugin with a broken type fails at startup naming itself, not on the first request.
 
-`SGTM_LOAD_PLUGINS=a,b` loads only the named entry points (datasette's allow-list), and
-`SGTM_TRACE_PLUGINS=1` logs every hook call.
+The core registers its own plugins (`DEFAULT_PLUGINS`, datasette's pattern) directly, not through
+an entry point: `SGTM_LOAD_PLUGINS=a,b` loads only the named entry points (datasette's
+allow-list) and can never take away the core's variable types. `SGTM_TRACE_PLUGINS=1` logs every
+hook call.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import logging
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 import pluggy
 
-from sgtm import hookspecs
-from sgtm.plugin import Client, PersonalData, Tag, Variable
+from sgtm import __version__, hookspecs
+from sgtm.plugin import Batching, Client, PersonalData, RateLimit, Tag, Variable
 
 log = logging.getLogger("sgtm.plugins")
 
 ENTRY_POINT_GROUP = "sgtm"
+
+# Plugins of the core itself, registered by `make_manager` whatever the allow-list says.
+DEFAULT_PLUGINS = ("sgtm.variables",)
 
 
 class PluginError(Exception):
@@ -43,17 +51,20 @@ class PluginInfo:
 
 @dataclass
 class Registry:
-    clients: dict[str, Client] = field(default_factory=dict)
-    tags: dict[str, Tag] = field(default_factory=dict)
-    variables: dict[str, Variable] = field(default_factory=dict)
+    clients: dict[str, Client[Any]] = field(default_factory=dict)
+    tags: dict[str, Tag[Any]] = field(default_factory=dict)
+    variables: dict[str, Variable[Any]] = field(default_factory=dict)
     plugins: list[PluginInfo] = field(default_factory=list)
     # What plugins told `sgtm audit` about personal data (`register_personal_data`).
     personal_data: list[PersonalData] = field(default_factory=list)
 
 
 def make_manager() -> pluggy.PluginManager:
+    """A plugin manager with the hooks declared and the core's own plugins registered."""
     pm = pluggy.PluginManager("sgtm")
     pm.add_hookspecs(hookspecs)
+    for name in DEFAULT_PLUGINS:
+        pm.register(importlib.import_module(name), name=name)
     return pm
 
 
@@ -71,6 +82,8 @@ def load_entry_points(pm: pluggy.PluginManager) -> dict[str, str]:
             module = ep.load()
         except Exception as exc:
             raise PluginError(f"plugin {ep.name!r} failed to import: {exc}") from exc
+        if pm.is_registered(module):
+            continue  # e.g. an old install's entry point for a module the core registers itself
         pm.register(module, name=ep.name)
         dist = ep.dist
         versions[ep.name] = dist.version if dist is not None else "unknown"
@@ -87,21 +100,28 @@ def build_registry(pm: pluggy.PluginManager, versions: dict[str, str] | None = N
     registry = Registry()
     for plugin_name, plugin in sorted(pm.list_name_plugin(), key=lambda pair: str(pair[0])):
         name = str(plugin_name)
-        info = PluginInfo(name=name, version=versions.get(name, _version_of(plugin)))
-        hooks = pm.subset_hook_caller  # call one plugin's implementations only
+        version = __version__ if name in DEFAULT_PLUGINS else _version_of(plugin)
+        info = PluginInfo(name=name, version=versions.get(name, version))
         others = [p for p in pm.get_plugins() if p is not plugin]
-        hooks("register_client_types", others)(
-            register=_registrar(registry.clients, Client, name, info.client_types)
-        )
-        hooks("register_tag_types", others)(
-            register=_registrar(registry.tags, Tag, name, info.tag_types)
-        )
-        hooks("register_variable_types", others)(
-            register=_registrar(registry.variables, Variable, name, info.variable_types)
-        )
-        hooks("register_personal_data", others)(
-            register=_personal_data_registrar(registry.personal_data, name)
-        )
+        for hook, register in (
+            (
+                "register_client_types",
+                _registrar(registry.clients, Client, name, info.client_types),
+            ),
+            ("register_tag_types", _registrar(registry.tags, Tag, name, info.tag_types)),
+            (
+                "register_variable_types",
+                _registrar(registry.variables, Variable, name, info.variable_types),
+            ),
+            ("register_personal_data", _personal_data_registrar(registry.personal_data, name)),
+        ):
+            call = pm.subset_hook_caller(hook, others)  # this plugin's implementation only
+            try:
+                call(register=register)
+            except PluginError:
+                raise
+            except Exception as exc:
+                raise PluginError(f"plugin {name!r}: {hook} failed: {exc!r}") from exc
         registry.plugins.append(info)
     return registry
 
@@ -126,6 +146,9 @@ def _registrar(table: dict[str, Any], base: type, plugin: str, names: list[str])
             raise PluginError(
                 f"plugin {plugin!r}: {kind} type {type_name!r} Settings must be a msgspec.Struct"
             )
+        problem = contract_problem(obj)
+        if problem is not None:
+            raise PluginError(f"plugin {plugin!r}: {kind} type {type_name!r} {problem}")
         if type_name in table:
             raise PluginError(f"plugin {plugin!r}: {kind} type {type_name!r} is already registered")
         table[type_name] = obj
@@ -176,8 +199,54 @@ def _personal_data_registrar(found: list[PersonalData], plugin: str) -> Any:
     return register
 
 
+# Methods a type must implement; the base class's own would fail on every event.
+_REQUIRED: tuple[tuple[type, tuple[str, ...]], ...] = (
+    (Client, ("claim", "parse")),
+    (Tag, ("build",)),
+    (Variable, ("resolve",)),
+)
+
+
+def contract_problem(obj: object) -> str | None:
+    """What a type lacks to keep the contract, or None: checked when it registers, so a broken
+    type stops startup rather than dead-lettering every delivery."""
+    cls = type(obj)
+    for base, methods in _REQUIRED:
+        if isinstance(obj, base):
+            for method in methods:
+                if getattr(cls, method) is getattr(base, method):
+                    return f"does not implement {method}()"
+    if not isinstance(obj, Tag):
+        return None
+    tag = type(obj)
+    if obj.batching is not None:
+        if not isinstance(obj.batching, Batching):
+            return f"batching must be a sgtm.plugin.Batching, got {obj.batching!r}"
+        if tag.merge is Tag.merge:
+            return "declares batching but does not implement merge()"
+    if obj.rate_limit is not None and not isinstance(obj.rate_limit, RateLimit):
+        return f"rate_limit must be a sgtm.plugin.RateLimit, got {obj.rate_limit!r}"
+    if tag.auth_request is not Tag.auth_request and tag.parse_auth is Tag.parse_auth:
+        return "implements auth_request() but not parse_auth()"
+    timeout = obj.timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        return f"timeout must be a number of seconds above zero, got {timeout!r}"
+    return None
+
+
 def _version_of(plugin: Any) -> str:
     return str(getattr(plugin, "__version__", "")) or "unknown"
+
+
+def load_registry(extra: Sequence[object] = (), *, installed: bool = True) -> Registry:
+    """A new registry: the core's plugins, the installed ones (unless `installed` is False) and
+    `extra` plugins (modules or objects with hook implementations), e.g. one under test."""
+    pm = make_manager()
+    versions = load_entry_points(pm) if installed else {}
+    for plugin in extra:
+        if not pm.is_registered(plugin):  # an installed plugin given again
+            pm.register(plugin, name=getattr(plugin, "__name__", None))
+    return build_registry(pm, versions)
 
 
 _registry: Registry | None = None
@@ -187,7 +256,5 @@ def registry() -> Registry:
     """The process-wide registry of installed plugins, loaded on first use."""
     global _registry
     if _registry is None:
-        pm = make_manager()
-        versions = load_entry_points(pm)
-        _registry = build_registry(pm, versions)
+        _registry = load_registry()
     return _registry

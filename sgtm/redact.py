@@ -1,15 +1,37 @@
-"""Keeping secrets out of logs, error messages and `sgtm emulate` output.
+"""Keeping secrets out of logs, error messages and `sgtm emulate` output, and visitors' data out
+of logs.
 
-Values substituted from environment variables with secret-looking names (`*TOKEN*`, `*SECRET*`,
-`*KEY*`, `*PASSWORD*`, ...) are replaced by `${NAME}` wherever text leaves the process, in their
-plain and URL-encoded forms.
+A container's secrets (values of settings declared `Secret`, of environment variables the config
+lists under `secrets:` or whose names look secret) are replaced by `${NAME}` wherever text leaves
+the process, in their plain and URL-encoded forms. Requests are logged by shape (`log_view`):
+keys, numbers and sizes, never a string a visitor could have sent.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from urllib.parse import quote, quote_plus
+from collections.abc import Collection, Mapping
+from typing import Any
+from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
+
+import msgspec
+
+from sgtm import placeholders
+from sgtm.plugin import Outbound
+
+# Secrets shorter than this are matched only as whole tokens: masking every "s" in a log line
+# because a test's secret is "s" would hide everything and protect nothing.
+SHORT = 8
+
+
+def alternation(forms: Collection[str]) -> str:
+    """A regex matching any of `forms`, the longest first; short ones only as whole tokens."""
+
+    def one(form: str) -> str:
+        escaped = re.escape(form)
+        return escaped if len(form) >= SHORT else rf"(?<![A-Za-z0-9]){escaped}(?![A-Za-z0-9])"
+
+    return "|".join(one(f) for f in sorted(forms, key=len, reverse=True))
 
 
 class Redactor:
@@ -19,8 +41,7 @@ class Redactor:
             for form in (value, quote(value, safe=""), quote_plus(value)):
                 variants.setdefault(form, name)
         self._names = variants
-        ordered = sorted(variants, key=len, reverse=True)
-        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        self._pattern = re.compile(alternation(variants)) if variants else None
 
     def __call__(self, text: str) -> str:
         if self._pattern is None or not text:
@@ -29,3 +50,51 @@ class Redactor:
 
     def __bool__(self) -> bool:
         return self._pattern is not None
+
+
+MASK = "***"
+_LOG_BODY_LIMIT = 4096
+_MAX_DEPTH = 16  # deeper structure is shown as one mask: a log line stays small
+
+
+def log_view(outbound: Outbound, redact: Redactor, *, full: bool = False) -> dict[str, Any]:
+    """How a request appears in a log line. By default its URL without the query string, the
+    query's parameter names, and the body with every string replaced by `***` (JSON keeps its
+    keys, numbers and booleans; a form its field names). `full=True` (debug level) keeps every
+    value; secrets are masked either way."""
+    if full:
+        body = outbound.body[:_LOG_BODY_LIMIT].decode("utf-8", "replace")
+        return {
+            "url": placeholders.for_display(redact(outbound.url)),
+            "body": placeholders.for_display(redact(body)),
+        }
+    parts = urlsplit(outbound.url)
+    view: dict[str, Any] = {"url": f"{parts.scheme}://{parts.netloc}{redact(parts.path)}"}
+    if parts.query:
+        view["query"] = [name for name, _ in parse_qsl(parts.query, keep_blank_values=True)]
+    if outbound.body:
+        view["bytes"] = len(outbound.body)
+        view["body"] = _body_shape(outbound.body)
+    return view
+
+
+def _body_shape(body: bytes) -> Any:
+    if body[:1] in (b"{", b"["):
+        try:
+            return _mask(msgspec.json.decode(body))
+        except msgspec.DecodeError:
+            return MASK
+    text = body.decode("utf-8", "replace")
+    if "=" in text and " " not in text:
+        return {name: MASK for name, _ in parse_qsl(text, keep_blank_values=True)}
+    return MASK
+
+
+def _mask(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, str) or depth > _MAX_DEPTH:
+        return MASK
+    if isinstance(value, dict):
+        return {k: _mask(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v, depth + 1) for v in value]
+    return value

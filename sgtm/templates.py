@@ -4,6 +4,11 @@ A template is compiled once at load into a function of the event's Scope. There 
 language: a reference is a name, nothing is evaluated, so a template can never execute code.
 A string that is exactly one reference keeps the value's type (a number stays a number, `items`
 stays a list); a reference inside longer text is rendered as text (JSON for lists and dicts).
+
+In a URL (a settings field declared `sgtm.plugin.Url`), a value is encoded for the component it
+lands in: a path segment or a query or fragment value, so `../../admin?x=1#` stays inside its
+segment. A reference in the scheme, host or port is refused at load: an event never chooses where
+a request goes.
 """
 
 from __future__ import annotations
@@ -11,11 +16,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import msgspec
 
+from sgtm import fields
+from sgtm.fields import FieldPath
+
 if TYPE_CHECKING:
-    from sgtm.variables import Scope
+    from sgtm.scope import Scope
 
 _REF_RE = re.compile(r"\{\{\s*([A-Za-z_][\w.\-]*)\s*\}\}")
 
@@ -74,16 +83,81 @@ def compile_string(text: str) -> Renderer:
     return render
 
 
-def compile_value(value: Any) -> Renderer:
-    """A renderer for any settings structure; untemplated parts are returned as they are."""
+class TemplateError(ValueError):
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path  # within the value compiled, e.g. "url"
+
+
+def _url_component(literal_before: str) -> str:
+    """The URL component text following `literal_before` belongs to."""
+    scheme_end = literal_before.find("://")
+    if scheme_end < 0:
+        return "authority"
+    rest = literal_before[scheme_end + 3 :]
+    if "#" in rest:
+        return "fragment"
+    if "?" in rest:
+        return "query"
+    return "path" if "/" in rest else "authority"
+
+
+def _encode_for_url(value: str) -> str:
+    text = quote(value, safe="")
+    # A whole segment of dots would walk up the path once a client normalizes the URL.
+    return text.replace(".", "%2E") if text.strip(".") == "" else text
+
+
+def _encoded(lookup: Renderer) -> Renderer:
+    return lambda scope: _encode_for_url(to_text(lookup(scope)))
+
+
+def compile_url(text: str) -> Renderer:
+    """A renderer for a URL template: references only in the path, query or fragment, each
+    value percent-encoded for its component; TemplateError otherwise."""
+    literal = ""
+    pieces: list[str | Renderer] = []
+    last = 0
+    for match in _REF_RE.finditer(text):
+        literal += text[last : match.start()]
+        if match.start() > last:
+            pieces.append(text[last : match.start()])
+        if _url_component(literal) == "authority":
+            raise TemplateError(
+                f"{{{{{match.group(1)}}}}} is in the URL's scheme or host: templates may fill the"
+                " path and query only, an event must never choose where a request goes"
+            )
+        pieces.append(_encoded(_lookup(match.group(1))))
+        last = match.end()
+    if last < len(text):
+        pieces.append(text[last:])
+
+    def render(scope: Scope) -> str:
+        return "".join(p if isinstance(p, str) else p(scope) for p in pieces)
+
+    return render
+
+
+def compile_value(
+    value: Any, urls: tuple[FieldPath, ...] = (), path: tuple[str | int, ...] = ()
+) -> Renderer:
+    """A renderer for any settings structure; untemplated parts are returned as they are.
+    Strings at `urls` (paths of `Url` fields, `sgtm.fields`) compile as URL templates."""
     if not has_template(value):
         return lambda scope: value
     if isinstance(value, str):
-        return compile_string(value)
+        if not fields.matches(path, urls):
+            return compile_string(value)
+        try:
+            return compile_url(value)
+        except TemplateError as exc:
+            exc.path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+            exc.path = exc.path.lstrip(".")
+            raise
     if isinstance(value, dict):
-        parts = {k: compile_value(v) for k, v in value.items()}
+        parts = {k: compile_value(v, urls, (*path, k)) for k, v in value.items()}
         return lambda scope: {k: r(scope) for k, r in parts.items()}
-    items = [compile_value(v) for v in value]
+    items = [compile_value(v, urls, (*path, i)) for i, v in enumerate(value)]
     return lambda scope: [r(scope) for r in items]
 
 

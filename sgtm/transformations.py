@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from sgtm import event as ev
+from sgtm.scope import Scope
 from sgtm.templates import Renderer
 from sgtm.triggers import Condition
-from sgtm.variables import Scope
 
 
 @dataclass(slots=True)

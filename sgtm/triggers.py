@@ -17,8 +17,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from sgtm.scope import Scope
 from sgtm.templates import to_text
-from sgtm.variables import Scope
 
 Condition = Callable[[Scope], bool]
 

@@ -1,113 +1,23 @@
-"""Variables: the built-in ones, the user-defined types, and the per-event Scope that resolves them.
+"""The core's variable types: event_data, constant, request_header, cookie, query_param, lookup,
+regex_table.
 
-A Scope lives for one event. Each variable is computed at most once per Scope (sGTM evaluates
-variables lazily too), so a trigger and three tags reading `{{email}}` pay once.
-
-This module is itself a plugin (entry point `variables`): the variable types below register
-exactly as a third party's would.
+This module is a plugin the core registers itself (`sgtm.plugins.DEFAULT_PLUGINS`): its types
+register through the same hook as a third party's, but no entry-point allow-list can leave them
+out. The per-event Scope they read is in `sgtm.scope`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import msgspec
 
-from sgtm import event as ev
 from sgtm.hookspecs import hookimpl
 from sgtm.plugin import Variable
-from sgtm.request import HitRequest
+from sgtm.scope import Scope
 from sgtm.templates import Renderer, compile_value, has_template
-
-
-@dataclass(slots=True)
-class BoundVariable:
-    """A user variable from the container: its type and decoded settings."""
-
-    name: str
-    type: Variable
-    settings: Any
-
-
-class Scope:
-    __slots__ = ("_cache", "client_name", "event", "request", "variables")
-
-    def __init__(
-        self,
-        event: ev.EventData,
-        request: HitRequest | None,
-        client_name: str | None,
-        variables: Mapping[str, BoundVariable],
-    ) -> None:
-        self.event = event
-        self.request = request
-        self.client_name = client_name
-        self.variables = variables
-        self._cache: dict[str, Any] = {}
-
-    def key(self, path: str) -> Any:
-        return ev.get(self.event, path)
-
-    def var(self, name: str) -> Any:
-        try:
-            return self._cache[name]
-        except KeyError:
-            pass
-        bound = self.variables.get(name)
-        if bound is not None:
-            self._cache[name] = (
-                None  # a variable that reads itself sees None, not a recursion error
-            )
-            value = bound.type.resolve(bound.settings, self)
-        else:
-            builtin = BUILTINS.get(name)
-            value = builtin(self) if builtin is not None else None
-        self._cache[name] = value
-        return value
-
-
-def _page_part(part: str) -> Callable[[Scope], Any]:
-    def get(scope: Scope) -> Any:
-        explicit = scope.key(f"page_{part}")
-        if explicit is not None:
-            return explicit
-        location = scope.key("page_location")
-        if not isinstance(location, str) or not location:
-            return None
-        try:
-            split = urlsplit(location)
-        except ValueError:
-            return None
-        if part == "hostname":
-            return split.hostname
-        # As a browser's URL.pathname: an http(s) URL without a path has the path "/".
-        return split.path or ("/" if split.netloc else "")
-
-    return get
-
-
-# sGTM's built-in variables (reference/sgtm-model.md §5), by their snake_case names.
-BUILTINS: dict[str, Callable[[Scope], Any]] = {
-    "client_name": lambda s: s.client_name,
-    "event_name": lambda s: s.key("event_name"),
-    "request_path": lambda s: s.request.path if s.request else None,
-    "request_method": lambda s: s.request.method if s.request else None,
-    "query_string": lambda s: s.request.query_string if s.request else None,
-    "page_location": lambda s: s.key("page_location"),
-    "page_path": _page_part("path"),
-    "page_hostname": _page_part("hostname"),
-    "page_referrer": lambda s: s.key("page_referrer"),
-    "client_id": lambda s: s.key("client_id"),
-    "user_id": lambda s: s.key("user_id"),
-    "ip_override": lambda s: s.key("ip_override"),
-    "user_agent": lambda s: s.key("user_agent"),
-    "analytics_session_id": lambda s: s.key("ga_session_id"),
-    "analytics_session_number": lambda s: s.key("ga_session_number"),
-}
 
 
 def _render(renderer: Renderer | None, raw: Any, scope: Scope) -> Any:
@@ -123,7 +33,7 @@ class EventDataSettings(_Settings):
     default: Any = None
 
 
-class EventDataVariable(Variable):
+class EventDataVariable(Variable[EventDataSettings]):
     name = "event_data"
     Settings = EventDataSettings
     description = "A value from the event data by dotted key (`user_data.email_address`)."
@@ -137,7 +47,7 @@ class ConstantSettings(_Settings):
     value: Any
 
 
-class ConstantVariable(Variable):
+class ConstantVariable(Variable[ConstantSettings]):
     name = "constant"
     Settings = ConstantSettings
     description = "A fixed value."
@@ -151,7 +61,7 @@ class NamedSettings(_Settings):
     default: Any = None
 
 
-class RequestHeaderVariable(Variable):
+class RequestHeaderVariable(Variable[NamedSettings]):
     name = "request_header"
     Settings = NamedSettings
     description = "A header of the incoming request (case-insensitive name)."
@@ -162,7 +72,7 @@ class RequestHeaderVariable(Variable):
         return scope.request.headers.get(settings.name.lower(), settings.default)
 
 
-class CookieVariable(Variable):
+class CookieVariable(Variable[NamedSettings]):
     name = "cookie"
     Settings = NamedSettings
     description = "A cookie of the incoming request."
@@ -173,7 +83,7 @@ class CookieVariable(Variable):
         return scope.request.cookies.get(settings.name, settings.default)
 
 
-class QueryParamVariable(Variable):
+class QueryParamVariable(Variable[NamedSettings]):
     name = "query_param"
     Settings = NamedSettings
     description = "A query parameter of the incoming request URL."
@@ -202,7 +112,7 @@ class LookupSettings(_Settings, dict=True):
         self._default = compile_value(self.default) if has_template(self.default) else None
 
 
-class LookupVariable(Variable):
+class LookupVariable(Variable[LookupSettings]):
     name = "lookup"
     Settings = LookupSettings
     description = "Maps the value of another variable through a table (exact match), else default."
@@ -244,7 +154,7 @@ class RegexTableSettings(_Settings, dict=True):
         self._default = compile_value(self.default)
 
 
-class RegexTableVariable(Variable):
+class RegexTableVariable(Variable[RegexTableSettings]):
     name = "regex_table"
     Settings = RegexTableSettings
     description = "The value of the first pattern matching another variable; `$1` inserts groups."

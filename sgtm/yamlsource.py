@@ -22,8 +22,11 @@ import yaml
 
 MAX_NODES = 200_000
 _ENV_RE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-# Environment variables whose values are treated as secrets: redacted from logs and emulate output.
-SECRET_NAME_RE = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|KEY|CREDENTIAL|PRIVATE", re.IGNORECASE)
+# A safety net besides declared secrets (`Secret` settings, the `secrets:` list): values of
+# environment variables with names like these are masked too.
+SECRET_NAME_RE = re.compile(
+    r"TOKEN|SECRET|PASSWORD|PASSWD|KEY|CREDENTIAL|PRIVATE|AUTH", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class Source:
     value_pos: dict[str, tuple[int, int]] = field(default_factory=dict)
     key_pos: dict[str, tuple[int, int]] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)  # secret value -> env var name
+    # config path -> [(env var name, value)] for every `${NAME}` substituted there
+    env_values: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
     def error(self, path: str, message: str, *, at_key: bool = False) -> ConfigError:
         line, column = self.position(path, at_key=at_key)
@@ -112,7 +117,9 @@ def load(text: str, file: str, environ: Mapping[str, str] | None = None) -> Sour
         raise ConfigErrors([ConfigError(file, 1, 1, "", _TOO_DEEP)]) from None
     if builder.errors:
         raise ConfigErrors(builder.errors)
-    return Source(file, data, builder.value_pos, builder.key_pos, builder.secrets)
+    return Source(
+        file, data, builder.value_pos, builder.key_pos, builder.secrets, builder.env_values
+    )
 
 
 _TOO_DEEP = "invalid YAML: nested too deeply"
@@ -160,6 +167,7 @@ class _Builder:
         self.value_pos: dict[str, tuple[int, int]] = {}
         self.key_pos: dict[str, tuple[int, int]] = {}
         self.secrets: dict[str, str] = {}
+        self.env_values: dict[str, list[tuple[str, str]]] = {}
         self.count = 0
         self.scalars = _Constructor()
 
@@ -233,11 +241,15 @@ class _Builder:
             found = self.env.get(name)
             if found is None or found == "":
                 if default is not None:
+                    self.env_values.setdefault(path, []).append((name, default))
                     return default
                 if name not in missing:
                     missing.add(name)
                     self.fail(node, path, f"environment variable {name} is not set")
                 return ""
+            self.env_values.setdefault(path, []).append((name, found))
+            # Short values of such names (KEY_COUNT=3) are not secrets, and masking them would
+            # mask every "3"; declared secrets are masked whatever their length.
             if SECRET_NAME_RE.search(name) and len(found) >= 4:
                 self.secrets[found] = name
             return found

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from sgtm import __version__
+from sgtm.plugin import CONTRACT_VERSION
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config" / "example.yaml"
 NOW = "1700000000"
@@ -211,6 +214,7 @@ def test_schema_accepts_example_config():
 def test_plugins_lists_types():
     done = sgtm("plugins")
     assert done.returncode == 0
+    assert done.stdout.startswith(f"sgtm {__version__}, plugin contract {CONTRACT_VERSION}\n")
     assert "ga4 0.1.0\n  clients: ga4\n" in done.stdout
     assert "http_request 0.1.0\n  tags: http_request\n" in done.stdout
 

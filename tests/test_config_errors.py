@@ -631,8 +631,9 @@ CASES = [
               url: "https://{{host}}/x"
         """,
         [
-            "shop.yaml:8:12: tags[0].settings.url: the scheme and host cannot be templates, "
-            "only the path and query"
+            "shop.yaml:8:12: tags[0].settings.url: {{host}} is in the URL's scheme or host: "
+            "templates may fill the path and query only, an event must never choose where a"
+            " request goes"
         ],
     ),
     (
@@ -646,8 +647,9 @@ CASES = [
               url: "{{event.page_location}}"
         """,
         [
-            "shop.yaml:6:12: tags[0].settings.url: expected an http(s) URL, "
-            "got '{{event.page_location}}'"
+            "shop.yaml:6:12: tags[0].settings.url: {{event.page_location}} is in the URL's scheme"
+            " or host: templates may fill the path and query only, an event must never choose"
+            " where a request goes"
         ],
     ),
     (

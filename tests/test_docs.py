@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import functools
+import importlib.util
+import inspect
 import json
 import re
 import shlex
@@ -10,18 +14,20 @@ import subprocess
 import sys
 import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sgtm import hookspecs
 from sgtm.config import load_text
-from sgtm.container import Container
-from sgtm.dedupe import MemoryDedupe
-from sgtm.delivery.recorder import RecorderDelivery
-from sgtm.plugins import Registry, build_registry, make_manager, registry
+from sgtm.plugins import Registry, load_registry
 
 ROOT = Path(__file__).resolve().parent.parent
-DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+DOC_FILES = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").rglob("*.md")),
+    *sorted((ROOT / "examples").rglob("README.md")),
+]
 FENCE = re.compile(r"```(\w+)\n(.*?)```", re.S)
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -40,21 +46,26 @@ def blocks(language: str) -> list[tuple[str, int, str]]:
 CONTAINERS = [b for b in blocks("yaml") if b[2].lstrip().startswith("version: 1")]
 
 
+EXAMPLE_SOURCE = ROOT / "examples" / "sgtm-slack" / "src" / "sgtm_slack" / "__init__.py"
+
+
+def example_plugin() -> types.ModuleType:
+    """The example plugin package: installed (`make test` installs it), else from its source."""
+    try:
+        import sgtm_slack
+    except ImportError:
+        spec = importlib.util.spec_from_file_location("sgtm_slack", EXAMPLE_SOURCE)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["sgtm_slack"] = module
+        spec.loader.exec_module(module)
+        return module
+    return sgtm_slack
+
+
 def slack_registry() -> Registry:
-    """The installed plugins plus the example plugin of docs/plugins.md, exactly as written."""
-    (code,) = [b[2] for b in blocks("python") if "class SlackTag" in b[2]]
-    module = types.ModuleType("docs_slack_plugin")
-    exec(compile(code, "docs/plugins.md", "exec"), module.__dict__)
-    pm = make_manager()
-    pm.register(module, name="docs_slack_plugin")
-    extra = build_registry(pm)
-    base = registry()
-    return Registry(
-        clients=base.clients,
-        tags={**base.tags, **extra.tags},
-        variables=base.variables,
-        plugins=base.plugins,
-    )
+    """The installed plugins plus the example plugin of docs/plugins.md."""
+    return load_registry([example_plugin()])
 
 
 def test_docs_have_container_examples():
@@ -69,25 +80,46 @@ def test_container_examples_validate(file, line, text):
     load_text(text, f"{file}:{line}", slack_registry(), environ=env)
 
 
-def test_plugin_example_runs():
-    reg = slack_registry()
-    (container_yaml,) = [t for f, _, t in CONTAINERS if f == "docs/plugins.md"]
-    spec = load_text(
-        container_yaml,
-        "plugins.md",
-        reg,
-        environ={"SLACK_WEBHOOK_URL": "https://hooks.slack.test/x"},
-    )
-    container = Container(spec, RecorderDelivery(), MemoryDedupe())
-    events = [
-        {"event_name": "purchase", "value": 42, "currency": "BRL"},
-        {"event_name": "purchase"},
-    ]
-    submissions, traces = asyncio.run(container.run_events(events, None, None, 0.0, trace=True))
-    (submission,) = submissions
-    assert submission.outbound.url == "https://hooks.slack.test/x"
-    assert json.loads(submission.outbound.body) == {"text": "purchase: 42 BRL", "channel": "#sales"}
-    assert traces[1].tags[0].reason == "invalid: no value to report"
+def test_the_plugin_guide_shows_the_example_package_as_it_is():
+    """docs/plugins.md's complete example is the module examples/sgtm-slack ships and tests."""
+    (code,) = [b[2] for b in blocks("python") if "class SlackTag" in b[2]]
+    assert code == EXAMPLE_SOURCE.read_text()
+
+
+# Python examples of the plugin pages run as tests: each page's blocks execute in order in one
+# namespace (later blocks use earlier ones), then every `test_*` function they define is called.
+RUNNABLE = ["docs/plugins.md", "docs/testing-plugins.md"]
+DOC_TESTS = [
+    (file, name)
+    for file in RUNNABLE
+    for path, _, code in blocks("python")
+    if path == file
+    for name in re.findall(r"^(?:async )?def (test_\w+)", code, re.M)
+]
+
+
+@functools.cache
+def doc_namespace(file: str) -> dict[str, Any]:
+    example_plugin()  # `import sgtm_slack` works whether or not the package is installed
+    # A real module: msgspec and typing resolve annotations through sys.modules.
+    module = types.ModuleType(f"docs_{Path(file).stem.replace('-', '_')}")
+    sys.modules[module.__name__] = module
+    for path, line, code in blocks("python"):
+        if path == file:
+            exec(compile("\n" * line + code, file, "exec"), module.__dict__)
+    return module.__dict__
+
+
+def test_the_plugin_pages_have_runnable_examples():
+    assert {file for file, _ in DOC_TESTS} == set(RUNNABLE)
+
+
+@pytest.mark.parametrize(("file", "name"), DOC_TESTS, ids=[f"{f}::{n}" for f, n in DOC_TESTS])
+def test_doc_example(file: str, name: str) -> None:
+    function = doc_namespace(file)[name]
+    result = function()
+    if inspect.iscoroutine(result):
+        asyncio.run(result)
 
 
 def test_readme_gives_the_two_commands():
@@ -121,3 +153,19 @@ def test_ga4_client_page_shows_what_emulate_prints(tmp_path):
     )
     (line,) = result.stdout.splitlines()
     assert json.loads(line)["events"][0]["data"] == expected
+
+
+def test_every_kit_name_is_documented_in_the_plugin_guide():
+    guide = (ROOT / "docs" / "plugins.md").read_text()
+    for path in sorted((ROOT / "sgtm" / "kit").glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        tree = ast.parse(path.read_text())
+        public = [
+            node.name
+            for node in tree.body
+            if isinstance(node, ast.FunctionDef | ast.ClassDef) and not node.name.startswith("_")
+        ]
+        assert public, path
+        missing = [name for name in public if f"`{name}" not in guide]
+        assert missing == [], f"sgtm.kit.{path.stem}: document {missing} in docs/plugins.md"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
 import json
 import os
@@ -16,14 +17,24 @@ from typing import Any
 import msgspec
 import pytest
 
+from sgtm import __version__ as sgtm_version
 from sgtm import hookspecs
 from sgtm.audit import audit
 from sgtm.config import load_text
 from sgtm.container import Container
 from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery.recorder import RecorderDelivery
-from sgtm.plugin import Client, ClientResponse, Outbound, PersonalData, Tag, Variable
-from sgtm.plugins import PluginError, build_registry, make_manager, registry
+from sgtm.plugin import (
+    CONTRACT_VERSION,
+    Batching,
+    Client,
+    ClientResponse,
+    Outbound,
+    PersonalData,
+    Tag,
+    Variable,
+)
+from sgtm.plugins import PluginError, build_registry, load_entry_points, make_manager, registry
 from sgtm.request import HitRequest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -257,6 +268,127 @@ def test_register_validates_what_it_gets(register_arg, message):
     assert "plugin 'broken'" in str(info.value)
 
 
+class NoBuild(Tag):
+    name = "no_build"
+
+
+class BatchingWithoutMerge(CountTag):
+    name = "no_merge"
+    batching = Batching(max_items=10)
+
+
+class AuthWithoutParse(CountTag):
+    name = "no_parse_auth"
+
+    def auth_request(self, settings: Any) -> Outbound:
+        return Outbound(method="POST", url="https://auth.example/token")
+
+
+class BatchingNotDeclared(CountTag):
+    name = "bad_batching"
+    batching = {"max_items": 10}  # type: ignore[assignment]
+
+
+class RateNotDeclared(CountTag):
+    name = "bad_rate"
+    rate_limit = (10, 1.0)  # type: ignore[assignment]
+
+
+class NoTimeout(CountTag):
+    name = "bad_timeout"
+    timeout = 0
+
+
+class ClaimOnly(Client):
+    name = "claim_only"
+
+    def claim(self, request: HitRequest, settings: Any) -> bool:
+        return True
+
+
+class NoClaim(Client):
+    name = "no_claim"
+
+    def parse(self, request: HitRequest, settings: Any, ctx: Any) -> list[dict[str, Any]]:
+        return []
+
+
+class NoResolve(Variable):
+    name = "no_resolve"
+
+
+@pytest.mark.parametrize(
+    ("hook", "obj", "message"),
+    [
+        ("register_tag_types", NoBuild(), "tag type 'no_build' does not implement build()"),
+        (
+            "register_tag_types",
+            BatchingWithoutMerge(),
+            "tag type 'no_merge' declares batching but does not implement merge()",
+        ),
+        (
+            "register_tag_types",
+            AuthWithoutParse(),
+            "tag type 'no_parse_auth' implements auth_request() but not parse_auth()",
+        ),
+        (
+            "register_tag_types",
+            BatchingNotDeclared(),
+            "tag type 'bad_batching' batching must be a sgtm.plugin.Batching, got {",
+        ),
+        (
+            "register_tag_types",
+            RateNotDeclared(),
+            "tag type 'bad_rate' rate_limit must be a sgtm.plugin.RateLimit, got (10, 1.0)",
+        ),
+        (
+            "register_tag_types",
+            NoTimeout(),
+            "tag type 'bad_timeout' timeout must be a number of seconds above zero, got 0",
+        ),
+        (
+            "register_client_types",
+            ClaimOnly(),
+            "client type 'claim_only' does not implement parse()",
+        ),
+        ("register_client_types", NoClaim(), "client type 'no_claim' does not implement claim()"),
+        (
+            "register_variable_types",
+            NoResolve(),
+            "variable type 'no_resolve' does not implement resolve()",
+        ),
+    ],
+)
+def test_the_contract_is_checked_when_plugins_load(hook, obj, message):
+    """A type that would fail on every event stops startup, naming plugin, type and method."""
+    module = plugin_module("half_done", **{hook: lambda register: register(obj)})
+    with pytest.raises(PluginError) as info:
+        make_registry(module)
+    assert str(info.value).startswith(f"plugin 'half_done': {message}")
+
+
+def test_a_complete_tag_with_every_option_registers():
+    class Full(BatchingWithoutMerge, AuthWithoutParse):
+        name = "full"
+
+        def merge(self, outbounds: list[Outbound]) -> Outbound:
+            return outbounds[0]
+
+        def parse_auth(self, status, headers, body, now):
+            raise AssertionError("not called at load")
+
+    reg = make_registry(plugin_module("full", register_tag_types=lambda register: register(Full())))
+    assert "full" in reg.tags
+
+
+def test_a_hook_that_raises_names_its_plugin():
+    def broken(register):
+        raise KeyError("settings")
+
+    with pytest.raises(PluginError, match=r"plugin 'oops': register_tag_types failed: KeyError"):
+        make_registry(plugin_module("oops", register_tag_types=broken))
+
+
 def test_duplicate_type_names_are_refused():
     first = plugin_module("first", register_tag_types=lambda register: register(CountTag()))
     second = plugin_module("second", register_tag_types=lambda register: register(CountTag()))
@@ -274,9 +406,40 @@ def test_hookimpl_without_spec_fails_at_startup():
 def test_builtins_are_entry_point_plugins():
     reg = registry()
     names = {p.name for p in reg.plugins}
-    assert {"ga4", "http_request", "variables"} <= names
+    assert {"ga4", "http_request", "sgtm.variables"} <= names
     assert "ga4" in reg.clients and "http_request" in reg.tags
     assert {"event_data", "constant", "lookup", "regex_table"} <= set(reg.variables)
+
+
+def test_an_allow_list_keeps_the_core_variable_types(monkeypatch):
+    """SGTM_LOAD_PLUGINS names entry points; the core's own types are registered regardless."""
+    monkeypatch.setenv("SGTM_LOAD_PLUGINS", "ga4")
+    pm = make_manager()
+    reg = build_registry(pm, load_entry_points(pm))
+    assert list(reg.clients) == ["ga4"] and reg.tags == {}
+    assert {"event_data", "constant", "request_header", "lookup"} <= set(reg.variables)
+    core = next(p for p in reg.plugins if p.name == "sgtm.variables")
+    assert core.version == sgtm_version and "event_data" in core.variable_types
+    spec = load_text(
+        "version: 1\n"
+        "clients: [{name: ga4, type: ga4}]\n"
+        "variables: {email: {type: event_data, key: user_data.email_address}}\n",
+        "allow.yaml",
+        reg,
+    )
+    assert spec.variables["email"].type.name == "event_data"
+
+
+def test_an_old_entry_point_for_a_core_plugin_is_not_registered_twice(tmp_path, monkeypatch):
+    dist = tmp_path / "sgtm_old-0.0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: sgtm-old\nVersion: 0.0.1\n")
+    (dist / "entry_points.txt").write_text("[sgtm]\nvariables = sgtm.variables\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("SGTM_LOAD_PLUGINS", "variables")
+    pm = make_manager()
+    assert load_entry_points(pm) == {}
+    assert [name for name, _ in pm.list_name_plugin()] == ["sgtm.variables"]
 
 
 def test_third_party_plugin_discovered_through_entry_points(tmp_path):
@@ -284,7 +447,7 @@ def test_third_party_plugin_discovered_through_entry_points(tmp_path):
         textwrap.dedent(
             """
             import msgspec
-            from sgtm import Tag, hookimpl
+            from sgtm.plugin import Tag, hookimpl
 
             class Noop(Tag):
                 name = "noop_third_party"
@@ -309,7 +472,9 @@ def test_third_party_plugin_discovered_through_entry_points(tmp_path):
         text=True,
         check=True,
     )
-    plugins = {p["name"]: p for p in json.loads(out.stdout)}
+    listing = json.loads(out.stdout)
+    assert listing["contract"] == CONTRACT_VERSION and listing["sgtm"] == sgtm_version
+    plugins = {p["name"]: p for p in listing["plugins"]}
     assert plugins["thirdparty"]["version"] == "2.5.0"
     assert plugins["thirdparty"]["tag_types"] == ["noop_third_party"]
     only = subprocess.run(
@@ -319,4 +484,124 @@ def test_third_party_plugin_discovered_through_entry_points(tmp_path):
         text=True,
         check=True,
     )
-    assert [p["name"] for p in json.loads(only.stdout)] == ["thirdparty"]
+    assert [p["name"] for p in json.loads(only.stdout)["plugins"]] == [
+        "sgtm.variables",
+        "thirdparty",
+    ]
+
+
+# -- the public module ------------------------------------------------------------------------
+
+# What a plugin needs, by what it does; every name must be importable from sgtm.plugin.
+NEEDED = {
+    "types": ["Client", "Tag", "Variable", "hookimpl", "CONTRACT_VERSION"],
+    "settings": ["NoSettings", "Secret", "Url"],
+    "clients": ["HitRequest", "ClientContext", "ClientResponse", "Cookie", "BadRequest"],
+    "tags": ["BuildContext", "Outbound", "InvalidEvent", "ContainerInfo"],
+    "delivery": ["Batching", "RateLimit", "Verdict", "Outcome", "Credential", "default_classify"],
+    "event data": ["EventData", "get_path", "has_path", "set_path", "delete_path", "copy_event"],
+    "consent": ["consent_state", "first_denied_consent"],
+    "variables": ["Scope"],
+}
+
+
+def test_the_public_module_exports_what_a_plugin_needs():
+    import sgtm.plugin as api
+
+    needed = {name for names in NEEDED.values() for name in names}
+    assert needed <= set(api.__all__)
+    assert all(hasattr(api, name) for name in api.__all__)
+
+
+def test_event_helpers_walk_the_plain_dict_an_event_is():
+    from sgtm.plugin import get_path, has_path, set_path
+
+    event: dict[str, Any] = {"user_data": {"address": {"city": "Recife"}}, "items": [{"id": 1}]}
+    assert event.get("user_data.address.city") is None  # a dict has no dotted paths
+    assert get_path(event, "user_data.address.city") == "Recife"
+    assert get_path(event, "items.0.id") == 1 and not has_path(event, "items.1")
+    set_path(event, "user_data.address.country", "BR")
+    assert event["user_data"]["address"] == {"city": "Recife", "country": "BR"}
+
+
+def test_importing_plugin_names_from_sgtm_itself_is_deprecated(monkeypatch):
+    import sgtm
+    import sgtm.plugin
+
+    monkeypatch.delitem(sgtm.__dict__, "Tag", raising=False)
+    with pytest.warns(DeprecationWarning, match=r"import it from sgtm.plugin"):
+        from sgtm import Tag as OldTag
+    assert OldTag is sgtm.plugin.Tag
+    with pytest.raises(ImportError):
+        from sgtm import NotAThing  # noqa: F401
+
+
+def test_types_are_generic_over_their_settings():
+    class Typed(Tag[CountSettings]):
+        name = "typed"
+        Settings = CountSettings
+
+        def build(self, event: dict[str, Any], settings: CountSettings, ctx: Any) -> list[Outbound]:
+            return [Outbound(method="GET", url=settings.url)]
+
+    reg = make_registry(
+        plugin_module("typed", register_tag_types=lambda register: register(Typed()))
+    )
+    assert reg.tags["typed"].Settings is CountSettings
+
+
+def _absolute_imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append(node.module)
+    return found
+
+
+def test_builtin_plugins_import_only_the_public_api_and_the_kit():
+    """Built-ins are written as a third party's plugin would be: `sgtm.plugin`, `sgtm.kit`, and
+    their own modules by relative import (which is also how mypy follows them)."""
+    offending = [
+        f"{path.relative_to(ROOT)}: {module}"
+        for path in sorted((ROOT / "plugins").rglob("*.py"))
+        for module in _absolute_imports(path)
+        if module.split(".")[0] in ("sgtm", "sgtm_plugins")
+        and not (module == "sgtm.plugin" or module == "sgtm.kit" or module.startswith("sgtm.kit."))
+    ]
+    assert offending == []
+
+
+def test_the_kit_names_no_vendor():
+    """The kit is core: vendor rules stay in the vendor's plugin."""
+    vendors = re.compile(r"\b(meta|facebook|fb[pc]|google|newtail|salesforce|responsys)\b", re.I)
+    for path in sorted((ROOT / "sgtm" / "kit").glob("*.py")):
+        code = "\n".join(
+            line for line in path.read_text().splitlines() if not line.lstrip().startswith("#")
+        )
+        names = [n.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Name)]
+        names += [n.name for n in ast.walk(ast.parse(code)) if isinstance(n, ast.FunctionDef)]
+        assert not [n for n in names if vendors.search(n.replace("_", " "))], path
+
+
+def test_every_package_in_the_tree_is_installed():
+    """A package missing from pyproject's list works in the editable checkout and is absent from
+    a real install (the Docker image): every directory with an __init__.py must be listed."""
+    import tomllib
+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(setuptools["packages"])
+    found = set()
+    for name, directory in setuptools["package-dir"].items():
+        for init in (ROOT / directory).rglob("__init__.py"):
+            parts = init.parent.relative_to(ROOT / directory).parts
+            found.add(".".join((name, *parts)))
+    assert found == listed
+
+
+def test_the_contract_version_is_in_the_changelog():
+    changelog = (ROOT / "docs" / "plugin-contract-changelog.md").read_text()
+    assert f"\n## {CONTRACT_VERSION}\n" in changelog
+    assert re.fullmatch(r"\d+\.\d+", CONTRACT_VERSION)

@@ -9,8 +9,8 @@ import pytest
 
 from sgtm.plugins import registry
 from sgtm.request import HitRequest
+from sgtm.scope import BUILTINS, BoundVariable, Scope
 from sgtm.triggers import ALL_OPERATORS, OPERATORS, ConditionError, compile_condition
-from sgtm.variables import BUILTINS, BoundVariable, Scope
 
 VARIABLES = {
     "email": BoundVariable(

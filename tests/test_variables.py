@@ -10,13 +10,8 @@ import pytest
 from sgtm.plugin import Variable
 from sgtm.plugins import registry
 from sgtm.request import HitRequest
-from sgtm.variables import (
-    BUILTINS,
-    BoundVariable,
-    LookupVariable,
-    RegexTableVariable,
-    Scope,
-)
+from sgtm.scope import BUILTINS, BoundVariable, Scope
+from sgtm.variables import LookupVariable, RegexTableVariable
 
 
 def bind(var_name: str, type_name: str, /, **settings: Any) -> BoundVariable:

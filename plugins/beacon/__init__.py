@@ -17,15 +17,23 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from sgtm_plugins._identity import CookieSettings, meta_cookies
-from sgtm_plugins.beacon import probe
-from sgtm_plugins.beacon.mapping import ad_event, conversion
-from sgtm_plugins.beacon.schema import CONVERSION, ad_event_schema, validate
 
-from sgtm.event import EventData
-from sgtm.hookspecs import hookimpl
-from sgtm.plugin import BadRequest, Client, ClientContext, ClientResponse, PersonalData
-from sgtm.request import HitRequest
+from sgtm.kit.cookies import CookieSettings
+from sgtm.plugin import (
+    BadRequest,
+    Client,
+    ClientContext,
+    ClientResponse,
+    EventData,
+    HitRequest,
+    PersonalData,
+    hookimpl,
+)
+
+from ..meta_capi.cookies import meta_cookies
+from . import probe
+from .mapping import ad_event, conversion
+from .schema import CONVERSION, ad_event_schema, validate
 
 AD_KINDS = ("impression", "view", "click")
 KINDS = (*AD_KINDS, "conversion")
@@ -53,7 +61,7 @@ class BeaconSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise ValueError("currency: must be an ISO 4217 code such as BRL")
 
 
-class BeaconClient(Client):
+class BeaconClient(Client[BeaconSettings]):
     name = "beacon"
     Settings = BeaconSettings
     description = "Retail-media ad events and conversions from navigator.sendBeacon (Newtail-style)"

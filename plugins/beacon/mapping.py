@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
-from sgtm.event import EventData
+from sgtm.plugin import EventData
 
 # Newtail's signed URLs: .../v1/beacon/{impression|view|click}/{AD_ID}?...
 _AD_PATH = re.compile(r".*/(?:impression|view|click)/([^/]+)/?")

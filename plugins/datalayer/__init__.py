@@ -19,14 +19,23 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from sgtm_plugins._identity import CookieSettings, meta_cookies
-from sgtm_plugins.datalayer import client_id, decode, probe, script
-from sgtm_plugins.datalayer.mapping import EventError, to_event
 
-from sgtm.event import EventData, set_path
-from sgtm.hookspecs import hookimpl
-from sgtm.plugin import BadRequest, Client, ClientContext, ClientResponse, PersonalData
-from sgtm.request import HitRequest
+from sgtm.kit.cookies import CookieSettings
+from sgtm.plugin import (
+    BadRequest,
+    Client,
+    ClientContext,
+    ClientResponse,
+    EventData,
+    HitRequest,
+    PersonalData,
+    hookimpl,
+    set_path,
+)
+
+from ..meta_capi.cookies import meta_cookies
+from . import client_id, decode, probe, script
+from .mapping import EventError, to_event
 
 # sGTM's setPixelResponse(): a transparent 1x1 GIF that is never cached.
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -68,7 +77,7 @@ class DataLayerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
             raise ValueError("client_id_cookie: not a valid cookie name")
 
 
-class DataLayerClient(Client):
+class DataLayerClient(Client[DataLayerSettings]):
     name = "datalayer"
     Settings = DataLayerSettings
     description = "dataLayer events from the first-party sgtm.js (and Stape Data Tag hits)"

@@ -19,17 +19,14 @@ from __future__ import annotations
 
 import secrets
 
-from sgtm_plugins._identity import (
+from sgtm.kit.cookies import (
     CookieSettings,
     cookie_domain,
     is_cookie_value,
     make_cookie,
     storage_granted,
 )
-
-from sgtm.event import EventData
-from sgtm.plugin import ClientContext
-from sgtm.request import HitRequest
+from sgtm.plugin import ClientContext, EventData, HitRequest
 
 MAX_AGE = 2 * 365 * 24 * 3600
 CARRIED = ("_dcid", "data_client_id")

@@ -21,8 +21,7 @@ from typing import Any
 
 import msgspec
 
-from sgtm.plugin import BadRequest
-from sgtm.request import HitRequest
+from sgtm.plugin import BadRequest, HitRequest
 
 MAX_DEPTH = 32
 # What a sendBeacon string, a JSON Blob and a fetch without a Content-Type send.

@@ -27,10 +27,8 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any
 
-from sgtm_plugins._mapping import number, present
-
-from sgtm import event as ev
-from sgtm.event import EventData
+from sgtm.kit.mapping import number, present
+from sgtm.plugin import EventData, get_path, set_path
 
 Drop = Callable[[str], None]
 
@@ -197,12 +195,14 @@ def _data_tag_fields(event: EventData) -> None:
                 event[name] = values[0]
     user_data_ok = isinstance(event.get("user_data", {}), dict)
     for target, sources in ALIASES.items():
-        if present(ev.get(event, target)) or (target.startswith("user_data.") and not user_data_ok):
+        if present(get_path(event, target)) or (
+            target.startswith("user_data.") and not user_data_ok
+        ):
             continue
         for source in sources:
             value = event.get(source)
             if present(value) and not isinstance(value, (dict, list)):
-                ev.set_path(event, target, value)
+                set_path(event, target, value)
                 break
 
 

@@ -13,8 +13,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from sgtm.plugin import ClientResponse
-from sgtm.request import HitRequest
+from sgtm.plugin import ClientResponse, HitRequest
 
 SOURCE = (Path(__file__).parent / "sgtm.js").read_bytes()
 

@@ -10,15 +10,24 @@ from typing import Any, Literal
 from urllib.parse import unquote_plus
 
 import msgspec
-from sgtm_plugins._identity import CookieSettings, meta_cookies
-from sgtm_plugins.ga4.fpid import server_client_id
-from sgtm_plugins.ga4.parse import header_client_hints, parse_hits
-from sgtm_plugins.ga4.probe import probe_request
 
-from sgtm.event import EventData, copy_event, set_path
-from sgtm.hookspecs import hookimpl
-from sgtm.plugin import Client, ClientContext, ClientResponse, PersonalData
-from sgtm.request import HitRequest
+from sgtm.kit.cookies import CookieSettings
+from sgtm.plugin import (
+    Client,
+    ClientContext,
+    ClientResponse,
+    EventData,
+    HitRequest,
+    PersonalData,
+    copy_event,
+    hookimpl,
+    set_path,
+)
+
+from ..meta_capi.cookies import meta_cookies
+from .fpid import server_client_id
+from .parse import header_client_hints, parse_hits
+from .probe import probe_request
 
 # How much of a POST body `claim` reads to find `v`/`tid` when the URL lacks them.
 CLAIM_PEEK_BYTES = 8192
@@ -41,7 +50,7 @@ class GA4Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     cookies: CookieSettings = msgspec.field(default_factory=CookieSettings)
 
 
-class GA4Client(Client):
+class GA4Client(Client[GA4Settings]):
     name = "ga4"
     Settings = GA4Settings
     description = "Google Analytics 4 web hits (gtag.js / GTM web) sent to /g/collect"

@@ -22,11 +22,8 @@ import secrets
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
-from sgtm_plugins._identity import CookieSettings, cookie_domain, make_cookie, storage_granted
-
-from sgtm.event import EventData
-from sgtm.plugin import ClientContext
-from sgtm.request import HitRequest
+from sgtm.kit.cookies import CookieSettings, cookie_domain, make_cookie, storage_granted
+from sgtm.plugin import ClientContext, EventData, HitRequest
 
 FPID_NAME = "FPID"
 FPLC_NAME = "FPLC"

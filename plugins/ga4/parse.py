@@ -62,7 +62,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote, unquote_plus, unquote_to_bytes, urlsplit
 
-from sgtm.event import EventData, set_path
+from sgtm.plugin import EventData, set_path
 
 Drop = Callable[[str, int], None]
 Converter = Callable[[str], Any]  # returns None when the raw value is invalid

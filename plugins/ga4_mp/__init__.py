@@ -7,6 +7,10 @@ answers 2xx even to what it drops. Events of one client with the same request-le
 a lane, and under a backlog the engine merges up to 25 of them into one
 `POST {endpoint}/mp/collect?measurement_id=...&api_secret=...`. docs/tags/ga4_mp.md is the
 user's guide.
+
+The package also holds the `ga4_mp` client (`collect.py`), which receives the same protocol from
+backends and answers `/debug/mp/collect` from the same rules (`validate.py`); its guide is
+docs/clients/ga4_mp.md.
 """
 
 from __future__ import annotations
@@ -17,12 +21,20 @@ from typing import Any
 from urllib.parse import urlencode
 
 import msgspec
-from sgtm_plugins._mapping import text
 
-from sgtm.event import EventData
-from sgtm.hookspecs import hookimpl
-from sgtm.plugin import Batching, BuildContext, InvalidEvent, Outbound, Tag, Verdict
+from sgtm.kit.mapping import text
+from sgtm.plugin import (
+    Batching,
+    BuildContext,
+    EventData,
+    InvalidEvent,
+    Outbound,
+    Tag,
+    Verdict,
+    hookimpl,
+)
 
+from .collect import Ga4MpClient
 from .payload import build, event_name
 from .responses import classify
 from .rules import MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST, MAX_USER_PROPERTIES
@@ -33,7 +45,7 @@ _HEADERS = {"Content-Type": "application/json"}
 _canonical = msgspec.json.Encoder(order="sorted")
 
 
-class Ga4MpTag(Tag):
+class Ga4MpTag(Tag[Ga4MpSettings]):
     name = "ga4_mp"
     Settings = Ga4MpSettings
     description = (
@@ -133,3 +145,8 @@ def collect_url(settings: Ga4MpSettings) -> str:
 @hookimpl
 def register_tag_types(register: Callable[[Any], None]) -> None:
     register(Ga4MpTag())
+
+
+@hookimpl
+def register_client_types(register: Callable[[Any], None]) -> None:
+    register(Ga4MpClient())

@@ -17,14 +17,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sgtm_plugins import _hashing as pii
-from sgtm_plugins._mapping import number, overlay, present, text
+from sgtm.kit import hashing as pii
+from sgtm.kit.mapping import number, overlay, present, text
+from sgtm.plugin import EventData, InvalidEvent, consent_state, get_path
 
-from sgtm import consent
-from sgtm import event as ev
-from sgtm.event import EventData
-from sgtm.plugin import InvalidEvent
-
+from . import normalize as google
 from .rules import (
     ITEM_FIELDS,
     ITEM_NUMBER_FIELDS,
@@ -113,7 +110,7 @@ def build(
     uid = user_id(event, warn)
     if uid is not None:
         envelope["user_id"] = uid
-    consent_fields = consent_state(event, consent_default)
+    consent_fields = consent(event, consent_default)
     if consent_fields:
         envelope["consent"] = consent_fields
     if settings.send_user_data and consent_fields.get("ad_user_data") != "DENIED":
@@ -189,7 +186,7 @@ def timestamp_micros(event: EventData, now: float, warn: Warn) -> int:
             raise InvalidEvent(f"timestamp_micros {str(raw)[:40]!r} is not a number")
         micros = int(value)
     else:
-        start = number(ev.get(event, "x-sst-system_properties.request_start_time_ms"))
+        start = number(get_path(event, "x-sst-system_properties.request_start_time_ms"))
         micros = int(start * 1000) if start is not None and start > 0 else now_us
     if micros > now_us:
         warn("timestamp in the future: sent as now")
@@ -212,7 +209,7 @@ def params(event: EventData, settings: Ga4MpSettings, warn: Warn) -> dict[str, A
     if session is not None:
         out["session_id"] = session
     out["engagement_time_msec"] = engagement_time_msec(event)
-    if ev.get(event, "x-ga-system_properties.dbg") and "debug_mode" not in event:
+    if get_path(event, "x-ga-system_properties.dbg") and "debug_mode" not in event:
         out["debug_mode"] = True
 
     raw = {
@@ -401,11 +398,11 @@ def user_properties(
 # -- consent, user data, device ----------------------------------------------------------------
 
 
-def consent_state(event: EventData, consent_default: str) -> dict[str, str]:
+def consent(event: EventData, consent_default: str) -> dict[str, str]:
     """`ad_user_data` / `ad_personalization` as the event states them. A type the event does not
     state is sent only when the container's default is `denied` (a denial is never lost, and
     consent is never claimed for a visitor who did not give it)."""
-    state = consent.state(event)
+    state = consent_state(event)
     out = {}
     for name in ("ad_user_data", "ad_personalization"):
         granted = state.get(name)
@@ -418,14 +415,14 @@ def consent_state(event: EventData, consent_default: str) -> dict[str, str]:
 
 
 def user_data(event: EventData, phone_country_code: str | None) -> dict[str, Any]:
-    """Google's `user_data`, normalized and hashed per _hashing's Google rules. Values already
+    """Google's `user_data`, normalized and hashed per Google's rules (.normalize). Values already
     hashed (64 hex characters) are sent as they are."""
     data = event.get("user_data")
     if not isinstance(data, dict):
         return {}
     out: dict[str, Any] = {}
     emails = _hashes(
-        _values(data, "sha256_email_address", "email_address", "email"), pii.google_email
+        _values(data, "sha256_email_address", "email_address", "email"), google.google_email
     )
     if emails:
         out["sha256_email_address"] = emails
@@ -468,15 +465,15 @@ def _address_entries(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 _HASHED_ADDRESS = {
-    "sha256_first_name": ("first_name", pii.google_name),
-    "sha256_last_name": ("last_name", pii.google_name),
-    "sha256_street": ("street", pii.google_street),
+    "sha256_first_name": ("first_name", google.google_name),
+    "sha256_last_name": ("last_name", google.google_name),
+    "sha256_street": ("street", google.google_street),
 }
 _PLAIN_ADDRESS = {
-    "city": pii.google_city,
-    "region": pii.google_region,
-    "postal_code": pii.google_postal_code,
-    "country": pii.google_country,
+    "city": google.google_city,
+    "region": google.google_region,
+    "postal_code": google.google_postal_code,
+    "country": google.google_country,
 }
 
 

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from sgtm.plugin import Secret, Url
+
 from .rules import (
     MAX_USER_PROPERTY_NAME_CHARS,
     RESERVED_EVENT_NAMES,
@@ -38,7 +40,7 @@ class Ga4MpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     measurement_id: str
     # A Measurement Protocol API secret of that stream (Admin > Data streams > Measurement
     # Protocol API secrets); from the environment: "${GA4_API_SECRET}".
-    api_secret: str
+    api_secret: Secret
     # Where Google collects: "global" (www.google-analytics.com) or "eu" (region1...).
     region: Literal["global", "eu"] = "global"
     # Send to /debug/mp/collect instead: Google validates and answers validationMessages, but
@@ -59,7 +61,7 @@ class Ga4MpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Send user_data (hashed email, phone, name, address) when the event has some.
     send_user_data: bool = True
     # Base URL: proxies, tests. Overrides `region`. Never a template.
-    endpoint: str | None = None
+    endpoint: Url | None = None
 
     def __post_init__(self) -> None:
         if not _templated(self.measurement_id) and not _MEASUREMENT_ID.fullmatch(

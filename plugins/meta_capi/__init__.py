@@ -19,9 +19,17 @@ from urllib.parse import quote, urlencode
 
 import msgspec
 
-from sgtm.event import EventData
-from sgtm.hookspecs import hookimpl
-from sgtm.plugin import Batching, BuildContext, Outbound, Outcome, PersonalData, Tag, Verdict
+from sgtm.plugin import (
+    Batching,
+    BuildContext,
+    EventData,
+    Outbound,
+    Outcome,
+    PersonalData,
+    Tag,
+    Verdict,
+    hookimpl,
+)
 
 from .responses import classify, classify_batch
 from .server_event import event_id, meta_event_name, server_event
@@ -33,7 +41,7 @@ DEDUPE_SECONDS = 48 * 3600  # Meta keeps the first of two events with one name +
 _HEADERS = {"Content-Type": "application/json"}
 
 
-class MetaCapiTag(Tag):
+class MetaCapiTag(Tag[MetaCapiSettings]):
     name = "meta_capi"
     Settings = MetaCapiSettings
     description = (

@@ -29,7 +29,6 @@ import hashlib
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
 
 from ._tables import COUNTRY_MAPPINGS, FEMALE_SET, JS_EXTRA_LOWER, MALE_SET, STATE_MAPPINGS
 
@@ -282,20 +281,19 @@ def _year_month_day(n1: int, n2: int, n3: int, current_year: int) -> str | None:
     return f"{year:04d}{month:02d}{day:02d}"
 
 
-def normalize_dob(value: str, *, current_year: int | None = None) -> str | None:
+def normalize_dob(value: str, *, current_year: int) -> str | None:
     """dobUtil ``getNormalizedDOB``: the first three digit runs as a date in any order -> YYYYMMDD;
     else a lone 8-digit run as is; else None.
 
-    ``current_year`` bounds valid years (upstream: ``new Date().getFullYear()``, local time);
-    it defaults to the local clock's year.
+    ``current_year`` bounds valid years (upstream: ``new Date().getFullYear()``). It is given,
+    never read from a clock here: a tag's build is pure, its time is the pipeline's ``ctx.now``.
     """
     if looks_like_hashed(value):
         return value
     groups = [group for group in _NON_DIGITS_RE.sub(" ", value).split(" ") if group]
     if len(groups) >= 3:
-        year = datetime.now().year if current_year is None else current_year
         n1, n2, n3 = (_js_parse_int(group) for group in groups[:3])
-        result = _year_month_day(n1, n2, n3, year)
+        result = _year_month_day(n1, n2, n3, current_year)
         if result is not None:
             return result
     if len(groups) == 1 and len(groups[0]) == 8:
@@ -447,7 +445,8 @@ def normalize(field: str, value: str, *, current_year: int | None = None) -> str
 
     ``field`` is a CAPI ``user_data`` key (em, ph, fn, ln, ct, st, zp, country, ge, db,
     external_id) or a builder data type (email, phone, first_name, ...). An input that already
-    looks like a SHA-256 hex digest comes back unchanged, as upstream.
+    looks like a SHA-256 hex digest comes back unchanged, as upstream. A date of birth needs
+    ``current_year`` (ValueError without it: there is no clock here).
     """
     if not isinstance(value, str) or not value or not isinstance(field, str) or not field:
         return None
@@ -455,6 +454,8 @@ def normalize(field: str, value: str, *, current_year: int | None = None) -> str
     if data_type is None:
         return None
     if data_type == "date_of_birth":
+        if current_year is None:
+            raise ValueError("a date of birth is checked against current_year: pass it")
         return normalize_dob(value, current_year=current_year) or None
     return _NORMALIZERS[data_type](value) or None
 

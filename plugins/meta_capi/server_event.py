@@ -27,11 +27,9 @@ from typing import Any, get_args
 from urllib.parse import urlsplit
 
 import msgspec
-from sgtm_plugins._identity import CookieSettings, cookie_domain, query_param
 
-from sgtm import event as ev
-from sgtm.event import EventData
-from sgtm.plugin import InvalidEvent
+from sgtm.kit.cookies import CookieSettings, cookie_domain, query_param
+from sgtm.plugin import EventData, InvalidEvent, get_path
 
 from .mapping import (
     CONTENT_FIELDS,
@@ -78,7 +76,9 @@ def server_event(event: EventData, settings: MetaCapiSettings, now: float) -> di
     referrer = _http_url(event.get("page_referrer"))
     if referrer:
         out["referrer_url"] = referrer
-    user_data = build_user_data(event, settings, time_ms)
+    # Dates of birth are checked against the pipeline's clock, never the machine's.
+    current_year = datetime.fromtimestamp(now, UTC).year
+    user_data = build_user_data(event, settings, time_ms, current_year)
     if action_source == "website":
         if not url:
             raise InvalidEvent(
@@ -130,7 +130,7 @@ def _event_time_ms(event: EventData, now: float) -> float:
         if seconds is None:
             raise InvalidEvent(f"event_time {str(raw)[:40]!r} is not a Unix time or ISO 8601")
         return seconds * 1000
-    start = ev.get(event, "x-sst-system_properties.request_start_time_ms")
+    start = get_path(event, "x-sst-system_properties.request_start_time_ms")
     number = _number(start)
     if number is not None and number > 0:
         return number
@@ -180,7 +180,7 @@ def generated_event_id(event: EventData, now: float) -> str:
     holds no time of its own, `now` in ms. The same event data always gets the same id."""
     digest = hashlib.sha256(_canonical.encode(event))
     if event.get("event_time") in (None, "") and not _number(
-        ev.get(event, "x-sst-system_properties.request_start_time_ms")
+        get_path(event, "x-sst-system_properties.request_start_time_ms")
     ):
         digest.update(b"\x00" + str(int(now * 1000)).encode())
     return "sgtm-" + digest.hexdigest()[:32]
@@ -189,12 +189,14 @@ def generated_event_id(event: EventData, now: float) -> str:
 # -- user_data ---------------------------------------------------------------------------------
 
 
-def build_user_data(event: EventData, settings: MetaCapiSettings, time_ms: float) -> dict[str, Any]:
+def build_user_data(
+    event: EventData, settings: MetaCapiSettings, time_ms: float, current_year: int
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     address = _address(event)
     for field, sources in HASHED_FIELDS.items():
         for key in sources:
-            hashed = _hashed(field, _source(event, address, key))
+            hashed = _hashed(field, _source(event, address, key), current_year)
             if hashed:
                 out[field] = hashed
                 break
@@ -216,7 +218,7 @@ def build_user_data(event: EventData, settings: MetaCapiSettings, time_ms: float
             out[field] = value
     for field, value in settings.user_data.items():
         # Explicit settings win; an empty or rejected value removes the field.
-        result = _hashed(field, value) if field in HASHED_FIELDS else _text(value)
+        result = _hashed(field, value, current_year) if field in HASHED_FIELDS else _text(value)
         if result:
             out[field] = result
         else:
@@ -225,7 +227,7 @@ def build_user_data(event: EventData, settings: MetaCapiSettings, time_ms: float
 
 
 def _address(event: EventData) -> dict[str, Any]:
-    address = ev.get(event, "user_data.address")
+    address = get_path(event, "user_data.address")
     if isinstance(address, list):
         address = address[0] if address else None
     return address if isinstance(address, dict) else {}
@@ -234,18 +236,18 @@ def _address(event: EventData) -> dict[str, Any]:
 def _source(event: EventData, address: dict[str, Any], key: str) -> Any:
     if key.startswith("address."):
         return address.get(key[len("address.") :])
-    return ev.get(event, key)
+    return get_path(event, key)
 
 
-def _hashed(field: str, value: Any) -> str | list[str] | None:
+def _hashed(field: str, value: Any, current_year: int) -> str | list[str] | None:
     """Meta's normalization and SHA-256 (`normalize.hash_pii`), after turning numbers into text;
     64-hex input passes unchanged (lowercased) and is never hashed twice."""
     if isinstance(value, list):
         texts = [t for t in (_pii_text(v) for v in value) if t]
-        hashed = hash_pii(field, texts) if texts else None
+        hashed = hash_pii(field, texts, current_year=current_year) if texts else None
         return hashed or None
     text = _pii_text(value)
-    return hash_pii(field, text) if text else None
+    return hash_pii(field, text, current_year=current_year) if text else None
 
 
 def _pii_text(value: Any) -> str | None:
@@ -283,10 +285,10 @@ def _fbc(event: EventData, time_ms: float) -> str | None:
     existing = _first(event, FBC_SOURCES, is_valid_fbp_fbc)
     location = event.get("page_location")
     fbclid = query_param(location, "fbclid") or None
-    if fbclid is None:
+    if fbclid is None or not isinstance(location, str):  # no fbclid unless location is text
         return existing
     try:
-        host = urlsplit(location).hostname or ""  # type: ignore[arg-type]
+        host = urlsplit(location).hostname or ""
     except ValueError:
         host = ""
     # The index counts the labels of the cookie domain, as the clients that set _fbc compute it.
@@ -349,7 +351,7 @@ def build_custom_data(
 def _items(event: EventData) -> list[dict[str, Any]]:
     items = event.get("items")
     if not isinstance(items, list):
-        items = ev.get(event, "ecommerce.items")
+        items = get_path(event, "ecommerce.items")
     return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
 
 
@@ -462,7 +464,7 @@ def _data_processing_options(event: EventData, settings: MetaCapiSettings) -> di
 
 def _first(event: EventData, keys: tuple[str, ...], valid: Any) -> str | None:
     for key in keys:
-        value = _text(ev.get(event, key))
+        value = _text(get_path(event, key))
         if value and valid(value):
             return value
     return None

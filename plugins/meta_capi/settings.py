@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from sgtm.plugin import Secret, Url
+
 from .mapping import HASHED_FIELDS, PLAIN_FIELDS
 
 ActionSource = Literal[
@@ -47,7 +49,7 @@ class MetaCapiSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     pixel_id: str
     # A Conversions API access token; take it from the environment: "${META_ACCESS_TOKEN}".
     # Sent as the `access_token` query parameter, as Meta documents.
-    access_token: str
+    access_token: Secret
     api_version: str = DEFAULT_API_VERSION
     # Events Manager "Test events" code; an event's own `test_event_code` wins.
     test_event_code: str | None = None
@@ -69,7 +71,7 @@ class MetaCapiSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     data_processing_options_country: Literal[0, 1] = 0
     data_processing_options_state: Literal[0, 1000] = 0
     # Base URL: proxies, regional gateways, tests. Never a template.
-    endpoint: str = DEFAULT_ENDPOINT
+    endpoint: Url = DEFAULT_ENDPOINT
 
     def __post_init__(self) -> None:
         if not _templated(self.pixel_id) and not _PATH_SAFE_RE.fullmatch(self.pixel_id):

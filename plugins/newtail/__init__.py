@@ -17,11 +17,18 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from sgtm_plugins._mapping import text
 
-from sgtm.event import EventData
-from sgtm.hookspecs import hookimpl
-from sgtm.plugin import BuildContext, InvalidEvent, Outbound, PersonalData, Tag, Verdict
+from sgtm.kit.mapping import text
+from sgtm.plugin import (
+    BuildContext,
+    EventData,
+    InvalidEvent,
+    Outbound,
+    PersonalData,
+    Tag,
+    Verdict,
+    hookimpl,
+)
 
 from . import event_url
 from .conversion import conversion, ids
@@ -41,7 +48,7 @@ DEDUPE_SECONDS: dict[str, float] = {"impression": 60, "click": 3600, "conversion
 _HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
 
-class NewtailTag(Tag):
+class NewtailTag(Tag[NewtailSettings]):
     name = "newtail"
     Settings = NewtailSettings
     description = (

@@ -5,7 +5,7 @@ answer 422); items carry UNIT prices, never multiplied by quantity:
 - `promotional_price` (the price paid per unit) <- the item's `price`, as GA4 defines it;
 - `price` (the list price per unit) <- `item_list_price` (the beacon client's), else `price` +
   `discount` (GA4's per-unit discount), else `price`.
-Personal data is normalized and hashed per `_hashing`'s Newtail rules; a value already hashed
+Personal data is normalized and hashed per Newtail's rules (`.normalize`); a value already hashed
 (64 hex characters) is sent lower-cased, never hashed twice. docs/tags/newtail.md has the table.
 """
 
@@ -16,14 +16,12 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sgtm_plugins import _hashing as pii
-from sgtm_plugins._mapping import items as event_items
-from sgtm_plugins._mapping import number, overlay, present, text
+from sgtm.kit import hashing as pii
+from sgtm.kit.mapping import items as event_items
+from sgtm.kit.mapping import number, overlay, present, text
+from sgtm.plugin import EventData, InvalidEvent, get_path
 
-from sgtm import event as ev
-from sgtm.event import EventData
-from sgtm.plugin import InvalidEvent
-
+from . import normalize
 from .settings import NewtailSettings
 
 Warn = Callable[[str], None]
@@ -141,7 +139,7 @@ def conversion(
         body.setdefault("brand", settings.brand)
     if "is_company" not in body and hashed["social_id_hashed"] is not None:
         social = _first(event, HASHED_FIELDS["social_id_hashed"][1])
-        length = len(pii.newtail_social_id(social) or "")
+        length = len(normalize.newtail_social_id(social) or "")
         if length in (CPF_CHARS, CNPJ_CHARS):
             body["is_company"] = length == CNPJ_CHARS  # a CNPJ names a company, a CPF a person
     for field, value in hashed.items():
@@ -166,7 +164,7 @@ def created_at(event: EventData, now: float) -> str:
     naive one read as UTC, or Unix seconds/ms), else when the hit arrived, else now."""
     raw = event.get("created_at")
     if raw is None:
-        start = number(ev.get(event, "x-sst-system_properties.request_start_time_ms"))
+        start = number(get_path(event, "x-sst-system_properties.request_start_time_ms"))
         seconds = start / 1000 if start is not None and start > 0 else now
     elif isinstance(raw, str) and number(raw) is None:
         try:
@@ -242,12 +240,12 @@ def _hashed(event: EventData, field: str, phone_country_code: str | None) -> str
 
 def _normalize(kind: str, raw: Any, phone_country_code: str | None) -> str | None:
     if kind == "email":
-        return pii.newtail_email(raw)
+        return normalize.newtail_email(raw)
     if kind == "phone":
         return pii.e164(raw, phone_country_code)
     if kind == "social_id":
-        return pii.newtail_social_id(raw)
-    return pii.newtail_text(raw)
+        return normalize.newtail_social_id(raw)
+    return normalize.newtail_text(raw)
 
 
 def _plain(field: str, value: Any) -> Any:
@@ -275,8 +273,8 @@ def _first(event: EventData, keys: tuple[str, ...]) -> Any:
 
 def _get(event: EventData, key: str) -> Any:
     if not key.startswith("address."):
-        return ev.get(event, key)
-    address = ev.get(event, "user_data.address")
+        return get_path(event, key)
+    address = get_path(event, "user_data.address")
     if isinstance(address, list):
         address = address[0] if address else None
     return address.get(key.removeprefix("address.")) if isinstance(address, dict) else None

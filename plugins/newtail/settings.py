@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from sgtm.plugin import Url
+
 Kind = Literal["impression", "view", "click", "conversion"]
 
 DEFAULT_ENDPOINT = "https://events.newtail-media.newtail.com.br"
@@ -57,10 +59,10 @@ class NewtailSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Conversion / ad event fields set from the container (templates allowed); null removes one.
     fields: dict[str, Any] = {}
     # Base URL of the conversion API: proxies, tests. Never a template.
-    endpoint: str = DEFAULT_ENDPOINT
+    endpoint: Url = DEFAULT_ENDPOINT
     # Base URL ad events go through instead of their own host (an egress proxy, tests): the
     # checked URL's path and query are appended. Never a template.
-    event_endpoint: str | None = None
+    event_endpoint: Url | None = None
 
     def __post_init__(self) -> None:
         if not self.publisher_id.strip():

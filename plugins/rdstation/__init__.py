@@ -15,24 +15,26 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 import msgspec
-from sgtm_plugins import _mapping as m
-from sgtm_plugins._http import http_url, json_or_none
-from sgtm_plugins.rdstation import payload as p
 
-from sgtm.event import EventData
-from sgtm.hookspecs import hookimpl
+from sgtm.kit import mapping as m
+from sgtm.kit.http import http_url, json_or_none
 from sgtm.plugin import (
-    CREDENTIAL,
     BuildContext,
     Credential,
+    EventData,
     InvalidEvent,
     Outbound,
     Outcome,
     PersonalData,
     RateLimit,
+    Secret,
     Tag,
+    Url,
     Verdict,
+    hookimpl,
 )
+
+from . import payload as p
 
 DEFAULT_ENDPOINT = "https://api.rd.services"
 ORDER_DEDUPE_SECONDS = 30 * 86400
@@ -62,10 +64,10 @@ class LegalBasisPolicy(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
 
 class RDStationSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # API key ("${RD_API_KEY}"): CONVERSION events only. Or OAuth: all three below.
-    api_key: str | None = None
+    api_key: Secret | None = None
     client_id: str | None = None
-    client_secret: str | None = None
-    refresh_token: str | None = None
+    client_secret: Secret | None = None
+    refresh_token: Secret | None = None
     # The conversion's name in RD; default: the event name.
     conversion_identifier: str | None = None
     # `auto`: event_map decides (OAuth), CONVERSION for everything else; or one type for all.
@@ -77,7 +79,7 @@ class RDStationSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
     # Tags added to the contact on CONVERSION events (sent lower-case, as RD requires).
     tags: list[str] = []
     legal_bases: LegalBasisPolicy | None = None
-    endpoint: str = DEFAULT_ENDPOINT
+    endpoint: Url = DEFAULT_ENDPOINT
 
     def __post_init__(self) -> None:
         self.endpoint = http_url("endpoint", self.endpoint)
@@ -132,7 +134,7 @@ def check_event_type(value: str, where: str, api_key: bool, event: str = "") -> 
         )
 
 
-class RDStationTag(Tag):
+class RDStationTag(Tag[RDStationSettings]):
     name = "rdstation"
     Settings = RDStationSettings
     description = (
@@ -164,13 +166,13 @@ class RDStationTag(Tag):
             raise InvalidEvent(f"request body is {len(body)} bytes; RD takes at most 0.2 MB")
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if settings.api_key:
-            key = quote(settings.api_key, safe="")
-            url = f"{settings.endpoint}/platform/conversions?api_key={key}"
+            api_key = quote(settings.api_key, safe="")
+            url = f"{settings.endpoint}/platform/conversions?api_key={api_key}"
         else:
             # RD's own examples write the conversion type lower-case in the query.
             query = "conversion" if event_type == "CONVERSION" else event_type
             url = f"{settings.endpoint}/platform/events?event_type={query}"
-            headers["Authorization"] = f"Bearer {CREDENTIAL}"
+            headers["Authorization"] = f"Bearer {ctx.credential()}"
         key = m.text(event.get("event_id"))
         return [
             Outbound(

@@ -11,12 +11,8 @@ import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from sgtm_plugins import _mapping as m
-
-from sgtm import consent
-from sgtm import event as ev
-from sgtm.event import EventData
-from sgtm.plugin import BuildContext, InvalidEvent
+from sgtm.kit import mapping as m
+from sgtm.plugin import BuildContext, EventData, InvalidEvent, consent_state, get_path
 
 # GA4 event name -> RD event type, used with OAuth (`event_type: auto`); any other name is sent
 # as a CONVERSION whose identifier is the event name. The api_key endpoint takes CONVERSION only.
@@ -126,7 +122,7 @@ def payload(event: EventData, event_type: str, settings: Any, ctx: BuildContext)
 
 def _contact(event: EventData) -> dict[str, Any]:
     fields = m.read(event, CONTACT_FIELDS)
-    name = " ".join(filter(None, (m.text(ev.get(event, path)) for path in NAME_PARTS)))
+    name = " ".join(filter(None, (m.text(get_path(event, path)) for path in NAME_PARTS)))
     if name:
         fields["name"] = name
     return fields
@@ -284,7 +280,7 @@ def legal_basis(event: EventData, policy: Any, ctx: BuildContext) -> dict[str, s
         return None
     granted = status_value(policy.status)
     if granted is None and policy.status is None:
-        granted = consent.state(event).get(policy.consent_type)
+        granted = consent_state(event).get(policy.consent_type)
     if granted is None:
         if policy.when_unknown == "omit":
             return None

@@ -19,22 +19,23 @@ from typing import Any, Literal
 from urllib.parse import quote, urlencode, urlsplit
 
 import msgspec
-from sgtm_plugins import _mapping as m
-from sgtm_plugins._http import http_url, json_or_none
 
-from sgtm.event import EventData
-from sgtm.hookspecs import hookimpl
+from sgtm.kit import mapping as m
+from sgtm.kit.http import http_url, json_or_none
 from sgtm.plugin import (
-    CREDENTIAL,
     Batching,
     BuildContext,
     Credential,
+    EventData,
     InvalidEvent,
     Outbound,
     Outcome,
     RateLimit,
+    Secret,
     Tag,
+    Url,
     Verdict,
+    hookimpl,
 )
 
 MAX_RECORDS = 200
@@ -84,9 +85,9 @@ COLUMN_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 class ResponsysSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # The account's login host: https://login5.responsys.net, https://<account>-api.responsys.ocs.oraclecloud.com
-    login_url: str
+    login_url: Url
     username: str
-    password: str  # "${RESPONSYS_PASSWORD}"
+    password: Secret  # "${RESPONSYS_PASSWORD}"
     mode: Literal["merge", "event"] = "merge"
     # The profile list (objectName), and its folder (custom events name the list by both).
     list_name: str
@@ -102,7 +103,7 @@ class ResponsysSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
     # Column (merge) or optionalData name (event) -> value, over the defaults.
     fields: dict[str, Any] = {}
     # Base URL of the API calls; default: the endPoint of the login response.
-    endpoint: str | None = None
+    endpoint: Url | None = None
 
     def __post_init__(self) -> None:
         for name in ("login_url", "endpoint"):
@@ -131,7 +132,7 @@ class ResponsysSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
                 )
 
 
-class ResponsysTag(Tag):
+class ResponsysTag(Tag[ResponsysSettings]):
     name = "responsys"
     Settings = ResponsysSettings
     description = "Oracle Responsys: profile-list merges and custom-event triggers, 200 per call."
@@ -142,7 +143,7 @@ class ResponsysTag(Tag):
     def build(
         self, event: EventData, settings: ResponsysSettings, ctx: BuildContext
     ) -> list[Outbound]:
-        base = settings.endpoint or "{{credential.endpoint}}"
+        base = settings.endpoint or ctx.credential("endpoint")
         if settings.mode == "merge":
             item = merge_item(event, settings)
             url = f"{base}/rest/api/v1.3/lists/{quote(settings.list_name, safe='')}/members"
@@ -157,7 +158,7 @@ class ResponsysTag(Tag):
         outbound = Outbound(
             method="POST",
             url=url,
-            headers={"Authorization": CREDENTIAL, "Content-Type": "application/json"},
+            headers={"Authorization": ctx.credential(), "Content-Type": "application/json"},
             destination=destination,
             idempotency_key=m.text(event.get("event_id")),
             batch_item=item,

@@ -14,22 +14,24 @@ from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
 import msgspec
-from sgtm_plugins import _mapping as m
-from sgtm_plugins._http import http_url, json_or_none
-from sgtm_plugins.salesforce import records
 
-from sgtm.event import EventData
-from sgtm.hookspecs import hookimpl
+from sgtm.kit import mapping as m
+from sgtm.kit.http import http_url, json_or_none
 from sgtm.plugin import (
-    CREDENTIAL,
     Batching,
     BuildContext,
     Credential,
+    EventData,
     Outbound,
     Outcome,
+    Secret,
     Tag,
+    Url,
     Verdict,
+    hookimpl,
 )
+
+from . import records
 
 MAX_RECORDS = 200
 # Gather records for a moment: every request counts against the org's daily API allocation.
@@ -42,9 +44,9 @@ _VERSION_RE = re.compile(r"^\d{2,3}\.0$")
 
 class SalesforceSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # The org's My Domain URL (https://acme.my.salesforce.com); the token is requested there.
-    instance_url: str
+    instance_url: Url
     client_id: str
-    client_secret: str  # "${SF_CLIENT_SECRET}"
+    client_secret: Secret  # "${SF_CLIENT_SECRET}"
     api_version: str = "62.0"
     # Task, Lead, Contact (default field tables), or any other sObject, e.g. Web_Event__c.
     object: str = "Task"
@@ -56,7 +58,7 @@ class SalesforceSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tru
     # Task subject, a template: "Viewed product: {{event.items.0.item_name}}".
     subject: str | None = None
     # Base URL of the data API calls; default: the instance_url of the token response.
-    endpoint: str | None = None
+    endpoint: Url | None = None
 
     def __post_init__(self) -> None:
         for name in ("instance_url", "endpoint"):
@@ -99,7 +101,7 @@ class SalesforceSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tru
             raise ValueError(f"fields: Id cannot be set with mode {self.mode}")
 
 
-class SalesforceTag(Tag):
+class SalesforceTag(Tag[SalesforceSettings]):
     name = "salesforce"
     Settings = SalesforceSettings
     description = "Salesforce: Tasks or Lead/Contact field updates through sObject Collections."
@@ -114,7 +116,7 @@ class SalesforceTag(Tag):
         if settings.mode == "update":
             fields["id"] = fields.pop("Id")
         record = {"attributes": {"type": settings.object}, **fields}
-        base = settings.endpoint or "{{credential.instance_url}}"
+        base = settings.endpoint or ctx.credential("instance_url")
         path = f"/services/data/v{settings.api_version}/composite/sobjects"
         if settings.mode == "upsert":
             path += f"/{settings.object}/{settings.match_field}"
@@ -122,7 +124,7 @@ class SalesforceTag(Tag):
             method="POST" if settings.mode == "create" else "PATCH",
             url=base + path,
             headers={
-                "Authorization": f"Bearer {CREDENTIAL}",
+                "Authorization": f"Bearer {ctx.credential()}",
                 "Content-Type": "application/json",
                 "Accept": "application/json",
             },

@@ -7,10 +7,8 @@ import re
 import time
 from typing import Any
 
-from sgtm_plugins import _mapping as m
-
-from sgtm.event import EventData
-from sgtm.plugin import InvalidEvent
+from sgtm.kit import mapping as m
+from sgtm.plugin import EventData, InvalidEvent
 
 # Object -> {field: dotted event key}. Plain text, never hashes: it is the site's own CRM.
 DEFAULT_FIELDS: dict[str, dict[str, str]] = {

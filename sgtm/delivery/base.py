@@ -23,6 +23,7 @@ class Submission(msgspec.Struct, kw_only=True):
     tag_type: str
     outbound: Outbound
     created: float  # seconds since the epoch; ages out after the delivery's max age
+    nonce: str = ""  # binds the request's credential placeholders (BuildContext.nonce)
 
     @property
     def lane(self) -> str:

@@ -14,14 +14,15 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from cachetools import TLRUCache
 
+from sgtm import placeholders
 from sgtm.delivery.base import rewrite
 from sgtm.delivery.transport import Transport, TransportError
-from sgtm.plugin import CREDENTIAL, Credential, Outbound, Tag
+from sgtm.plugin import Credential, Outbound, Tag
 
 log = logging.getLogger("sgtm.delivery.credentials")
 
@@ -55,14 +56,14 @@ class CredentialManager:
             return math.inf
         return credential.expires_at - self.refresh_margin
 
-    async def get(self, key: str, tag: Tag, settings: Any, time_limit: float) -> Credential:
+    async def get(self, key: str, tag: Tag[Any], settings: Any, time_limit: float) -> Credential:
         credential = self._cache.get(key)
         if credential is not None:
             return credential
         return await self._single_flight(key, tag, settings, time_limit)
 
     async def refresh(
-        self, key: str, tag: Tag, settings: Any, time_limit: float, failed: Credential
+        self, key: str, tag: Tag[Any], settings: Any, time_limit: float, failed: Credential
     ) -> Credential:
         """A new token after `failed` was refused, unless another send already got one."""
         current = self._cache.get(key)
@@ -72,7 +73,7 @@ class CredentialManager:
         return await self._single_flight(key, tag, settings, time_limit)
 
     async def _single_flight(
-        self, key: str, tag: Tag, settings: Any, time_limit: float
+        self, key: str, tag: Tag[Any], settings: Any, time_limit: float
     ) -> Credential:
         task = self._inflight.get(key)
         if task is None:
@@ -87,7 +88,7 @@ class CredentialManager:
         # shield: one waiter being cancelled must not cancel the fetch the others wait for.
         return await asyncio.shield(task)
 
-    async def _fetch(self, key: str, tag: Tag, settings: Any, time_limit: float) -> Credential:
+    async def _fetch(self, key: str, tag: Tag[Any], settings: Any, time_limit: float) -> Credential:
         request = tag.auth_request(settings)
         if request is None:
             raise CredentialError(f"tag type {tag.name!r} declares no auth_request")
@@ -116,27 +117,25 @@ class CredentialManager:
         return credential
 
 
-def needs_credential(outbound: Outbound) -> bool:
-    marker = CREDENTIAL[:-2]  # "{{credential" matches both forms
+def needs_credential(outbound: Outbound, nonces: Collection[str]) -> bool:
+    """Whether the request holds a credential placeholder of its own jobs' nonces."""
     return (
-        marker in outbound.url
-        or any(marker in v for v in outbound.headers.values())
-        or marker.encode() in outbound.body
+        placeholders.contains(outbound.url, "credential", nonces)
+        or any(placeholders.contains(v, "credential", nonces) for v in outbound.headers.values())
+        or placeholders.contains(
+            outbound.body.decode("utf-8", "surrogateescape"), "credential", nonces
+        )
     )
 
 
-def fill(outbound: Outbound, credential: Credential) -> Outbound:
-    """A copy of the request with `{{credential}}` / `{{credential.NAME}}` replaced."""
-    replacements = {CREDENTIAL: credential.token}
-    for name, value in credential.values.items():
-        replacements[f"{{{{credential.{name}}}}}"] = value
+def fill(outbound: Outbound, credential: Credential, nonces: Collection[str]) -> Outbound:
+    """A copy of the request with its jobs' credential placeholders replaced by the token
+    (`{{credential}}`) or one of its values (`{{credential.NAME}}`)."""
 
-    def text(value: str) -> str:
-        for placeholder, real in replacements.items():
-            value = value.replace(placeholder, real)
-        return value
+    def real(kind: str, name: str | None, form: str) -> str | None:
+        if kind != "credential":
+            return None
+        return credential.token if name is None else credential.values.get(name)
 
-    body = outbound.body
-    for placeholder, real in replacements.items():
-        body = body.replace(placeholder.encode(), real.encode())
-    return rewrite(outbound, text, body)
+    body = placeholders.fill_bytes(outbound.body, nonces, real)
+    return rewrite(outbound, lambda value: placeholders.fill(value, nonces, real), body)

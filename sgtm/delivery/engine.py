@@ -22,13 +22,13 @@ import email.utils
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
-from sgtm import metrics
+from sgtm import metrics, placeholders
 from sgtm.delivery.base import DeliveryUnavailable, Submission, lane_key
 from sgtm.delivery.credentials import CredentialError, CredentialManager, fill, needs_credential
 from sgtm.delivery.policy import DEFAULT_MAX_AGE, LanePolicy
@@ -47,10 +47,13 @@ from sgtm.delivery.store import (
     trim_history,
 )
 from sgtm.delivery.transport import Response, Transport, TransportError
-from sgtm.plugin import Credential, Outbound, RateLimit, Tag, Verdict, as_verdict
+from sgtm.plugin import Credential, Outbound, Tag, Verdict, as_verdict, makes_events
+from sgtm.ratelimit import TokenBucket
 from sgtm.redact import Redactor
 
 log = logging.getLogger("sgtm.delivery")
+
+FollowUps = Callable[[str, str, list[dict[str, Any]]], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -59,7 +62,7 @@ class TagRoute:
 
     container: str
     tag: str
-    type: Tag
+    type: Tag[Any]
     settings: Any  # the decoded settings (templates unrendered): what auth_request reads
     policy: LanePolicy
     seal: SecretSeal = field(default_factory=lambda: SecretSeal({}))
@@ -68,6 +71,10 @@ class TagRoute:
     @property
     def uses_auth(self) -> bool:
         return type(self.type).auth_request is not Tag.auth_request
+
+    @property
+    def follows_up(self) -> bool:
+        return makes_events(self.type)
 
 
 @dataclass(slots=True)
@@ -83,29 +90,6 @@ class EngineOptions:
     sweep_interval: float = 60.0  # max-age sweeps and queue-depth gauges
     discover_interval: float = 5.0  # lanes other engines created
     lane_idle_retire: float = 300.0  # a lane with nothing to send for this long stops its task
-
-
-class TokenBucket:
-    def __init__(self, rate: RateLimit, clock: Callable[[], float]) -> None:
-        self.capacity = float(max(1, rate.requests))
-        self.interval = rate.per / max(1, rate.requests)  # seconds per token
-        self.tokens = self.capacity
-        self.clock = clock
-        self.updated = clock()
-
-    def available(self) -> float:
-        now = self.clock()
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) / self.interval)
-        self.updated = now
-        return self.tokens
-
-    def take(self, count: int = 1) -> None:
-        self.available()
-        self.tokens -= count  # may go below zero: a byte-split batch is paid for afterwards
-
-    def wait_time(self) -> float:
-        tokens = self.available()
-        return 0.0 if tokens >= 1 else (1 - tokens) * self.interval
 
 
 class Breaker:
@@ -210,6 +194,15 @@ class DeliveryEngine:
         self._orphan_max_age = max(
             [DEFAULT_MAX_AGE, *(route.policy.max_age for route in self.routes.values())]
         )
+        # Where events a tag makes from a vendor's answer go (`Tag.follow_up`): the server sets
+        # it to run them in their container. (container, tag, events); raises when not stored.
+        self.follow_ups: FollowUps | None = None
+        for route in self.routes.values():
+            if makes_events(route.type) and route.policy.batched:
+                raise ValueError(
+                    f"tag {route.container}/{route.tag}: a tag type that batches cannot make "
+                    "events from answers (follow_up)"
+                )
 
     # -- the Delivery interface -----------------------------------------------------------
 
@@ -224,36 +217,7 @@ class DeliveryEngine:
         if self._stopping:
             raise DeliveryUnavailable("shutting down")
         now = self.clock()
-        jobs: list[NewJob] = []
-        for submission in submissions:
-            route = self.routes.get((submission.container, submission.tag))
-            outbound = route.seal.seal(submission.outbound) if route else submission.outbound
-            payload = Payload(
-                container=submission.container,
-                tag=submission.tag,
-                tag_type=submission.tag_type,
-                outbound=outbound,
-                created=submission.created,
-            )
-            try:
-                data = encode_payload(payload)
-            except (TypeError, msgspec.EncodeError) as exc:
-                # A plugin bug (a batch_item that is not plain data): it can never be stored or
-                # sent, so it is counted and logged loudly rather than failing the whole hit.
-                log.error(
-                    "tag built a request that cannot be stored: %s",
-                    exc,
-                    extra={"tag": submission.tag},
-                )
-                metrics.inc(
-                    "sgtm_deliveries_total",
-                    container=submission.container,
-                    tag=submission.tag,
-                    outcome="unstorable",
-                )
-                continue
-            lane = lane_key(submission.container, submission.tag, outbound)
-            jobs.append(NewJob(lane=lane, due=now, created=submission.created, payload=data))
+        jobs = [job for s in submissions if (job := self.job_for(s, now)) is not None]
         if not jobs:
             return
         await self.store.enqueue(jobs)
@@ -265,6 +229,44 @@ class DeliveryEngine:
             metrics.inc(
                 "sgtm_delivery_enqueued_total", container=submission.container, tag=submission.tag
             )
+
+    def job_for(self, submission: Submission, due: float) -> NewJob | None:
+        """The outbox job of a submission: its request with configured secrets sealed,
+        encoded as the store keeps it; None (counted and logged) when it cannot be stored."""
+        route = self.routes.get((submission.container, submission.tag))
+        outbound, nonce = submission.outbound, submission.nonce
+        if route is not None and route.seal:
+            candidate = nonce or placeholders.new_nonce()
+            sealed, found = route.seal.seal(outbound, candidate)
+            if found:
+                outbound, nonce = sealed, candidate
+        payload = Payload(
+            container=submission.container,
+            tag=submission.tag,
+            tag_type=submission.tag_type,
+            outbound=outbound,
+            created=submission.created,
+            nonce=nonce,
+        )
+        try:
+            data = encode_payload(payload)
+        except (TypeError, msgspec.EncodeError) as exc:
+            # A plugin bug (a batch_item that is not plain data): it can never be stored or
+            # sent, so it is counted and logged loudly rather than failing the whole hit.
+            log.error(
+                "tag built a request that cannot be stored: %s",
+                exc,
+                extra={"tag": submission.tag},
+            )
+            metrics.inc(
+                "sgtm_deliveries_total",
+                container=submission.container,
+                tag=submission.tag,
+                outcome="unstorable",
+            )
+            return None
+        lane = lane_key(submission.container, submission.tag, outbound)
+        return NewJob(lane=lane, due=due, created=submission.created, payload=data)
 
     async def close(self) -> None:
         """Send what is due for up to `drain_timeout`, then stop; unsent jobs stay stored."""
@@ -510,6 +512,7 @@ class DeliveryEngine:
         tag = route.type
         payloads = [job.decode() for job in jobs]
         outbounds = [p.outbound for p in payloads]
+        nonces = set().union(*(p.nonces() for p in payloads))
         try:
             request = tag.merge(outbounds) if lane.policy.batched else outbounds[0]
         except Exception as exc:
@@ -517,14 +520,14 @@ class DeliveryEngine:
             reason = f"merge failed ({type(exc).__name__})"
             await self._settle(lane, jobs, [Verdict(outcome="dead", reason=reason)] * len(jobs))
             return
-        request = route.seal.unseal(request)
+        request = route.seal.unseal(request, nonces)
         policy = lane.policy
         timeout = policy.timeout if policy.timeout_fixed else request.timeout or policy.timeout
         started = time.perf_counter()
         response: Response | None = None
         error = ""
         try:
-            response = await self._send(lane, request, timeout)
+            response = await self._send(lane, request, nonces, timeout)
         except TransportError as exc:
             error = exc.kind
         except CredentialError as exc:
@@ -536,6 +539,8 @@ class DeliveryEngine:
             verdicts = [Verdict(outcome="retry", reason=error)] * len(jobs)
         else:
             verdicts = self._classify(lane, response, outbounds)
+            if verdicts[0].outcome == "done" and lane.route.follows_up:
+                verdicts = [await self._follow_up(lane, response, outbounds[0])]
         failed = response is None or all(v.outcome == "retry" for v in verdicts)
         change = lane.breaker.record(not failed, now)
         if change == "open":
@@ -563,9 +568,11 @@ class DeliveryEngine:
         )
         await self._settle(lane, jobs, verdicts, response=response, ms=ms, error=error)
 
-    async def _send(self, lane: Lane, request: Outbound, time_limit: float) -> Response:
+    async def _send(
+        self, lane: Lane, request: Outbound, nonces: set[str], time_limit: float
+    ) -> Response:
         route = lane.route
-        if not (route.uses_auth and needs_credential(request)):
+        if not (route.uses_auth and needs_credential(request, nonces)):
             return await self.transport.send(
                 request.method, request.url, request.headers, request.body, time_limit
             )
@@ -573,7 +580,7 @@ class DeliveryEngine:
         credential: Credential = await self.credentials.get(
             key, route.type, route.settings, time_limit
         )
-        sent = fill(request, credential)
+        sent = fill(request, credential, nonces)
         response = await self.transport.send(
             sent.method, sent.url, sent.headers, sent.body, time_limit
         )
@@ -583,11 +590,39 @@ class DeliveryEngine:
             credential = await self.credentials.refresh(
                 key, route.type, route.settings, time_limit, credential
             )
-            sent = fill(request, credential)
+            sent = fill(request, credential, nonces)
             response = await self.transport.send(
                 sent.method, sent.url, sent.headers, sent.body, time_limit
             )
         return response
+
+    async def _follow_up(self, lane: Lane, response: Response, request: Outbound) -> Verdict:
+        """Store the events the tag makes of a done answer; until they are stored, the request
+        is not done (it is sent again: tags that make events read, they do not write)."""
+        route = lane.route
+        try:
+            events = route.type.follow_up(
+                response.status, response.headers, response.body, request, route.settings
+            )
+        except Exception as exc:
+            log.exception("tag follow_up() failed", extra={"lane": lane.key})
+            return Verdict(outcome="dead", reason=f"follow_up failed ({type(exc).__name__})")
+        if not events:
+            return Verdict(outcome="done")
+        if self.follow_ups is None:
+            log.warning("follow-up events dropped: no container here", extra={"lane": lane.key})
+            return Verdict(outcome="done")
+        try:
+            await self.follow_ups(route.container, route.tag, events)
+        except Exception as exc:
+            log.warning(
+                "follow-up events not stored: %s", type(exc).__name__, extra={"lane": lane.key}
+            )
+            return Verdict(
+                outcome="retry", reason=f"follow-up events not stored ({type(exc).__name__})"
+            )
+        metrics.inc("sgtm_follow_up_events_total", float(len(events)), **lane.labels)
+        return Verdict(outcome="done")
 
     def _classify(self, lane: Lane, response: Response, outbounds: list[Outbound]) -> list[Verdict]:
         tag = lane.route.type

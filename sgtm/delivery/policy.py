@@ -115,8 +115,11 @@ def store_spec(cfg: StoreConfig | None) -> StoreSpec:
     return StoreSpec(kind="sqlite", path=path)
 
 
-def lane_policy(tag: Tag, cfg: TagDeliveryConfig | None, max_age: float) -> LanePolicy:
-    """The tag type's declarations with the tag's overrides applied (already validated)."""
+def lane_policy(
+    tag: Tag[Any], cfg: TagDeliveryConfig | None, max_age: float, settings: Any = None
+) -> LanePolicy:
+    """The tag type's declarations (for these settings, when given) with the tag's overrides
+    applied (already validated)."""
     declared = tag.batching or Batching()
     cfg = cfg or TagDeliveryConfig()
     batching = Batching(
@@ -127,7 +130,7 @@ def lane_policy(tag: Tag, cfg: TagDeliveryConfig | None, max_age: float) -> Lane
             parse_duration(cfg.flush_every) if cfg.flush_every is not None else declared.flush_every
         ),
     )
-    rate = tag.rate_limit
+    rate = tag.rate_limit if settings is None else tag.rate_limit_for(settings)
     if cfg.rate_limit is not None:
         rate = RateLimit(requests=cfg.rate_limit.requests, per=parse_duration(cfg.rate_limit.per))
     return LanePolicy(
@@ -141,7 +144,7 @@ def lane_policy(tag: Tag, cfg: TagDeliveryConfig | None, max_age: float) -> Lane
     )
 
 
-def check_tag_delivery(cfg: TagDeliveryConfig, tag: Tag) -> list[tuple[str, str]]:
+def check_tag_delivery(cfg: TagDeliveryConfig, tag: Tag[Any]) -> list[tuple[str, str]]:
     """Problems as (relative path, message); an empty list means the block is valid."""
     problems: list[tuple[str, str]] = []
     for name in ("linger", "flush_every", "timeout", "max_age"):

@@ -1,77 +1,83 @@
 """Keeping configured secrets out of the outbox and the dead letters.
 
 A tag's request may carry a secret from its settings (an access token in the query string, an
-API key header). Before a request is stored, every value that came from a secret-looking
-environment variable is replaced by `{{secret.NAME}}` (`{{secret.NAME|url}}` for its URL-encoded
-forms); just before sending, the placeholders get the values back. The store, `sgtm dlq show`
-and backups of the data directory therefore never hold a secret in clear.
+API key header). Before a request is stored, every occurrence of a configured secret (its plain,
+percent-encoded and form-encoded forms) is replaced by a placeholder bound to the job's nonce
+(`sgtm.placeholders`); just before sending, those placeholders get the values back. The store,
+`sgtm dlq show` and backups of the data directory therefore never hold a secret in clear, and
+placeholder text a hit smuggled into a request is never filled: it lacks the nonce.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from urllib.parse import quote, quote_plus
 
+from sgtm import placeholders
 from sgtm.delivery.base import rewrite
 from sgtm.plugin import Outbound
-
-_PLACEHOLDER_RE = re.compile(r"\{\{secret\.([A-Za-z_][A-Za-z0-9_]*)(\|url\+?)?\}\}")
-_MIN_LENGTH = 4  # shorter values would match by accident; the redactor makes the same trade
+from sgtm.redact import alternation
 
 
 class SecretSeal:
     def __init__(self, secrets: Mapping[str, str]) -> None:
-        """`secrets`: value -> environment variable name, as `ContainerSpec.secrets`."""
-        forms: dict[str, str] = {}
+        """`secrets`: value -> name, as `ContainerSpec.secrets`."""
+        # Every form a secret may take in a request, mapped to (name, placeholder form).
+        forms: dict[str, tuple[str, str]] = {}
         self.values: dict[str, str] = {}
         for value, name in secrets.items():
-            if len(value) < _MIN_LENGTH:
+            if not value:
                 continue
             self.values[name] = value
-            forms.setdefault(value, f"{{{{secret.{name}}}}}")
-            forms.setdefault(quote(value, safe=""), f"{{{{secret.{name}|url}}}}")
-            forms.setdefault(quote_plus(value), f"{{{{secret.{name}|url+}}}}")
+            forms.setdefault(value, (name, ""))
+            forms.setdefault(quote(value, safe=""), (name, "|url"))
+            forms.setdefault(quote_plus(value), (name, "|url+"))
         self._forms = forms
-        ordered = sorted(forms, key=len, reverse=True)
-        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
-        self._bytes_pattern = (
-            re.compile(b"|".join(re.escape(f.encode()) for f in ordered)) if ordered else None
-        )
+        pattern = alternation(forms)  # the longest form wins at one position
+        self._pattern = re.compile(pattern) if forms else None
+        self._bytes_pattern = re.compile(pattern.encode()) if forms else None
 
     def __bool__(self) -> bool:
         return self._pattern is not None
 
-    def seal(self, outbound: Outbound) -> Outbound:
+    def seal(self, outbound: Outbound, nonce: str) -> tuple[Outbound, bool]:
+        """The request with secrets replaced by placeholders bound to `nonce`, and whether any
+        secret was found (a request without one needs no nonce kept)."""
         if self._pattern is None or self._bytes_pattern is None:
-            return outbound
+            return outbound, False
         pattern, forms = self._pattern, self._forms
+        found = False
+
+        def placeholder(form: str) -> str:
+            nonlocal found
+            found = True
+            name, kind = forms[form]
+            return placeholders.secret(nonce, name, kind)
 
         def text(value: str) -> str:
-            return pattern.sub(lambda m: forms[m.group(0)], value)
+            return pattern.sub(lambda m: placeholder(m.group(0)), value)
 
-        body = self._bytes_pattern.sub(lambda m: forms[m.group(0).decode()].encode(), outbound.body)
-        return rewrite(outbound, text, body)
+        body = self._bytes_pattern.sub(
+            lambda m: placeholder(m.group(0).decode()).encode(), outbound.body
+        )
+        sealed = rewrite(outbound, text, body)
+        return (sealed, True) if found else (outbound, False)
 
-    def unseal(self, outbound: Outbound) -> Outbound:
-        if not self.values:
+    def unseal(self, outbound: Outbound, nonces: Collection[str]) -> Outbound:
+        """The request with the placeholders of `nonces` (its jobs') replaced by the secrets."""
+        if not self.values or not nonces:
             return outbound
 
-        def real(match: re.Match[str]) -> str:
-            value = self.values.get(match.group(1))
+        def real(kind: str, name: str | None, form: str) -> str | None:
+            value = self.values.get(name or "") if kind == "secret" else None
             if value is None:
-                return match.group(0)
-            form = match.group(2)
+                return None
             if form == "|url":
                 return quote(value, safe="")
             if form == "|url+":
                 return quote_plus(value)
             return value
 
-        def text(value: str) -> str:
-            return _PLACEHOLDER_RE.sub(real, value) if "{{secret." in value else value
-
-        body = outbound.body
-        if b"{{secret." in body:
-            body = text(body.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
-        return rewrite(outbound, text, body)
+        body = placeholders.fill_bytes(outbound.body, nonces, real)
+        return rewrite(outbound, lambda value: placeholders.fill(value, nonces, real), body)

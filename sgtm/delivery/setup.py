@@ -55,7 +55,7 @@ def routes_for(specs: Sequence[ContainerSpec]) -> dict[tuple[str, str], TagRoute
                 tag=tag.name,
                 type=tag.type,
                 settings=tag.settings,
-                policy=lane_policy(tag.type, tag.delivery, max_age),
+                policy=lane_policy(tag.type, tag.delivery, max_age, tag.settings),
                 seal=seal,
                 redact=redact,
             )

@@ -17,6 +17,7 @@ from typing import Protocol
 
 import msgspec
 
+from sgtm import placeholders
 from sgtm.plugin import Outbound
 
 HISTORY_LIMIT = 20  # attempts kept per job: the first few and the latest are the useful ones
@@ -38,6 +39,15 @@ class Payload(msgspec.Struct, array_like=True):
     tag_type: str
     outbound: Outbound
     created: float
+    # The nonce the request's placeholders are bound to (sgtm.placeholders): "" when it has
+    # none; None for jobs stored before nonces existed.
+    nonce: str | None = None
+
+    def nonces(self) -> set[str]:
+        """The nonces whose placeholders may be filled in this job's request."""
+        if self.nonce is None:
+            return {placeholders.LEGACY}
+        return {self.nonce} if self.nonce else set()
 
 
 class NewJob(msgspec.Struct, kw_only=True):

@@ -10,13 +10,13 @@ from typing import Any
 
 import msgspec
 
+from sgtm import placeholders
 from sgtm.delivery.base import Submission
 from sgtm.delivery.engine import DeliveryEngine, EngineOptions, TagRoute
 from sgtm.delivery.policy import TagDeliveryConfig, lane_policy
 from sgtm.delivery.seal import SecretSeal
 from sgtm.delivery.store import Store
 from sgtm.plugin import (
-    CREDENTIAL,
     Batching,
     Credential,
     Outbound,
@@ -141,10 +141,14 @@ def submission(
         tag_type=r.type.name,
         outbound=outbound,
         created=time.time() if created is None else created,
+        nonce=NONCE,
     )
 
 
-def bearer(credential: str = CREDENTIAL) -> dict[str, str]:
+NONCE = "0123456789abcdef"  # the nonce `submission` binds its requests' placeholders to
+
+
+def bearer(credential: str = placeholders.credential(NONCE)) -> dict[str, str]:
     return {"Authorization": f"Bearer {credential}"}
 
 

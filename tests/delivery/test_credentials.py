@@ -71,7 +71,7 @@ async def test_refused_token_is_refreshed_once_and_the_send_retried(stores):
         assert len(tokens.received) == 2
         (letter,) = await store.dead_letters()
         stored = letter.outbound()
-        assert stored.headers["Authorization"] == "Bearer {{credential}}"
+        assert stored.headers["Authorization"] == bearer()["Authorization"]  # never the token
         assert b"tok-" not in letter.payload
         assert metrics.value("sgtm_delivery_auth_refresh_total", container="shop", tag="hook") == 1
 

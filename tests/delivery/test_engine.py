@@ -12,13 +12,14 @@ import time
 
 import pytest
 
-from sgtm import metrics
+from sgtm import metrics, placeholders
 from sgtm.delivery.base import DeliveryUnavailable, lane_key
 from sgtm.delivery.engine import TokenBucket, retry_after
 from sgtm.delivery.policy import RateLimitConfig, TagDeliveryConfig
 from sgtm.delivery.store import NewJob, Payload, encode_payload
 from sgtm.plugin import RateLimit
 from tests.delivery.helpers import (
+    NONCE,
     BatchTag,
     PlainTag,
     engine,
@@ -364,7 +365,31 @@ async def test_configured_secrets_never_reach_the_store(stores):
     assert got.headers["x-key"] == secret
     stored = letter.outbound()
     assert secret not in stored.url and secret not in stored.headers["X-Key"]
-    assert stored.url.endswith("access_token={{secret.META_ACCESS_TOKEN}}")
+    assert stored.url.endswith("access_token=" + placeholders.secret(NONCE, "META_ACCESS_TOKEN"))
+
+
+async def test_placeholder_text_from_a_hit_never_becomes_a_secret(stores):
+    """A hit carrying `{{secret.NAME}}` (as GA4 `ep.uid=...` or a dataLayer value would) in what
+    a tag builds gets that text delivered, never the secret, in URL, headers and body."""
+    await stores()
+    secret = "EAAB-super-secret-token-123"
+    smuggled = "{{secret.META_ACCESS_TOKEN}}{{secret.META_ACCESS_TOKEN|url}}{{credential}}"
+    with FakeVendor() as vendor:
+        r = route(PlainTag(), secrets={secret: "META_ACCESS_TOKEN"})
+        eng = engine(stores.new(), r)
+        await eng.start()
+        try:
+            sub = submission(
+                r, f"{vendor.url}/e?access_token={secret}", 1, headers={"X-Uid": smuggled}
+            )
+            sub.outbound.body = json.dumps({"uid": smuggled}).encode()
+            await eng.submit([sub])
+            (got,) = await wait_received(vendor, 1)
+        finally:
+            await eng.close()
+    assert got.query == f"access_token={secret}"
+    assert got.headers["x-uid"] == smuggled
+    assert json.loads(got.body) == {"uid": smuggled}
 
 
 async def test_scheduled_flush_survives_a_restart(stores):

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 import pytest
-from sgtm_plugins import _hashing as pii
 from sgtm_plugins.ga4_mp import Ga4MpTag
+from sgtm_plugins.ga4_mp import normalize as google
 from sgtm_plugins.ga4_mp.settings import Ga4MpSettings
 
 from sgtm import metrics
@@ -25,6 +25,7 @@ from sgtm.config import load_text
 from sgtm.container import Container, TagTrace
 from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery.recorder import RecorderDelivery
+from sgtm.kit import hashing as pii
 from sgtm.plugin import BuildContext, ContainerInfo, Outbound
 from sgtm.plugins import registry
 from sgtm.yamlsource import ConfigErrors
@@ -520,7 +521,7 @@ def test_consent_from_both_places_the_core_reads():
     ],
 )
 def test_google_email(raw, normalized):
-    assert pii.google_email(raw) == normalized
+    assert google.google_email(raw) == normalized
 
 
 @pytest.mark.parametrize(
@@ -544,15 +545,19 @@ def test_e164(raw, country, normalized):
 @pytest.mark.parametrize(
     ("function", "raw", "normalized"),
     [
-        (pii.google_name, " Jean-Luc O'Neil 3rd ", "jeanluc oneil rd"),
-        (pii.google_name, "José", "josé"),
-        (pii.google_street, "1600 Amphitheatre Pkwy., Apt #2", "1600 amphitheatre pkwy apt 2"),
-        (pii.google_city, "São Paulo (SP) 2", "são paulo sp"),
-        (pii.google_region, "CA", "ca"),
-        (pii.google_postal_code, " 94043.1351~ ", "940431351"),
-        (pii.google_country, "br", "BR"),
-        (pii.google_country, "Brazil", None),
-        (pii.google_name, "123 !!", None),
+        (google.google_name, " Jean-Luc O'Neil 3rd ", "jeanluc oneil rd"),
+        (google.google_name, "José", "josé"),
+        (
+            google.google_street,
+            "1600 Amphitheatre Pkwy., Apt #2",
+            "1600 amphitheatre pkwy apt 2",
+        ),
+        (google.google_city, "São Paulo (SP) 2", "são paulo sp"),
+        (google.google_region, "CA", "ca"),
+        (google.google_postal_code, " 94043.1351~ ", "940431351"),
+        (google.google_country, "br", "BR"),
+        (google.google_country, "Brazil", None),
+        (google.google_name, "123 !!", None),
     ],
 )
 def test_google_address_rules(function, raw, normalized):

@@ -12,21 +12,16 @@ from typing import Any
 
 import httpx
 import pytest
-from sgtm_plugins import _identity
-from sgtm_plugins._identity import (
-    CookieSettings,
-    cookie_domain,
-    is_cookie_value,
-    meta_cookies,
-    query_param,
-)
 from sgtm_plugins.ga4 import GA4Client, GA4Settings
 from sgtm_plugins.ga4.fpid import FPID_MAX_AGE, FPLC_MAX_AGE, fplc_for, new_fpid, parse_fpid
+from sgtm_plugins.meta_capi.cookies import meta_cookies
 
 from sgtm.config import load_text
 from sgtm.container import Container, HandleResult
 from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery.recorder import RecorderDelivery
+from sgtm.kit import cookies as kit_cookies
+from sgtm.kit.cookies import CookieSettings, cookie_domain, is_cookie_value, query_param
 from sgtm.plugin import ClientContext, ContainerInfo, Cookie
 from sgtm.plugins import registry
 from sgtm.request import HitRequest
@@ -100,11 +95,11 @@ def test_public_suffix_list_is_read_from_the_package_never_fetched(monkeypatch) 
     monkeypatch.setattr(socket, "create_connection", no_network)
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(urllib.request, "urlopen", no_network)
-    _identity._psl.cache_clear()
+    kit_cookies._psl.cache_clear()
     try:
         assert cookie_domain("www.loja.com.br", CookieSettings()) == "loja.com.br"
     finally:
-        _identity._psl.cache_clear()
+        kit_cookies._psl.cache_clear()
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,6 @@ from typing import Any
 import msgspec
 import pytest
 from sgtm_plugins.meta_capi import MetaCapiTag, appsecret_proof, register_tag_types
-from sgtm_plugins.meta_capi import normalize as n
 from sgtm_plugins.meta_capi.mapping import EVENT_MAP, HASHED_FIELDS
 from sgtm_plugins.meta_capi.settings import MetaCapiSettings
 
@@ -441,6 +440,19 @@ def test_user_data_from_sgtm_keys():
     }
 
 
+def test_date_of_birth_is_checked_against_the_build_clock_not_the_machine():
+    """A birth date next year is valid (Meta's window ends next year): next year of ctx.now."""
+    event = base(user_data={"date_of_birth": "2032-01-01", "email_address": "a@b.co"})
+    for now, accepted in ((1_924_992_000.0, True), (1_893_456_000.0, False)):  # 2031, 2030
+        ctx = BuildContext(tag_name="meta", container=ContainerInfo(name="shop"), now=now)
+        event["x-sst-system_properties"] = {"request_start_time_ms": int(now * 1000)}
+        (outbound,) = TAG.build(event, settings(), ctx)
+        user_data = outbound.batch_item["user_data"]
+        assert ("db" in user_data) is accepted, now
+        if accepted:
+            assert user_data["db"] == sha("20320101")
+
+
 def test_montreal_gives_sha256_of_montral():
     out = build(base(user_data={"address": {"city": "Montréal"}}))
     assert out["user_data"]["ct"] == hashlib.sha256(b"montral").hexdigest()
@@ -576,11 +588,7 @@ def test_official_normalizer_cases_through_the_tag(field):
     for value, expected in OFFICIAL_TABLES[field]:
         if HEXISH.fullmatch(value.strip()):
             want: str | None = value.strip().lower()  # a digest passes unchanged
-        elif field == "db" and n.normalize_dob(value) != n.normalize_dob(value, current_year=2026):
-            # The table ran in 2026; dates at the "next year" edge follow the current year.
-            result = n.normalize_dob(value)
-            want = sha(result) if result else None
-        else:
+        else:  # the table ran in 2026, the year of the build's clock (NOW)
             want = sha(expected) if expected else None
         got = build(_with_key(base(), OFFICIAL_KEYS[field], value))["user_data"].get(field)
         if got != want:

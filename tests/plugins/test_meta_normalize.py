@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from datetime import datetime
 
 import pytest
 from sgtm_plugins.meta_capi import normalize as n
@@ -2363,14 +2362,22 @@ def test_official_tables_are_complete() -> None:
 # facebook/capi-param-builder:nodejs/capi-param-builder/tests/dobUtil.test.js
 # ("should handle current year boundaries", "Date validation"): relative to the current year.
 def test_dob_year_window_follows_current_year() -> None:
-    this_year = datetime.now().year
-    assert n.normalize_dob(f"01-01-{this_year + 1}") == f"{this_year + 1}0101"
-    assert n.normalize_dob(f"01-01-{this_year}") == f"{this_year}0101"
-    assert n.normalize_dob(f"01-01-{this_year + 2}") is None
-    assert n.normalize_dob("01-01-1800") == "18000101"
-    assert n.normalize_dob("01-01-1799") is None
+    this_year = 2027
+    assert n.normalize_dob(f"01-01-{this_year + 1}", current_year=this_year) == "20280101"
+    assert n.normalize_dob(f"01-01-{this_year}", current_year=this_year) == "20270101"
+    assert n.normalize_dob(f"01-01-{this_year + 2}", current_year=this_year) is None
+    assert n.normalize_dob("01-01-1800", current_year=this_year) == "18000101"
+    assert n.normalize_dob("01-01-1799", current_year=this_year) is None
     assert n.normalize_dob("01-01-2031", current_year=2030) == "20310101"
     assert n.normalize_dob("01-01-2031", current_year=2029) is None
+
+
+def test_a_date_of_birth_needs_the_year_given_not_read_from_a_clock() -> None:
+    with pytest.raises(ValueError, match="current_year"):
+        n.normalize("db", "01-01-1990")
+    with pytest.raises(ValueError, match="current_year"):
+        n.hash_pii("db", "01-01-1990")
+    assert n.normalize("em", "a@b.co") == "a@b.co"  # other fields need no year
 
 
 # facebook/capi-param-builder:nodejs/capi-param-builder/tests/PIIUtil.test.js
@@ -2454,7 +2461,7 @@ def test_pii_util_validation_official() -> None:
     ],
 )
 def test_data_type_names(field: str, value: str, expected: str) -> None:
-    assert n.normalize(field, value) == expected
+    assert n.normalize(field, value, current_year=2026) == expected
 
 
 # Hashes checked against capi-param-builder-nodejs 1.3.2 getNormalizedAndHashedPII (appendix
@@ -2495,8 +2502,8 @@ BUILDER_HASHES: list[tuple[str, str, str]] = [
 
 @pytest.mark.parametrize(("field", "value", "digest"), BUILDER_HASHES)
 def test_hash_matches_builder(field: str, value: str, digest: str) -> None:
-    assert n.hash_pii(field, value) == digest
-    assert n.hash_pii(field, value, with_appendix=True) == digest + ".AQQCAQMC"
+    assert n.hash_pii(field, value, current_year=2026) == digest
+    assert n.hash_pii(field, value, with_appendix=True, current_year=2026) == digest + ".AQQCAQMC"
 
 
 # facebook/facebook-nodejs-business-sdk:__tests__/user-data-pii-utils.test.js
@@ -2531,7 +2538,7 @@ def test_nodejs_sdk_user_data_cases() -> None:
         ("external_id", "id-1"),
     ]:
         for with_appendix in (False, True):
-            hashed = n.hash_pii(field, value, with_appendix=with_appendix)
+            hashed = n.hash_pii(field, value, with_appendix=with_appendix, current_year=2026)
             assert isinstance(hashed, str)
             assert shaped.fullmatch(hashed)
 
@@ -2840,8 +2847,8 @@ REFERENCE_EXAMPLES: list[tuple[str, str, str | None]] = [
 
 @pytest.mark.parametrize(("field", "value", "expected"), REFERENCE_EXAMPLES)
 def test_reference_examples(field: str, value: str, expected: str | None) -> None:
-    assert n.normalize(field, value) == expected
-    assert n.hash_pii(field, value) == (_sha(expected) if expected else None)
+    assert n.normalize(field, value, current_year=2026) == expected
+    assert n.hash_pii(field, value, current_year=2026) == (_sha(expected) if expected else None)
 
 
 # JavaScript behaviours the port reproduces, each checked against capi-param-builder-nodejs 1.3.2.

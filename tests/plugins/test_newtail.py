@@ -17,8 +17,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 import pytest
-from sgtm_plugins import _hashing as pii
-from sgtm_plugins.newtail import NewtailTag
+from sgtm_plugins.newtail import NewtailTag, normalize
 from sgtm_plugins.newtail.settings import NewtailSettings
 
 from sgtm.config import load_text
@@ -478,19 +477,19 @@ def test_plain_fields(event, settings, expected):
 
 
 def test_newtail_normalization():
-    assert pii.newtail_text(" Allan ") == "allan"
+    assert normalize.newtail_text(" Allan ") == "allan"
     # Newtail's docs print 8c01ade3... for create_hash(' Allan '): that is the hash of the raw
     # ' Allan ', not of the "allan" its own rule and code produce. sgtm follows the rule.
     assert sha(" Allan ").startswith("8c01ade3cb71")
     assert sha("allan").startswith("5fd726bc56c3")
-    assert pii.newtail_text("Ana\tMaria \n") == "anamaria"
-    assert pii.newtail_email(" Ana@Example.COM ") == "ana@example.com"
-    assert pii.newtail_email("ana") is None
-    assert pii.newtail_social_id("123.456.789-09") == "12345678909"
-    assert pii.newtail_social_id("12.345.678/0001-99") == "12345678000199"
-    assert pii.newtail_social_id("12.ABC.345/01DE-35") == "12abc34501de35"  # CNPJ from 2026
-    assert pii.newtail_social_id(1234567890) == "01234567890"
-    assert pii.newtail_social_id("123") is None
+    assert normalize.newtail_text("Ana\tMaria \n") == "anamaria"
+    assert normalize.newtail_email(" Ana@Example.COM ") == "ana@example.com"
+    assert normalize.newtail_email("ana") is None
+    assert normalize.newtail_social_id("123.456.789-09") == "12345678909"
+    assert normalize.newtail_social_id("12.345.678/0001-99") == "12345678000199"
+    assert normalize.newtail_social_id("12.ABC.345/01DE-35") == "12abc34501de35"  # CNPJ from 2026
+    assert normalize.newtail_social_id(1234567890) == "01234567890"
+    assert normalize.newtail_social_id("123") is None
 
 
 # -- sgtm emulate: beacon requests and a GA4 hit in, exact requests out ----------------------------

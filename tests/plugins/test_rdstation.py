@@ -13,7 +13,7 @@ import msgspec
 import pytest
 from sgtm_plugins.rdstation import RDStationSettings, RDStationTag
 
-from sgtm.plugin import CREDENTIAL, Verdict, as_verdict
+from sgtm.plugin import Verdict, as_verdict
 from sgtm.yamlsource import ConfigErrors
 from tests.plugins.crm_fakes import NOW, emulate, emulate_request, load
 
@@ -67,6 +67,8 @@ ITEMS = [
     {"item_id": "SKU-2", "item_name": "Boné", "price": 30, "quantity": 1},
 ]
 PAGE = "https://www.shop.example/p/1?utm_source=google&utm_medium=cpc&utm_campaign=bf&utm_term=x"
+
+CREDENTIAL = "{{credential}}"  # as sgtm emulate shows a run-time token
 
 
 def event(name: str, **extra: Any) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import msgspec
 import pytest
 from sgtm_plugins.salesforce import SalesforceSettings, SalesforceTag
 
-from sgtm.plugin import CREDENTIAL, Outbound, as_verdict
+from sgtm.plugin import Outbound, as_verdict
 from sgtm.yamlsource import ConfigErrors
 from tests.plugins.crm_fakes import NOW, emulate, load
 
@@ -67,6 +67,8 @@ USER = {
 }
 ITEMS = [{"item_id": "SKU-1", "item_name": "Camiseta Azul", "price": 49.9, "quantity": 2}]
 PAGE = "https://www.shop.example/p/camiseta"
+
+CREDENTIAL = "{{credential}}"  # as sgtm emulate shows a run-time token
 
 
 def event(name: str, **extra: Any) -> dict[str, Any]:

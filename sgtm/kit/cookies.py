@@ -1,4 +1,4 @@
-"""First-party identity cookies shared by the browser-facing clients (docs/identity.md).
+"""First-party identity cookies for clients that set them (docs/identity.md).
 
 - `CookieSettings`: the `cookies:` block of a client's settings (domain, SameSite, Secure).
 - `cookie_domain`: `auto` is the registrable domain of the request host, from the Public Suffix
@@ -7,8 +7,8 @@
   (`localhost`) get host-only cookies (no Domain attribute).
 - `storage_granted`: identifier cookies need the consent type granted by every event of the
   request (or by the container default when a hit says nothing).
-- `meta_cookies`: `_fbp` / `_fbc` set by the server, with the capi-param-builder rules ported in
-  `sgtm_plugins.meta_capi.normalize`.
+- `make_cookie`, `is_cookie_value`, `query_param`: a Cookie with the settings' attributes, the
+  RFC 6265 value check, a query parameter of a page URL.
 
 Cookie values always pass `is_cookie_value` before they reach a Set-Cookie header: a value taken
 from the request (a cookie, an fbclid) can never inject attributes or break the header encoding.
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import secrets
 from functools import cache
 from typing import Literal
 from urllib.parse import parse_qsl, urlsplit
@@ -26,18 +25,11 @@ from urllib.parse import parse_qsl, urlsplit
 import msgspec
 from publicsuffixlist import PublicSuffixList
 
-from sgtm import consent
-from sgtm.event import EventData
-from sgtm.plugin import ClientContext, Cookie
-from sgtm.request import HitRequest
+from sgtm.plugin import ClientContext, Cookie, EventData, first_denied_consent
 
 # RFC 6265 cookie-octet: no whitespace, DQUOTE, comma, semicolon or backslash; ASCII only.
 _COOKIE_VALUE = re.compile(r"[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]{1,1024}")
 _DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9-]{1,63}")
-
-META_MAX_AGE = 90 * 24 * 3600  # Meta's first-party cookies: 90 days
-FBP_KEY = "x-fb-ck-fbp"  # the event data keys Meta's own sGTM tag reads
-FBC_KEY = "x-fb-ck-fbc"
 
 
 @cache
@@ -118,7 +110,7 @@ def storage_granted(events: list[EventData], consent_type: str, ctx: ClientConte
     """True when every event grants `consent_type` (an event that says nothing: the default)."""
     default = ctx.container.consent_default == "granted"
     return bool(events) and all(
-        consent.first_denied((consent_type,), event, default) is None for event in events
+        first_denied_consent((consent_type,), event, default) is None for event in events
     )
 
 
@@ -133,65 +125,4 @@ def query_param(url: object, name: str) -> str | None:
     for key, value in parse_qsl(query, keep_blank_values=True):
         if key == name:
             return value
-    return None
-
-
-def meta_cookies(
-    request: HitRequest,
-    events: list[EventData],
-    settings: CookieSettings,
-    ctx: ClientContext,
-) -> None:
-    """Decide `_fbp` / `_fbc` for this request: write them into every event (`x-fb-ck-fbp`,
-    `x-fb-ck-fbc`) and queue the cookies in `ctx.cookies` (refreshed to 90 days on each hit,
-    which is what keeps them alive where browsers cap script-set cookies).
-
-    Nothing is read or set unless every event grants `ad_storage`. `_fbp`: the valid cookie
-    (else a valid `x-fb-ck-fbp` the hit carries) kept as it is, else a new
-    `fb.<index>.<ms>.<random>`. `_fbc`: the `fbclid` of the page URL (else of the Referer)
-    makes `fb.<index>.<ms>.<fbclid>`, the click id byte for byte; an existing `_fbc` with the
-    same click id is kept.
-    """
-    # Imported here: the meta_capi package imports this module (a cycle at import time).
-    from sgtm_plugins.meta_capi.normalize import fbc_from, fbp_from, subdomain_index
-
-    if not storage_granted(events, "ad_storage", ctx):
-        return
-    domain = cookie_domain(request.host, settings)
-    index = subdomain_index(domain or request.host)
-    now_ms = int(ctx.now * 1000)
-
-    existing_fbp = _existing(request.cookies.get("_fbp"), events, FBP_KEY)
-    # Meta's builder draws floor(Math.random() * 2147483647): the same range, from a CSPRNG.
-    fbp = fbp_from(existing_fbp, index, now_ms, secrets.randbelow(2_147_483_647))
-
-    referer = request.headers.get("referer")
-    page_url = next((e["page_location"] for e in events if "page_location" in e), None)
-    fbclid = query_param(page_url, "fbclid") or query_param(referer, "fbclid") or None
-    if fbclid is not None and not is_cookie_value(fbclid):
-        ctx.drop("identity.invalid_fbclid")
-        fbclid = None
-    existing_fbc = _existing(request.cookies.get("_fbc"), events, FBC_KEY)
-    fbc = fbc_from(existing_fbc, fbclid, index, now_ms)
-
-    for name, key, value in (("_fbp", FBP_KEY, fbp), ("_fbc", FBC_KEY, fbc)):
-        if value is None or not is_cookie_value(value):
-            continue
-        for event in events:
-            event[key] = value
-        ctx.cookies.append(make_cookie(name, value, META_MAX_AGE, domain, settings))
-
-
-def _existing(cookie: str | None, events: list[EventData], key: str) -> str | None:
-    """The request's valid cookie, else a valid value a hit carries (the pixel's, sent as an
-    event param); only values safe to send back in a Set-Cookie header count."""
-    from sgtm_plugins.meta_capi.normalize import is_valid_fbp_fbc
-
-    for candidate in (cookie, *(event.get(key) for event in events)):
-        if (
-            isinstance(candidate, str)
-            and is_valid_fbp_fbc(candidate)
-            and is_cookie_value(candidate)
-        ):
-            return candidate
     return None

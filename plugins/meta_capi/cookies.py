@@ -1,0 +1,78 @@
+"""Meta's first-party cookies `_fbp` / `_fbc`, set by the server for the browser-facing clients
+(docs/identity.md), with the capi-param-builder rules ported in `.normalize`."""
+
+from __future__ import annotations
+
+import secrets
+
+from sgtm.kit.cookies import (
+    CookieSettings,
+    cookie_domain,
+    is_cookie_value,
+    make_cookie,
+    query_param,
+    storage_granted,
+)
+from sgtm.plugin import ClientContext, EventData, HitRequest
+
+from .normalize import fbc_from, fbp_from, is_valid_fbp_fbc, subdomain_index
+
+META_MAX_AGE = 90 * 24 * 3600  # Meta's first-party cookies: 90 days
+FBP_KEY = "x-fb-ck-fbp"  # the event data keys Meta's own sGTM tag reads
+FBC_KEY = "x-fb-ck-fbc"
+
+
+def meta_cookies(
+    request: HitRequest,
+    events: list[EventData],
+    settings: CookieSettings,
+    ctx: ClientContext,
+) -> None:
+    """Decide `_fbp` / `_fbc` for this request: write them into every event (`x-fb-ck-fbp`,
+    `x-fb-ck-fbc`) and queue the cookies in `ctx.cookies` (refreshed to 90 days on each hit,
+    which is what keeps them alive where browsers cap script-set cookies).
+
+    Nothing is read or set unless every event grants `ad_storage`. `_fbp`: the valid cookie
+    (else a valid `x-fb-ck-fbp` the hit carries) kept as it is, else a new
+    `fb.<index>.<ms>.<random>`. `_fbc`: the `fbclid` of the page URL (else of the Referer)
+    makes `fb.<index>.<ms>.<fbclid>`, the click id byte for byte; an existing `_fbc` with the
+    same click id is kept.
+    """
+    if not storage_granted(events, "ad_storage", ctx):
+        return
+    domain = cookie_domain(request.host, settings)
+    index = subdomain_index(domain or request.host)
+    now_ms = int(ctx.now * 1000)
+
+    existing_fbp = _existing(request.cookies.get("_fbp"), events, FBP_KEY)
+    # Meta's builder draws floor(Math.random() * 2147483647): the same range, from a CSPRNG.
+    fbp = fbp_from(existing_fbp, index, now_ms, secrets.randbelow(2_147_483_647))
+
+    referer = request.headers.get("referer")
+    page_url = next((e["page_location"] for e in events if "page_location" in e), None)
+    fbclid = query_param(page_url, "fbclid") or query_param(referer, "fbclid") or None
+    if fbclid is not None and not is_cookie_value(fbclid):
+        ctx.drop("identity.invalid_fbclid")
+        fbclid = None
+    existing_fbc = _existing(request.cookies.get("_fbc"), events, FBC_KEY)
+    fbc = fbc_from(existing_fbc, fbclid, index, now_ms)
+
+    for name, key, value in (("_fbp", FBP_KEY, fbp), ("_fbc", FBC_KEY, fbc)):
+        if value is None or not is_cookie_value(value):
+            continue
+        for event in events:
+            event[key] = value
+        ctx.cookies.append(make_cookie(name, value, META_MAX_AGE, domain, settings))
+
+
+def _existing(cookie: str | None, events: list[EventData], key: str) -> str | None:
+    """The request's valid cookie, else a valid value a hit carries (the pixel's, sent as an
+    event param); only values safe to send back in a Set-Cookie header count."""
+    for candidate in (cookie, *(event.get(key) for event in events)):
+        if (
+            isinstance(candidate, str)
+            and is_valid_fbp_fbc(candidate)
+            and is_cookie_value(candidate)
+        ):
+            return candidate
+    return None

@@ -1,0 +1,69 @@
+"""SHA-256 hashing of personal data and the normalization several vendors share.
+
+Each vendor documents its own normalization and they differ: a value normalized with the wrong
+rules hashes to something that never matches. A vendor's own rules live with its tag (Meta's in
+`sgtm_plugins.meta_capi.normalize`, Google's in `sgtm_plugins.ga4_mp.normalize`, Newtail's in
+`sgtm_plugins.newtail.normalize`); what is here is what is the same for all of them. A function
+returns None for a value that cannot be one of its kind (nothing is hashed then).
+
+- `sha256_hex` hashes UTF-8 bytes to lowercase hex; a value that already is 64 hex characters
+  (`is_sha256_hex`) is taken as hashed and only lower-cased (`hashed`), never hashed again.
+- `e164`: a phone number in E.164 (`+<country code><number>`), which Google, Meta and Newtail
+  all ask for before hashing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+_SHA256_HEX = re.compile(r"[0-9A-Fa-f]{64}")
+_NON_DIGITS = re.compile(r"[^0-9]")
+
+# E.164: a country code and subscriber number of at most 15 digits; shorter than 7 is no phone.
+E164_MIN_DIGITS = 7
+E164_MAX_DIGITS = 15
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def is_sha256_hex(value: object) -> bool:
+    return isinstance(value, str) and _SHA256_HEX.fullmatch(value.strip()) is not None
+
+
+def hashed(value: object) -> str | None:
+    """An already hashed value, lower-cased; None if `value` is not 64 hex characters."""
+    return value.strip().lower() if isinstance(value, str) and is_sha256_hex(value) else None
+
+
+# -- phones ------------------------------------------------------------------------------------
+
+
+def e164(value: object, default_country_code: str | None = None) -> str | None:
+    """`+<digits>` in E.164, or None.
+
+    - `+55 (11) 91234-5678` -> `+5511912345678`: a leading `+` keeps the digits as they are;
+    - `0055 11 91234-5678` -> `+5511912345678`: a leading `00` is the international prefix;
+    - `(11) 91234-5678` with `default_country_code="55"` -> `+5511912345678`: a national number
+      gets the country code, without its leading zeros (the trunk prefix, as in `011 ...`);
+    - `(11) 91234-5678` without a default: `+11912345678`, Google's literal rule ("remove all non
+      digit characters, add + prefix"); give `default_country_code` for national numbers.
+    Fewer than 7 or more than 15 digits is no phone number: None.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    digits = _NON_DIGITS.sub("", text)
+    if text.startswith("+"):
+        pass
+    elif text.startswith("00"):
+        digits = digits[2:]
+    elif default_country_code:
+        digits = default_country_code + digits.lstrip("0")
+    if not E164_MIN_DIGITS <= len(digits) <= E164_MAX_DIGITS:
+        return None
+    return "+" + digits

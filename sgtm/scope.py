@@ -1,0 +1,112 @@
+"""The per-event Scope: how variables, triggers and templates read one event.
+
+A Scope lives for one event. Each variable is computed at most once per Scope (sGTM evaluates
+variables lazily too), so a trigger and three tags reading `{{email}}` pay once. A name that is
+not a container variable falls back to sGTM's built-in variables (`page_path`, `client_name`...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from sgtm import event as ev
+from sgtm.request import HitRequest
+
+if TYPE_CHECKING:
+    from sgtm.plugin import Variable
+
+
+@dataclass(slots=True)
+class BoundVariable:
+    """A user variable from the container: its type and decoded settings."""
+
+    name: str
+    type: Variable[Any]
+    settings: Any
+
+
+class Scope:
+    """What a variable, a trigger or a template sees of one event.
+
+    `event` is the event data, `request` the `HitRequest` (None for events fed straight in),
+    `client_name` the client that parsed it. `key("a.b")` reads a dotted event key; `var(name)`
+    reads a variable, computed at most once per Scope.
+    """
+
+    __slots__ = ("_cache", "client_name", "event", "request", "variables")
+
+    def __init__(
+        self,
+        event: ev.EventData,
+        request: HitRequest | None,
+        client_name: str | None,
+        variables: Mapping[str, BoundVariable],
+    ) -> None:
+        self.event = event
+        self.request = request
+        self.client_name = client_name
+        self.variables = variables
+        self._cache: dict[str, Any] = {}
+
+    def key(self, path: str) -> Any:
+        return ev.get(self.event, path)
+
+    def var(self, name: str) -> Any:
+        try:
+            return self._cache[name]
+        except KeyError:
+            pass
+        bound = self.variables.get(name)
+        if bound is not None:
+            self._cache[name] = (
+                None  # a variable that reads itself sees None, not a recursion error
+            )
+            value = bound.type.resolve(bound.settings, self)
+        else:
+            builtin = BUILTINS.get(name)
+            value = builtin(self) if builtin is not None else None
+        self._cache[name] = value
+        return value
+
+
+def _page_part(part: str) -> Callable[[Scope], Any]:
+    def get(scope: Scope) -> Any:
+        explicit = scope.key(f"page_{part}")
+        if explicit is not None:
+            return explicit
+        location = scope.key("page_location")
+        if not isinstance(location, str) or not location:
+            return None
+        try:
+            split = urlsplit(location)
+        except ValueError:
+            return None
+        if part == "hostname":
+            return split.hostname
+        # As a browser's URL.pathname: an http(s) URL without a path has the path "/".
+        return split.path or ("/" if split.netloc else "")
+
+    return get
+
+
+# sGTM's built-in variables (reference/sgtm-model.md §5), by their snake_case names.
+BUILTINS: dict[str, Callable[[Scope], Any]] = {
+    "client_name": lambda s: s.client_name,
+    "event_name": lambda s: s.key("event_name"),
+    "request_path": lambda s: s.request.path if s.request else None,
+    "request_method": lambda s: s.request.method if s.request else None,
+    "query_string": lambda s: s.request.query_string if s.request else None,
+    "page_location": lambda s: s.key("page_location"),
+    "page_path": _page_part("path"),
+    "page_hostname": _page_part("hostname"),
+    "page_referrer": lambda s: s.key("page_referrer"),
+    "client_id": lambda s: s.key("client_id"),
+    "user_id": lambda s: s.key("user_id"),
+    "ip_override": lambda s: s.key("ip_override"),
+    "user_agent": lambda s: s.key("user_agent"),
+    "analytics_session_id": lambda s: s.key("ga_session_id"),
+    "analytics_session_number": lambda s: s.key("ga_session_number"),
+}
