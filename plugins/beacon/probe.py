@@ -13,9 +13,7 @@ from typing import Any
 
 import msgspec
 
-from sgtm import event as ev
-from sgtm.event import EventData
-from sgtm.request import HitRequest
+from sgtm.plugin import EventData, HitRequest, get_path
 
 PUBLISHER = "sgtmaudit-publisher"
 CLEAR = {
@@ -30,7 +28,7 @@ COMMON = ("user_id", "session_id", "event_id", "page_location", "consent_state",
 def probe_requests(event: EventData, base: HitRequest, prefix: str) -> list[HitRequest]:
     if event.get("event_name") != "purchase":
         return []
-    start_ms = ev.get(event, "x-sst-system_properties.request_start_time_ms")
+    start_ms = get_path(event, "x-sst-system_properties.request_start_time_ms")
     seconds = start_ms / 1000 if isinstance(start_ms, (int, float)) else 0
     body: dict[str, Any] = {
         "publisher_id": PUBLISHER,
@@ -53,7 +51,7 @@ def probe_requests(event: EventData, base: HitRequest, prefix: str) -> list[HitR
             body[key] = event[key]
     body.setdefault("session_id", event.get("client_id"))
     for key, path in CLEAR.items():
-        if (value := ev.get(event, path)) is not None:
+        if (value := get_path(event, path)) is not None:
             body[key] = value
     return [
         replace(

@@ -17,9 +17,7 @@ from urllib.parse import urlencode
 
 import msgspec
 
-from sgtm import event as ev
-from sgtm.event import EventData
-from sgtm.request import HitRequest
+from sgtm.plugin import EventData, HitRequest, get_path
 
 from .mapping import ALIASES, IMPORTANT_COOKIES
 
@@ -59,7 +57,7 @@ def _data_tag(event: EventData, base: HitRequest, path: str) -> HitRequest:
         if key not in ("event_name", "user_data", *FROM_REQUEST)
     }
     for target, aliases in ALIASES.items():
-        value = ev.get(event, target)
+        value = get_path(event, target)
         if value is not None and not isinstance(value, (dict, list)):
             data.update(dict.fromkeys(aliases, value))
     cookies = {name: [base.cookies[name]] for name in IMPORTANT_COOKIES if name in base.cookies}

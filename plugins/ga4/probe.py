@@ -12,8 +12,7 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
-from sgtm.event import EventData
-from sgtm.request import HitRequest
+from sgtm.plugin import EventData, HitRequest
 
 from .parse import (
     _BASE64URL,

@@ -23,7 +23,7 @@ from sgtm.delivery.recorder import RecorderDelivery
 from sgtm.event import copy_event
 from sgtm.plugin import Outbound
 from sgtm.privacy import anonymize_ip
-from sgtm.variables import Scope
+from sgtm.scope import Scope
 
 # A fixed clock: the same container always gives the same report.
 NOW = 1_700_000_000.0
