@@ -26,7 +26,17 @@ from sgtm.audit.search import find, needles, normal_forms
 from sgtm.cli import main
 from sgtm.config import ContainerSpec, load_text
 from sgtm.hookspecs import hookimpl
-from sgtm.plugin import BadRequest, Batching, BuildContext, Client, InvalidEvent, Outbound, Tag
+from sgtm.plugin import (
+    BadRequest,
+    Batching,
+    BuildContext,
+    Client,
+    ClientContext,
+    ContainerInfo,
+    InvalidEvent,
+    Outbound,
+    Tag,
+)
 from sgtm.plugins import Registry, build_registry, make_manager, registry
 from sgtm.request import HitRequest
 
@@ -37,6 +47,14 @@ ENV = {
     "RD_KEY": "rd-key",
     "SF_SECRET": "sf-secret",
     "RESPONSYS_PASSWORD": "responsys-password",
+    "HUBSPOT_TOKEN": "hubspot-token",
+    "WHATSAPP_TOKEN": "whatsapp-token",
+    "META_PAGE_TOKEN": "meta-page-token",
+    "CRM_WEBHOOK_SECRET": "crm-webhook-secret-7302",
+    "FORM_API_KEY": "form-api-key-7302-abcd",
+    "META_VERIFY_TOKEN": "meta-verify-token",
+    "META_APP_SECRET": "meta-app-secret",
+    "MP_API_SECRET": "mp-api-secret",
 }
 
 # Every built-in tag, fed by no client: the probe events go straight to the tags.
@@ -89,6 +107,24 @@ tags:
     type: responsys
     triggers: [purchase]
     settings: {<<: *responsys, mode: event, event_name: Purchase_Made}
+  - name: hubspot
+    type: hubspot
+    triggers: [everything]
+    settings: {access_token: "${HUBSPOT_TOKEN}", lifecycle_stage: lead}
+  - name: whatsapp
+    type: whatsapp
+    triggers: [everything]
+    settings:
+      phone_number_id: "106540352242922"
+      access_token: "${WHATSAPP_TOKEN}"
+      template: novo_lead
+      body_parameters:
+        - "{{event.user_data.address.first_name}}"
+        - "{{event.user_data.email_address}}"
+  - name: read_lead
+    type: meta_lead
+    triggers: [everything]
+    settings: {access_token: "${META_PAGE_TOKEN}"}
   - name: webhook
     type: http_request
     triggers: [purchase]
@@ -134,6 +170,7 @@ DOCUMENTED: dict[str, set[tuple[str, str, str]]] = {
         ("page_url", "clear", "body $.data[0].event_source_url"),
         ("page_url", "clear", "body $.data[0].referrer_url"),
         ("date_of_birth", "sha256", W + "db"),
+        ("lead_id", "clear", W + "lead_id"),
     },
     "ga4_mp": {
         ("email", "sha256", "body $.user_data.sha256_email_address[0]"),
@@ -151,6 +188,7 @@ DOCUMENTED: dict[str, set[tuple[str, str, str]]] = {
         ("click_id", "clear", "body $.events[0].params.page_location"),
         ("page_url", "clear", "body $.events[0].params.page_location"),
         ("page_url", "clear", "body $.events[0].params.page_referrer"),
+        ("lead_id", "clear", "body $.events[0].params.lead_id"),
     },
     "newtail": {
         ("email", "sha256", "body $.email_hashed"),
@@ -194,6 +232,24 @@ DOCUMENTED: dict[str, set[tuple[str, str, str]]] = {
         *(("address", "clear", f"body $.recordData.records[0][{i}]") for i in range(2, 7)),
     },
     "responsys_event": {("email", "clear", "body $.recipientData[0].recipient.emailAddress")},
+    "hubspot": {
+        ("email", "clear", "body $.inputs[0].id"),
+        ("email", "clear", "body $.inputs[0].properties.email"),
+        ("phone", "clear", "body $.inputs[0].properties.phone"),
+        ("name", "clear", "body $.inputs[0].properties.firstname"),
+        ("name", "clear", "body $.inputs[0].properties.lastname"),
+        ("address", "clear", "body $.inputs[0].properties.city"),
+        ("address", "clear", "body $.inputs[0].properties.state"),
+        ("address", "clear", "body $.inputs[0].properties.zip"),
+        ("address", "clear", "body $.inputs[0].properties.country"),
+    },
+    # The recipient, and the body parameters the settings fill from the event.
+    "whatsapp": {
+        ("phone", "clear", "body $.to"),
+        ("name", "clear", "body $.template.components[0].parameters[0].text"),
+        ("email", "clear", "body $.template.components[0].parameters[1].text"),
+    },
+    "read_lead": {("lead_id", "clear", "url path")},  # GET /{api_version}/{leadgen_id}
 }
 DOC_PAGES = {
     "meta": "meta_capi",
@@ -203,6 +259,8 @@ DOC_PAGES = {
     "salesforce_lead": "salesforce",
     "salesforce_task": "salesforce",
     "responsys_event": "responsys",
+    "hubspot": "hubspot",
+    "whatsapp": "whatsapp",
 }
 
 
@@ -245,12 +303,15 @@ def test_audit_finds_every_personal_field_a_tag_sends(direct, tag):
 
 @pytest.mark.parametrize("tag", sorted(DOC_PAGES))
 def test_every_place_found_is_documented(direct, tag):
-    """The last key of every JSON path the audit reports is a field the tag's page documents."""
+    """The last key of every JSON path the audit reports is a field the tag's page documents
+    (in a table, or in its sample request), or the object holding it is ("every other key")."""
     page = (ROOT / "docs" / "tags" / f"{DOC_PAGES[tag]}.md").read_text()
     for _, _, where in sends(direct[tag]):
-        key = re.sub(r"\[\d+\]", "", where).rsplit(".", 1)[-1]
-        spellings = (f"`{key}`", f"`{key}[]`", f"`address[].{key}`")
-        assert any(spelling in page for spelling in spellings), (tag, where)
+        assert where.startswith("body $."), where
+        key = re.sub(r"\[\d+\]", "", where).rpartition(".")[2]
+        spellings = (f"`{key}`", f"`{key}[]`", f"`address[].{key}`", f'"{key}":')
+        holder = f"`{where.removeprefix('body $.').rpartition('.')[0]}`"
+        assert any(s in page for s in spellings) or holder in page, (tag, where)
 
 
 def test_a_tag_that_sends_the_event_sends_every_field_in_clear(direct):
@@ -369,8 +430,6 @@ def test_client_probes_parse_into_the_canaries():
     canaries = Canaries.build(reg.personal_data)
     event = canaries.event("purchase", 1_700_000_000)
     base = canaries.request("sgtm.shop.example", "203.0.113.77")
-    from sgtm.plugin import ClientContext, ContainerInfo
-
     for name in ("ga4", "datalayer", "beacon"):
         client = reg.clients[name]
         settings = client.Settings()
@@ -387,6 +446,131 @@ def test_client_probes_parse_into_the_canaries():
             assert parsed["user_id"] == canaries.value("user_id")
             assert parsed["page_location"] == canaries.value("page_location")
             assert parsed["user_agent"] == canaries.value("user_agent")
+
+
+# -- through the server-to-server clients ------------------------------------------------------
+
+# A signed webhook (sender's own names, timestamped signature, a rate the probes exceed), an API
+# key webhook with a map, Meta's lead ads webhook and the Measurement Protocol from a backend.
+S2S = """\
+version: 1
+name: leads
+hosts: [sgtm.shop.example]
+clients:
+  - name: crm
+    type: webhook
+    settings:
+      path: /webhooks/crm
+      signature:
+        secret: "${CRM_WEBHOOK_SECRET}"
+        timestamp_header: X-Timestamp
+        signed_payload: "{timestamp}.{body}"
+      event_name_field: type
+      id_field: id
+      rate_limit: 1/minute
+  - name: form
+    type: webhook
+    settings:
+      path: /webhooks/form
+      api_keys: ["${FORM_API_KEY}"]
+      event_name: generate_lead
+      map: {user_data.email_address: contact.email, user_data.phone_number: contact.phone}
+  - name: meta_ads
+    type: meta_leadgen
+    settings: {verify_token: "${META_VERIFY_TOKEN}", app_secret: "${META_APP_SECRET}"}
+  - name: backend
+    type: ga4_mp
+    settings: {api_secrets: ["${MP_API_SECRET}"]}
+tags:
+  - {name: read_lead, type: meta_lead, settings: {access_token: "${META_PAGE_TOKEN}"}}
+  - {name: hubspot, type: hubspot, settings: {access_token: "${HUBSPOT_TOKEN}"}}
+  - {name: forward, type: http_request, settings: {url: "https://crm.example/hook"}}
+"""
+
+
+@pytest.fixture(scope="module")
+def s2s() -> ContainerReport:
+    (container,) = run_audit(S2S)
+    return container
+
+
+def test_server_clients_parse_their_probes_and_no_sender_rate_holds_them(s2s):
+    assert s2s.notes == []  # `crm` takes 1 request a minute: the probes are not limited
+    # Every probe through each client, and the probe events themselves, reached the tags.
+    assert tags_of(s2s)["forward"].probes_fired == 3 + 3 + 3 + 1 + 3
+
+
+def test_each_server_client_carries_what_its_protocol_can(s2s):
+    tags = tags_of(s2s)
+    # A lead ads notification holds ids only: the lead is read, no contact can be made of it.
+    # The form's map carries no lead id; the Measurement Protocol only hashed e-mails.
+    assert tags["read_lead"].refused == {
+        "invalid: no lead_id (the meta_leadgen client's generate_lead events have it)": [
+            f"{name} via form" for name in ("page_view", "generate_lead", "purchase")
+        ]
+    }
+    assert tags["hubspot"].refused == {
+        "invalid: no contact e-mail at user_data.email_address (none)": [
+            "page_view via backend",
+            "generate_lead via meta_ads",
+            "generate_lead via backend",
+            "purchase via backend",
+        ]
+    }
+    forward = sends(tags["forward"])
+    assert ("email", "sha256", "body $.user_data.sha256_email_address[0]") in forward
+    assert ("address", "clear", "body $.user_data.address[0].postal_code") in forward
+    # The lead id is the leadgen event's id, so it also leaves as the idempotency key.
+    assert {
+        ("lead_id", "clear", "body $.event_id"),
+        ("lead_id", "clear", "header Idempotency-Key"),
+    } <= forward
+    assert tags["read_lead"].makes_events and not tags["hubspot"].makes_events
+    assert "makes events from the vendor's answers" in report.text([s2s])
+
+
+def test_server_client_probes_parse_into_the_canaries():
+    """Each server-to-server client's probe requests, parsed by the client, give back what its
+    protocol can carry of the probe."""
+    spec = load(S2S)
+    canaries = Canaries.build(registry().personal_data)
+    base = canaries.request("sgtm.shop.example", "203.0.113.77")
+    email, lead = canaries.value("user_data.email_address"), canaries.value("lead_id")
+    parsed: dict[tuple[str, str], dict[str, Any]] = {}
+    for client in spec.clients:
+        for name in ("page_view", "generate_lead", "purchase"):
+            event = canaries.event(name, 1_700_000_000)
+            for request in client.type.probe_requests(event, base, client.settings):
+                ctx = ClientContext(client.name, ContainerInfo(name="leads"), now=1_700_000_000)
+                assert client.type.claim(request, client.settings), client.name
+                (parsed[client.name, name],) = client.type.parse(request, client.settings, ctx)
+                assert ctx.dropped == {}, client.name
+    assert sorted(parsed) == sorted(
+        [
+            (c, n)
+            for c in ("crm", "form", "backend")
+            for n in ("page_view", "generate_lead", "purchase")
+        ]
+        + [("meta_ads", "generate_lead")]
+    )
+    crm = parsed["crm", "purchase"]
+    assert (crm["event_name"], crm["event_id"]) == ("purchase", "sgtmaudit-purchase")
+    assert crm["user_data"]["email_address"] == email and crm["lead_id"] == lead
+    form = parsed["form", "page_view"]
+    assert form["event_name"] == "generate_lead"
+    assert form["user_data"] == {
+        "email_address": email,
+        "phone_number": canaries.value("user_data.phone_number"),
+    }
+    assert parsed["meta_ads", "generate_lead"]["lead_id"] == lead
+    backend = parsed["backend", "purchase"]
+    assert backend["user_data"]["sha256_email_address"] == [sha(email)]
+    assert backend["page_location"] == canaries.value("page_location")
+    assert (backend["client_id"], backend["user_id"], backend["ip_override"]) == (
+        canaries.value("client_id"),
+        canaries.value("user_id"),
+        canaries.value("ip_override"),
+    )
 
 
 # -- third-party tags, with no code for the audit ----------------------------------------------
@@ -763,11 +947,14 @@ def test_rules_deny_what_they_name(direct):
         "salesforce_lead",
         "responsys_list",
         "responsys_event",
+        "hubspot",
+        "whatsapp",
         "webhook",
     }
     assert denied("sha256:email") == {"meta", "ga4_mp", "newtail"}
     assert denied("ungated:ip") == {"webhook"}  # meta and ga4_mp require consent
     assert denied("sent:date_of_birth") == {"meta", "webhook"}
+    assert denied("sent:lead_id") == {"meta", "ga4_mp", "read_lead", "webhook"}
     assert denied("anonymized:*") == set()
     assert "ga4_mp" not in denied("ungated:*")
     (line,) = report.violations(reports, [Rule.parse("clear:national_id", CATEGORIES)])
@@ -821,6 +1008,8 @@ def test_cli_deny_fails_with_each_violation(tmp_path):
         "salesforce_lead",
         "responsys_list",
         "responsys_event",
+        "hubspot",
+        "whatsapp",
         "webhook",
     }
 

@@ -37,6 +37,7 @@ from sgtm.plugin import (
     set_path,
 )
 
+from . import probe
 from .payload import NOT_PARAMS
 from .rules import MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST
 from .validate import name_messages, unusable, validation_messages
@@ -128,6 +129,12 @@ class Ga4MpClient(Client[Ga4MpClientSettings]):
             {"validationMessages": debug_messages(request, settings, ctx.now)}
         )
         return ClientResponse(status=200, headers=dict(_JSON), body=payload)
+
+    def probe_requests(
+        self, event: EventData, base: HitRequest, settings: Ga4MpClientSettings
+    ) -> list[HitRequest]:
+        # For `sgtm audit`: as a backend sends it, with one of the secrets this client accepts.
+        return probe.probe_requests(event, base, settings.path, settings.api_secrets[0])
 
 
 def debug_messages(

@@ -2,8 +2,8 @@
 
 The container runs as `sgtm emulate` runs it (the real pipeline, delivery recorded, nothing
 sent), except that every tag fires on every probe: its triggers, blocking triggers, consent
-requirements and `paused` are lifted (the report states them instead) and dedupe never holds an
-event back. Probes are, per probe event name:
+requirements and `paused` are lifted (the report states them instead), and neither dedupe nor a
+client's per-sender rate holds a probe back. Probes are, per probe event name:
 
 - the probe event itself, as a server feeding event data would send it (after the container's
   IP anonymization, as a client's events are);
@@ -21,8 +21,9 @@ from sgtm.config import ContainerSpec, TagSpec
 from sgtm.container import Container, EventTrace
 from sgtm.delivery.recorder import RecorderDelivery
 from sgtm.event import copy_event
-from sgtm.plugin import Outbound
+from sgtm.plugin import Outbound, RateLimit
 from sgtm.privacy import anonymize_ip
+from sgtm.ratelimit import SourceLimiter
 from sgtm.scope import Scope
 
 # A fixed clock: the same container always gives the same report.
@@ -37,6 +38,13 @@ class NeverSeen:
 
     async def forget(self, keys: list[str]) -> None:
         return None
+
+
+class NoLimit(SourceLimiter):
+    """A sender rate that admits every probe: a client's `rate_limit` is not the audit's concern."""
+
+    def admit(self, source: str, rate: RateLimit) -> float:
+        return 0.0
 
 
 @dataclass
@@ -67,6 +75,7 @@ def _ungated(tag: TagSpec) -> TagSpec:
 async def run(spec: ContainerSpec, canaries: Canaries) -> ContainerRun:
     probing = replace(spec, tags=[_ungated(tag) for tag in spec.tags])
     container = Container(probing, RecorderDelivery(), NeverSeen(), clock=lambda: NOW)
+    container.limiter = NoLimit(container.clock)
     outcome = ContainerRun(spec, {tag.name: TagRun(tag) for tag in spec.tags})
     host = spec.hosts[0] if spec.hosts else "sgtm.shop.example"
     base = canaries.request(host, spec.privacy.resolve(canaries.value("ip_override"), None))

@@ -13,6 +13,7 @@ from typing import Any
 
 from sgtm.audit.probe import ContainerRun
 from sgtm.audit.search import FORMS, Needles, find
+from sgtm.plugin import makes_events
 
 RULE_KINDS = (*FORMS, "sent", "ungated")
 WIDTH = 100
@@ -38,6 +39,7 @@ class TagReport:
     sends: list[Send]
     refused: dict[str, list[str]]  # why the tag refused probes -> those probes
     probes_fired: int  # 0: the tag refused every probe, what it sends is unknown
+    makes_events: bool  # turns the vendor's answers into events (`Tag.follow_up`)
 
 
 @dataclass
@@ -73,6 +75,7 @@ def build(run: ContainerRun, search: Needles, categories: list[str]) -> Containe
                 sends=sends,
                 refused=dict(tag_run.refused),
                 probes_fired=tag_run.fired,
+                makes_events=makes_events(spec.type),
             )
         )
     default = "granted" if run.spec.consent_default_granted else "denied"
@@ -116,6 +119,7 @@ def as_json(reports: list[ContainerReport]) -> dict[str, Any]:
                             for reason, probes in tag.refused.items()
                         ],
                         "probes_fired": tag.probes_fired,
+                        "makes_events": tag.makes_events,
                     }
                     for tag in report.tags
                 ],
@@ -166,6 +170,10 @@ def _tag_lines(tag: TagReport) -> list[str]:
     for reason, probes in tag.refused.items():
         lines.append(f"    refused: {reason}")
         lines.extend(_wrapped("      on ", probes))
+    if tag.makes_events:
+        lines.append(
+            "    makes events from the vendor's answers, which the container's other tags get"
+        )
     return lines
 
 
