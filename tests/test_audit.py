@@ -37,8 +37,9 @@ from sgtm.plugin import (
     Outbound,
     Tag,
 )
-from sgtm.plugins import Registry, build_registry, make_manager, registry
+from sgtm.plugins import Registry, build_registry, load_registry, make_manager, registry
 from sgtm.request import HitRequest
+from tests.test_docs import example_plugin
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {
@@ -55,6 +56,7 @@ ENV = {
     "META_VERIFY_TOKEN": "meta-verify-token",
     "META_APP_SECRET": "meta-app-secret",
     "MP_API_SECRET": "mp-api-secret",
+    "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/sgtm-audit",
 }
 
 # Every built-in tag, fed by no client: the probe events go straight to the tags.
@@ -751,6 +753,32 @@ def test_plugin_failures_are_reported_and_the_audit_goes_on(acme, acme_container
         "probe purchase via acme gave no event: no acme hit",
     ]
     assert "note: client acme could not build its page_view probe" in report.text([acme_container])
+
+
+SLACK = """\
+version: 1
+name: alerts
+tags:
+  - name: sales
+    type: slack
+    settings: {webhook_url: "${SLACK_WEBHOOK_URL}"}
+  - name: per_buyer
+    type: slack
+    settings: {webhook_url: "${SLACK_WEBHOOK_URL}", channel: "{{event.user_data.email_address}}"}
+"""
+
+
+def test_the_example_plugins_slack_tag_is_audited_with_no_extra_code():
+    """examples/sgtm-slack, a third-party package found through its entry point (`make test`
+    installs it): its message holds the event's name and value only, but a channel templated
+    from the event would post the buyer's e-mail to Slack, and the audit shows it."""
+    (container,) = run_audit(SLACK, reg=load_registry([example_plugin()]))
+    sales, per_buyer = container.tags
+    assert (sales.type, sales.probes_fired, sales.refused, sales.sends) == ("slack", 3, {}, [])
+    assert sends(per_buyer) == {("email", "clear", "body $.channel")}
+    assert "  sales (slack)\n    consent: none required; triggers: none\n    sends none" in (
+        report.text([container])
+    )
 
 
 def test_odd_bodies_are_searched_without_failing(acme):
