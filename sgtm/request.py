@@ -2,8 +2,10 @@
 
 Clients are pure functions of this object, which is why it is a plain value: the server builds it
 from the ASGI scope after the body is read (within the size limit), `sgtm emulate` builds it from
-a recorded request line. `client_ip` is whatever the privacy middleware decided (already
-anonymized when the container asks for it); clients never see the socket.
+a recorded request line, both through sgtm/ingress.py. `client_ip` is whatever the container's
+privacy policy decided (already anonymized when the container asks for it); clients never see
+the socket. `trusted_sender` says the request came from an address in `privacy.trusted_proxies`:
+only then may a hit name its own client IP (the core enforces it after `parse`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class HitRequest:
     client_ip: str | None = None
     host: str = ""
     scheme: str = "https"
+    trusted_sender: bool = False
 
     @cached_property
     def query(self) -> dict[str, str]:

@@ -416,7 +416,8 @@ def test_an_allow_list_keeps_the_core_variable_types(monkeypatch):
     monkeypatch.setenv("SGTM_LOAD_PLUGINS", "ga4")
     pm = make_manager()
     reg = build_registry(pm, load_entry_points(pm))
-    assert list(reg.clients) == ["ga4"] and reg.tags == {}
+    # The ga4 entry point is one package: the GA4 client and the ga4 tag, nothing else.
+    assert list(reg.clients) == ["ga4"] and list(reg.tags) == ["ga4"]
     assert {"event_data", "constant", "request_header", "lookup"} <= set(reg.variables)
     core = next(p for p in reg.plugins if p.name == "sgtm.variables")
     assert core.version == sgtm_version and "event_data" in core.variable_types

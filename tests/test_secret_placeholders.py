@@ -52,6 +52,10 @@ tags:
     type: ga4_mp
     triggers: [all]
     settings: {measurement_id: G-TEST01, api_secret: "${GA_API_SECRET}"}
+  - name: ga4
+    type: ga4
+    triggers: [all]
+    settings: {measurement_id: G-TEST01, region: eu}
   - name: rd
     type: rdstation
     triggers: [all]
@@ -153,7 +157,7 @@ async def delivered(uid: str, via: str) -> dict[str, int]:
     vendor = MockTransport(reply=reply)
     await harness.deliver(vendor)
     hosts = {r.host for r in vendor.received}
-    assert len(hosts) == 7, hosts  # every vendor was reached (two of them log in first)
+    assert len(hosts) == 8, hosts  # every vendor was reached (two of them log in first)
     return occurrences(vendor)
 
 

@@ -1,6 +1,9 @@
-"""The GA4 client: claims gtag.js / GTM web `/g/collect` hits and turns each event into event data.
+"""GA4's `/g/collect` protocol, both ways: the `ga4` client claims gtag.js / GTM web hits and
+turns each event into event data; the `ga4` tag (`tag.py`) sends event data to Google Analytics
+as such hits.
 
-Mapping rules, choices and limits are documented in `sgtm_plugins.ga4.parse`.
+The client's mapping rules, choices and limits are documented in `sgtm_plugins.ga4.parse`; the
+tag runs the same table backwards (`encode.py`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from ..meta_capi.cookies import meta_cookies
 from .fpid import server_client_id
 from .parse import header_client_hints, parse_hits
 from .probe import probe_request
+from .tag import Ga4Tag
 
 # How much of a POST body `claim` reads to find `v`/`tid` when the URL lacks them.
 CLAIM_PEEK_BYTES = 8192
@@ -145,6 +149,11 @@ def _merge_header_hints(event: EventData, hints: dict[str, Any]) -> None:
 @hookimpl
 def register_client_types(register: Callable[[Any], None]) -> None:
     register(GA4Client())
+
+
+@hookimpl
+def register_tag_types(register: Callable[[Any], None]) -> None:
+    register(Ga4Tag())
 
 
 @hookimpl

@@ -31,7 +31,10 @@ Choices where the reference is silent or uncertain:
   the same underscore rule. `gcut`, `us_privacy`, `gdpr`, `gdpr_consent` -> `x-ga-<name>` like the
   other consent params.
 - Top-level `cn`/`cs` are campaign name/source (gtag sends event-level promotion fields as
-  `ep.creative_name` etc.); campaign params map to `campaign_<field>` names.
+  `ep.creative_name` etc.); campaign params map to gtag's own `campaign_<field>` names
+  (`ci` -> `campaign_id`, as in analytics-debugger/ga4mp's gtag key table).
+- `em` (user-provided data for enhanced conversions) is decoded into `user_data` with sGTM's key
+  names by `sgtm_plugins.ga4.user_data`; a value that cannot be read counts `ga4.invalid_param`.
 - Event params (`ep.`/`epn.`) are applied first, so a protocol field of the same name wins.
 - `ep.user_data.<path>` is nested into `user_data`; `email`/`phone` become `email_address`/
   `phone_number`. Other `ep.*` names keep their dots as literal flat keys.
@@ -63,6 +66,8 @@ from typing import Any
 from urllib.parse import unquote, unquote_plus, unquote_to_bytes, urlsplit
 
 from sgtm.plugin import EventData, set_path
+
+from . import user_data
 
 Drop = Callable[[str, int], None]
 Converter = Callable[[str], Any]  # returns None when the raw value is invalid
@@ -165,6 +170,7 @@ PARAMS: dict[str, tuple[tuple[str, ...], Converter]] = {
     "uapv": (("client_hints.platform_version",), to_str),
     "uaw": (("client_hints.wow64",), to_bool),
     # §2.4 campaign overrides (event data names are inferred)
+    "ci": (("campaign_id",), to_str),
     "cm": (("campaign_medium",), to_str),
     "cs": (("campaign_source",), to_str),
     "cn": (("campaign_name",), to_str),
@@ -189,7 +195,6 @@ PARAMS: dict[str, tuple[tuple[str, ...], Converter]] = {
     "gdid": (("x-ga-gdid",), to_str),
     "edid": (("x-ga-edid",), to_str),
     "_edid": (("x-ga-edid",), to_str),
-    "em": (("x-ga-em",), to_str),
     "did": (("x-ga-did",), to_str),
     "richsstsse": (("x-ga-mp2-richsstsse",), to_str),
 }
@@ -205,7 +210,7 @@ for _name, (_paths, _convert) in PARAMS.items():
     _TARGETS[_name] = (tuple(_keys), _convert)
 
 # Read by this module or the client, never copied as they are.
-CONSUMED = frozenset({"_uip", "uip", "_fplc"})
+CONSUMED = frozenset({"_uip", "uip", "_fplc", "em"})
 IP_PARAMS = ("_uip", "uip")
 
 # Prefixed params: prefix -> (event data object, or "" for top level; converter).
@@ -262,7 +267,8 @@ _GCD_OFFSETS = dict(zip(CONSENT_TYPES, (2, 4, 6, 8), strict=True))
 _BASE64URL = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_"
 _GCS_DIGITS = {"1": True, "0": False}
 
-_PASSTHROUGH_NAME = re.compile(r"_?[A-Za-z][A-Za-z0-9_]{0,63}")
+# Dots occur in real names (`gap.lineItemValue` on hits of Google's Shopping app).
+_PASSTHROUGH_NAME = re.compile(r"_?[A-Za-z][A-Za-z0-9_.]{0,63}")
 _SEC_CH_UA_BRAND = re.compile(r'"((?:[^"\\]|\\.)*)"\s*;\s*v\s*=\s*"((?:[^"\\]|\\.)*)"')
 _BACKSLASH_ESCAPE = re.compile(r"\\(.)")
 
@@ -377,6 +383,12 @@ def map_hit(
 
     if items and (mapped := _map_items(items, drop)):
         event["items"] = mapped
+    if (raw_em := params.get("em")) is not None:
+        decoded, invalid = user_data.decode(raw_em)
+        if invalid:
+            drop("ga4.invalid_param", invalid)
+        if decoded:
+            user_data.merge(_object(event, "user_data"), decoded)
     if state := consent_state(params.get("gcs"), params.get("gcd")):
         set_path(event, "x-sst-system_properties.consent.consentGrantedState", state)
     if ip := _ip_override(params, drop):

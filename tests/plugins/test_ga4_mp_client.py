@@ -45,6 +45,7 @@ name: shop
 clients:
   - name: mp
     type: ga4_mp
+    trust_hit_ip: true  # backends with a secret name their users' IPs
     settings: {api_secrets: ["${MP_SECRET_CRM}", "${MP_SECRET_APP}"]}
 triggers: {all_events: {all: []}}
 tags:
