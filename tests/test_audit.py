@@ -7,7 +7,9 @@ The per-tag tables below are the personal data each built-in tag's documented pa
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
+import hashlib
 import json
 import re
 import subprocess
@@ -15,6 +17,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import msgspec
 import pytest
@@ -109,6 +112,10 @@ tags:
     type: responsys
     triggers: [purchase]
     settings: {<<: *responsys, mode: event, event_name: Purchase_Made}
+  - name: ga4
+    type: ga4
+    triggers: [everything]
+    settings: {measurement_id: G-ABC123XYZ9}
   - name: hubspot
     type: hubspot
     triggers: [everything]
@@ -234,6 +241,23 @@ DOCUMENTED: dict[str, set[tuple[str, str, str]]] = {
         *(("address", "clear", f"body $.recordData.records[0][{i}]") for i in range(2, 7)),
     },
     "responsys_event": {("email", "clear", "body $.recipientData[0].recipient.emailAddress")},
+    # em=tv.1~em.<digest>~pn.<digest>~fn0.<digest>~ln0.<digest>~pc0.<postal code>~co0.<country>,
+    # digests in base64url; other event keys go as ep.* (the session id, the lead id).
+    "ga4": {
+        ("email", "sha256", "query em"),
+        ("phone", "sha256", "query em"),
+        ("name", "sha256", "query em"),
+        ("address", "clear", "query em"),
+        ("user_id", "clear", "query uid"),
+        ("device_id", "clear", "query cid"),
+        ("device_id", "clear", "body ep.session_id"),
+        ("ip", "clear", "query _uip"),
+        ("user_agent", "clear", "header User-Agent"),
+        ("click_id", "clear", "query dl"),
+        ("page_url", "clear", "query dl"),
+        ("page_url", "clear", "query dr"),
+        ("lead_id", "clear", "body ep.lead_id"),
+    },
     "hubspot": {
         ("email", "clear", "body $.inputs[0].id"),
         ("email", "clear", "body $.inputs[0].properties.email"),
@@ -263,6 +287,7 @@ DOC_PAGES = {
     "responsys_event": "responsys",
     "hubspot": "hubspot",
     "whatsapp": "whatsapp",
+    "ga4": "ga4",
 }
 
 
@@ -305,15 +330,19 @@ def test_audit_finds_every_personal_field_a_tag_sends(direct, tag):
 
 @pytest.mark.parametrize("tag", sorted(DOC_PAGES))
 def test_every_place_found_is_documented(direct, tag):
-    """The last key of every JSON path the audit reports is a field the tag's page documents
-    (in a table, or in its sample request), or the object holding it is ("every other key")."""
+    """Every place the audit reports is one the tag's page documents: the last key of a JSON
+    path, a query or form parameter or a header (in a table, or in a sample request), or the
+    object or prefix that holds it ("every other key": `ep.<name>`, `events[0].params`)."""
     page = (ROOT / "docs" / "tags" / f"{DOC_PAGES[tag]}.md").read_text()
     for _, _, where in sends(direct[tag]):
-        assert where.startswith("body $."), where
-        key = re.sub(r"\[\d+\]", "", where).rpartition(".")[2]
+        kind, _, place = where.partition(" ")
+        assert kind in ("body", "query", "header"), where
+        path = place.removeprefix("$.")
+        key = re.sub(r"\[\d+\]", "", path).rpartition(".")[2]
+        holder = path.rpartition(".")[0]
         spellings = (f"`{key}`", f"`{key}[]`", f"`address[].{key}`", f'"{key}":')
-        holder = f"`{where.removeprefix('body $.').rpartition('.')[0]}`"
-        assert any(s in page for s in spellings) or holder in page, (tag, where)
+        holders = (f"`{holder}`", f"`{holder}.<name>`") if holder else ()
+        assert any(s in page for s in (*spellings, *holders)), (tag, where)
 
 
 def test_a_tag_that_sends_the_event_sends_every_field_in_clear(direct):
@@ -395,6 +424,11 @@ def test_data_tag_aliases_reach_tags_that_forward_event_keys(through_clients):
     found = sends(tags_of(through_clients)["ga4_mp"])
     assert ("email", "clear", "body $.events[0].params.email") in found
     assert ("phone", "clear", "body $.events[0].params.userPhoneNumber") in found
+    # The ga4 tag keeps `email` and `phone` out of its params, but not the other aliases.
+    found = sends(tags_of(through_clients)["ga4"])
+    assert ("email", "clear", "body ep.userEmail") in found
+    assert ("phone", "clear", "body ep.phoneNumber") in found
+    assert not {s for s in found if s[2] in ("body ep.email", "body ep.phone")}
 
 
 def test_identity_cookies_the_clients_read(through_clients):
@@ -593,8 +627,6 @@ class PixelTag(Tag):
         if not email:
             raise InvalidEvent("no email")
         phone = str((event.get("user_data") or {}).get("phone_number", ""))
-        import hashlib
-
         digest = hashlib.sha256(phone.lstrip("+").encode()).hexdigest()
         return [
             Outbound(
@@ -798,8 +830,6 @@ def found(outbound: Outbound) -> set[tuple[str, str, str]]:
 
 
 def sha(text: str) -> str:
-    import hashlib
-
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -829,6 +859,24 @@ def test_search_reads_json_query_headers_and_path():
         ("user_data.phone_number", "clear", "query e"),
         ("user_agent", "clear", "header X-Agent"),
     }
+
+
+def test_search_finds_digests_in_base64():
+    """gtag's `em` carries SHA-256 digests as base64url; other vendors use standard base64."""
+
+    email, phone = hashlib.sha256(EMAIL.encode()).digest(), hashlib.sha256(PHONE.encode()).digest()
+    em = "tv.1~em." + base64.urlsafe_b64encode(email).decode().rstrip("=") + "~pc0.86420135"
+    padded = base64.b64encode(phone).decode()
+    outbound = Outbound(
+        method="POST",
+        url="https://v.example/g/collect?" + urlencode({"em": em, "ph": padded}),
+        body=msgspec.json.encode({"lower": base64.b64encode(phone).decode().lower()}),
+    )
+    assert found(outbound) == {
+        ("user_data.email_address", "sha256", "query em"),
+        ("user_data.address.postal_code", "clear", "query em"),
+        ("user_data.phone_number", "sha256", "query ph"),
+    }  # base64's letter case matters: the lower-cased one is no digest
 
 
 def test_search_reads_form_bodies_and_percent_encoding():
@@ -979,10 +1027,11 @@ def test_rules_deny_what_they_name(direct):
         "whatsapp",
         "webhook",
     }
-    assert denied("sha256:email") == {"meta", "ga4_mp", "newtail"}
-    assert denied("ungated:ip") == {"webhook"}  # meta and ga4_mp require consent
+    assert denied("sha256:email") == {"meta", "ga4_mp", "newtail", "ga4"}
+    # meta and ga4_mp require consent; the ga4 tag does not (gtag's hits carry their own).
+    assert denied("ungated:ip") == {"ga4", "webhook"}
     assert denied("sent:date_of_birth") == {"meta", "webhook"}
-    assert denied("sent:lead_id") == {"meta", "ga4_mp", "read_lead", "webhook"}
+    assert denied("sent:lead_id") == {"meta", "ga4_mp", "ga4", "read_lead", "webhook"}
     assert denied("anonymized:*") == set()
     assert "ga4_mp" not in denied("ungated:*")
     (line,) = report.violations(reports, [Rule.parse("clear:national_id", CATEGORIES)])
@@ -1049,6 +1098,7 @@ def test_cli_json_and_several_rules(cli, tmp_path):
     )
     assert code == 1
     assert err.splitlines() == [  # in the report's order
+        "denied ungated:ip: container direct, tag ga4 (ga4) sends ip clear at query _uip",
         "denied ungated:ip: container direct, tag webhook (http_request) sends ip clear at"
         " body $.ip_override",
         "denied clear:date_of_birth: container direct, tag webhook (http_request) sends"

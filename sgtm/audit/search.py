@@ -6,10 +6,11 @@ field of a form body, or the whole text. A canary is found in a leaf
 
 - in clear: a mark of the field, or one of its usual normalizations (below) of at least
   MIN_NORMAL_CLEAR characters, appears in any case in the leaf or in its percent-decoded text;
-- as SHA-256: the lower-case hex SHA-256 of one of the usual normalizations of a mark appears
-  (as is, trimmed, lower-cased, without whitespace, digits only, `+` and digits, digits without
-  leading zeros, letters and digits only, letters only, upper-cased): what vendors' rules for
-  e-mails, phones, names and addresses produce from values already in their normal form;
+- as SHA-256: the SHA-256 of one of the usual normalizations of a mark appears, in hex (any
+  case) or base64 (standard or URL-safe, padded or not: gtag's `em`), for normalizations as is,
+  trimmed, lower-cased, without whitespace, digits only, `+` and digits, digits without leading
+  zeros, letters and digits only, letters only, upper-cased: what vendors' rules for e-mails,
+  phones, names and addresses produce from values already in their normal form;
 - anonymized: one of the field's `anonymized` values appears (a truncated IP, a URL without
   its query).
 
@@ -19,6 +20,7 @@ counts once, in its most revealing form.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -41,6 +43,9 @@ _NON_DIGITS = re.compile(r"[^0-9]")
 _NON_ALNUM = re.compile(r"[^a-z0-9]")
 _NON_ALPHA = re.compile(r"[^a-z]")
 _HEX_RUN = re.compile(r"[0-9a-f]{64,}")
+# Both base64 alphabets; a SHA-256 digest is 43 characters without its `=`.
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{43,}")
+HEX_CHARS, BASE64_CHARS = 64, 43
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 # A body whose every line is `name=value&...` (form posts, GA4-style hit lines).
 _FORM_LINE = re.compile(r"[^\s=&]+=[^\s&]*(?:&[^\s=&]+=[^\s&]*)*")
@@ -81,15 +86,18 @@ def normal_forms(mark: str) -> set[str]:
 
 @dataclass(frozen=True, slots=True)
 class Needles:
-    """What to look for: marks and anonymized values as text, digests by their hex."""
+    """What to look for: marks and anonymized values as text, digests by their hex (lower case)
+    and by their base64 forms (case matters there)."""
 
     texts: list[Needle]
     digests: dict[str, list[Needle]]
+    base64_digests: dict[str, list[Needle]]
 
 
 def needles(fields: tuple[PersonalData, ...]) -> Needles:
     texts: list[Needle] = []
     digests: dict[str, list[Needle]] = {}
+    base64_digests: dict[str, list[Needle]] = {}
     for field in fields:
         for mark in field.marks or (field.value,):
             forms = normal_forms(mark)
@@ -99,12 +107,16 @@ def needles(fields: tuple[PersonalData, ...]) -> Needles:
             for text in sorted(clear):
                 texts.append(Needle(field, "clear", text, len(text) < MIN_SUBSTRING))
             for form in sorted(forms):
-                digest = hashlib.sha256(form.encode("utf-8")).hexdigest()
-                digests.setdefault(digest, []).append(Needle(field, "sha256", digest, False))
+                raw = hashlib.sha256(form.encode("utf-8")).digest()
+                needle = Needle(field, "sha256", raw.hex(), False)
+                digests.setdefault(raw.hex(), []).append(needle)
+                for encode in (base64.b64encode, base64.urlsafe_b64encode):
+                    key = encode(raw).decode("ascii").rstrip("=")
+                    base64_digests.setdefault(key, []).append(needle)
         for value in field.anonymized:
             exact = len(value) < MIN_SUBSTRING
             texts.append(Needle(field, "anonymized", value.lower(), exact))
-    return Needles(texts, digests)
+    return Needles(texts, digests, base64_digests)
 
 
 def find(outbound: Outbound, search: Needles) -> list[Found]:
@@ -112,23 +124,33 @@ def find(outbound: Outbound, search: Needles) -> list[Found]:
     found: list[Found] = []
     for where, text in leaves(outbound):
         best: dict[str, Needle] = {}
-        variants = {text.lower()}
-        if "%" in text or "+" in text:
-            variants.add(unquote_plus(text).lower())
-        for variant in variants:
+        # Percent-decoded both ways: `+` is a space in a form, a base64 digit elsewhere.
+        originals = (
+            {text, unquote(text), unquote_plus(text)} if "%" in text or "+" in text else {text}
+        )
+        for original in originals:
+            variant = original.lower()
             hits = [
                 n for n in search.texts if (variant == n.text if n.exact else n.text in variant)
             ]
-            # Digests are looked up, not searched: every 64-hex window of every hex run.
-            for run in _HEX_RUN.findall(variant):
-                for start in range(len(run) - 63):
-                    hits.extend(search.digests.get(run[start : start + 64], ()))
+            # Digests are looked up, not searched: every window of a digest's length in every
+            # run of hex (case ignored) or base64 digits (case kept).
+            hits.extend(_windows(variant, _HEX_RUN, HEX_CHARS, search.digests))
+            hits.extend(_windows(original, _BASE64_RUN, BASE64_CHARS, search.base64_digests))
             for needle in hits:
                 known = best.get(needle.field.name)
                 if known is None or FORMS.index(needle.form) < FORMS.index(known.form):
                     best[needle.field.name] = needle
         found.extend(Found(n.field, n.form, where) for n in best.values())
     return found
+
+
+def _windows(
+    text: str, run: re.Pattern[str], size: int, table: dict[str, list[Needle]]
+) -> Iterator[Needle]:
+    for found in run.findall(text):
+        for start in range(len(found) - size + 1):
+            yield from table.get(found[start : start + size], ())
 
 
 def leaves(outbound: Outbound) -> Iterator[tuple[str, str]]:
