@@ -182,3 +182,17 @@ def test_every_kit_name_is_documented_in_the_plugin_guide():
         assert public, path
         missing = [name for name in public if f"`{name}" not in guide]
         assert missing == [], f"sgtm.kit.{path.stem}: document {missing} in docs/plugins.md"
+
+
+def test_no_merge_conflict_markers_are_committed():
+    """A conflict resolved by keeping both halves left markers in the README once; never again."""
+    files = subprocess.run(
+        ["git", "ls-files", "*.py", "*.md", "*.yaml", "*.yml", "*.toml", "*.js", "*.lua", "*.sh"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    marker = re.compile(r"^(<{7}|>{7}) ", re.M)
+    found = [f for f in files if (ROOT / f).is_file() and marker.search((ROOT / f).read_text())]
+    assert found == []

@@ -55,7 +55,8 @@ class DataLayerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
     events: list[str] | None = None
     # The first-party client id cookie (Stape's Data Client name); null: no cookie.
     client_id_cookie: str | None = "_dcid"
-    # Set Meta's _fbp / _fbc cookies from the server and expose them as x-fb-ck-fbp / -fbc.
+    # Also set Meta's _fbp / _fbc from the server (the visitor's own are always read into
+    # x-fb-ck-fbp / x-fb-ck-fbc).
     meta_cookies: bool = False
     cookies: CookieSettings = msgspec.field(default_factory=CookieSettings)
 
@@ -122,8 +123,7 @@ class DataLayerClient(Client[DataLayerSettings]):
         if events:
             _request_fields(request, events, ctx)
             client_id.assign(request, events, settings.client_id_cookie, settings.cookies, ctx)
-            if settings.meta_cookies:
-                meta_cookies(request, events, settings.cookies, ctx)
+            meta_cookies(request, events, settings.cookies, ctx, set_cookies=settings.meta_cookies)
         return events
 
     def respond(

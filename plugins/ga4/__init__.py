@@ -49,7 +49,8 @@ class GA4Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # `server`: the client id comes from an HttpOnly FPID cookie this client sets, and the
     # hit's `cid` moves to x-ga-js_client_id (docs/identity.md). `js` keeps gtag's `cid`.
     client_id: Literal["js", "server"] = "js"
-    # Set Meta's _fbp / _fbc cookies from the server and expose them as x-fb-ck-fbp / -fbc.
+    # Also set Meta's _fbp / _fbc from the server (the visitor's own are always read into
+    # x-fb-ck-fbp / x-fb-ck-fbc).
     meta_cookies: bool = False
     cookies: CookieSettings = msgspec.field(default_factory=CookieSettings)
 
@@ -99,8 +100,7 @@ class GA4Client(Client[GA4Settings]):
             kept.append(event)
         if settings.client_id == "server":
             server_client_id(request, kept, settings.cookies, ctx)
-        if settings.meta_cookies:
-            meta_cookies(request, kept, settings.cookies, ctx)
+        meta_cookies(request, kept, settings.cookies, ctx, set_cookies=settings.meta_cookies)
         return kept
 
     def respond(
