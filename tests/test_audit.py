@@ -59,6 +59,7 @@ ENV = {
     "META_VERIFY_TOKEN": "meta-verify-token",
     "META_APP_SECRET": "meta-app-secret",
     "MP_API_SECRET": "mp-api-secret",
+    "TIKTOK_ACCESS_TOKEN": "tiktok-token",
     "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/sgtm-audit",
 }
 
@@ -116,6 +117,11 @@ tags:
     type: ga4
     triggers: [everything]
     settings: {measurement_id: G-ABC123XYZ9}
+  - name: tiktok
+    type: tiktok
+    consent: [ad_storage, ad_user_data]
+    triggers: [purchase]
+    settings: {pixel_code: C4A1B2C3D4E5F6G7H8I9, access_token: "${TIKTOK_ACCESS_TOKEN}"}
   - name: hubspot
     type: hubspot
     triggers: [everything]
@@ -258,6 +264,23 @@ DOCUMENTED: dict[str, set[tuple[str, str, str]]] = {
         ("page_url", "clear", "query dr"),
         ("lead_id", "clear", "body ep.lead_id"),
     },
+    "tiktok": {
+        ("email", "sha256", "body $.data[0].user.email"),
+        ("phone", "sha256", "body $.data[0].user.phone"),
+        ("name", "sha256", "body $.data[0].user.first_name"),
+        ("name", "sha256", "body $.data[0].user.last_name"),
+        ("address", "sha256", "body $.data[0].user.zip_code"),
+        ("address", "clear", "body $.data[0].user.city"),
+        ("address", "clear", "body $.data[0].user.state"),
+        ("address", "clear", "body $.data[0].user.country"),
+        ("user_id", "sha256", "body $.data[0].user.external_id"),
+        ("ip", "clear", "body $.data[0].user.ip"),
+        ("user_agent", "clear", "body $.data[0].user.user_agent"),
+        ("click_id", "clear", "body $.data[0].user.ttclid"),
+        ("click_id", "clear", "body $.data[0].page.url"),
+        ("page_url", "clear", "body $.data[0].page.url"),
+        ("page_url", "clear", "body $.data[0].page.referrer"),
+    },
     "hubspot": {
         ("email", "clear", "body $.inputs[0].id"),
         ("email", "clear", "body $.inputs[0].properties.email"),
@@ -287,6 +310,7 @@ DOC_PAGES = {
     "responsys_event": "responsys",
     "hubspot": "hubspot",
     "whatsapp": "whatsapp",
+    "tiktok": "tiktok",
     "ga4": "ga4",
 }
 
@@ -338,9 +362,11 @@ def test_every_place_found_is_documented(direct, tag):
         kind, _, place = where.partition(" ")
         assert kind in ("body", "query", "header"), where
         path = place.removeprefix("$.")
-        key = re.sub(r"\[\d+\]", "", path).rpartition(".")[2]
+        parent, _, key = re.sub(r"\[\d+\]", "", path).rpartition(".")
         holder = path.rpartition(".")[0]
         spellings = (f"`{key}`", f"`{key}[]`", f"`address[].{key}`", f'"{key}":')
+        if parent:
+            spellings += (f"`{parent.rpartition('.')[2]}.{key}`",)  # `page.referrer`
         holders = (f"`{holder}`", f"`{holder}.<name>`") if holder else ()
         assert any(s in page for s in (*spellings, *holders)), (tag, where)
 
@@ -435,6 +461,7 @@ def test_identity_cookies_the_clients_read(through_clients):
     tags = tags_of(through_clients)
     assert "_dcid cookie" in fields_at(tags["webhook"], "body $.client_id")
     assert "_fbp cookie" in fields_at(tags["meta"], W + "fbp")
+    assert "_ttp cookie" in fields_at(tags["tiktok"], "body $.data[0].user.ttp")
     assert "fbclid" in fields_at(tags["meta"], W + "fbc")  # _fbc made from the page's fbclid
     # RD reads its tracking cookie from the request itself.
     assert ("device_id", "clear", "body $.payload.client_tracking_id") in sends(tags["rdstation"])
@@ -960,6 +987,7 @@ def test_canaries_survive_the_built_in_normalizers():
     from sgtm_plugins.ga4_mp import normalize as google
     from sgtm_plugins.meta_capi import normalize as meta
     from sgtm_plugins.newtail import normalize as newtail
+    from sgtm_plugins.tiktok.payload import NORMALIZERS as tiktok
 
     from sgtm.kit.hashing import e164
 
@@ -983,6 +1011,17 @@ def test_canaries_survive_the_built_in_normalizers():
         ("user_data.address.postal_code", lambda v: meta.normalize("zp", v)),
         ("user_data.address.country", lambda v: meta.normalize("country", v)),
         ("user_id", lambda v: meta.normalize("external_id", v)),
+        *(
+            (name, lambda v, field=field: tiktok[field](v, None))
+            for name, field in (
+                ("user_data.email_address", "email"),
+                ("user_data.phone_number", "phone"),
+                ("user_data.address.first_name", "first_name"),
+                ("user_data.address.last_name", "last_name"),
+                ("user_data.address.postal_code", "zip_code"),
+                ("user_id", "external_id"),
+            )
+        ),
     ]
     for name, normalize in checks:
         assert normalize(value[name]) in normal_forms(value[name]), name
@@ -1027,7 +1066,7 @@ def test_rules_deny_what_they_name(direct):
         "whatsapp",
         "webhook",
     }
-    assert denied("sha256:email") == {"meta", "ga4_mp", "newtail", "ga4"}
+    assert denied("sha256:email") == {"meta", "ga4_mp", "newtail", "ga4", "tiktok"}
     # meta and ga4_mp require consent; the ga4 tag does not (gtag's hits carry their own).
     assert denied("ungated:ip") == {"ga4", "webhook"}
     assert denied("sent:date_of_birth") == {"meta", "webhook"}
