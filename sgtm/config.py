@@ -213,10 +213,13 @@ class _Loader:
             return msgspec.convert(data, typ, strict=False)
         except msgspec.ValidationError as exc:
             rel, message, at_key = validation_message(exc)
-            if not rel:  # a Settings __post_init__ check: "field: message" points at the field
-                head, sep, rest = message.partition(": ")
-                if sep and head in getattr(typ, "__struct_fields__", ()):
-                    rel, message = head, rest
+            # A Settings __post_init__ check: "field: message" points at the field (of a nested
+            # Struct too, such as a regex_table row).
+            head, sep, rest = message.partition(": ")
+            if sep and not rel and head in getattr(typ, "__struct_fields__", ()):
+                rel, message = head, rest
+            elif sep and rel and join_path(_join(path, rel), head) in self.src.value_pos:
+                rel, message = join_path(rel, head), rest
             self.error(_join(path, rel), message, at_key=at_key)
         except re.error as exc:
             self.error(path, str(exc))

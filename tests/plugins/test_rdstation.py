@@ -595,7 +595,7 @@ tags:
         ),
         (
             '      api_key: "${RD_API_KEY}"\n      legal_bases: {type: consent, consent_type: " "}',
-            "settings.legal_bases: consent_type: empty",
+            "settings.legal_bases.consent_type: empty",
         ),
         ('      api_key: "${RD_API_KEY}"\n      colour: blue', "settings.colour: unknown key"),
     ],
