@@ -1,14 +1,16 @@
 """create_app(): the Starlette application, its routes, middleware and lifespan.
 
-The tagging endpoint is a pure ASGI app mounted at `/`: it routes by Host to a container, takes
-the client IP through that container's privacy policy (trusted proxies, anonymization), reads the
-body within the limit and hands a `HitRequest` to the container. `/healthz`, `/readyz` and
+The tagging endpoint is a pure ASGI app mounted at `/`: it routes by Host to a container, reads
+the body within the limit and hands the container the `HitRequest` sgtm/ingress.py builds (the
+client IP through that container's privacy policy). `/healthz`, `/readyz` and
 `/metrics` (admin token) sit beside it. The lifespan owns the delivery (Starlette's lifespan
 pattern), so its connections open and close with the server.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import hmac
 import os
 from collections.abc import AsyncIterator, Sequence
@@ -31,12 +33,16 @@ from sgtm.delivery.base import Delivery
 from sgtm.delivery.engine import DeliveryEngine
 from sgtm.delivery.setup import build_engine
 from sgtm.event import EventData
-from sgtm.middleware import AccessLogMiddleware, BodyLimitMiddleware
+from sgtm.ingress import BadHost, HostRouter, hit_request, request_host
+from sgtm.limits import ServerLimits, limits_from_env
+from sgtm.middleware import (
+    AccessLogMiddleware,
+    BodyLimitMiddleware,
+    ResponseHeadersMiddleware,
+    has_body,
+)
 from sgtm.plugin import ClientResponse
 from sgtm.plugins import registry
-from sgtm.request import HitRequest
-
-DEFAULT_MAX_BODY = 1024 * 1024
 
 # What a `sgtm serve` process does: `all` ingests and delivers; `ingest` answers hits and stores
 # their requests; `deliver` sends what is stored and serves only /healthz, /readyz and /metrics.
@@ -44,71 +50,63 @@ Role = Literal["all", "ingest", "deliver"]
 ROLES: tuple[Role, ...] = get_args(Role)
 
 
-class SiteRouter:
-    """Host header -> Container; a container without hosts is the default."""
-
-    def __init__(self, containers: Sequence[Container]) -> None:
-        self.by_host: dict[str, Container] = {}
-        self.default: Container | None = None
-        for container in containers:
-            if not container.spec.hosts:
-                self.default = container
-            for host in container.spec.hosts:
-                self.by_host[host] = container
-
-    def route(self, host: str) -> Container | None:
-        return self.by_host.get(host, self.default)
-
-
-def host_of(scope: Scope) -> str:
-    for name, value in scope["headers"]:
-        if name == b"host":
-            host: str = value.decode("latin-1").strip().lower()
-            if host.startswith("["):  # [::1]:8080
-                return host.split("]")[0] + "]"
-            return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    server = scope.get("server")
-    return str(server[0]) if server else ""
+class ClientGone(Exception):
+    """The client closed the connection before its whole body arrived."""
 
 
 class TaggingApp:
-    def __init__(self, router: SiteRouter) -> None:
+    def __init__(self, router: HostRouter, body_timeout: float) -> None:
         self.router = router
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         info = scope.setdefault("sgtm", {})
-        host = host_of(scope)
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        try:
+            host = request_host(headers)
+        except BadHost as exc:
+            await _send(send, ClientResponse(status=400, body=f"{exc}\n".encode()))
+            return
+        if host is None:  # HTTP/1.0 without Host: the address the request reached
+            server = scope.get("server")
+            host = str(server[0]) if server else ""
         info["host"] = host
         container = self.router.route(host)
         if container is None:
             await _send(send, ClientResponse(status=404, body=b"unknown host\n"))
             return
         info["container"] = container.name
-        headers: dict[str, str] = {}
-        for raw_name, raw_value in scope["headers"]:
-            name = raw_name.decode("latin-1").lower()
-            value = raw_value.decode("latin-1")
-            if name in headers:
-                headers[name] += ("; " if name == "cookie" else ", ") + value
-            else:
-                headers[name] = value
         peer = scope.get("client")
-        peer_ip = str(peer[0]) if peer else None
-        privacy = container.spec.privacy
-        client_ip = privacy.resolve(peer_ip, headers.get("x-forwarded-for"))
-        scheme = str(scope.get("scheme", "http"))
-        if privacy.is_trusted(peer_ip):
-            scheme = headers.get("x-forwarded-proto", scheme).split(",")[0].strip() or scheme
-        body = await _read_body(receive)
-        request = HitRequest(
+        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
+        query = scope["query_string"]
+        target = (raw_path + b"?" + query) if query else raw_path
+        body = b""  # a request that announces no body is complete with its headers
+        try:
+            if has_body(scope):
+                async with asyncio.timeout(self.body_timeout):
+                    body = await _read_body(receive)
+        except ClientGone:
+            # Half a body is not a hit: parsing it would deliver truncated events, and the
+            # browser's retry would deliver them again. Nobody is left to answer; the request
+            # line says 499 (nginx's "client closed request").
+            info["status"] = 499
+            metrics.inc("sgtm_dropped_total", container=container.name, reason="client_disconnect")
+            return
+        except TimeoutError:
+            metrics.inc("sgtm_dropped_total", container=container.name, reason="body_timeout")
+            body_late = f"request body not received within {self.body_timeout:g}s\n".encode()
+            late = ClientResponse(status=408, headers={"connection": "close"}, body=body_late)
+            await _send(send, late)
+            return
+        request = hit_request(
+            container.spec.privacy,
             method=scope["method"],
-            path=scope["path"],
-            query_string=scope["query_string"].decode("latin-1"),
+            target=target.decode("latin-1"),
             headers=headers,
             body=body,
-            client_ip=client_ip,
+            peer=str(peer[0]) if peer else None,
+            scheme=str(scope.get("scheme", "http")),
             host=host,
-            scheme=scheme,
         )
         result = await container.handle(request)
         info["client"] = result.client
@@ -117,15 +115,15 @@ class TaggingApp:
 
 
 async def _read_body(receive: Receive) -> bytes:
+    """The whole body, or ClientGone."""
     chunks = []
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            raise ClientGone
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
+            return b"".join(chunks)
 
 
 async def _send(send: Send, response: ClientResponse) -> None:
@@ -138,11 +136,25 @@ async def _send(send: Send, response: ClientResponse) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
+def bearer_matches(authorization: list[str], token: str) -> bool:
+    """Whether the request's one Authorization header is `Bearer <token>` (RFC 6750; the scheme
+    name is case-insensitive). The token is compared by digest in constant time, so neither its
+    content nor its length shows in the time taken."""
+    if len(authorization) != 1:
+        return False
+    scheme, _, given = authorization[0].partition(" ")
+    given = given.lstrip(" ")
+    if scheme.lower() != "bearer" or not given:
+        return False
+    expected = hashlib.sha256(token.encode()).digest()
+    return hmac.compare_digest(hashlib.sha256(given.encode("latin-1")).digest(), expected)
+
+
 def create_app(
     specs: Sequence[ContainerSpec],
     delivery: Delivery | None = None,
     *,
-    max_body: int | None = None,
+    limits: ServerLimits | None = None,
     role: Role = "all",
 ) -> Starlette:
     dedupe: DedupeStore
@@ -162,10 +174,10 @@ def create_app(
                 await found.follow_up(tag, events)
 
         delivery.follow_ups = follow_ups
-    router = SiteRouter(containers)
+    router = HostRouter(containers)
     state = {"ready": False}
     admin_token = os.environ.get("SGTM_ADMIN_TOKEN", "")
-    limit = max_body or int(os.environ.get("SGTM_MAX_BODY_BYTES", DEFAULT_MAX_BODY))
+    limits = limits or limits_from_env()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -188,9 +200,9 @@ def create_app(
     async def metrics_endpoint(request: Request) -> Response:
         if not admin_token:
             return PlainTextResponse("not found\n", status_code=404)
-        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), admin_token.encode()):
-            return PlainTextResponse("unauthorized\n", status_code=401)
+        if not bearer_matches(request.headers.getlist("authorization"), admin_token):
+            challenge = {"www-authenticate": "Bearer"}
+            return PlainTextResponse("unauthorized\n", status_code=401, headers=challenge)
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
     routes: list[BaseRoute] = [
@@ -199,12 +211,13 @@ def create_app(
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
     if role != "deliver":  # a deliverer's containers only run follow-up events
-        routes.append(Mount("/", app=TaggingApp(router)))
+        routes.append(Mount("/", app=TaggingApp(router, limits.body_timeout)))
     app = Starlette(
         routes=routes,
         middleware=[
             Middleware(AccessLogMiddleware),
-            Middleware(BodyLimitMiddleware, max_bytes=limit),
+            Middleware(ResponseHeadersMiddleware),
+            Middleware(BodyLimitMiddleware, max_bytes=limits.max_body_bytes),
         ],
         lifespan=lifespan,
     )

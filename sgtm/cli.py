@@ -1,9 +1,10 @@
-"""The `sgtm` command: serve | validate | emulate | schema | plugins | dlq."""
+"""The `sgtm` command: serve | validate | emulate | audit | schema | plugins | dlq."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -16,6 +17,7 @@ import msgspec
 
 from sgtm import __version__
 from sgtm.config import ContainerSpec, load_containers
+from sgtm.limits import limits_from_env
 from sgtm.plugins import PluginError, registry
 from sgtm.yamlsource import ConfigErrors
 
@@ -62,8 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     plugins = commands.add_parser("plugins", help="list installed plugins and their types")
     plugins.add_argument("--json", action="store_true")
 
-    from sgtm import dlq
+    from sgtm import audit, dlq
 
+    audit.add_parser(commands)
     dlq.add_parser(commands)
 
     args = parser.parse_args(argv)
@@ -74,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "emulate": cmd_emulate,
             "schema": cmd_schema,
             "plugins": cmd_plugins,
+            "audit": audit.run,
             "dlq": dlq.run,
         }[args.command]
         return handler(args)
@@ -113,6 +117,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from sgtm.app import create_app
 
     logs.setup(args.log_level)
+    try:
+        limits = limits_from_env()
+    except ValueError as exc:
+        print(f"sgtm serve: {exc}", file=sys.stderr)
+        return 2
     specs = _load(args.config)
     if specs is None:
         return 1
@@ -129,15 +138,36 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "proxy_headers": False,  # trusted proxies are per container, decided by sgtm itself
         "server_header": False,
         "timeout_graceful_shutdown": 15,
+        # uvicorn's httptools protocol with a header deadline and size limit (sgtm/protocol.py);
+        # named by path so --workers processes load it too. No route speaks WebSocket.
+        "http": "sgtm.protocol:SgtmHttpProtocol",
+        "ws": "none",
+        "timeout_keep_alive": limits.keepalive_timeout,
+        "limit_concurrency": limits.max_connections or None,
+        "backlog": limits.backlog,
     }
+    _raise_open_files_limit()
     if args.workers > 1:
         os.environ["SGTM_CONFIG"] = os.pathsep.join(str(Path(p).resolve()) for p in args.config)
         os.environ["SGTM_LOG_LEVEL"] = args.log_level
         os.environ["SGTM_ROLE"] = args.role
         uvicorn.run("sgtm.app:app_from_env", factory=True, workers=args.workers, **options)
     else:
-        uvicorn.run(create_app(specs, role=args.role), **options)
+        uvicorn.run(create_app(specs, limits=limits, role=args.role), **options)
     return 0
+
+
+def _raise_open_files_limit() -> None:
+    """Lift the soft open-files limit to the hard one (as Go programs do at start): a container's
+    soft limit can be 1024, fewer than SGTM_MAX_CONNECTIONS plus the store's and vendors'."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < target:
+        # If refused, the soft limit stays and SGTM_MAX_CONNECTIONS may need lowering (docs).
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 async def _store_problem(specs: list[ContainerSpec]) -> str | None:

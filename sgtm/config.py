@@ -25,6 +25,7 @@ from sgtm.delivery.policy import (
     check_tag_delivery,
     store_spec,
 )
+from sgtm.ingress import BadHost, host_name
 from sgtm.plugin import Client, Tag
 from sgtm.plugins import Registry
 from sgtm.privacy import PrivacyPolicy, parse_networks
@@ -62,6 +63,9 @@ class ClientConfig(_Strict):
     name: str
     type: str
     priority: int = 0
+    # A server-to-server sender whose hits say which visitor they are about (`_uip`,
+    # `ip_override`); otherwise only senders in privacy.trusted_proxies may name an IP.
+    trust_hit_ip: bool = False
     settings: dict[str, Any] = {}
 
 
@@ -118,6 +122,7 @@ class ClientSpec:
     type: Client[Any]
     settings: Any
     priority: int
+    trust_hit_ip: bool = False
 
 
 @dataclass(slots=True)
@@ -137,6 +142,9 @@ class TagSpec:
     dedupe: tuple[Renderer, float] | None
     transformations: tuple[Transformation, ...] = ()
     delivery: TagDeliveryConfig | None = None
+    # The names of `triggers` and `block` as written, for reports (`sgtm audit`).
+    trigger_names: tuple[str, ...] = ()
+    block_names: tuple[str, ...] = ()
 
 
 @dataclass
@@ -205,10 +213,13 @@ class _Loader:
             return msgspec.convert(data, typ, strict=False)
         except msgspec.ValidationError as exc:
             rel, message, at_key = validation_message(exc)
-            if not rel:  # a Settings __post_init__ check: "field: message" points at the field
-                head, sep, rest = message.partition(": ")
-                if sep and head in getattr(typ, "__struct_fields__", ()):
-                    rel, message = head, rest
+            # A Settings __post_init__ check: "field: message" points at the field (of a nested
+            # Struct too, such as a regex_table row).
+            head, sep, rest = message.partition(": ")
+            if sep and not rel and head in getattr(typ, "__struct_fields__", ()):
+                rel, message = head, rest
+            elif sep and rel and join_path(_join(path, rel), head) in self.src.value_pos:
+                rel, message = join_path(rel, head), rest
             self.error(_join(path, rel), message, at_key=at_key)
         except re.error as exc:
             self.error(path, str(exc))
@@ -287,10 +298,10 @@ class _Loader:
     def hosts(self, hosts: list[str]) -> tuple[str, ...]:
         out = []
         for i, host in enumerate(hosts):
-            clean = host.strip().lower()
-            if not clean or "/" in clean or " " in clean:
+            try:
+                out.append(host_name(host))  # as requests' Host headers are compared
+            except BadHost:
                 self.error(join_path("hosts", i), f"'{host}' is not a host name")
-            out.append(clean.split(":")[0] if clean.count(":") == 1 else clean)
         return tuple(out)
 
     def origins(self, origins: list[str]) -> tuple[str, ...]:
@@ -400,7 +411,7 @@ class _Loader:
             self.declared_secrets(cfg.settings, ctype.Settings, settings_path)
             settings = self.convert(cfg.settings, ctype.Settings, settings_path)
             if settings is not None:
-                out.append(ClientSpec(cfg.name, ctype, settings, cfg.priority))
+                out.append(ClientSpec(cfg.name, ctype, settings, cfg.priority, cfg.trust_hit_ip))
         return out
 
     def tags(
@@ -461,6 +472,8 @@ class _Loader:
                     paused=cfg.paused,
                     dedupe=dedupe,
                     delivery=cfg.delivery,
+                    trigger_names=tuple(cfg.triggers),
+                    block_names=tuple(cfg.block),
                 )
             )
         return out

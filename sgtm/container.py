@@ -1,8 +1,8 @@
 """The request pipeline of one container (docs/design.md, "Data flow").
 
-    clients by priority -> first claim wins -> the sender's rate -> parse -> events the sender
-    already sent dropped -> per event: per tag triggers, blocking triggers, consent,
-    transformations, dedupe, build -> delivery.submit -> client.respond
+    clients by priority -> first claim wins -> the sender's rate -> parse -> hit-supplied IPs
+    settled -> events the sender already sent dropped -> per event: per tag triggers, blocking
+    triggers, consent, transformations, dedupe, build -> delivery.submit -> client.respond
 
 The response is built only after delivery accepted the requests and never waits for a vendor.
 With `trace=True` the result also says, per event and tag, whether it fired and why not; that is
@@ -112,13 +112,18 @@ class Container:
         if request.method == "OPTIONS" and allowed_origin is not None:
             return HandleResult(None, self._preflight(request, allowed_origin))
         result = await self._handle(request, trace)
+        headers = result.response.headers
         if allowed_origin is not None:
-            headers = result.response.headers
             headers["access-control-allow-origin"] = allowed_origin
             headers["access-control-allow-credentials"] = "true"
-            # Keep what the client varies on (the datalayer script varies on Accept-Encoding).
-            vary = headers.get("vary")
-            headers["vary"] = f"{vary}, Origin" if vary else "Origin"
+        # The CORS headers differ by Origin, so every answer varies on it, listed origin or not:
+        # a cache must not hand one origin's answer to another. Keep what the client varies on
+        # (the datalayer script varies on Accept-Encoding).
+        vary = headers.get("vary")
+        if not vary:
+            headers["vary"] = "Origin"
+        elif "origin" not in (v.strip().lower() for v in vary.split(",")):
+            headers["vary"] = f"{vary}, Origin"
         return result
 
     def _preflight(self, request: HitRequest, origin: str) -> ClientResponse:
@@ -176,11 +181,7 @@ class Container:
             return HandleResult(
                 client.name, ClientResponse(status=400, body=b"bad request\n"), error=error
             )
-        if self.spec.privacy.anonymize_ip:
-            # A hit may carry its own IP (GA4's _uip); it is anonymized like the socket's.
-            for event in events:
-                if "ip_override" in event:
-                    event["ip_override"] = anonymize_ip(event["ip_override"])
+        self._settle_hit_ips(events, request, client)
         for reason, count in ctx.dropped.items():
             metrics.inc("sgtm_dropped_total", count, container=self.name, reason=reason)
         if len(events) > MAX_EVENTS_PER_REQUEST:
@@ -281,6 +282,36 @@ class Container:
             marked.append(key)
             kept.append(event)
         return kept
+
+    def _settle_hit_ips(
+        self, events: list[EventData], request: HitRequest, client: ClientSpec
+    ) -> None:
+        """A hit may name its own client IP (GA4 `_uip`, an event's `ip_override`): believed only
+        from a trusted sender or a client configured to trust it, else the request's own client
+        IP takes its place. Done here, once, so no client can forget it. A believed IP is
+        anonymized like the socket's."""
+        believed = request.trusted_sender or client.trust_hit_ip
+        anonymize = self.spec.privacy.anonymize_ip
+        replaced = 0
+        for event in events:
+            if "ip_override" not in event:
+                continue
+            if believed:
+                if anonymize:
+                    event["ip_override"] = anonymize_ip(event["ip_override"])
+            elif request.client_ip is None:
+                del event["ip_override"]
+                replaced += 1
+            elif event["ip_override"] != request.client_ip:
+                event["ip_override"] = request.client_ip
+                replaced += 1
+        if replaced:
+            metrics.inc(
+                "sgtm_dropped_total",
+                replaced,
+                container=self.name,
+                reason=f"{client.name}.untrusted_hit_ip",
+            )
 
     # -- events ---------------------------------------------------------------------------
 

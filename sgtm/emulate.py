@@ -2,8 +2,9 @@
 
 It runs the real pipeline with delivery replaced by a recorder, an in-memory dedupe store for the
 run and a fixed clock (`--now`), so the same input always prints the same output: one JSON
-object per request, one line each, in docs/design.md's format. Secrets from the environment are
-shown as `${NAME}`.
+object per request, one line each, in docs/design.md's format. A recorded request line is routed
+and turned into a `HitRequest` by sgtm/ingress.py, as `sgtm serve` does with a socket's request.
+Secrets from the environment are shown as `${NAME}`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import msgspec
 
@@ -20,9 +20,9 @@ from sgtm.config import ContainerSpec
 from sgtm.container import Container, EventTrace, HandleResult, TagTrace
 from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery.recorder import RecorderDelivery
+from sgtm.ingress import BadHost, HostRouter, host_name, recorded_host, recorded_request
 from sgtm.plugin import ClientResponse, Outbound
 from sgtm.redact import Redactor
-from sgtm.request import HitRequest
 
 
 class RequestLine(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -49,45 +49,42 @@ class Emulator:
             return f"{ids.getrandbits(128):032x}"
 
         self.containers = [Container(spec, recorder, dedupe, clock, new_id) for spec in specs]
+        self.router = HostRouter(self.containers)
         self.now = now
 
     def container_for(self, host: str | None) -> Container:
-        default = None
-        for container in self.containers:
-            if host is not None and host in container.spec.hosts:
-                return container
-            if not container.spec.hosts:
-                default = container
-        if default is not None:
-            return default
-        if host is None:
+        container = self.router.route(host)
+        if container is not None:
+            return container
+        if host is None:  # no host given and no default container: the first one
             return self.containers[0]
         raise InputError(f"no container serves host {host!r}")
 
     async def request(self, line: RequestLine) -> dict[str, Any]:
-        split = urlsplit(line.url)
-        headers = {k.lower(): v for k, v in line.headers.items()}
-        host = (line.host or split.hostname or headers.get("host") or "").lower() or None
+        try:
+            host = recorded_host(line.url, line.headers, line.host)
+        except BadHost as exc:
+            raise InputError(str(exc)) from None
         container = self.container_for(host)
         if host is None:
             host = container.spec.hosts[0] if container.spec.hosts else "localhost"
-        headers.setdefault("host", host)
-        client_ip = container.spec.privacy.resolve(line.ip, headers.get("x-forwarded-for"))
-        request = HitRequest(
-            method=line.method.upper(),
-            path=split.path or "/",
-            query_string=split.query,
-            headers=headers,
+        request = recorded_request(
+            container.spec.privacy,
+            url=line.url,
+            method=line.method,
+            headers=line.headers,
             body=line.body.encode("utf-8", "surrogateescape"),
-            client_ip=client_ip,
+            peer=line.ip,
             host=host,
-            scheme=split.scheme or "https",
         )
         result = await container.handle(request, trace=True)
         return render_result(result, container)
 
     async def events(self, events: list[dict[str, Any]], host: str | None) -> dict[str, Any]:
-        container = self.container_for(host)
+        try:
+            container = self.container_for(host_name(host) if host else None)
+        except BadHost as exc:
+            raise InputError(str(exc)) from None
         _, traces = await container.run_events(events, None, None, self.now, trace=True)
         return {
             "client": None,

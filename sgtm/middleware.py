@@ -2,6 +2,9 @@
 
 - AccessLogMiddleware: a request id, the `x-request-id` response header, and one JSON log line per
   request with no PII (no IP, no query string).
+- ResponseHeadersMiddleware: every response gets a content type (`text/plain; charset=utf-8`
+  unless it has one) and `X-Content-Type-Options: nosniff`, and `Connection: close` when the
+  request's body was not read to its end; an exception before the response becomes a plain 500.
 - BodyLimitMiddleware: refuses bodies over the limit with 413, by Content-Length or while reading.
 
 Non-HTTP scopes pass straight through.
@@ -36,7 +39,7 @@ class AccessLogMiddleware:
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
         info: dict[str, Any] = scope.setdefault("sgtm", {})
         info["request_id"] = request_id
-        status = 500
+        status = 0
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -51,6 +54,8 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            # No response: the app says why (499, the client went away), else it failed.
+            status = status or info.get("status", 500)
             container = info.get("container", "-")
             client = info.get("client") or "-"
             metrics.inc(
@@ -77,6 +82,69 @@ def _incoming_request_id(scope: Scope) -> str | None:
         if name == b"x-request-id":
             return value.decode() if _REQUEST_ID_RE.match(value) else None
     return None
+
+
+PLAIN_TEXT = b"text/plain; charset=utf-8"
+_NO_BODY = frozenset((204, 304))
+
+
+class ResponseHeadersMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body_read = not has_body(scope)
+        started = False
+
+        async def tracking_receive() -> Message:
+            nonlocal body_read
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                body_read = True
+            return message
+
+        async def stamping_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                if b"content-type" not in names and message["status"] not in _NO_BODY:
+                    headers.append((b"content-type", PLAIN_TEXT))
+                if b"x-content-type-options" not in names:
+                    headers.append((b"x-content-type-options", b"nosniff"))
+                if not body_read and b"connection" not in names:
+                    # The unread rest of the body would keep the connection busy (a client can
+                    # trickle it for as long as it likes): answer, then close.
+                    headers.append((b"connection", b"close"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, tracking_receive, stamping_send)
+        except Exception:
+            if not started:
+                body = b"internal error\n"
+                await stamping_send(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [(b"content-length", str(len(body)).encode())],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+            raise  # for the server's log, which then sends nothing more
+
+
+def has_body(scope: Scope) -> bool:
+    """Whether the request announces a body (a non-zero Content-Length, or chunks)."""
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+            return True
+    return False
 
 
 class BodyTooLarge(Exception):
@@ -128,7 +196,7 @@ async def _too_large(send: Send, limit: int) -> None:
             "type": "http.response.start",
             "status": 413,
             "headers": [
-                (b"content-type", b"text/plain"),
+                (b"content-type", PLAIN_TEXT),
                 (b"content-length", str(len(body)).encode()),
             ],
         }

@@ -1,8 +1,9 @@
 """Client IP resolution and anonymization: pure functions, stdlib `ipaddress` only.
 
-The server calls `PrivacyPolicy.resolve(peer, x_forwarded_for)` once per request; the result is
-what clients see as `HitRequest.client_ip`. Trusted proxy networks are parsed once, at config
-load (`parse_networks`), never per request.
+The ingress (sgtm/ingress.py) calls `PrivacyPolicy.sender(peer, x_forwarded_for)` once per
+request; the result is what clients see as `HitRequest.client_ip` and whether the hit may carry
+an IP of its own. Trusted proxy networks are parsed once, at config load (`parse_networks`),
+never per request.
 """
 
 from __future__ import annotations
@@ -135,10 +136,24 @@ class PrivacyPolicy:
     trusted_proxies: tuple[IPNetwork, ...] = ()
 
     def resolve(self, peer: str | None, forwarded_for: str | None) -> str | None:
-        ip = client_ip(peer, forwarded_for, self.trusted_proxies)
-        return anonymize_ip(ip) if self.anonymize_ip else ip
+        return self.sender(peer, forwarded_for)[0]
 
-    def is_trusted(self, peer: str | None) -> bool:
-        """Whether the socket peer is a trusted proxy (whose X-Forwarded-* headers we believe)."""
-        parsed = _parse_ip(peer)
+    def sender(self, peer: str | None, forwarded_for: str | None) -> tuple[str | None, bool]:
+        """The client IP as clients see it (anonymized when asked), and whether the sender itself
+        is in `trusted_proxies`.
+
+        A sender is trusted when the request came *from* a trusted address, not merely through
+        one: behind a trusted load balancer, a browser's request resolves to the browser's
+        (untrusted) address, while a server in the trusted list that calls sgtm directly, or
+        through trusted proxies only, is trusted. Only a trusted sender's hit may name its own
+        client IP (GA4 `_uip`, an event's `ip_override`).
+        """
+        ip = client_ip(peer, forwarded_for, self.trusted_proxies)
+        trusted = self.is_trusted(ip)
+        return (anonymize_ip(ip) if self.anonymize_ip else ip), trusted
+
+    def is_trusted(self, address: str | None) -> bool:
+        """Whether an address (a socket peer: then we believe its X-Forwarded-* headers) is in
+        `trusted_proxies`."""
+        parsed = _parse_ip(address)
         return parsed is not None and _is_trusted(parsed, self.trusted_proxies)

@@ -2,16 +2,24 @@
 
 Clients are pure functions of this object, which is why it is a plain value: the server builds it
 from the ASGI scope after the body is read (within the size limit), `sgtm emulate` builds it from
-a recorded request line. `client_ip` is whatever the privacy middleware decided (already
-anonymized when the container asks for it); clients never see the socket.
+a recorded request line, both through sgtm/ingress.py. `client_ip` is whatever the container's
+privacy policy decided (already anonymized when the container asks for it); clients never see
+the socket. `trusted_sender` says the request came from an address in `privacy.trusted_proxies`:
+only then may a hit name its own client IP (the core enforces it after `parse`).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
-from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qsl
+
+# A cookie's quoted-string as http.cookies reads it. Its two alternatives never start with the
+# same character, so a failed match backtracks linearly.
+_QUOTED_COOKIE = re.compile(r'"((?:[^\\"]|\\.)*)"', re.ASCII)
+_COOKIE_ESCAPE = re.compile(r"\\(?:([0-3][0-7][0-7])|(.))")  # `\ooo` octal, or `\c` for c
+_COOKIE_OCTAL = re.compile(r"\\[0-3][0-7][0-7]")
 
 
 @dataclass(slots=False)
@@ -24,6 +32,7 @@ class HitRequest:
     client_ip: str | None = None
     host: str = ""
     scheme: str = "https"
+    trusted_sender: bool = False
 
     @cached_property
     def query(self) -> dict[str, str]:
@@ -59,11 +68,29 @@ def parse_cookie_header(header: str) -> dict[str, str]:
             continue
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] == '"':
-            try:
-                parsed: SimpleCookie = SimpleCookie()
-                parsed.load(f"x={value}")
-                value = parsed["x"].value
-            except (CookieError, KeyError):  # SimpleCookie skips what it cannot parse
-                value = value[1:-1]
+            value = _unquote_cookie(value)
         out.setdefault(name, value)
     return out
+
+
+def _unquote_cookie(value: str) -> str:
+    """A value that is one quoted string, unescaped as `http.cookies` does; any other value just
+    loses its outer quotes. Written out because the stdlib's unquoting is quadratic in
+    backslashes before Python 3.11.10 (CVE-2024-7592): one 8 KiB cookie held the event loop for
+    half a second."""
+    quoted = _QUOTED_COOKIE.fullmatch(value)
+    if quoted is None:
+        return value[1:-1]
+    text = quoted[1]
+    if "\\" not in text:
+        return text
+    if _COOKIE_OCTAL.search(text) is None:
+        # Only `\c` escapes: split at the escaped backslashes (str.split pairs them from the
+        # left, as the escapes do), and every backslash left in a piece escapes the next char.
+        return "\\".join(piece.replace("\\", "") for piece in text.split("\\\\"))
+    return _COOKIE_ESCAPE.sub(_unescape_cookie, text)
+
+
+def _unescape_cookie(escape: re.Match[str]) -> str:
+    octal, char = escape.groups()
+    return chr(int(octal, 8)) if octal else char

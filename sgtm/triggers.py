@@ -3,7 +3,8 @@
 Grammar (docs/design.md): `all: [..]`, `any: [..]`, `not: cond`, a list (= all), the shorthand
 `event_name: X`, and leaves `{var|key: NAME, OP: VALUE}` with OP one of OPERATORS or `not_` + OP.
 `var` names a variable (user-defined or built-in); `key` a dotted event data path.
-`ignore_case: true` on a leaf makes string operators case-insensitive.
+`ignore_case: true` on a leaf makes string operators case-insensitive. `matches` patterns run on
+RE2 (sgtm.regex): linear in the text whatever the pattern.
 
 Comparison rules, as GTM's: string operators compare text (a missing value never matches);
 `equals` with a number or boolean compares as that type; gt/gte/lt/lte are numeric and false for
@@ -13,10 +14,10 @@ anything that is not a number; `in` takes a list; `exists: true` means present a
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from typing import Any
 
+from sgtm.regex import Regex, RegexError
 from sgtm.scope import Scope
 from sgtm.templates import to_text
 
@@ -207,9 +208,9 @@ def _operator(op: str, expected: Any, path: str, ignore_case: bool) -> Callable[
         raise ConditionError(path, f"`{op}` needs a string, number or boolean")
     if op == "matches":
         try:
-            pattern = re.compile(str(expected), re.IGNORECASE if ignore_case else 0)
-        except re.error as exc:
-            raise ConditionError(path, f"invalid regular expression: {exc}") from None
+            pattern = Regex(str(expected), ignore_case=ignore_case)
+        except RegexError as exc:
+            raise ConditionError(path, str(exc)) from None
         return lambda v: v is not None and pattern.search(to_text(v)) is not None
     want = _text(expected, ignore_case) or ""
     if op == "equals":

@@ -16,8 +16,9 @@ import msgspec
 
 from sgtm.hookspecs import hookimpl
 from sgtm.plugin import Variable
+from sgtm.regex import Regex, RegexError
 from sgtm.scope import Scope
-from sgtm.templates import Renderer, compile_value, has_template
+from sgtm.templates import Renderer, compile_value, has_template, to_text
 
 
 def _render(renderer: Renderer | None, raw: Any, scope: Scope) -> Any:
@@ -132,11 +133,11 @@ class RegexRow(_Settings):
     value: Any
 
     def __post_init__(self) -> None:
-        # Checked per row so the loader reports the row's position (`patterns[1]`).
+        # Checked per row, "match: ..." so that the loader points at this row's pattern.
         try:
-            re.compile(self.match)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression {self.match!r}: {exc}") from None
+            Regex(self.match)
+        except RegexError as exc:
+            raise ValueError(f"match: {exc}") from None
 
 
 class RegexTableSettings(_Settings, dict=True):
@@ -147,10 +148,8 @@ class RegexTableSettings(_Settings, dict=True):
     full_match: bool = False
 
     def __post_init__(self) -> None:
-        flags = re.IGNORECASE if self.ignore_case else 0
-        # re.error here is reported by the config loader with the row's position.
-        self._compiled = [re.compile(row.match, flags) for row in self.patterns]
-        self._renderers = [compile_value(row.value) for row in self.patterns]
+        self._compiled = [Regex(row.match, ignore_case=self.ignore_case) for row in self.patterns]
+        self._values = [_group_template(row.value) for row in self.patterns]
         self._default = compile_value(self.default)
 
 
@@ -164,23 +163,37 @@ class RegexTableVariable(Variable[RegexTableSettings]):
 
     def resolve(self, settings: RegexTableSettings, scope: Scope) -> Any:
         subject = _as_key(scope.var(settings.input))
-        for pattern, render in zip(settings._compiled, settings._renderers, strict=True):
-            match = pattern.fullmatch(subject) if settings.full_match else pattern.search(subject)
-            if match is None:
-                continue
-            value = render(scope)
-            if isinstance(value, str) and "$" in value:
-                value = _insert_groups(value, match)
-            return value
+        for pattern, value in zip(settings._compiled, settings._values, strict=True):
+            groups = pattern.fullmatch(subject) if settings.full_match else pattern.search(subject)
+            if groups is not None:
+                return value(scope, groups)
         return settings._default(scope)
 
 
-def _insert_groups(text: str, match: re.Match[str]) -> str:
-    def group(ref: re.Match[str]) -> str:
-        index = int(ref.group(1))
-        return (match.group(index) or "") if index <= (match.re.groups or 0) else ref.group(0)
+_GROUP_REF = re.compile(r"\$([0-9])")
+GroupTemplate = Callable[[Scope, tuple[str, ...]], Any]
 
-    return re.sub(r"\$(\d)", group, text)
+
+def _group_template(value: Any) -> GroupTemplate:
+    """A row's value: `$0`..`$9` in its own text become the match's groups (a reference to a
+    group the pattern lacks stays as written). Only the config's text is read for `$n`, never
+    what a `{{variable}}` inside it renders to, so a hit cannot ask for a group."""
+    parts = _GROUP_REF.split(value) if isinstance(value, str) else [value]
+    if len(parts) == 1:
+        render = compile_value(value)
+        return lambda scope, groups: render(scope)
+    # split() alternates text and group numbers: text, n, text, n, ..., text.
+    texts = [compile_value(text) for text in parts[0::2]]
+    numbers = [int(n) for n in parts[1::2]]
+
+    def insert(scope: Scope, groups: tuple[str, ...]) -> str:
+        out = [to_text(texts[0](scope))]
+        for number, text in zip(numbers, texts[1:], strict=True):
+            out.append(groups[number] if number < len(groups) else f"${number}")
+            out.append(to_text(text(scope)))
+        return "".join(out)
+
+    return insert
 
 
 @hookimpl

@@ -8,21 +8,43 @@ subprocess and keeps its stderr (the JSON logs).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from sgtm.testing.vendor import FakeVendor, Received, Reply, free_port
 
-__all__ = ["ROOT", "SGTM", "FakeVendor", "Received", "Reply", "SgtmProcess", "free_port"]
+__all__ = [
+    "ROOT",
+    "SGTM",
+    "FakeVendor",
+    "Received",
+    "Reply",
+    "SgtmProcess",
+    "free_port",
+    "wait_until",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 SGTM = str(Path(sys.executable).parent / "sgtm")
+
+
+def wait_until(check: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
+    """Poll `check()` until it returns something truthy, and return it; fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:g}s")
+        time.sleep(0.02)
+    return value
 
 
 class SgtmProcess:
@@ -65,6 +87,13 @@ class SgtmProcess:
         if not self._stderr.closed:
             self._stderr.flush()
         return self.stderr_path.read_text(errors="replace")
+
+    def log_records(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.logs().splitlines() if line.startswith("{")]
+
+    def wait_for_log(self, match: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+        """The first JSON log record `match` accepts, once the server has written it."""
+        return wait_until(lambda: next(filter(match, self.log_records()), None), what)
 
     def stop(self, sig: int | None = None) -> int:
         if self.proc.poll() is None:

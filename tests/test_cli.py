@@ -75,7 +75,7 @@ def test_emulate_single_request_matches_design_format():
     (out,) = emulate("--url", PURCHASE, "--header", "User-Agent: pytest/1", "--ip", "203.0.113.9")
     assert set(out) == {"client", "response", "events", "error"}
     assert out["client"] == "ga4" and out["error"] is None
-    assert out["response"] == {"status": 200, "headers": {}, "body": ""}
+    assert out["response"] == {"status": 200, "headers": {"vary": "Origin"}, "body": ""}
     (event,) = out["events"]
     assert set(event) == {"data", "tags"}
     data = event["data"]
@@ -99,11 +99,21 @@ def test_emulate_single_request_matches_design_format():
     }
     assert log_all["fired"] is True
     # The vendor tags build their real requests (dry_run: logged, never sent).
-    assert [(t["name"], t["fired"]) for t in vendors] == [("meta", True), ("ga4_server", True)]
+    assert [(t["name"], t["fired"]) for t in vendors] == [
+        ("meta", True),
+        ("ga4", True),
+        ("ga4_server", False),
+    ]
     (meta,) = vendors[0]["requests"]
     assert meta["url"].startswith("https://graph.facebook.com/")
     assert meta["body"]["data"][0]["event_name"] == "Purchase"
     assert meta["body"]["data"][0]["custom_data"]["value"] == 59.8
+    # gtag's hit goes back to Google in its own protocol; the Measurement Protocol tag is for
+    # events gtag never saw.
+    (ga4,) = vendors[1]["requests"]
+    assert ga4["url"].startswith("https://region1.google-analytics.com/g/collect?v=2&tid=G-")
+    assert "epn.value=59.8" in ga4["body"] and "&_uip=203.0.113.0" in ga4["url"]
+    assert vendors[2]["reason"] == "trigger"
 
 
 def test_emulate_requests_file_and_reasons(tmp_path):
@@ -127,7 +137,11 @@ def test_emulate_requests_file_and_reasons(tmp_path):
     assert out[2]["events"][0]["tags"][0]["reason"] == "consent:ad_user_data"
     assert out[3] == {
         "client": None,
-        "response": {"status": 404, "headers": {}, "body": "no client claimed this request\n"},
+        "response": {
+            "status": 404,
+            "headers": {"vary": "Origin"},
+            "body": "no client claimed this request\n",
+        },
         "events": [],
         "error": None,
     }

@@ -137,7 +137,21 @@ def test_every_hook_named_in_plugin_docs_exists():
 
 def test_ga4_client_page_shows_what_emulate_prints(tmp_path):
     """docs/clients/ga4.md: its emulate command, run on its container, prints its event data."""
-    page = [b for b in blocks("yaml") + blocks("sh") + blocks("json") if b[0].endswith("ga4.md")]
+    (line,) = emulate_page_example("docs/clients/ga4.md", tmp_path)
+    assert line["events"][0]["data"] == line["expected"]
+
+
+def test_ga4_tag_page_shows_what_emulate_prints(tmp_path):
+    """docs/tags/ga4.md: its emulate command, run on its container, gives its ga4 request."""
+    (line,) = emulate_page_example("docs/tags/ga4.md", tmp_path)
+    (tag,) = [t for t in line["events"][0]["tags"] if t["type"] == "ga4"]
+    assert tag["requests"] == [line["expected"]]
+
+
+def emulate_page_example(page_path, tmp_path):
+    """Runs a page's one `sgtm emulate` command on its one container; each output line gets the
+    page's one JSON block as `expected`."""
+    page = [b for b in blocks("yaml") + blocks("sh") + blocks("json") if b[0] == page_path]
     (config,) = [text for _, _, text in page if text.startswith("version: 1")]
     (command,) = [text for _, _, text in page if text.startswith("sgtm emulate")]
     (expected,) = [json.loads(text) for _, _, text in page if text.startswith("{")]
@@ -151,8 +165,7 @@ def test_ga4_client_page_shows_what_emulate_prints(tmp_path):
         text=True,
         check=True,
     )
-    (line,) = result.stdout.splitlines()
-    assert json.loads(line)["events"][0]["data"] == expected
+    return [{**json.loads(line), "expected": expected} for line in result.stdout.splitlines()]
 
 
 def test_every_kit_name_is_documented_in_the_plugin_guide():
@@ -169,3 +182,17 @@ def test_every_kit_name_is_documented_in_the_plugin_guide():
         assert public, path
         missing = [name for name in public if f"`{name}" not in guide]
         assert missing == [], f"sgtm.kit.{path.stem}: document {missing} in docs/plugins.md"
+
+
+def test_no_merge_conflict_markers_are_committed():
+    """A conflict resolved by keeping both halves left markers in the README once; never again."""
+    files = subprocess.run(
+        ["git", "ls-files", "*.py", "*.md", "*.yaml", "*.yml", "*.toml", "*.js", "*.lua", "*.sh"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    marker = re.compile(r"^(<{7}|>{7}) ", re.M)
+    found = [f for f in files if (ROOT / f).is_file() and marker.search((ROOT / f).read_text())]
+    assert found == []

@@ -25,6 +25,7 @@ SECRETS = {
     "RD_API_KEY": "rd-api-key-secret-5",
     "SF_CLIENT_SECRET": "sf-client-secret-6",
     "RESPONSYS_PASSWORD": "responsys-password-7",
+    "TIKTOK_TOKEN": "tiktok-token-secret-10",
 }
 TOKENS = {"sf": "sf-token-value-8", "rs": "rs-token-value-9"}
 
@@ -52,6 +53,10 @@ tags:
     type: ga4_mp
     triggers: [all]
     settings: {measurement_id: G-TEST01, api_secret: "${GA_API_SECRET}"}
+  - name: ga4
+    type: ga4
+    triggers: [all]
+    settings: {measurement_id: G-TEST01, region: eu}
   - name: rd
     type: rdstation
     triggers: [all]
@@ -72,6 +77,10 @@ tags:
       username: api_user
       password: "${RESPONSYS_PASSWORD}"
       list_name: CONTACTS
+  - name: tiktok
+    type: tiktok
+    triggers: [all]
+    settings: {pixel_code: C4A1B2C3D4E5F6G7H8I9, access_token: "${TIKTOK_TOKEN}"}
 """
 
 
@@ -153,14 +162,15 @@ async def delivered(uid: str, via: str) -> dict[str, int]:
     vendor = MockTransport(reply=reply)
     await harness.deliver(vendor)
     hosts = {r.host for r in vendor.received}
-    assert len(hosts) == 7, hosts  # every vendor was reached (two of them log in first)
+    assert len(hosts) == 9, hosts  # every vendor was reached (two of them log in first)
     return occurrences(vendor)
 
 
 @pytest.mark.parametrize("via", ["ga4", "datalayer", "events"])
 async def test_a_hit_full_of_placeholders_sends_no_more_secret_than_a_plain_one(via):
     plain = await delivered("plain-value", via)
-    assert plain["META_TOKEN"] and plain["HOOK_BEARER"] and plain["sf"] and plain["rs"]
+    sent = ("META_TOKEN", "TIKTOK_TOKEN", "HOOK_BEARER", "sf", "rs")
+    assert all(plain[name] for name in sent), plain
     assert plain["HOOK_SIGNING"] == 0  # it signs; it is never sent
     for name in SECRETS:
         assert await delivered(hostile_text(name), via) == plain, name

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import signal
+import socket
 import textwrap
 from pathlib import Path
 
@@ -104,6 +105,15 @@ def test_ip_carried_by_the_hit_is_anonymized_too(server, vendor):
     (got,) = vendor.wait_for(1)
     assert json.loads(got.body)["ip"] == "192.0.2.0"
     assert "192.0.2.200" not in server.logs()
+
+
+def test_ip_carried_by_a_browser_hit_behind_the_trusted_proxy_is_not_believed(server, vendor):
+    # The peer (127.0.0.1) is a trusted proxy, but the hit comes from the browser it forwards.
+    headers = {"x-forwarded-for": "198.51.100.23"}
+    response = httpx.get(server.url + HIT.format(en="purchase") + "&_uip=8.8.4.4", headers=headers)
+    assert response.status_code == 200
+    (got,) = vendor.wait_for(1)
+    assert json.loads(got.body)["ip"] == "198.51.100.0"
 
 
 def test_raw_ip_and_secrets_never_logged(server, vendor):
@@ -217,10 +227,18 @@ def test_sigterm_drains_queued_deliveries(tmp_path):
 
 def test_several_workers_serve_the_same_containers(tmp_path, vendor):
     config = write_container(tmp_path, vendor.url)
-    with SgtmProcess(config, {"HOOK_SECRET": SECRET}, "--workers", "2") as proc:
+    env = {"HOOK_SECRET": SECRET, "SGTM_HEADER_TIMEOUT": "1s"}
+    with SgtmProcess(config, env, "--workers", "2") as proc:
+        # Whichever worker accepts them, requests whose headers never end get 408 at the deadline.
+        stalled = [socket.create_connection(("127.0.0.1", proc.port), timeout=10) for _ in range(4)]
+        for sock in stalled:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
         for _ in range(6):
             assert httpx.get(proc.url + HIT.format(en="purchase")).status_code == 200
         assert len(vendor.wait_for(6)) == 6
+        for sock in stalled:
+            with sock:
+                assert sock.recv(100).startswith(b"HTTP/1.1 408 ")
         started = [
             line for line in proc.logs().splitlines() if "Application startup complete" in line
         ]

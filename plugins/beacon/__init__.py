@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from sgtm.kit.cookies import CookieSettings
+from sgtm.kit.cookies import CookieSettings, visitor_id
 from sgtm.plugin import (
     BadRequest,
     Client,
@@ -26,11 +26,13 @@ from sgtm.plugin import (
     ClientResponse,
     EventData,
     HitRequest,
+    PersonalData,
     hookimpl,
 )
 
 from ..meta_capi.cookies import meta_cookies
-from .mapping import ad_event, conversion
+from . import probe
+from .mapping import ad_event, conversion, without_nulls
 from .schema import CONVERSION, ad_event_schema, validate
 
 AD_KINDS = ("impression", "view", "click")
@@ -46,6 +48,7 @@ class BeaconSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_body_bytes: int = 65536
     # For conversions whose body has no `currency` (Newtail's has none).
     currency: str | None = None
+    # Also set Meta's _fbp / _fbc from the server (the visitor's own are always read).
     meta_cookies: bool = False
     cookies: CookieSettings = msgspec.field(default_factory=CookieSettings)
 
@@ -73,6 +76,12 @@ class BeaconClient(Client[BeaconSettings]):
         kind = _kind(request.path, settings)
         assert kind is not None  # claimed
         body = _read_body(request, settings)
+        if isinstance(body, dict) and body.get("session_id") is None:
+            # A page that leaves the session id to sgtm gets the visitor's persistent id, the
+            # one the newtail tag gives conversions too (docs/tags/newtail.md).
+            found = visitor_id({}, request.cookies)
+            if found is not None:
+                body["session_id"] = found
         errors = validate(body, SCHEMAS[kind])
         if errors:
             raise BadRequest(
@@ -81,6 +90,7 @@ class BeaconClient(Client[BeaconSettings]):
                 body=msgspec.json.encode(errors),
                 headers={"content-type": "application/json"},
             )
+        body = without_nulls(body)
         event = (
             conversion(body, settings.currency) if kind == "conversion" else ad_event(kind, body)
         )
@@ -89,8 +99,7 @@ class BeaconClient(Client[BeaconSettings]):
         if request.client_ip:
             event["ip_override"] = request.client_ip
         events = [event]
-        if settings.meta_cookies:
-            meta_cookies(request, events, settings.cookies, ctx)
+        meta_cookies(request, events, settings.cookies, ctx, set_cookies=settings.meta_cookies)
         return events
 
     def respond(
@@ -101,6 +110,11 @@ class BeaconClient(Client[BeaconSettings]):
         ctx: ClientContext,
     ) -> ClientResponse:
         return ClientResponse(status=202, cookies=list(ctx.cookies))
+
+    def probe_requests(
+        self, event: EventData, base: HitRequest, settings: BeaconSettings
+    ) -> list[HitRequest]:
+        return probe.probe_requests(event, base, settings.prefix)
 
 
 def _kind(path: str, settings: BeaconSettings) -> str | None:
@@ -136,3 +150,16 @@ def _read_body(request: HitRequest, settings: BeaconSettings) -> Any:
 @hookimpl
 def register_client_types(register: Callable[[Any], None]) -> None:
     register(BeaconClient())
+
+
+@hookimpl
+def register_personal_data(register: Callable[[Any], None]) -> None:
+    # The visitor's persistent id that retail-media beacons carry (Newtail's `session_id`).
+    register(
+        PersonalData(
+            category="device_id",
+            name="session_id",
+            value="sgtmaudit-session-7302",
+            event_keys=("session_id",),
+        )
+    )

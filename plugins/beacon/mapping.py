@@ -38,6 +38,17 @@ USER_DATA = {
 HASHED = frozenset(k for k in USER_DATA if k.endswith("_hashed"))
 
 
+def without_nulls(body: dict[str, Any]) -> dict[str, Any]:
+    """The validated body without its null fields (null means "not sent"), items included."""
+    out = {key: value for key, value in body.items() if value is not None}
+    if isinstance(out.get("items"), list):
+        out["items"] = [
+            {k: v for k, v in item.items() if v is not None} if isinstance(item, dict) else item
+            for item in out["items"]
+        ]
+    return out
+
+
 def ad_event(kind: str, body: dict[str, Any]) -> EventData:
     url: str = body.get(f"{kind}_url") or body["url"]
     event: EventData = {

@@ -5,7 +5,10 @@ problem: `[{"instancePath": "/items/0/quantity", "keyword": "type", "message": "
 
 The schemas are data; `validate` implements only the keywords they use, with Ajv v8's wording.
 As in Ajv, a value of the wrong type gets only its `type` error, and unknown properties are
-allowed (and ignored by the mapping).
+allowed (and ignored by the mapping). A property that is `null` counts as absent: Newtail's own
+conversion example sends `"seller_id": null` and its reference JavaScript `seller_id:
+item.sellerId || null`, so optional fields take null, and a required one that is null is
+reported missing.
 """
 
 from __future__ import annotations
@@ -249,6 +252,7 @@ def _check_object(
         message = f"must NOT have more than {limit} properties"
         errors.append(_error(path, spath, "maxProperties", message, limit=limit))
         return
+    value = {name: item for name, item in value.items() if item is not None}
     for name in schema.get("required", ()):
         if name not in value and not any(alt in value for alt in STAND_INS.get(name, ())):
             message = f"must have required property '{name}'"

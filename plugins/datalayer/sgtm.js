@@ -133,14 +133,35 @@
     return Object.keys(state).length ? state : null;
   };
 
+  // ---- the page's user id: the last `user_id` its dataLayer stated ------------------------------
+  // From a pushed object, gtag('set', {user_id}), gtag('set', 'user_id', id) or
+  // gtag('config', ID, {user_id}); null or '' forgets it (a logout). Events without their own
+  // user_id and ad events get it, so a retail-media vendor sees one user id on ad events and
+  // conversions (docs/tags/newtail.md, "Session and user ids").
+  let userId = null;
+  const noteUserId = (params) => {
+    if (!params || typeof params !== 'object' || !('user_id' in params)) return;
+    const value = params.user_id;
+    const text = typeof value === 'string' ? value.trim() : Number.isFinite(value) ? String(value) : '';
+    userId = text || null;
+  };
+  const userCommand = (args) => {
+    const [command, first, second] = args;
+    if (command === 'set' && first === 'user_id') noteUserId({ user_id: second });
+    else if (command === 'set') noteUserId(first);
+    else if (command === 'config') noteUserId(second);
+  };
+
   // ---- dataLayer entries -> events --------------------------------------------------------------
   const pageId = uuid(); // one per page view: the server's client id before its cookie exists
   let pending = [];
   const capture = (entry) => {
-    if (entry && typeof entry === 'object' && typeof entry.length === 'number' && entry[0] === 'consent') {
-      consentCommand(entry); // gtag() pushes its `arguments`
+    if (entry && typeof entry === 'object' && typeof entry.length === 'number') {
+      if (entry[0] === 'consent') consentCommand(entry); // gtag() pushes its `arguments`
+      else userCommand(entry);
       return;
     }
+    noteUserId(entry);
     if (!entry || typeof entry !== 'object' || typeof entry.event !== 'string') return;
     const name = entry.event;
     if (allowed.length ? !allowed.includes(name) : name.startsWith('gtm.')) return;
@@ -165,6 +186,7 @@
       language: (navigator.language || '').toLowerCase(),
       screen_resolution: screen.width + 'x' + screen.height,
       consent_state: consentState(),
+      user_id: userId,
       _dcid_temp: pageId,
     };
     for (const key of Object.keys(context)) {
@@ -213,14 +235,18 @@
   // sgtm.adEvent(kind, url, ids, element) (docs/clients/beacon.md): `impression` is sent at once;
   // `view` once at least half of the element has stayed in the viewport for one continuous
   // second; `click` on the first click. Each kind is sent once per ad URL and page, to
-  // <origin of this script><data-beacon-prefix, default /beacon>/<kind>.
+  // <origin of this script><data-beacon-prefix, default /beacon>/<kind>. `ids` are optional:
+  // without a session_id the server uses the visitor's persistent first-party id, and without a
+  // user_id the page's dataLayer user_id goes, the ids conversions get too.
   const adBase = new URL(attr('beacon-prefix') || '/beacon', base).href.replace(/\/$/, '');
   const adSent = new Set();
   const adSend = (kind, url, ids) => {
     if (adSent.has(kind + ' ' + url)) return;
     adSent.add(kind + ' ' + url);
-    const body = { session_id: ids.session_id, [kind + '_url']: url, page_location: location.href };
-    if (ids.user_id != null) body.user_id = ids.user_id;
+    const body = { [kind + '_url']: url, page_location: location.href };
+    if (ids.session_id != null && ids.session_id !== '') body.session_id = String(ids.session_id);
+    const user = ids.user_id != null && ids.user_id !== '' ? String(ids.user_id) : userId;
+    if (user != null) body.user_id = user;
     const target = adBase + '/' + kind;
     if (beacon(target, json(body))) log('ad', kind, url);
     else post(target, json(body)).catch((err) => log('ad event not sent', kind, err));

@@ -1,6 +1,9 @@
-"""The GA4 client: claims gtag.js / GTM web `/g/collect` hits and turns each event into event data.
+"""GA4's `/g/collect` protocol, both ways: the `ga4` client claims gtag.js / GTM web hits and
+turns each event into event data; the `ga4` tag (`tag.py`) sends event data to Google Analytics
+as such hits.
 
-Mapping rules, choices and limits are documented in `sgtm_plugins.ga4.parse`.
+The client's mapping rules, choices and limits are documented in `sgtm_plugins.ga4.parse`; the
+tag runs the same table backwards (`encode.py`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from sgtm.plugin import (
     ClientResponse,
     EventData,
     HitRequest,
+    PersonalData,
     copy_event,
     hookimpl,
     set_path,
@@ -26,6 +30,8 @@ from sgtm.plugin import (
 from ..meta_capi.cookies import meta_cookies
 from .fpid import server_client_id
 from .parse import header_client_hints, parse_hits
+from .probe import probe_request
+from .tag import Ga4Tag
 
 # How much of a POST body `claim` reads to find `v`/`tid` when the URL lacks them.
 CLAIM_PEEK_BYTES = 8192
@@ -43,7 +49,8 @@ class GA4Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # `server`: the client id comes from an HttpOnly FPID cookie this client sets, and the
     # hit's `cid` moves to x-ga-js_client_id (docs/identity.md). `js` keeps gtag's `cid`.
     client_id: Literal["js", "server"] = "js"
-    # Set Meta's _fbp / _fbc cookies from the server and expose them as x-fb-ck-fbp / -fbc.
+    # Also set Meta's _fbp / _fbc from the server (the visitor's own are always read into
+    # x-fb-ck-fbp / x-fb-ck-fbc).
     meta_cookies: bool = False
     cookies: CookieSettings = msgspec.field(default_factory=CookieSettings)
 
@@ -93,8 +100,7 @@ class GA4Client(Client[GA4Settings]):
             kept.append(event)
         if settings.client_id == "server":
             server_client_id(request, kept, settings.cookies, ctx)
-        if settings.meta_cookies:
-            meta_cookies(request, kept, settings.cookies, ctx)
+        meta_cookies(request, kept, settings.cookies, ctx, set_cookies=settings.meta_cookies)
         return kept
 
     def respond(
@@ -106,6 +112,11 @@ class GA4Client(Client[GA4Settings]):
     ) -> ClientResponse:
         # sGTM's GA4 client answers 200 with an empty body; CORS comes from the core.
         return ClientResponse(status=200, cookies=list(ctx.cookies))
+
+    def probe_requests(
+        self, event: EventData, base: HitRequest, settings: GA4Settings
+    ) -> list[HitRequest]:
+        return [probe_request(event, base, settings.path)]
 
 
 def _is_ga4(params: dict[str, str]) -> bool:
@@ -138,3 +149,28 @@ def _merge_header_hints(event: EventData, hints: dict[str, Any]) -> None:
 @hookimpl
 def register_client_types(register: Callable[[Any], None]) -> None:
     register(GA4Client())
+
+
+@hookimpl
+def register_tag_types(register: Callable[[Any], None]) -> None:
+    register(Ga4Tag())
+
+
+@hookimpl
+def register_personal_data(register: Callable[[Any], None]) -> None:
+    # Google Ads' click id, in the landing page URL.
+    register(
+        PersonalData(
+            category="click_id", name="gclid", value="SgtmAuditGclid7302", url_param="gclid"
+        )
+    )
+    # The server-managed client id (`client_id: server`): event data gets its middle part.
+    register(
+        PersonalData(
+            category="device_id",
+            name="FPID cookie",
+            value="FPID2.2.SgtmAuditFpid7302.1700000000",
+            cookie="FPID",
+            marks=("SgtmAuditFpid7302",),
+        )
+    )

@@ -15,7 +15,8 @@ Values:
   and an empty `ep.*` as `""`).
 - Numbers (`_p _s sct _et tfd`, `epn.*`, `upn.*`, item `pr qt ds lp`) must be a plain decimal
   (`12`, `-1.5`, `2e3`, surrounding spaces allowed): an integral value becomes an int, any other
-  a float. `NaN`, `Infinity`, overflow (`1e999`), hex, `1_000` and empty values are invalid.
+  a float. `NaN`, `Infinity`, overflow (`1e999`), hex, `1_000`, empty values and values longer
+  than MAX_NUMBER_CHARS are invalid.
   Integral values of 2**53 and above stay floats, as they would in sGTM's JavaScript.
 - Booleans (`uamb uaw _ee lps`): `1`/`true` -> True, `0`/`false`/empty -> False.
 - An invalid value drops that one param and counts `ga4.invalid_param`; the rest of the event
@@ -31,7 +32,10 @@ Choices where the reference is silent or uncertain:
   the same underscore rule. `gcut`, `us_privacy`, `gdpr`, `gdpr_consent` -> `x-ga-<name>` like the
   other consent params.
 - Top-level `cn`/`cs` are campaign name/source (gtag sends event-level promotion fields as
-  `ep.creative_name` etc.); campaign params map to `campaign_<field>` names.
+  `ep.creative_name` etc.); campaign params map to gtag's own `campaign_<field>` names
+  (`ci` -> `campaign_id`, as in analytics-debugger/ga4mp's gtag key table).
+- `em` (user-provided data for enhanced conversions) is decoded into `user_data` with sGTM's key
+  names by `sgtm_plugins.ga4.user_data`; a value that cannot be read counts `ga4.invalid_param`.
 - Event params (`ep.`/`epn.`) are applied first, so a protocol field of the same name wins.
 - `ep.user_data.<path>` is nested into `user_data`; `email`/`phone` become `email_address`/
   `phone_number`. Other `ep.*` names keep their dots as literal flat keys.
@@ -64,6 +68,8 @@ from urllib.parse import unquote, unquote_plus, unquote_to_bytes, urlsplit
 
 from sgtm.plugin import EventData, set_path
 
+from . import user_data
+
 Drop = Callable[[str, int], None]
 Converter = Callable[[str], Any]  # returns None when the raw value is invalid
 
@@ -76,21 +82,47 @@ MAX_BRANDS = 32
 # cannot fit MAX_VALUE_CHARS and are rejected before decoding them.
 _MAX_RAW_VALUE_CHARS = 12 * MAX_VALUE_CHARS
 
-_NUMBER = re.compile(r"\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*")
+# Longer than any double written out in full (17 significant digits in fixed notation: at most
+# 343 characters), so no number a client means; checked before looking at a single digit.
+MAX_NUMBER_CHARS = 400
 _MAX_SAFE_INT = 2**53
 _TRUE = frozenset({"1", "true"})
 _FALSE = frozenset({"0", "false", ""})
 
 
 def to_number(raw: str) -> int | float | None:
-    if not _NUMBER.fullmatch(raw):
+    text = raw.strip()
+    if len(text) > MAX_NUMBER_CHARS or not _is_plain_decimal(text):
         return None
-    value = float(raw)
+    value = float(text)
     if not math.isfinite(value):
         return None
     if value.is_integer() and abs(value) < _MAX_SAFE_INT:
         return int(value)
     return value
+
+
+def _is_plain_decimal(text: str) -> bool:
+    """`[+-]?(digits[.digits]|.digits)([eE][+-]?digits)?` with ASCII digits, in linear time.
+
+    String code rather than a regex: that pattern's adjacent digit runs backtrack quadratically
+    on a long run of digits that ends badly.
+    """
+    mantissa, has_exponent, exponent = text.replace("E", "e").partition("e")
+    whole, _, fraction = _unsigned(mantissa).partition(".")
+    if not (whole or fraction):
+        return False
+    if (whole and not _digits(whole)) or (fraction and not _digits(fraction)):
+        return False
+    return not has_exponent or _digits(_unsigned(exponent))
+
+
+def _unsigned(text: str) -> str:
+    return text[1:] if text.startswith(("+", "-")) else text
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()  # "".isdigit() is false; "²".isdigit() is true
 
 
 def to_bool(raw: str) -> bool | None:
@@ -165,6 +197,7 @@ PARAMS: dict[str, tuple[tuple[str, ...], Converter]] = {
     "uapv": (("client_hints.platform_version",), to_str),
     "uaw": (("client_hints.wow64",), to_bool),
     # §2.4 campaign overrides (event data names are inferred)
+    "ci": (("campaign_id",), to_str),
     "cm": (("campaign_medium",), to_str),
     "cs": (("campaign_source",), to_str),
     "cn": (("campaign_name",), to_str),
@@ -189,7 +222,6 @@ PARAMS: dict[str, tuple[tuple[str, ...], Converter]] = {
     "gdid": (("x-ga-gdid",), to_str),
     "edid": (("x-ga-edid",), to_str),
     "_edid": (("x-ga-edid",), to_str),
-    "em": (("x-ga-em",), to_str),
     "did": (("x-ga-did",), to_str),
     "richsstsse": (("x-ga-mp2-richsstsse",), to_str),
 }
@@ -205,7 +237,7 @@ for _name, (_paths, _convert) in PARAMS.items():
     _TARGETS[_name] = (tuple(_keys), _convert)
 
 # Read by this module or the client, never copied as they are.
-CONSUMED = frozenset({"_uip", "uip", "_fplc"})
+CONSUMED = frozenset({"_uip", "uip", "_fplc", "em"})
 IP_PARAMS = ("_uip", "uip")
 
 # Prefixed params: prefix -> (event data object, or "" for top level; converter).
@@ -262,8 +294,9 @@ _GCD_OFFSETS = dict(zip(CONSENT_TYPES, (2, 4, 6, 8), strict=True))
 _BASE64URL = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_"
 _GCS_DIGITS = {"1": True, "0": False}
 
-_PASSTHROUGH_NAME = re.compile(r"_?[A-Za-z][A-Za-z0-9_]{0,63}")
-_SEC_CH_UA_BRAND = re.compile(r'"((?:[^"\\]|\\.)*)"\s*;\s*v\s*=\s*"((?:[^"\\]|\\.)*)"')
+# Dots occur in real names (`gap.lineItemValue` on hits of Google's Shopping app).
+_PASSTHROUGH_NAME = re.compile(r"_?[A-Za-z][A-Za-z0-9_.]{0,63}")
+_SF_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')  # a Structured Field string, escapes kept
 _BACKSLASH_ESCAPE = re.compile(r"\\(.)")
 
 
@@ -377,6 +410,12 @@ def map_hit(
 
     if items and (mapped := _map_items(items, drop)):
         event["items"] = mapped
+    if (raw_em := params.get("em")) is not None:
+        decoded, invalid = user_data.decode(raw_em)
+        if invalid:
+            drop("ga4.invalid_param", invalid)
+        if decoded:
+            user_data.merge(_object(event, "user_data"), decoded)
     if state := consent_state(params.get("gcs"), params.get("gcd")):
         set_path(event, "x-sst-system_properties.consent.consentGrantedState", state)
     if ip := _ip_override(params, drop):
@@ -533,7 +572,7 @@ def header_client_hints(headers: Mapping[str, str]) -> dict[str, Any]:
     if header := headers.get("sec-ch-ua"):
         brands = [
             {"brand": _unescape(brand), "version": _unescape(version)}
-            for brand, version in _SEC_CH_UA_BRAND.findall(header[: 64 * MAX_BRANDS])
+            for brand, version in _brand_versions(header[: 64 * MAX_BRANDS])
         ]
         if brands:
             hints["brands"] = brands[:MAX_BRANDS]
@@ -543,6 +582,31 @@ def header_client_hints(headers: Mapping[str, str]) -> dict[str, Any]:
     if (platform := headers.get("sec-ch-ua-platform")) is not None:
         hints["platform"] = platform[:MAX_VALUE_CHARS]
     return hints
+
+
+def _brand_versions(header: str) -> list[tuple[str, str]]:
+    """The `"brand";v="version"` pairs of a Sec-CH-UA header, its strings read left to right once.
+
+    (One regex searched over the header retried a string that never closes from every later
+    quote: quadratic in a header of escaped quotes.)
+    """
+    strings: list[tuple[str, str]] = []  # (the text before a string, the string)
+    end = 0
+    while (start := header.find('"', end)) >= 0:
+        string = _SF_STRING.match(header, start)
+        if string is None:
+            break  # it never closes, so nothing after it is a string
+        strings.append((header[end:start], string[1]))
+        end = string.end()
+    pairs = []
+    i = 1
+    while i < len(strings):
+        if "".join(strings[i][0].split()) == ";v=":  # `\s*;\s*v\s*=\s*` between the two
+            pairs.append((strings[i - 1][1], strings[i][1]))
+            i += 2
+        else:
+            i += 1
+    return pairs
 
 
 def _unescape(quoted: str) -> str:

@@ -1,5 +1,6 @@
-"""Meta's first-party cookies `_fbp` / `_fbc`, set by the server for the browser-facing clients
-(docs/identity.md), with the capi-param-builder rules ported in `.normalize`."""
+"""Meta's first-party cookies `_fbp` / `_fbc` for the browser-facing clients (docs/identity.md):
+the visitor's own read into event data on every request, and, when a client is told to, set by
+the server with the capi-param-builder rules ported in `.normalize`."""
 
 from __future__ import annotations
 
@@ -27,24 +28,35 @@ def meta_cookies(
     events: list[EventData],
     settings: CookieSettings,
     ctx: ClientContext,
+    *,
+    set_cookies: bool,
 ) -> None:
-    """Decide `_fbp` / `_fbc` for this request: write them into every event (`x-fb-ck-fbp`,
-    `x-fb-ck-fbc`) and queue the cookies in `ctx.cookies` (refreshed to 90 days on each hit,
-    which is what keeps them alive where browsers cap script-set cookies).
+    """Meta's `_fbp` / `_fbc` for this request, in every event as `x-fb-ck-fbp` / `x-fb-ck-fbc`.
 
-    Nothing is read or set unless every event grants `ad_storage`. `_fbp`: the valid cookie
-    (else a valid `x-fb-ck-fbp` the hit carries) kept as it is, else a new
-    `fb.<index>.<ms>.<random>`. `_fbc`: the `fbclid` of the page URL (else of the Referer)
-    makes `fb.<index>.<ms>.<fbclid>`, the click id byte for byte; an existing `_fbc` with the
-    same click id is kept.
+    Nothing is read or set unless every event grants `ad_storage`. The visitor's own valid
+    cookies are always read (else a valid `x-fb-ck-*` value a hit carries is kept): reading
+    them never depends on `set_cookies`, so a site whose pixel sets them loses no click or
+    browser id. With `set_cookies`, the values are decided as Meta's parameter builder does and
+    queued in `ctx.cookies` (refreshed to 90 days on each hit, which keeps them alive where
+    browsers cap script-set cookies): `_fbp` is the valid cookie (or carried value) kept as it
+    is, else a new `fb.<index>.<ms>.<random>`; `_fbc` comes from the `fbclid` of the page URL
+    (else of the Referer) as `fb.<index>.<ms>.<fbclid>`, the click id byte for byte; an
+    existing `_fbc` with the same click id is kept.
     """
     if not storage_granted(events, "ad_storage", ctx):
         return
+    existing_fbp = _existing(request.cookies.get("_fbp"), events, FBP_KEY)
+    existing_fbc = _existing(request.cookies.get("_fbc"), events, FBC_KEY)
+    if not set_cookies:
+        for key, value in ((FBP_KEY, existing_fbp), (FBC_KEY, existing_fbc)):
+            if value is not None:
+                for event in events:
+                    event[key] = value
+        return
+
     domain = cookie_domain(request.host, settings)
     index = subdomain_index(domain or request.host)
     now_ms = int(ctx.now * 1000)
-
-    existing_fbp = _existing(request.cookies.get("_fbp"), events, FBP_KEY)
     # Meta's builder draws floor(Math.random() * 2147483647): the same range, from a CSPRNG.
     fbp = fbp_from(existing_fbp, index, now_ms, secrets.randbelow(2_147_483_647))
 
@@ -54,7 +66,6 @@ def meta_cookies(
     if fbclid is not None and not is_cookie_value(fbclid):
         ctx.drop("identity.invalid_fbclid")
         fbclid = None
-    existing_fbc = _existing(request.cookies.get("_fbc"), events, FBC_KEY)
     fbc = fbc_from(existing_fbc, fbclid, index, now_ms)
 
     for name, key, value in (("_fbp", FBP_KEY, fbp), ("_fbc", FBC_KEY, fbc)):

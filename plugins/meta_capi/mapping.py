@@ -40,20 +40,23 @@ EVENT_MAP: dict[str, str] = {
 # user_data fields Meta wants SHA-256 hashed, and the event data keys each is read from.
 # `x-fb-ud-*` come first, as MTAG reads them; then STAPE's order (§9.3). `address.` is
 # `user_data.address` when it is an object, or its first entry when it is a list.
+# Google's pre-hashed keys (`user_data.sha256_email_address`, `sha256_phone_number`,
+# `address.sha256_first_name` / `sha256_last_name`) are not sources: Google normalizes before
+# hashing differently (Gmail dots removed, the phone's `+` hashed, inner spaces of names kept),
+# so such a hash would often never match. A container that knows its hashes follow Meta's rules
+# maps them itself with the `user_data` setting.
 HASHED_FIELDS: dict[str, tuple[str, ...]] = {
     "em": (
         "x-fb-ud-em",
         "email",
         "user_data.email_address",
         "user_data.email",
-        "user_data.sha256_email_address",
     ),
     "ph": (
         "x-fb-ud-ph",
         "phone",
         "user_data.phone_number",
         "user_data.phone",
-        "user_data.sha256_phone_number",
     ),
     "fn": (
         "x-fb-ud-fn",
@@ -63,7 +66,6 @@ HASHED_FIELDS: dict[str, tuple[str, ...]] = {
         "first_name",
         "user_data.first_name",
         "address.first_name",
-        "address.sha256_first_name",
     ),
     "ln": (
         "x-fb-ud-ln",
@@ -73,7 +75,6 @@ HASHED_FIELDS: dict[str, tuple[str, ...]] = {
         "last_name",
         "user_data.last_name",
         "address.last_name",
-        "address.sha256_last_name",
     ),
     "ge": ("x-fb-ud-ge", "gender", "user_data.gender"),
     "db": ("x-fb-ud-db", "db", "date_of_birth", "user_data.date_of_birth"),

@@ -47,6 +47,7 @@ __all__ = [
     "fbp_from",
     "fbp_random_payload",
     "hash_pii",
+    "is_prehashed",
     "is_valid_fbp_fbc",
     "looks_like_hashed",
     "make_fbc",
@@ -502,6 +503,15 @@ def _split_param_builder_hash(value: str) -> str | None:
     return None
 
 
+def is_prehashed(value: str) -> bool:
+    """What ``getNormalizedAndHashedPII`` passes through without normalizing: a SHA-256 or MD5
+    hex digest, bare or with a builder appendix (after trimming)."""
+    trimmed = _js_trim(value)
+    return bool(_SHA256_OR_MD5_RE.fullmatch(trimmed)) or (
+        _split_param_builder_hash(trimmed) is not None
+    )
+
+
 def _hash_one(
     field: str,
     value: object,
@@ -516,10 +526,10 @@ def _hash_one(
     if _SHA256_OR_MD5_RE.fullmatch(trimmed):
         digest = trimmed.lower()
         return f"{digest}.{appendix(APPENDIX_NO_CHANGE, version)}" if with_appendix else digest
-    already = _split_param_builder_hash(trimmed)
-    if already is not None:
-        # Upstream returns such a value untouched, its appendix included.
-        return trimmed if with_appendix else already.lower()
+    if _split_param_builder_hash(trimmed) is not None:
+        # Upstream returns such a value untouched, appendix and case included: it is what
+        # Meta's own SDK sends, so it is sent as it is whether or not appendices are on.
+        return trimmed
     normalized = normalize(field, value, current_year=current_year)
     if normalized is None:
         return None
@@ -538,9 +548,9 @@ def hash_pii(
     """``getNormalizedAndHashedPII``: normalize then SHA-256 (lowercase hex); None when dropped.
 
     Input that is already a digest (64 or 32 hex characters after trimming) passes through
-    lowercased and is never hashed twice; so does a digest already carrying a builder appendix
-    (``<hex>.<appendix>``), which is returned as upstream returns it (untouched) when
-    ``with_appendix`` is set and as its lowercased hex part otherwise.
+    lowercased and is never hashed twice. A digest already carrying a builder appendix
+    (``<hex>.<appendix>``) is returned as upstream returns it: trimmed, otherwise untouched (its
+    case and appendix kept), whatever ``with_appendix`` says.
 
     ``with_appendix`` appends the builder's ``.<appendix>`` suffix (see ``appendix``); off by
     default because the tag sends plain 64-hex, which Meta accepts.

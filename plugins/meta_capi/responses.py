@@ -10,6 +10,7 @@ Success is `{"events_received": N, "messages": [], "fbtrace_id": ...}`. Errors c
 | 1, 2, or `is_transient: true`      | retry (backoff)                                      |
 | 190 (token)                        | dead: the access token is expired, revoked or wrong  |
 | 10, 200-299 (permissions)          | dead: the token may not send to this pixel           |
+| 2635 (deprecated API version)      | dead: api_version is no longer served                |
 | 100 (invalid parameter), others    | dead, with Meta's message                            |
 
 Without an error body the HTTP status decides (timeouts and 5xx retry; see sgtm.plugin).
@@ -32,6 +33,7 @@ from sgtm.plugin import Verdict, default_classify
 THROTTLED = frozenset({4, 17, 32, 341, 613, 80004})
 TRANSIENT = frozenset({1, 2})
 TOKEN = 190
+DEPRECATED_VERSION = 2635  # "You are calling a deprecated version of the Ads API"
 PERMISSION = frozenset({10, *range(200, 300)})
 DEFAULT_THROTTLE_WAIT = 60.0
 _DATA_INDEX_RE = re.compile(r"\$\['data'\]\[([0-9]+)\]")
@@ -52,6 +54,12 @@ def classify(status: int, headers: dict[str, str], body: bytes) -> Verdict:
             outcome="dead",
             reason="access token refused (expired, revoked or not allowed for this pixel): "
             f"create a new Conversions API token and set it in the container; {detail}",
+        )
+    if code == DEPRECATED_VERSION:
+        return Verdict(
+            outcome="dead",
+            reason="api_version is no longer served by Meta: set the tag's api_version to a "
+            f"current Marketing API version (docs/tags/meta_capi.md); {detail}",
         )
     if code in PERMISSION:
         return Verdict(

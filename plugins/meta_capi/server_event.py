@@ -10,6 +10,7 @@ for one bad event (reference/destinations/meta-capi.md §2-§3):
 - `action_source` outside Meta's list;
 - `website` events without an http(s) `event_source_url` (page_location) or a
   `client_user_agent` (user_agent);
+- `app` events without `app_data` (ATT flag and the 16 extinfo strings: `app_data.py`);
 - Purchase without a currency or a value (a value is summed from the items' price x quantity
   when the event has none; a currency is never invented);
 - a currency that is not a 3-letter ISO 4217 code, a value that is not a finite number,
@@ -19,8 +20,6 @@ for one bad event (reference/destinations/meta-capi.md §2-§3):
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
 import math
 from datetime import UTC, datetime
 from typing import Any, get_args
@@ -28,9 +27,13 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from sgtm.kit import hashing as pii
 from sgtm.kit.cookies import CookieSettings, cookie_domain, query_param
+from sgtm.kit.mapping import client_ip, event_time_ms, generated_event_id
+from sgtm.kit.mapping import currency as event_currency
 from sgtm.plugin import EventData, InvalidEvent, get_path
 
+from .app_data import app_data, opt_out
 from .mapping import (
     CONTENT_FIELDS,
     CUSTOM_DATA_OVERRIDES,
@@ -41,28 +44,25 @@ from .mapping import (
     PLAIN_SOURCES,
     VALUE_SOURCES,
 )
-from .normalize import fbc_from, hash_pii, is_valid_fbp_fbc, subdomain_index
+from .normalize import fbc_from, hash_pii, is_prehashed, is_valid_fbp_fbc, subdomain_index
 from .settings import ActionSource, MetaCapiSettings
 
 ACTION_SOURCES = frozenset(get_args(ActionSource))
 DAY = 86400
 MAX_AGE_DAYS = {"physical_store": 62}
 DEFAULT_MAX_AGE_DAYS = 7
-# A timestamp this large is in milliseconds: 1e11 seconds is the year 5138.
-_MILLISECONDS_FROM = 1e11
 # Longer text is no name, email or phone number (Meta's own test cases go up to 10,000
 # characters): it is dropped unread, which bounds the normalizers' work per event.
 MAX_PII_CHARS = 16_384
 
 _AUTO_DOMAIN = CookieSettings()
-_canonical = msgspec.json.Encoder(order="sorted", enc_hook=str)
 
 
 def server_event(event: EventData, settings: MetaCapiSettings, now: float) -> dict[str, Any]:
     """The `data[]` entry for this event; raises InvalidEvent when Meta would refuse it."""
     name = meta_event_name(event, settings.event_map)
     action_source = _action_source(event, settings)
-    time_ms = _event_time_ms(event, now)
+    time_ms = event_time_ms(event, now)
     seconds = _checked_seconds(time_ms, now, action_source)
     out: dict[str, Any] = {
         "event_name": name,
@@ -92,6 +92,11 @@ def server_event(event: EventData, settings: MetaCapiSettings, now: float) -> di
     if not user_data:
         raise InvalidEvent("no user_data: Meta needs at least one customer information field")
     out["user_data"] = user_data
+    if action_source == "app":
+        out["app_data"] = app_data(event)
+    opted_out = opt_out(event, settings.opt_out)
+    if opted_out is not None:
+        out["opt_out"] = opted_out
     custom_data = build_custom_data(event, settings, name)
     if custom_data:
         out["custom_data"] = custom_data
@@ -121,37 +126,6 @@ def _action_source(event: EventData, settings: MetaCapiSettings) -> str:
     return str(value)
 
 
-def _event_time_ms(event: EventData, now: float) -> float:
-    """When the event happened, in ms: `event_time` (seconds, ms or ISO 8601), else the time the
-    hit arrived (`x-sst-system_properties.request_start_time_ms`), else now."""
-    raw = event.get("event_time")
-    if raw is not None and raw != "":
-        seconds = _timestamp(raw)
-        if seconds is None:
-            raise InvalidEvent(f"event_time {str(raw)[:40]!r} is not a Unix time or ISO 8601")
-        return seconds * 1000
-    start = get_path(event, "x-sst-system_properties.request_start_time_ms")
-    number = _number(start)
-    if number is not None and number > 0:
-        return number
-    return now * 1000
-
-
-def _timestamp(raw: Any) -> float | None:
-    number = _number(raw)
-    if number is not None:
-        return number / 1000 if number >= _MILLISECONDS_FROM else number
-    if isinstance(raw, str):
-        try:
-            parsed = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed.timestamp()
-    return None
-
-
 def _checked_seconds(time_ms: float, now: float, action_source: str) -> int:
     seconds = min(int(time_ms // 1000), int(now))  # Meta refuses future times: clamp to now
     max_days = MAX_AGE_DAYS.get(action_source, DEFAULT_MAX_AGE_DAYS)
@@ -174,18 +148,6 @@ def event_id(event: EventData, meta_name: str) -> str | None:
     return None
 
 
-def generated_event_id(event: EventData, now: float) -> str:
-    """A deterministic id for an event that carries none: `sgtm-` + 32 hex characters of the
-    SHA-256 of the whole event data (as this tag receives it, keys sorted) plus, when the event
-    holds no time of its own, `now` in ms. The same event data always gets the same id."""
-    digest = hashlib.sha256(_canonical.encode(event))
-    if event.get("event_time") in (None, "") and not _number(
-        get_path(event, "x-sst-system_properties.request_start_time_ms")
-    ):
-        digest.update(b"\x00" + str(int(now * 1000)).encode())
-    return "sgtm-" + digest.hexdigest()[:32]
-
-
 # -- user_data ---------------------------------------------------------------------------------
 
 
@@ -194,9 +156,10 @@ def build_user_data(
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     address = _address(event)
+    country_code = settings.phone_country_code
     for field, sources in HASHED_FIELDS.items():
         for key in sources:
-            hashed = _hashed(field, _source(event, address, key), current_year)
+            hashed = _hashed(field, _source(event, address, key), country_code, current_year)
             if hashed:
                 out[field] = hashed
                 break
@@ -218,7 +181,11 @@ def build_user_data(
             out[field] = value
     for field, value in settings.user_data.items():
         # Explicit settings win; an empty or rejected value removes the field.
-        result = _hashed(field, value, current_year) if field in HASHED_FIELDS else _text(value)
+        result = (
+            _hashed(field, value, country_code, current_year)
+            if field in HASHED_FIELDS
+            else _text(value)
+        )
         if result:
             out[field] = result
         else:
@@ -239,15 +206,35 @@ def _source(event: EventData, address: dict[str, Any], key: str) -> Any:
     return get_path(event, key)
 
 
-def _hashed(field: str, value: Any, current_year: int) -> str | list[str] | None:
-    """Meta's normalization and SHA-256 (`normalize.hash_pii`), after turning numbers into text;
-    64-hex input passes unchanged (lowercased) and is never hashed twice."""
+def _hashed(
+    field: str, value: Any, country_code: str | None, current_year: int
+) -> str | list[str] | None:
+    """Meta's normalization and SHA-256 (`normalize.hash_pii`), after turning numbers into text
+    and giving phones their country code; 64-hex input passes unchanged (lowercased) and is
+    never hashed twice."""
     if isinstance(value, list):
-        texts = [t for t in (_pii_text(v) for v in value) if t]
+        texts = [t for t in (_field_text(field, v, country_code) for v in value) if t]
         hashed = hash_pii(field, texts, current_year=current_year) if texts else None
         return hashed or None
-    text = _pii_text(value)
+    text = _field_text(field, value, country_code)
     return hash_pii(field, text, current_year=current_year) if text else None
+
+
+def _field_text(field: str, value: Any, country_code: str | None) -> str | None:
+    text = _pii_text(value)
+    if text is None or field != "ph" or country_code is None or is_prehashed(text):
+        return text
+    return international_phone(text, country_code)
+
+
+def international_phone(text: str, country_code: str) -> str | None:
+    """A phone with its country code, as Meta's parameter builder reads a number the page gave
+    with its country's phone code (`phoneCode` then `phoneNumber`, digits kept, leading zeros
+    dropped): the shared E.164 rule (`+` or `00` means international; a national number loses
+    its trunk zeros and gets `country_code`), without the `+`. None when it cannot be a phone
+    number (fewer than 7 or more than 15 digits)."""
+    number = pii.e164(text, country_code)
+    return number[1:] if number else None
 
 
 def _pii_text(value: Any) -> str | None:
@@ -260,23 +247,6 @@ def _pii_text(value: Any) -> str | None:
     if isinstance(value, str) and len(value) <= MAX_PII_CHARS:
         return value
     return None
-
-
-def client_ip(raw: Any) -> str | None:
-    """The first address of `ip_override`, without a port (Meta rejects one) or a zone id."""
-    if not isinstance(raw, str):
-        return None
-    first = raw.replace(" ", "").split(",")[0]
-    if first.startswith("["):  # [2001:db8::1]:443
-        host = first[1 : first.find("]")] if "]" in first else ""
-    elif first.count(":") == 1:  # 203.0.113.7:5678
-        host = first.split(":")[0]
-    else:
-        host = first
-    try:
-        return str(ipaddress.ip_address(host.split("%")[0]))
-    except ValueError:
-        return None
 
 
 def _fbc(event: EventData, time_ms: float) -> str | None:
@@ -318,7 +288,7 @@ def build_custom_data(
         value = _items_total(items)
     if value is not None:
         out["value"] = value
-    currency = _currency(event, items)
+    currency = event_currency(event, items)
     if currency:
         out["currency"] = currency
     if meta_name == "InitiateCheckout" and items:
@@ -404,18 +374,6 @@ def _value(event: EventData) -> float | int | None:
             raise InvalidEvent(f"{key} {str(raw)[:40]!r} is not a number")
         return number
     return None
-
-
-def _currency(event: EventData, items: list[dict[str, Any]]) -> str | None:
-    raw = event.get("currency")
-    if raw is None or raw == "":
-        raw = next((item.get("currency") for item in items if item.get("currency")), None)
-    if raw is None or raw == "":
-        return None
-    code = raw.strip().upper() if isinstance(raw, str) else ""
-    if len(code) != 3 or not code.isascii() or not code.isalpha():
-        raise InvalidEvent(f"currency {str(raw)[:40]!r} is not an ISO 4217 code such as EUR")
-    return code
 
 
 def _override(raw: Any) -> Any:

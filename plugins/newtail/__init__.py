@@ -19,7 +19,16 @@ from typing import Any
 import msgspec
 
 from sgtm.kit.mapping import text
-from sgtm.plugin import BuildContext, EventData, InvalidEvent, Outbound, Tag, Verdict, hookimpl
+from sgtm.plugin import (
+    BuildContext,
+    EventData,
+    InvalidEvent,
+    Outbound,
+    PersonalData,
+    Tag,
+    Verdict,
+    hookimpl,
+)
 
 from . import event_url
 from .conversion import conversion, ids
@@ -52,8 +61,9 @@ class NewtailTag(Tag[NewtailSettings]):
         self, event: EventData, settings: NewtailSettings, ctx: BuildContext
     ) -> list[Outbound]:
         kind = event_kind(event, settings)
+        cookies = ctx.request.cookies if ctx.request is not None else {}
         if kind == "conversion":
-            body = conversion(event, settings, ctx.now, ctx.warn)
+            body = conversion(event, settings, ctx.now, ctx.warn, cookies)
             return [
                 Outbound(
                     method="POST",
@@ -65,7 +75,7 @@ class NewtailTag(Tag[NewtailSettings]):
                 )
             ]
         url = event_url.checked(ad_url(event, kind), kind, settings.allowed_event_hosts)
-        user_id, session_id = ids(event, settings)
+        user_id, session_id = ids(event, settings, cookies)
         if session_id is None:
             raise InvalidEvent("no session_id: Newtail needs one on every ad event")
         payload = {"session_id": session_id}
@@ -98,7 +108,9 @@ class NewtailTag(Tag[NewtailSettings]):
             order = text(event.get("transaction_id")) or text(event.get("order_id"))
             return (f"conversion:{settings.publisher_id}:{order}", ttl) if order else None
         url = ad_url(event, kind)
-        user_id, session_id = ids(event, settings)
+        # The request's cookies are not known here; ad events from the beacon client carry
+        # their session id already, which is what dedupe needs.
+        user_id, session_id = ids(event, settings, {})
         if not isinstance(url, str) or session_id is None:
             return None
         ad = event_url.ad_key(url)
@@ -127,3 +139,16 @@ def ad_url(event: EventData, kind: str) -> Any:
 @hookimpl
 def register_tag_types(register: Callable[[Any], None]) -> None:
     register(NewtailTag())
+
+
+@hookimpl
+def register_personal_data(register: Callable[[Any], None]) -> None:
+    # A Brazilian CPF (11 digits), which the conversion sends hashed as `social_id_hashed`.
+    register(
+        PersonalData(
+            category="national_id",
+            name="user_data.social_id",
+            value="73029183746",
+            event_keys=("user_data.social_id",),
+        )
+    )

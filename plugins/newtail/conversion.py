@@ -11,12 +11,13 @@ Personal data is normalized and hashed per Newtail's rules (`.normalize`); a val
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sgtm.kit import hashing as pii
+from sgtm.kit.cookies import visitor_id
 from sgtm.kit.mapping import items as event_items
 from sgtm.kit.mapping import number, overlay, present, text
 from sgtm.plugin import EventData, InvalidEvent, get_path
@@ -98,7 +99,11 @@ ORDER = (
 
 
 def conversion(
-    event: EventData, settings: NewtailSettings, now: float, warn: Warn
+    event: EventData,
+    settings: NewtailSettings,
+    now: float,
+    warn: Warn,
+    cookies: Mapping[str, str],
 ) -> dict[str, Any]:
     overrides = overlay({}, settings.fields)
     own_publisher = text(event.get("publisher_id"))
@@ -117,9 +122,11 @@ def conversion(
         )
     # Newtail needs a user id; without one, the hashed email stands in: stable across channels,
     # as Newtail's own VTEX app does with the email (which it sends in clear).
-    user_id, session_id = ids(event, settings)
+    user_id, session_id = ids(event, settings, cookies)
     if session_id is None:
-        raise InvalidEvent("no session_id: Newtail needs one (session_id, else client_id)")
+        raise InvalidEvent(
+            "no session_id: Newtail needs one (session_id, else the visitor's _ga / _dcid id)"
+        )
     body: dict[str, Any] = {
         "publisher_id": settings.publisher_id,
         "user_id": user_id or hashed["email_hashed"],
@@ -148,15 +155,18 @@ def conversion(
     return {field: body[field] for field in ORDER if field in body}
 
 
-def ids(event: EventData, settings: NewtailSettings) -> tuple[str | None, str | None]:
-    """(user_id, session_id), `fields` first, then the event's. The session id must persist
-    (Newtail attributes within 14 days): `session_id` as the beacon client sends it, else the GA
-    client id (a 2-year cookie), never GA4's 30-minute session id; ad events and conversions
-    must carry the same one."""
+def ids(
+    event: EventData, settings: NewtailSettings, cookies: Mapping[str, str]
+) -> tuple[str | None, str | None]:
+    """(user_id, session_id) as Newtail needs them on ad events and conversions alike
+    (docs/tags/newtail.md, "Session and user ids"): `fields` first, then the event's own; a
+    session id the page did not choose is the visitor's persistent first-party id
+    (`sgtm.kit.cookies.visitor_id`: GA's client id, else sgtm's `_dcid`), which the beacon client
+    also gives ad events, and never GA4's 30-minute session id. `cookies` are the request's."""
     fields = overlay({}, settings.fields)
     user_id = text(fields.get("user_id")) or text(event.get("user_id"))
     session_id = text(fields.get("session_id")) or text(event.get("session_id"))
-    return user_id, session_id or text(event.get("client_id"))
+    return user_id, session_id or visitor_id(event, cookies)
 
 
 def created_at(event: EventData, now: float) -> str:

@@ -2,8 +2,9 @@
 (old_doc/reference_segmentacao-por-pii.md). Each function returns None for a value that cannot be
 one of its kind.
 
-- `newtail_text` (email, first and last name): lowercase, then remove every whitespace character
-  ("remover todos os ESPAÇOS e converter para MINÚSCULO"): `Ana Maria` -> `anamaria`.
+- `newtail_text` (email, first and last name): the kit's `lower_without_spaces`, lowercase, then
+  remove every whitespace character ("remover todos os ESPAÇOS e converter para MINÚSCULO"):
+  `Ana Maria` -> `anamaria`.
 - phones: `sgtm.kit.hashing.e164` ("formatá-lo no padrão E.164 e incluir o código de chamada do
   país").
 - `newtail_social_id` (CPF / CNPJ): only letters and digits, lowercased; 11 characters (CPF) or
@@ -12,17 +13,12 @@ one of its kind.
 
 from __future__ import annotations
 
-import re
+from sgtm.kit.hashing import lower_without_spaces
 
-_WHITESPACE = re.compile(r"\s+")
 _SOCIAL_ID_LENGTHS = (11, 14)
 
 
-def newtail_text(value: object) -> str | None:
-    if not isinstance(value, str):
-        return None
-    text = _WHITESPACE.sub("", value.lower())
-    return text or None
+newtail_text = lower_without_spaces
 
 
 def newtail_email(value: object) -> str | None:

@@ -14,14 +14,15 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from sgtm.kit.hashing import check_calling_code
 from sgtm.plugin import Url
 
 Kind = Literal["impression", "view", "click", "conversion"]
 
 DEFAULT_ENDPOINT = "https://events.newtail-media.newtail.com.br"
-# What a container usually allows (docs/tags/newtail.md): Newtail's event host, its older one,
-# and VTEX Ads' own host.
-SUGGESTED_EVENT_HOSTS = (
+# The hosts Newtail / VTEX Ads document for the signed event URLs (docs/tags/newtail.md):
+# Newtail's event host, the one its older docs used, and VTEX Ads' developer portal's.
+EVENT_HOSTS = (
     "events.newtail-media.newtail.com.br",
     "newtail-media.newtail.com.br",
     "events-api.ads.vtex.com",
@@ -35,7 +36,6 @@ FIELDS = frozenset(
 _DNS_NAME = re.compile(
     r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 )
-_COUNTRY_CODE = re.compile(r"[1-9][0-9]{0,2}")
 
 
 def _templated(value: object) -> bool:
@@ -46,8 +46,8 @@ class NewtailSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Your publisher id at Newtail / VTEX Ads (sent with every conversion).
     publisher_id: str
     # Hosts the signed impression / view / click URLs may point at: exact names, `host:port` for
-    # a port other than 443. Required: an ad event's URL comes from the browser.
-    allowed_event_hosts: list[str]
+    # a port other than 443. An ad event's URL comes from the browser: nothing else is called.
+    allowed_event_hosts: list[str] = msgspec.field(default_factory=lambda: list(EVENT_HOSTS))
     # Sales channel of conversions when the event has none (e.g. ecommerce, app, physical_store).
     channel: str = "ecommerce"
     # Brand / site of conversions when the event has none (required by Newtail with several sites).
@@ -69,13 +69,11 @@ class NewtailSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise ValueError("publisher_id: empty")
         if not self.allowed_event_hosts:
             raise ValueError(
-                "allowed_event_hosts: required, e.g. [" + ", ".join(SUGGESTED_EVENT_HOSTS) + "]"
+                "allowed_event_hosts: empty, so no ad event could be sent; leave it out for "
+                "Newtail's documented hosts (" + ", ".join(EVENT_HOSTS) + ")"
             )
         self.allowed_event_hosts = [_host_entry(entry) for entry in self.allowed_event_hosts]
-        if self.phone_country_code is not None and not _COUNTRY_CODE.fullmatch(
-            self.phone_country_code
-        ):
-            raise ValueError("phone_country_code: 1-3 digits, e.g. '55'")
+        check_calling_code(self.phone_country_code)
         unknown = sorted(set(self.fields) - FIELDS)
         if unknown:
             raise ValueError(

@@ -25,6 +25,7 @@ from sgtm.plugin import (
     InvalidEvent,
     Outbound,
     Outcome,
+    PersonalData,
     RateLimit,
     Secret,
     Tag,
@@ -52,13 +53,33 @@ class LegalBasisPolicy(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
         "vital_interest",
         "public_interest",
     ] = "consent"
-    # The consent signal of the event that decides granted / declined (sGTM consent state).
-    consent_type: str = "ad_user_data"
+    # The consent signal of the event that decides granted / declined (sGTM consent state), e.g.
+    # a `newsletter` type the site's consent banner sends. No default: Google's ad_user_data
+    # records consent to advertising, not the LGPD consent to email / WhatsApp messages.
+    consent_type: str | None = None
     # A fixed status (or a template such as "{{event.newsletter_optin}}"): granted / declined,
-    # true / false. When set, the consent signal is not read.
-    status: str | bool | None = None
+    # true / false. When set, the consent signal is not read (a template that renders nothing
+    # gives an unknown status). UNSET, not None, is "not set": a rendered template may be None.
+    status: str | bool | msgspec.UnsetType | None = msgspec.UNSET
     # No signal and no status: leave legal_bases out (RD keeps what it has), or send declined.
     when_unknown: Literal["omit", "declined"] = "omit"
+
+    def __post_init__(self) -> None:
+        if self.consent_type is not None and not self.consent_type.strip():
+            raise ValueError("consent_type: empty")
+        if self.status is not msgspec.UNSET or self.consent_type is not None:
+            return
+        if self.type == "consent":
+            raise ValueError(
+                "consent_type: name the consent signal that records the visitor's consent to "
+                "email / WhatsApp communications (e.g. newsletter), or set status (e.g. "
+                '"{{event.newsletter_optin}}"); there is no default: ad_user_data is consent '
+                "to advertising, not to communications"
+            )
+        raise ValueError(
+            f"status: set the status of the {self.type} basis (granted, declined or a "
+            "template), or a consent_type to read it from"
+        )
 
 
 class RDStationSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -308,3 +329,16 @@ def error_text(data: Any) -> str:
 @hookimpl
 def register_tag_types(register: Callable[[Any], None]) -> None:
     register(RDStationTag())
+
+
+@hookimpl
+def register_personal_data(register: Callable[[Any], None]) -> None:
+    # RD's tracking script cookie, sent as the contact's `client_tracking_id`.
+    register(
+        PersonalData(
+            category="device_id",
+            name="_rdtrk cookie",
+            value="sgtmaudit-rdtrk-7302",
+            cookie="_rdtrk",
+        )
+    )

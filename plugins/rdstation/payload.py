@@ -11,6 +11,8 @@ import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import msgspec
+
 from sgtm.kit import mapping as m
 from sgtm.plugin import BuildContext, EventData, InvalidEvent, consent_state, get_path
 
@@ -279,7 +281,7 @@ def legal_basis(event: EventData, policy: Any, ctx: BuildContext) -> dict[str, s
     if policy is None:
         return None
     granted = status_value(policy.status)
-    if granted is None and policy.status is None:
+    if policy.status is msgspec.UNSET and policy.consent_type is not None:
         granted = consent_state(event).get(policy.consent_type)
     if granted is None:
         if policy.when_unknown == "omit":

@@ -20,7 +20,9 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import msgspec
 
+from sgtm.kit import hashing as pii
 from sgtm.kit import mapping as m
+from sgtm.kit.hashing import check_calling_code
 from sgtm.kit.http import http_url, json_or_none
 from sgtm.plugin import (
     Batching,
@@ -81,6 +83,7 @@ EVENT_DATA = {
     "CURRENCY": "currency",
 }
 COLUMN_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 
 
 class ResponsysSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -100,6 +103,11 @@ class ResponsysSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
     # merging a visitor never subscribes them. OPTIN only for lists of people who opted in.
     default_permission: Literal["OPTIN", "OPTOUT"] = "OPTOUT"
     update_on_match: Literal["REPLACE_ALL", "NO_UPDATE"] = "REPLACE_ALL"
+    # MOBILE_NUMBER_ is sent in E.164 (Responsys' recommended format): the country calling code
+    # of numbers written without one ("55"), and the MOBILE_COUNTRY_ (ISO 3166-1 alpha-2, "BR")
+    # written with numbers of that calling code.
+    phone_country_code: str | None = None
+    mobile_country: str | None = None
     # Column (merge) or optionalData name (event) -> value, over the defaults.
     fields: dict[str, Any] = {}
     # Base URL of the API calls; default: the endPoint of the login response.
@@ -116,6 +124,15 @@ class ResponsysSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
             known = ", ".join(MATCH_COLUMNS)
             raise ValueError(f"match_column: {self.match_column!r} is not one of {known}")
         self.match_column = column
+        check_calling_code(self.phone_country_code)
+        if self.mobile_country is not None:
+            self.mobile_country = self.mobile_country.strip().upper()
+            if not COUNTRY_RE.match(self.mobile_country):
+                raise ValueError("mobile_country: a two-letter country code such as BR")
+            if self.phone_country_code is None:
+                raise ValueError(
+                    "mobile_country: needs phone_country_code, the calling code of its numbers"
+                )
         if self.mode == "event" and not self.event_name:
             raise ValueError("event_name: required with mode: event")
         for name in ("list_name", "event_name", "list_folder"):
@@ -292,6 +309,7 @@ def merge_item(event: EventData, settings: ResponsysSettings) -> dict[str, Any]:
     if source is not None:
         table[settings.match_column] = source
     columns = m.overlay(m.read(event, table), settings.fields)
+    mobile_columns(columns, settings)
     if "EMAIL_ADDRESS_" in columns:
         address = m.email(columns["EMAIL_ADDRESS_"])
         if address is None:
@@ -329,6 +347,7 @@ def recipient_item(event: EventData, settings: ResponsysSettings) -> dict[str, A
     source = MATCH_COLUMNS[settings.match_column]
     ids = m.read(event, {settings.match_column: source} if source else {})
     ids = m.overlay(ids, {k: v for k, v in settings.fields.items() if k == settings.match_column})
+    mobile_columns(ids, settings)
     match = require_match(ids, settings)
     recipient: dict[str, Any] = {key: None for key in RECIPIENT_KEYS.values()}
     recipient[RECIPIENT_KEYS[settings.match_column]] = match
@@ -343,6 +362,25 @@ def recipient_item(event: EventData, settings: ResponsysSettings) -> dict[str, A
             raise InvalidEvent(f"optionalData {name}: takes a single value")
         optional.append({"name": name, "value": cell})
     return {"recipient": recipient, "optionalData": optional}
+
+
+def mobile_columns(columns: dict[str, Any], settings: ResponsysSettings) -> None:
+    """MOBILE_NUMBER_ in E.164, as Responsys stores it (the country code and number, digits
+    only: it drops the `+`), through the shared E.164 rule; and, for a number of the configured
+    calling code, MOBILE_COUNTRY_ (unless set in `fields`). Numbers of other countries get no
+    MOBILE_COUNTRY_: Responsys derives it from an E.164 number itself."""
+    if "MOBILE_NUMBER_" not in columns:
+        return
+    number = pii.e164(m.text(columns["MOBILE_NUMBER_"]), settings.phone_country_code)
+    if number is None:
+        raise InvalidEvent(
+            "MOBILE_NUMBER_ is not a phone number (7 to 15 digits with the country code; set "
+            "phone_country_code for numbers written without one)"
+        )
+    columns["MOBILE_NUMBER_"] = number[1:]
+    code = settings.phone_country_code
+    if settings.mobile_country and code and number.startswith("+" + code):
+        columns.setdefault("MOBILE_COUNTRY_", settings.mobile_country)
 
 
 def require_match(values: dict[str, Any], settings: ResponsysSettings) -> str:

@@ -38,7 +38,8 @@ DEFAULT_FIELDS: dict[str, dict[str, str]] = {
 }
 # Constant defaults (standard picklist values; an org that renamed them overrides in `fields`).
 TASK_CONSTANTS = {"Status": "Completed", "Priority": "Normal"}
-# Fields Salesforce requires to create a record (nillable false, no default).
+# Fields Salesforce requires to create a record (nillable false, no default). An upsert creates
+# the record when none matches its External ID, so it needs them too.
 REQUIRED_ON_CREATE = {"Lead": ("LastName", "Company"), "Contact": ("LastName",)}
 # Standard text lengths: Subject 255, Email 80, names 40/80, Phone 40; long text 32,000.
 MAX_LENGTH = {
@@ -79,14 +80,17 @@ def record(event: EventData, settings: Any, now: float) -> dict[str, Any]:
         if cleaned is None:
             raise InvalidEvent("Email is not a valid address")
         fields["Email"] = cleaned
-    if settings.mode == "create":
-        for name in REQUIRED_ON_CREATE.get(settings.object, ()):
-            if name not in fields:
-                raise InvalidEvent(
-                    f"{settings.object} needs {name} to be created: map it in fields"
-                )
-    else:
+    if settings.mode != "create":
         key = "Id" if settings.mode == "update" else settings.match_field
         if key not in fields:
             raise InvalidEvent(f"no {key}: {settings.mode} needs it in fields to find the record")
+    if settings.mode != "update":
+        for name in REQUIRED_ON_CREATE.get(settings.object, ()):
+            if name not in fields:
+                how = (
+                    "" if settings.mode == "create" else " (an upsert creates it when none matches)"
+                )
+                raise InvalidEvent(
+                    f"{settings.object} needs {name} to be created{how}: map it in fields"
+                )
     return fields

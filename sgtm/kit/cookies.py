@@ -9,6 +9,8 @@
   request (or by the container default when a hit says nothing).
 - `make_cookie`, `is_cookie_value`, `query_param`: a Cookie with the settings' attributes, the
   RFC 6265 value check, a query parameter of a page URL.
+- `visitor_id`: the visitor's persistent first-party id (GA's client id, else sgtm's `_dcid`),
+  the same whichever client brought an event: what retail-media ids are joined on.
 
 Cookie values always pass `is_cookie_value` before they reach a Set-Cookie header: a value taken
 from the request (a cookie, an fbclid) can never inject attributes or break the header encoding.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from functools import cache
 from typing import Literal
 from urllib.parse import parse_qsl, urlsplit
@@ -30,6 +33,12 @@ from sgtm.plugin import ClientContext, Cookie, EventData, first_denied_consent
 # RFC 6265 cookie-octet: no whitespace, DQUOTE, comma, semicolon or backslash; ASCII only.
 _COOKIE_VALUE = re.compile(r"[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]{1,1024}")
 _DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9-]{1,63}")
+
+# GA's client id, `<random>.<unix seconds>`; the `_ga` cookie is `GA1.<labels>.<client id>`.
+_GA_CLIENT_ID = re.compile(r"[0-9]{1,20}\.[0-9]{1,20}")
+_GA_COOKIE = re.compile(r"GA1\.[0-9]{1,2}\.([0-9]{1,20}\.[0-9]{1,20})")
+DCID_COOKIE = "_dcid"  # the datalayer client's default client id cookie
+MAX_ID_CHARS = 256
 
 
 @cache
@@ -125,4 +134,31 @@ def query_param(url: object, name: str) -> str | None:
     for key, value in parse_qsl(query, keep_blank_values=True):
         if key == name:
             return value
+    return None
+
+
+def ga_client_id(cookie: object) -> str | None:
+    """The client id in a `_ga` cookie: `GA1.1.1234567890.1700000000` -> `1234567890.1700000000`."""
+    found = _GA_COOKIE.fullmatch(cookie) if isinstance(cookie, str) else None
+    return found[1] if found else None
+
+
+def visitor_id(event: EventData, cookies: Mapping[str, str]) -> str | None:
+    """The visitor's persistent first-party id, the same for an event of any client:
+
+    1. GA's client id: the ga4 client's `x-ga-js_client_id` (its FPID mode) or a `client_id` in
+       GA's `<digits>.<digits>` form, else the `_ga` cookie the request carries;
+    2. sgtm's own: another `client_id` (the datalayer client's `_dcid`), else the `_dcid` cookie.
+    A ga4 hit, a datalayer event and a beacon from one browser so get one id: gtag's `_ga` and
+    sgtm's `_dcid` are first-party cookies the browser sends to the tagging host too."""
+    own = [event.get("x-ga-js_client_id"), event.get("client_id")]
+    for candidate in own:
+        if isinstance(candidate, str) and _GA_CLIENT_ID.fullmatch(candidate):
+            return candidate
+    from_cookie = ga_client_id(cookies.get("_ga"))
+    if from_cookie is not None:
+        return from_cookie
+    for candidate in (event.get("client_id"), cookies.get(DCID_COOKIE)):
+        if isinstance(candidate, str) and 0 < len(candidate.strip()) <= MAX_ID_CHARS:
+            return candidate.strip()
     return None

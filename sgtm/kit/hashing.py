@@ -8,8 +8,11 @@ returns None for a value that cannot be one of its kind (nothing is hashed then)
 
 - `sha256_hex` hashes UTF-8 bytes to lowercase hex; a value that already is 64 hex characters
   (`is_sha256_hex`) is taken as hashed and only lower-cased (`hashed`), never hashed again.
-- `e164`: a phone number in E.164 (`+<country code><number>`), which Google, Meta and Newtail
-  all ask for before hashing.
+- `e164`: a phone number in E.164 (`+<country code><number>`), which Google, Meta, Newtail and
+  TikTok all ask for before hashing; `check_calling_code` checks the default country code a
+  settings field gives it.
+- `lower_without_spaces`: lowercase with every whitespace removed (`Ana Maria` -> `anamaria`),
+  the text rule of Newtail and of TikTok's names and ZIP codes.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import re
 
 _SHA256_HEX = re.compile(r"[0-9A-Fa-f]{64}")
 _NON_DIGITS = re.compile(r"[^0-9]")
+_WHITESPACE = re.compile(r"\s+")
+_CALLING_CODE = re.compile(r"[1-9][0-9]{0,2}")
 
 # E.164: a country code and subscriber number of at most 15 digits; shorter than 7 is no phone.
 E164_MIN_DIGITS = 7
@@ -39,6 +44,13 @@ def hashed(value: object) -> str | None:
 
 
 # -- phones ------------------------------------------------------------------------------------
+
+
+def check_calling_code(value: str | None, name: str = "phone_country_code") -> None:
+    """For settings: ValueError naming `name` unless `value` is None or a country calling code
+    (1 to 3 digits, no leading zero: `"55"`, `"1"`, `"351"`)."""
+    if value is not None and not _CALLING_CODE.fullmatch(value):
+        raise ValueError(f"{name}: a country calling code of 1-3 digits, e.g. '55'; got {value!r}")
 
 
 def e164(value: object, default_country_code: str | None = None) -> str | None:
@@ -67,3 +79,14 @@ def e164(value: object, default_country_code: str | None = None) -> str | None:
     if not E164_MIN_DIGITS <= len(digits) <= E164_MAX_DIGITS:
         return None
     return "+" + digits
+
+
+# -- text --------------------------------------------------------------------------------------
+
+
+def lower_without_spaces(value: object) -> str | None:
+    """Lowercase with every whitespace character removed; None for no text or only spaces."""
+    if not isinstance(value, str):
+        return None
+    text = _WHITESPACE.sub("", value.lower())
+    return text or None

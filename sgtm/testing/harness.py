@@ -27,6 +27,7 @@ from sgtm.delivery.recorder import RecorderDelivery
 from sgtm.delivery.setup import routes_for
 from sgtm.delivery.store import Job, Store
 from sgtm.delivery.transport import Response, Transport
+from sgtm.ingress import recorded_host, recorded_request
 from sgtm.plugin import (
     Client,
     ClientResponse,
@@ -239,21 +240,18 @@ class Harness:
         ip: str | None,
         host: str | None,
     ) -> HitRequest:
-        split_url = urlsplit(url)
-        lowered = {k.lower(): v for k, v in (headers or {}).items()}
-        host = (host or split_url.hostname or lowered.get("host") or "").lower()
-        host = host or (self.spec.hosts[0] if self.spec.hosts else "localhost")
-        lowered.setdefault("host", host)
+        # The way `sgtm serve` and `sgtm emulate` see a request (sgtm/ingress.py).
+        headers = headers or {}
         raw = body.encode() if isinstance(body, str) else body
-        return HitRequest(
-            method=(method or ("POST" if raw else "GET")).upper(),
-            path=split_url.path or "/",
-            query_string=split_url.query,
-            headers=lowered,
+        name = recorded_host(url, headers, host)
+        return recorded_request(
+            self.spec.privacy,
+            url=url,
+            method=method or ("POST" if raw else "GET"),
+            headers=headers,
             body=raw,
-            client_ip=self.spec.privacy.resolve(ip, lowered.get("x-forwarded-for")),
-            host=host,
-            scheme=split_url.scheme or "https",
+            peer=ip,
+            host=name or (self.spec.hosts[0] if self.spec.hosts else "localhost"),
         )
 
 

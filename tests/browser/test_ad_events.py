@@ -193,6 +193,31 @@ def test_view_needs_one_continuous_second_in_view(ad_page: Page, ad_site: AdSite
     assert len({e["event_id"] for e in events}) == 3
 
 
+def test_ids_left_to_sgtm_are_the_ones_conversions_get(ad_page: Page, ad_site: AdSite) -> None:
+    # No session id: the server gives the visitor's persistent id (tested with the beacon
+    # client). No user id: the dataLayer's, which sgtm.js also adds to the page's events.
+    base = "https://events.newtail-media.newtail.com.br/v1/beacon/impression/"
+    bodies = ad_page.evaluate(
+        """base => {
+          dataLayer.push(['set', {user_id: 'u-9'}]);
+          sgtm.adEvent('impression', base + 'AD-2');
+          dataLayer.push(['set', 'user_id', 77]);
+          sgtm.adEvent('impression', base + 'AD-3', {user_id: 'mine', session_id: 's-2'});
+          dataLayer.push({user_id: null});
+          sgtm.adEvent('impression', base + 'AD-4');
+          return window.beacons.slice(-3).map((b) => b[1]);
+        }""",
+        base,
+    )
+    page = ad_site.url
+    assert bodies == [
+        {"impression_url": base + "AD-2", "page_location": page, "user_id": "u-9"},
+        {"impression_url": base + "AD-3", "page_location": page, "user_id": "mine",
+         "session_id": "s-2"},
+        {"impression_url": base + "AD-4", "page_location": page},
+    ]  # fmt: skip
+
+
 def test_an_ad_less_than_half_visible_is_not_viewed(ad_page: Page) -> None:
     page = ad_page
     scroll_to(page, AD_TOP + 80 - 600)  # 80 of 200 px visible: 40%

@@ -224,6 +224,31 @@ def test_consent_commands_set_the_consent_state_of_later_events(site: Site, page
     }
 
 
+def test_the_pages_user_id_goes_with_later_events(site: Site, page: Page) -> None:
+    after = """
+      dataLayer.push({event: 'uid_a'});
+      gtag('config', 'G-TEST', {user_id: 'u-5'});
+      dataLayer.push({event: 'uid_b'});
+      dataLayer.push({event: 'uid_c', user_id: 'own'});  // an event's own wins, and is kept
+      dataLayer.push({event: 'uid_d'});
+      gtag('set', 'user_id', 42);
+      dataLayer.push({event: 'uid_e'});
+      dataLayer.push({user_id: null});  // a logout forgets it
+      dataLayer.push({event: 'uid_f'});
+    """
+    page.goto(site.pages.origin + site.pages.add("/uid", site.page_html(after=after)))
+    site.wait_for("uid_a", "uid_b", "uid_c", "uid_d", "uid_e", "uid_f")
+    user_ids = {n: e.get("user_id") for n, e in site.by_name("uid_").items()}
+    assert user_ids == {
+        "uid_a": None,
+        "uid_b": "u-5",
+        "uid_c": "own",
+        "uid_d": "own",
+        "uid_e": "42",
+        "uid_f": None,
+    }
+
+
 def test_allow_list_and_uuid_fallback_from_an_origin_sgtm_does_not_list(
     site: Site, page: Page
 ) -> None:

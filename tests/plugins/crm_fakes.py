@@ -491,6 +491,8 @@ class FakeSalesforce(FakeAPI):
     client_secret: str = "sf-client-secret"
     objects: tuple[str, ...] = ("Task", "Lead", "Contact")
     external_ids: tuple[str, ...] = ("Web_Id__c",)
+    # Required on create: Salesforce's own, and whatever an org adds (validation rules).
+    required: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(SF_REQUIRED))
 
     def setup(self) -> None:
         self.tokens: set[str] = set()
@@ -587,7 +589,7 @@ class FakeSalesforce(FakeAPI):
                 "INVALID_EMAIL_ADDRESS", f"Email: invalid email address: {email}", ["Email"]
             )
         if creating:
-            missing = [n for n in SF_REQUIRED.get(kind, ()) if not record.get(n)]
+            missing = [n for n in self.required.get(kind, ()) if not record.get(n)]
             if missing:
                 return failure(
                     "REQUIRED_FIELD_MISSING", f"Required fields are missing: {missing}", missing
@@ -710,6 +712,29 @@ RS_RECIPIENT_KEYS = frozenset(
 )
 
 
+# The account's mobile format is E.164 (Oracle's recommended setting, "Mobile number data import
+# handling"): the number with its country code, the `+` dropped when stored, MOBILE_COUNTRY_
+# filled from the calling code when not given. The calling codes these tests use:
+RS_CALLING_CODES = {"55": "BR", "351": "PT", "1": "US"}
+
+
+def rs_mobile(row: dict[str, Any]) -> str | None:
+    """Store MOBILE_NUMBER_ / MOBILE_COUNTRY_ of a merged row as an E.164 account does; the
+    MERGEFAILED reason when the number cannot be E.164 or contradicts its country."""
+    mobile = row.get("MOBILE_NUMBER_")
+    if mobile is None:
+        return None
+    digits = mobile.removeprefix("+")
+    code = next((c for c in RS_CALLING_CODES if digits.startswith(c)), None)
+    if not digits.isdigit() or not 8 <= len(digits) <= 15 or code is None:
+        return f"INVALID_MOBILE_NUMBER: {mobile} is not an E.164 number"
+    country = row.get("MOBILE_COUNTRY_") or RS_CALLING_CODES[code]
+    if RS_CALLING_CODES[code] != country:
+        return f"INVALID_MOBILE_COUNTRY: {country} for +{code}"
+    row["MOBILE_NUMBER_"], row["MOBILE_COUNTRY_"] = digits, country
+    return None
+
+
 def rs_error(status: int, code: str, detail: str, title: str = "") -> Reply:
     return Reply(
         status,
@@ -824,6 +849,9 @@ class FakeResponsys(FakeAPI):
             email = row.get("EMAIL_ADDRESS_")
             if email is not None and not EMAIL_RE.match(email):
                 results.append([f"MERGEFAILED: Record {number} = INVALID_EMAIL_ADDRESS: {email}"])
+                continue
+            if mobile_problem := rs_mobile(row):
+                results.append([f"MERGEFAILED: Record {number} = {mobile_problem}"])
                 continue
             member = self.find(list_name, column, row[column])
             if member is not None:

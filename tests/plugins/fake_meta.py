@@ -5,7 +5,9 @@ check, and Meta's answers as replies.
 (reference/destinations/meta-capi.md §1-§6 and the Graph API docs): the path and
 `access_token`, `data` of 1..1000 events, each with `event_name`, `event_time` in seconds within
 the last 7 days (62 for physical_store), a known `action_source`, `event_source_url` and
-`client_user_agent` for website events, hashed user_data fields as lowercase SHA-256 hex,
+`client_user_agent` for website events, `app_data` for app events (the ATT flag and extinfo's 16
+strings, version a2/i2 and OS version required), a boolean `opt_out`, hashed user_data fields as
+lowercase SHA-256 hex (or with capi-param-builder's appendix),
 never-hashed fields in clear (an IP without a port, fbc/fbp in Meta's format), currency and
 value for Purchase, contents with ids and integer quantities.
 `reply(received, status)` answers like Meta: `{"events_received": N, "messages": [],
@@ -80,8 +82,14 @@ REQUEST_KEYS = {
     "upload_tag",
     "upload_source",
 }
-PATH_RE = re.compile(r"/v[0-9]+\.[0-9]+/[0-9]+/events")
+PATH_RE = re.compile(r"/(v[0-9]+\.[0-9]+)/[0-9]+/events")
+# Marketing API versions Meta serves in December 2026 (its version history: v24.0 expired on
+# 10 Nov 2026, v25.0 expires on 23 Feb 2027); calls to others are refused with code 2635.
+SERVED_VERSIONS = ("v25.0", "v26.0", "v27.0")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
+# What Meta's own SDKs send since they route PII through capi-param-builder: the digest and the
+# builder's appendix (a language token or 8 base64url characters), passed on untouched.
+BUILDER_HASH_RE = re.compile(r"[0-9A-Fa-f]{64}\.(?:AQ|Ag|Aw|BA|BQ|Bg|[A-Za-z0-9_-]{8})")
 FB_COOKIE_RE = re.compile(r"fb\.[0-9]+\.[0-9]+\.[^.\s]+(\.[A-Za-z0-9_-]+)?")
 CURRENCY_RE = re.compile(r"[A-Z]{3}")
 MAX_EVENTS = 1000
@@ -95,9 +103,12 @@ def problems(received: Received, now: float | None = None) -> str | None:
 
 
 def _request_problems(got: Received, now: float) -> Any:
-    if got.method != "POST" or not PATH_RE.fullmatch(got.path):
+    path = PATH_RE.fullmatch(got.path)
+    if got.method != "POST" or not path:
         yield f"not POST /{{version}}/{{pixel_id}}/events: {got.method} {got.path}"
         return
+    if path[1] not in SERVED_VERSIONS:
+        yield f"(#2635) You are calling a deprecated version of the Ads API: {path[1]}"
     query = parse_qs(got.query)
     if not query.get("access_token", [""])[0]:
         yield "no access_token"
@@ -162,6 +173,10 @@ def _event_problems(event: Any, now: float) -> Any:
             yield "website events need an http(s) event_source_url"
         if not isinstance(user_data.get("client_user_agent"), str):
             yield "website events need user_data.client_user_agent"
+    if source == "app":
+        yield from _app_data_problems(event.get("app_data"))
+    if "opt_out" in event and not isinstance(event["opt_out"], bool):
+        yield "opt_out must be a boolean"
     yield from _user_data_problems(user_data)
     custom_data = event.get("custom_data", {})
     if not isinstance(custom_data, dict):
@@ -170,11 +185,32 @@ def _event_problems(event: Any, now: float) -> Any:
     yield from _custom_data_problems(custom_data, event.get("event_name"))
 
 
+def _app_data_problems(app_data: Any) -> Any:
+    # App Data Parameters: advertiser_tracking_enabled and extinfo are required for app events;
+    # extinfo is 16 strings in order, empty ones as "", version a2/i2 and OS version required.
+    if not isinstance(app_data, dict):
+        yield "app events need app_data"
+        return
+    if not isinstance(app_data.get("advertiser_tracking_enabled"), bool):
+        yield "app_data.advertiser_tracking_enabled is required (a boolean)"
+    if "application_tracking_enabled" in app_data and not isinstance(
+        app_data["application_tracking_enabled"], bool
+    ):
+        yield "app_data.application_tracking_enabled must be a boolean"
+    extinfo = app_data.get("extinfo")
+    if not isinstance(extinfo, list) or len(extinfo) != 16:
+        yield "app_data.extinfo must be an array of 16 values"
+    elif not all(isinstance(value, str) for value in extinfo):
+        yield "app_data.extinfo values must be strings"
+    elif extinfo[0] not in ("a2", "i2") or not extinfo[4]:
+        yield "app_data.extinfo needs version a2 or i2 and the OS version"
+
+
 def _user_data_problems(user_data: dict[str, Any]) -> Any:
     for key, value in user_data.items():
         if key in HASHED:
             values = value if isinstance(value, list) else [value]
-            if not values or not all(isinstance(v, str) and SHA256_RE.fullmatch(v) for v in values):
+            if not values or not all(_is_hash(v) for v in values):
                 yield f"user_data.{key} must be SHA-256 hashed (lowercase hex)"
         elif key in NEVER_HASHED:
             if not isinstance(value, str) or not value:
@@ -226,6 +262,12 @@ def _custom_data_problems(custom_data: dict[str, Any], event_name: Any) -> Any:
         yield "custom_data.num_items must be an integer"
 
 
+def _is_hash(value: Any) -> bool:
+    return isinstance(value, str) and bool(
+        SHA256_RE.fullmatch(value) or BUILDER_HASH_RE.fullmatch(value)
+    )
+
+
 # Graph API error envelopes by status, for the replies to scripted failures.
 ERRORS: dict[int, dict[str, Any]] = {
     400: {"message": "Invalid parameter", "type": "OAuthException", "code": 100},
@@ -251,8 +293,10 @@ def reply(received: Received, status: int) -> bytes:
             count = 0
         return msgspec.json.encode({"events_received": count, "messages": [], "fbtrace_id": trace})
     error = dict(ERRORS.get(status, ERRORS[500 if status >= 500 else 400]))
-    if status == 400:
-        problem = problems(received)
+    problem = problems(received) if status == 400 else None
+    if problem is not None and problem.startswith("(#2635)"):
+        error = {"message": problem, "type": "OAuthException", "code": 2635}
+    elif status == 400:
         error.update(
             error_subcode=2804019,
             is_transient=False,

@@ -283,7 +283,7 @@ async def test_absurdly_long_event_url() -> None:
 
 
 async def test_ad_event_names_every_problem_at_once() -> None:
-    body = {"user_id": 7, "session_id": "", "event_id": None, "consent_state": {"ad_storage": 1}}
+    body = {"user_id": 7, "session_id": "", "event_id": [], "consent_state": {"ad_storage": 1}}
     assert errors(await post(container(), "/beacon/click", body)) == [
         ajv(
             "",
@@ -389,7 +389,89 @@ async def test_conversion_optional_fields() -> None:
         },
     }
     assert (event["currency"], event["value"], event["event_id"]) == ("USD", 12.5, "evt-9")
-    assert (event["gender"], event["is_company"], event["brand"]) == (None, False, "loja")
+    assert (event["is_company"], event["brand"]) == (False, "loja")
+    assert "gender" not in event  # null: unidentified, the same as not sent
+
+
+# Newtail's own conversion example (vtexads-api-docs 5.6-events.md, examples/EVENTS_CONVERSION_*):
+# optional fields sent as null, as its reference JavaScript does (`seller_id: i.sellerId || null`).
+NEWTAIL_EXAMPLE = {
+    "channel": "ecommerce",
+    "publisher_id": "xxx",
+    "user_id": "6f92d1e9-00b6-4f8b-9645-faeab321e1cc",
+    "session_id": "5898b8d1-c250-4bb5-931b-8b9d0ee7b499",
+    "order_id": "123",
+    "email_hashed": SHA,
+    "items": [
+        {"sku": "12221", "seller_id": "1234", "product_id": "4567", "quantity": 1,
+         "price": 2000.00, "promotional_price": 1899.00},
+        {"sku": "12222", "seller_id": None, "product_id": "4568", "quantity": 2,
+         "price": 500.00, "promotional_price": 400.00},
+    ],
+    "created_at": "2023-01-01T09:20:00Z",
+}  # fmt: skip
+
+
+async def test_newtails_own_example_with_null_fields_is_accepted() -> None:
+    event = data(await post(container(), "/beacon/conversion", NEWTAIL_EXAMPLE))
+    first, second = event["items"]
+    assert first["seller_id"] == "1234" and "seller_id" not in second
+    assert second == {"item_id": "12222", "quantity": 2, "price": 400.0, "item_list_price": 500.0,
+                      "discount": 100, "product_id": "4568"}  # fmt: skip
+
+
+async def test_every_optional_field_takes_null() -> None:
+    optional = ["brand", "gender", "uf", "city", "is_company", "phone", "phone_hashed", "email",
+                "social_id_hashed", "first_name_hashed", "last_name_hashed", "currency", "value",
+                "event_id", "page_location", "consent_state"]  # fmt: skip
+    nulls = dict.fromkeys(optional)
+    event = data(await post(container(), "/beacon/conversion", {**ORDER, **nulls}))
+    assert not (set(nulls) - {"value"}) & set(event)
+    assert event["user_data"] == {"sha256_email_address": SHA}
+    assert event["value"] == 74.7  # null value: computed from the items, as when left out
+    ad = {"session_id": "s", "user_id": None, "event_id": None, "click_url": None,
+          "url": "https://events.example/v1/beacon/click/A"}  # fmt: skip
+    event = data(await post(container(), "/beacon/click", ad))
+    assert "user_id" not in event and event["ad_event_url"] == ad["url"]
+
+
+async def test_a_required_field_that_is_null_is_missing() -> None:
+    assert errors(await post(container(), "/beacon/conversion", {**ORDER, "user_id": None})) == [
+        ajv("", "required", "must have required property 'user_id'", "#/required",
+            missingProperty="user_id"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("cookie", "session_id"),
+    [
+        ("_ga=GA1.1.1111.2222; _dcid=dcid.1.5.6", "1111.2222"),  # GA's client id first
+        ("_dcid=dcid.1.1700000000000.123456789", "dcid.1.1700000000000.123456789"),
+    ],
+)
+async def test_a_session_id_left_to_sgtm_is_the_visitors_persistent_id(
+    cookie: str, session_id: str
+) -> None:
+    headers = {"cookie": cookie}
+    ad = {"view_url": "https://events.example/v1/beacon/view/A"}
+    event = data(await post(container(), "/beacon/view", ad, headers=headers))
+    assert event["session_id"] == session_id
+    order = {k: v for k, v in ORDER.items() if k != "session_id"}
+    event = data(await post(container(), "/beacon/conversion", order, headers=headers))
+    assert event["session_id"] == session_id
+    # the page's own session id always wins
+    event = data(
+        await post(container(), "/beacon/view", {**ad, "session_id": "s"}, headers=headers)
+    )
+    assert event["session_id"] == "s"
+
+
+async def test_no_session_id_and_no_visitor_cookie_is_still_refused() -> None:
+    ad = {"view_url": "https://events.example/v1/beacon/view/A", "session_id": None}
+    assert errors(await post(container(), "/beacon/view", ad, headers={"cookie": "_ga=junk"})) == [
+        ajv("", "required", "must have required property 'session_id'", "#/required",
+            missingProperty="session_id"),
+    ]  # fmt: skip
 
 
 async def test_plain_email_stands_in_for_email_hashed() -> None:

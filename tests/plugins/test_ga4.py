@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import math
 import random
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 import pytest
-from sgtm_plugins.ga4 import GA4Client, GA4Settings, register_client_types
+from sgtm_plugins.ga4 import GA4Client, GA4Settings, register_client_types, user_data
 from sgtm_plugins.ga4.parse import (
     MAX_ITEMS,
     MAX_PARAMS,
@@ -220,6 +223,8 @@ def test_example_7_3_purchase_items_and_user_properties() -> None:
         ("are=1", "x-ga-mp2-are", "1"),
         ("ir=1", "x-ga-mp2-ir", "1"),
         ("richsstsse", "x-ga-mp2-richsstsse", ""),
+        ("gap.lineItemValue=3180", "x-ga-mp2-gap.lineItemValue", "3180"),
+        ("ci=24680", "campaign_id", "24680"),
         ("cm=cpc", "campaign_medium", "cpc"),
         ("cs=google", "campaign_source", "google"),
         ("cn=spring", "campaign_name", "spring"),
@@ -242,7 +247,6 @@ def test_example_7_3_purchase_items_and_user_properties() -> None:
         ("gdid=dYmQxMT", "x-ga-gdid", "dYmQxMT"),
         ("edid=x1", "x-ga-edid", "x1"),
         ("_edid=x2", "x-ga-edid", "x2"),
-        ("em=tv.1~em.abc", "x-ga-em", "tv.1~em.abc"),
         ("did=dZWU", "x-ga-did", "dZWU"),
         ("ep.page_type=checkout", "page_type", "checkout"),
         ("ep.empty=", "empty", ""),
@@ -687,6 +691,101 @@ def test_user_data_with_empty_path_segment_is_invalid() -> None:
     drops = Counter()
     assert one("ep.user_data..city=x&ep.user_data.=y&ep.=z", drop=drops) == {}
     assert drops == {"ga4.invalid_param": 3}
+
+
+# Digests of `example@example.com` from Google's own parser tests (confidential-match
+# EnhancedMatchMapperTest): the same SHA-256 as base64url, which gtag sends, and as hex.
+EXAMPLE_B64 = "McVUPBc00lxyBvX9WRUl0Clb7G_oT_gvlGo0_pcKHmY"
+EXAMPLE_HEX = "31c5543c1734d25c7206f5fd591525d0295bec6fe84ff82f946a34fe970a1e66"
+
+
+def test_em_decodes_into_user_data_with_sgtm_names_and_hex_digests() -> None:
+    phone = hashlib.sha256(b"+15551234567").hexdigest()
+    first = hashlib.sha256(b"ada").hexdigest()
+    last = hashlib.sha256(b"lovelace").hexdigest()
+    em = f"tv.1~em.{EXAMPLE_B64}~pn.{b64(phone)}~fn0.{b64(first)}~ln0.{last.upper()}~pc0.N1~co0.GB"
+    drops = Counter()
+    assert one("em=" + quote(em), drop=drops) == {
+        "user_data": {
+            "sha256_email_address": EXAMPLE_HEX,
+            "sha256_phone_number": phone,
+            "address": {
+                "sha256_first_name": first,
+                "sha256_last_name": last,
+                "postal_code": "N1",
+                "country": "GB",
+            },
+        }
+    }
+    assert drops == {}
+
+
+def test_em_real_capture_with_only_an_email_and_a_country() -> None:
+    # A begin_checkout hit seen in Tag Assistant (UtekosKristoffer/utekos-headless, tests/
+    # ga4_corpus/README.md): the address has only its country.
+    event = one("em=tv.1~em.4x8WFpkYUiISoDaC9zQnW4M-xxMNPal-E3vq2kbfQCI~co0.NO")
+    assert event == {
+        "user_data": {
+            "sha256_email_address": (
+                "e31f16169918522212a03682f734275b833ec7130d3da97e137beada46df4022"
+            ),
+            "address": {"country": "NO"},
+        }
+    }
+
+
+def test_em_repeated_fields_and_several_addresses() -> None:
+    other = hashlib.sha256(b"b@example.com").hexdigest()
+    em = f"tv.1~em.{EXAMPLE_B64}~em.{b64(other)}~em.{EXAMPLE_B64}~co0.BR~co1.PT~pc1.1000"
+    assert one("em=" + em)["user_data"] == {
+        "sha256_email_address": [EXAMPLE_HEX, other],
+        "address": [{"country": "BR"}, {"country": "PT", "postal_code": "1000"}],
+    }
+
+
+def test_em_merges_with_ep_user_data_and_wins_on_the_same_field() -> None:
+    query = (
+        f"ep.user_data.sha256_email_address=old&ep.user_data.address.city=Oslo"
+        f"&em=tv.1~em.{EXAMPLE_B64}~co0.NO"
+    )
+    assert one(query)["user_data"] == {
+        "sha256_email_address": EXAMPLE_HEX,
+        "address": {"city": "Oslo", "country": "NO"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("em", "user_data", "invalid"),
+    [
+        (f"tv.2~em.{EXAMPLE_B64}", None, 1),  # only tag version 1 exists
+        (f"em.{EXAMPLE_B64}", None, 1),  # no tag version
+        (f"tv.1~tv.1~em.{EXAMPLE_B64}", None, 1),  # tag version twice
+        ("tv.1~em.not-a-digest~co0.NO", {"address": {"country": "NO"}}, 1),
+        ("tv.1~fn0.plain~ln0.e12~co0.NO", {"address": {"country": "NO"}}, 1),
+        ("tv.1~em.e2~pn.e13~ec.e7", None, 0),  # error codes: nothing to read, nothing wrong
+        ("tv.1~em~em.~.x~sa0.street~ct0.city~co0.a.b", None, 0),  # tokens Google ignores
+        ("tv.1~fn100.x~co100.NO", None, 0),  # address indexes are 0-99
+    ],
+)
+def test_em_that_cannot_be_read(em: str, user_data: Any, invalid: int) -> None:
+    drops = Counter()
+    event = one("em=" + quote(em), drop=drops)
+    assert event.get("user_data") == user_data
+    assert "x-ga-em" not in event and "x-ga-mp2-em" not in event
+    assert drops == ({"ga4.invalid_param": invalid} if invalid else {})
+
+
+def test_em_limits() -> None:
+    drops = Counter()
+    long = f"tv.1~em.{EXAMPLE_B64}" + "~co0.NO" * 2000  # over the 8192 characters of a value
+    assert one("em=" + long, drop=drops) == {}
+    assert drops == {"ga4.param_too_long": 1}
+    # Google's own parser stops at 20,000 characters; so does the decoder, whoever calls it.
+    assert user_data.decode(f"tv.1~em.{EXAMPLE_B64}" + "~co0.NO" * 3000) == ({}, 1)
+
+
+def b64(hex_digest: str) -> str:
+    return base64.urlsafe_b64encode(bytes.fromhex(hex_digest)).decode().rstrip("=")
 
 
 # --- malformed input --------------------------------------------------------------------------

@@ -171,7 +171,8 @@ def run_meta(
         for event in events:
             event.setdefault("page_location", page)
     context = ctx(kw.pop("consent_default", "granted"))
-    meta_cookies(req, events, CookieSettings(**kw), context)
+    set_cookies = kw.pop("set_cookies", True)
+    meta_cookies(req, events, CookieSettings(**kw), context, set_cookies=set_cookies)
     return events, context
 
 
@@ -282,6 +283,46 @@ def test_meta_cookies_need_ad_storage(
     out, context = run_meta(request(), events, page, consent_default=consent_default)
     assert bool(context.cookies) is set
     assert any("x-fb-ck-fbp" in e for e in out) is set
+
+
+# The visitor's own cookies are read whatever `meta_cookies` says: reading is not setting.
+
+
+def test_own_cookies_are_read_without_setting_any() -> None:
+    cookie = "_fbp=fb.1.1600000000000.987654321; _fbc=fb.1.1600000000000.IwAR_Case"
+    page = "https://www.shop.example/?fbclid=OtherClick"
+    (event,), context = run_meta(request(cookie=cookie), page=page, set_cookies=False)
+    assert event["x-fb-ck-fbp"] == "fb.1.1600000000000.987654321"
+    # the cookie as the browser holds it: a new click id is the tag's to turn into an fbc
+    assert event["x-fb-ck-fbc"] == "fb.1.1600000000000.IwAR_Case"
+    assert context.cookies == [] and context.dropped == {}
+
+
+@pytest.mark.parametrize(
+    ("cookie", "carried", "fbp", "fbc"),
+    [
+        ("", None, None, None),  # nothing is invented when nothing is set
+        ("_fbp=garbage; _fbc=fb.x.1.y", None, None, None),
+        ('_fbp="fb.1.1.2;x"', None, None, None),  # not a safe cookie value
+        ("", "fb.1.1500000000000.11", "fb.1.1500000000000.11", None),  # what the hit carries
+        ("_fbp=fb.2.1600000000000.5", "fb.1.1500000000000.11", "fb.2.1600000000000.5", None),
+    ],
+)
+def test_reading_takes_only_valid_values(
+    cookie: str, carried: str | None, fbp: str | None, fbc: str | None
+) -> None:
+    events = [{"event_name": "page_view", **({"x-fb-ck-fbp": carried} if carried else {})}]
+    (event,), context = run_meta(request(cookie=cookie), events, set_cookies=False)
+    assert event.get("x-fb-ck-fbp") == fbp and event.get("x-fb-ck-fbc") == fbc
+    assert context.cookies == []
+
+
+@pytest.mark.parametrize("set_cookies", [False, True])
+def test_reading_needs_ad_storage_too(set_cookies: bool) -> None:
+    events = [{"event_name": "page_view", "consent_state": {"ad_storage": False}}]
+    req = request(cookie="_fbp=fb.1.1600000000000.987654321")
+    (event,), context = run_meta(req, events, set_cookies=set_cookies)
+    assert "x-fb-ck-fbp" not in event and context.cookies == []
 
 
 def test_cookie_settings_reach_the_cookies() -> None:
@@ -441,6 +482,37 @@ def test_ga4_meta_cookies_read_the_page_location() -> None:
     assert [c.name for c in cookies] == ["_fbp", "_fbc"]
 
 
+VISITOR_COOKIE = "_fbp=fb.1.1600000000000.987654321; _fbc=fb.1.1600000000000.IwAR-1"
+
+
+def _client_events(kind: str) -> tuple[list[dict[str, Any]], ClientContext]:
+    """Events of each browser-facing client on default settings, for a request that carries the
+    visitor's Meta cookies."""
+    from sgtm_plugins.beacon import BeaconClient, BeaconSettings
+    from sgtm_plugins.datalayer import DataLayerClient, DataLayerSettings
+
+    context = ctx()
+    headers = {"cookie": VISITOR_COOKIE, "content-type": "text/plain"}
+    if kind == "ga4":
+        events, _, context = ga4(cookie=VISITOR_COOKIE)
+        return events, context
+    if kind == "datalayer":
+        body = b'{"event": "purchase", "page_location": "https://www.shop.example/"}'
+        req = HitRequest("POST", "/data", headers=headers, body=body, host="sgtm.shop.example")
+        return DataLayerClient().parse(req, DataLayerSettings(), context), context
+    body = b'{"session_id": "s-1", "view_url": "https://events.example/v1/beacon/view/A"}'
+    req = HitRequest("POST", "/beacon/view", headers=headers, body=body, host="sgtm.shop.example")
+    return BeaconClient().parse(req, BeaconSettings(), context), context
+
+
+@pytest.mark.parametrize("kind", ["ga4", "datalayer", "beacon"])
+def test_clients_read_the_visitors_meta_cookies_on_default_settings(kind: str) -> None:
+    (event,), context = _client_events(kind)
+    assert event["x-fb-ck-fbp"] == "fb.1.1600000000000.987654321"
+    assert event["x-fb-ck-fbc"] == "fb.1.1600000000000.IwAR-1"
+    assert [c.name for c in context.cookies if c.name.startswith("_fb")] == []
+
+
 def test_container_settings_and_emulate_output() -> None:
     text = textwrap.dedent(
         """\
@@ -497,3 +569,28 @@ def test_real_server_sets_and_keeps_identity(tmp_path: Path) -> None:
         assert [c.split(";")[0] for c in again.headers.get_list("set-cookie")] == [
             c.split(";")[0] for c in set_cookies if not c.startswith("FPLC")
         ]
+
+
+# --- the visitor id retail-media ids are joined on --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("event", "cookies", "expected"),
+    [
+        ({"client_id": "111.222"}, {"_ga": "GA1.1.333.444"}, "111.222"),  # a GA4 hit's own
+        ({"client_id": "Zm9v.1", "x-ga-js_client_id": "111.222"}, {}, "111.222"),  # FPID mode
+        ({"client_id": "dcid.1.5.6"}, {"_ga": "GA1.2.333.444"}, "333.444"),  # GA's id first
+        ({"client_id": "dcid.1.5.6"}, {}, "dcid.1.5.6"),
+        ({}, {"_ga": "GA1.1.333.444", "_dcid": "dcid.1.5.6"}, "333.444"),
+        ({}, {"_dcid": "dcid.1.5.6"}, "dcid.1.5.6"),
+        ({}, {"_ga": "GA1.1.333"}, None),  # not GA's format
+        ({}, {"_ga": "GA1.1.333.444.555"}, None),
+        ({}, {"_ga": "GS1.1.333.444"}, None),
+        ({}, {"_ga": "GA1.1." + "1" * 30 + ".2"}, None),
+        ({}, {"_dcid": "x" * 300}, None),  # too long to be an id
+        ({"client_id": 7}, {"_dcid": " "}, None),
+        ({}, {}, None),
+    ],
+)
+def test_visitor_id(event: dict[str, Any], cookies: dict[str, str], expected: str | None) -> None:
+    assert kit_cookies.visitor_id(event, cookies) == expected

@@ -7,13 +7,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 from sgtm_plugins.meta_capi import MetaCapiTag, appsecret_proof, register_tag_types
 from sgtm_plugins.meta_capi.mapping import EVENT_MAP, HASHED_FIELDS
-from sgtm_plugins.meta_capi.settings import MetaCapiSettings
+from sgtm_plugins.meta_capi.settings import (
+    DEFAULT_API_VERSION,
+    MARKETING_API_VERSIONS,
+    MetaCapiSettings,
+)
 
 from sgtm.config import load_text
 from sgtm.container import Container
@@ -191,7 +196,7 @@ def test_event_types(ga4_name, extra, meta_name, custom_data):
 def test_request_shape():
     (outbound,) = TAG.build(base(event_id="e1"), settings(test_event_code="TEST123"), CTX)
     assert outbound.method == "POST"
-    assert outbound.url == f"https://graph.facebook.com/v25.0/{PIXEL}/events?access_token=tok"
+    assert outbound.url == f"https://graph.facebook.com/v27.0/{PIXEL}/events?access_token=tok"
     assert outbound.headers == {"Content-Type": "application/json"}
     assert outbound.destination == f"{PIXEL}/test:TEST123"
     assert outbound.idempotency_key == f"{PIXEL}:PageView:e1"
@@ -391,6 +396,83 @@ def test_other_action_sources_need_no_url_or_agent_but_some_user_data():
     assert out["user_data"] == {"em": sha("a@b.co")} and "event_source_url" not in out
 
 
+# -- app events and opt_out ----------------------------------------------------------------------
+
+EXTINFO = ["i2", "com.shop.app", "2.1", "2.1 (77)", "17.4.1", "iPhone15,2", "pt_BR", "BRT",
+           "Vivo", 1179, 2556, 3.0, 6, 128, 41, "America/Sao_Paulo"]  # fmt: skip
+APP_EVENT = {
+    "event_name": "purchase",
+    "event_id": "A-1",
+    "action_source": "app",
+    "currency": "BRL",
+    "value": 10,
+    "madid": "38400000-8cf0-11bd-b23e-10b96e40000d",
+}
+
+
+def test_app_events_carry_app_data_built_from_event_data():
+    out = build({**APP_EVENT, "app_data": {"advertiser_tracking_enabled": 1,
+                                           "application_tracking_enabled": "false",
+                                           "extinfo": EXTINFO, "campaign_ids": "c-1"}})  # fmt: skip
+    assert out["app_data"] == {
+        "advertiser_tracking_enabled": True,
+        "application_tracking_enabled": False,
+        "extinfo": ["i2", "com.shop.app", "2.1", "2.1 (77)", "17.4.1", "iPhone15,2", "pt_BR",
+                    "BRT", "Vivo", "1179", "2556", "3", "6", "128", "41", "America/Sao_Paulo"],
+        "campaign_ids": "c-1",
+    }  # fmt: skip
+    assert "event_source_url" not in out and out["user_data"] == {"madid": APP_EVENT["madid"]}
+    # the same keys at the top level; extinfo by name, the rest filled with empty strings
+    named = {"ext_info_version": "a2", "os_version": "14", "app_package_name": "com.shop"}
+    out = build({**APP_EVENT, "advertiser_tracking_enabled": False, "extinfo": named})
+    assert out["app_data"]["advertiser_tracking_enabled"] is False
+    assert out["app_data"]["extinfo"] == ["a2", "com.shop", "", "", "14"] + [""] * 11
+    assert "application_tracking_enabled" not in out["app_data"]
+    # short lists are padded to Meta's 16 entries
+    short = {**APP_EVENT, "advertiser_tracking_enabled": True, "extinfo": ["a2", "", "", "", "13"]}
+    assert build(short)["app_data"]["extinfo"][4:] == ["13"] + [""] * 11
+    # app_data is only for app events
+    assert "app_data" not in build(base(app_data={"advertiser_tracking_enabled": True}))
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({}, "action_source app needs app_data.advertiser_tracking_enabled"),
+        ({"advertiser_tracking_enabled": True}, "action_source app needs app_data.extinfo"),
+        ({"advertiser_tracking_enabled": "maybe", "extinfo": EXTINFO},
+         "advertiser_tracking_enabled must be true or false"),
+        ({"advertiser_tracking_enabled": 2, "extinfo": EXTINFO},
+         "advertiser_tracking_enabled must be true or false"),
+        ({"app_data": "yes"}, "app_data must be an object"),
+        ({"advertiser_tracking_enabled": True, "extinfo": ["w2", "", "", "", "1"]},
+         "app_data.extinfo[0] must be a2 (Android) or i2 (iOS), got 'w2'"),
+        ({"advertiser_tracking_enabled": True, "extinfo": ["a2"]},
+         "app_data.extinfo[4] (os_version) is required"),
+        ({"advertiser_tracking_enabled": True, "extinfo": [*EXTINFO, "x"]},
+         "app_data.extinfo has 17 entries; Meta takes 16"),
+        ({"advertiser_tracking_enabled": True, "extinfo": ["a2", "", "", "", {"v": 1}]},
+         "app_data.extinfo[4] (os_version) is not text"),
+        ({"advertiser_tracking_enabled": True, "extinfo": ["a2", "x" * 2000, "", "", "1"]},
+         "app_data.extinfo[1] (app_package_name) is not text"),
+        ({"advertiser_tracking_enabled": True, "extinfo": {"os": "14"}},
+         "app_data.extinfo: unknown field 'os'"),
+        ({"advertiser_tracking_enabled": True, "extinfo": "i2,x"},
+         "app_data.extinfo must be a list of 16 strings or an object"),
+    ],
+)  # fmt: skip
+def test_app_events_without_valid_app_data_are_refused(extra, message):
+    assert message in invalid({**APP_EVENT, **extra})
+
+
+def test_opt_out_from_the_event_or_the_setting():
+    assert "opt_out" not in build(base())
+    assert build(base(), opt_out=True)["opt_out"] is True
+    assert build(base(opt_out="false"), opt_out=True)["opt_out"] is False  # the event's own
+    assert build(base(opt_out=1))["opt_out"] is True
+    assert "opt_out must be true or false" in invalid(base(opt_out="sometimes"))
+
+
 def test_purchase_value_is_summed_from_items_but_currency_never_invented():
     out = build(base("purchase", currency="EUR", items=[SOCK, CAP, {"item_id": "X"}]))
     assert out["custom_data"]["value"] == 44.8  # 9.9 x 2 + 25 x 1; an item without price adds 0
@@ -507,10 +589,79 @@ def test_user_data_precedence():
 
 def test_hashed_input_passes_unchanged_and_is_never_hashed_twice():
     digest = sha("jane@example.com")
-    out = build(base(user_data={"sha256_email_address": digest.upper(), "phone_number": digest}))
+    out = build(base(user_data={"email_address": digest.upper(), "phone_number": digest}))
     assert out["user_data"]["em"] == digest  # lowercased, not re-hashed
     assert out["user_data"]["ph"] == digest
     assert build(base(**{"x-fb-ud-fn": f"  {digest}\n"}))["user_data"]["fn"] == digest
+
+
+def test_prehashed_values_keep_their_case_as_metas_builder_keeps_it():
+    # getNormalizedAndHashedPII: a bare digest is lower-cased; one carrying the builder's
+    # appendix (what Meta's own SDK sends) is returned untouched, case and appendix included.
+    digest = sha("jane@example.com")
+    with_appendix = f"{digest.upper()}.AQQCAQMC"
+    out = build(base(email=f" {with_appendix} ", phone=digest.upper()))["user_data"]
+    assert out["em"] == with_appendix
+    assert out["ph"] == digest
+    # the same with a country code set: a digest is never read as a phone number
+    out = build(base(phone=with_appendix), phone_country_code="55")["user_data"]
+    assert out["ph"] == with_appendix
+
+
+def test_googles_prehashed_user_data_is_not_taken_as_metas():
+    # Google hashes Gmail addresses without their dots and phones with their `+`: the same
+    # person's hash differs from Meta's, so these keys are never em / ph / fn / ln sources.
+    google = {
+        "sha256_email_address": sha("johndoe@gmail.com"),  # john.doe@gmail.com, Google's way
+        "sha256_phone_number": sha("+5511912345678"),
+        "address": {"sha256_first_name": sha("mary ann"), "sha256_last_name": sha("silva")},
+    }
+    out = build(base(user_data=google))["user_data"]
+    assert not {"em", "ph", "fn", "ln"} & set(out)
+    # a container that knows its hashes follow Meta's rules maps them explicitly
+    mapped = build(base(user_data=google), user_data={"em": google["sha256_email_address"]})[
+        "user_data"
+    ]
+    assert mapped["em"] == sha("johndoe@gmail.com")
+    # the clear-text values are normalized Meta's way instead
+    clear = {"email_address": "John.Doe@Gmail.com", "phone_number": "+55 11 91234-5678"}
+    out = build(base(user_data={**google, **clear}))["user_data"]
+    assert out["em"] == sha("john.doe@gmail.com")
+    assert out["ph"] == sha("5511912345678")
+
+
+@pytest.mark.parametrize(
+    ("phone", "country_code", "expected"),
+    [
+        ("(11) 91234-5678", None, "11912345678"),  # Meta's builder alone: no country code
+        ("(11) 91234-5678", "55", "5511912345678"),
+        ("011 91234-5678", "55", "5511912345678"),  # the trunk zero goes, as in the builder
+        ("+55 (11) 91234-5678", "55", "5511912345678"),
+        ("0055 11 91234-5678", "55", "5511912345678"),  # 00: the international prefix
+        ("+351 912 345 678", "55", "351912345678"),  # a number of another country keeps its own
+        ("650-123-4567", "1", "16501234567"),
+        (5511912345678, "55", "555511912345678"),  # digits alone are national: write `+55...`
+        ("1234", "55", None),  # fewer than 7 digits with the country code: no phone number
+        ("+1234567890123456", "55", None),  # more than 15
+    ],
+)
+def test_phone_country_code_is_applied_as_metas_builder_reads_a_phone_code(
+    phone, country_code, expected
+):
+    overrides = {} if country_code is None else {"phone_country_code": country_code}
+    out = build(base(user_data={"phone_number": phone}), **overrides)["user_data"]
+    assert out.get("ph") == (sha(expected) if expected else None)
+
+
+def test_phone_country_code_reaches_lists_and_the_user_data_setting():
+    out = build(
+        base(user_data={"phone_number": ["(11) 91234-5678", "+1 650 123 4567", "0011 2"]}),
+        phone_country_code="55",
+        user_data={},
+    )["user_data"]
+    assert out["ph"] == [sha("5511912345678"), sha("16501234567")]
+    out = build(base(), phone_country_code="55", user_data={"ph": "(21) 3333-4444"})["user_data"]
+    assert out["ph"] == sha("552133334444")
 
 
 def test_numbers_lists_and_garbage_in_user_data():
@@ -714,7 +865,7 @@ def test_data_processing_options():
     [
         ({"pixel_id": "12/34"}, "pixel_id: expected the pixel's numeric id"),
         ({"pixel_id": "https://graph.facebook.com/123"}, "pixel_id"),
-        ({"api_version": "25"}, "api_version: expected a Graph API version like 'v25.0'"),
+        ({"api_version": "27"}, "api_version: expected a Marketing API version like 'v27.0'"),
         ({"access_token": ""}, "access_token: empty"),
         ({"appsecret_proof": True}, "app_secret: required when appsecret_proof is true"),
         ({"endpoint": "{{event.host}}"}, "endpoint: cannot be a template"),
@@ -724,6 +875,9 @@ def test_data_processing_options():
         ({"action_source": "web"}, "Invalid enum value 'web'"),
         ({"data_processing_options": ["XYZ"]}, "Invalid enum value 'XYZ'"),
         ({"colour": "red"}, "unknown field `colour`"),
+        ({"phone_country_code": "+55"}, "phone_country_code: a country calling code of 1-3"),
+        ({"phone_country_code": "0"}, "phone_country_code: a country calling code of 1-3"),
+        ({"opt_out": "yes"}, "Expected `bool`, got `str` - at `$.opt_out`"),
     ],
 )
 def test_settings_errors(overrides, message):
@@ -751,7 +905,7 @@ tags:
         traces[0]
         .tags[0]
         .requests[0]
-        .url.startswith(f"https://graph.facebook.com/v25.0/{PIXEL}/events?")
+        .url.startswith(f"https://graph.facebook.com/v27.0/{PIXEL}/events?")
     )
     assert traces[1].tags[0].reason.startswith("invalid: settings: pixel_id: expected")
 
@@ -952,8 +1106,29 @@ def test_classify_reasons_say_what_to_do():
         "fbtrace_id AbC"
     )
     assert "check pixel_id" in TAG.classify(400, {}, _error(100, error_subcode=33)).reason
+    old = TAG.classify(
+        400, {}, _error(2635, message="(#2635) You are calling a deprecated version")
+    )
+    assert old.outcome == "dead"
+    assert old.reason.startswith(
+        "api_version is no longer served by Meta: set the tag's api_version"
+    )
     long = TAG.classify(400, {}, _error(100, message="x" * 5000)).reason
     assert len(long) < 400 and long.endswith("fbtrace_id AbC")
+
+
+def test_default_api_version_is_the_newest_marketing_api_version():
+    # Adding a version Meta released to the table moves the default with it (see the docs'
+    # "API version"): the default is never an older version than the table knows.
+    newest = max(MARKETING_API_VERSIONS, key=lambda v: MARKETING_API_VERSIONS[v][0])
+    assert DEFAULT_API_VERSION == newest == settings().api_version
+    released = [MARKETING_API_VERSIONS[v][0] for v in MARKETING_API_VERSIONS]
+    assert released == sorted(released, reverse=True)  # newest first, as Meta lists them
+    for version, (release, expiry) in MARKETING_API_VERSIONS.items():
+        assert expiry is None or expiry > release, version
+    # the user's guide names the same default
+    guide = (Path(__file__).parents[2] / "docs/tags/meta_capi.md").read_text()
+    assert f"| `api_version` | `{DEFAULT_API_VERSION}` |" in guide
 
 
 def test_registered():

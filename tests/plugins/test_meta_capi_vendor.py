@@ -34,7 +34,7 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def received(body: Any, *, path: str = f"/v25.0/{PIXEL}/events", query: str = "access_token=t"):
+def received(body: Any, *, path: str = f"/v27.0/{PIXEL}/events", query: str = "access_token=t"):
     raw = body if isinstance(body, bytes) else msgspec.json.encode(body)
     headers = {"content-type": "application/json"}
     return Received(method="POST", path=path, query=query, headers=headers, body=raw)
@@ -76,6 +76,8 @@ def _with(now: float, **changes: Any) -> dict[str, Any]:
         ({"action_source": "web"}, "action_source 'web' is invalid"),
         ({"event_source_url": "www.shop.example"}, "need an http(s) event_source_url"),
         ({"user_data__em": "a@b.co"}, "user_data.em must be SHA-256 hashed"),
+        ({"user_data__ph": sha("1").upper()}, "user_data.ph must be SHA-256 hashed"),
+        ({"user_data__em": sha("a") + ".XY"}, "user_data.em must be SHA-256 hashed"),
         ({"user_data__client_ip_address": sha("1.2.3.4")}, "must not be hashed"),
         ({"user_data__client_ip_address": "1.2.3.4:80"}, "is not an IP address (no port)"),
         ({"user_data__fbc": "IwAR1"}, "user_data.fbc 'IwAR1' is not fb."),
@@ -84,6 +86,16 @@ def _with(now: float, **changes: Any) -> dict[str, Any]:
         ({"custom_data": {"value": 1, "currency": "EUR", "contents": [{"quantity": 1}]}},
          "contents[0] needs an id"),
         ({"surprise": 1}, "unknown parameter 'surprise'"),
+        ({"action_source": "app"}, "app events need app_data"),
+        ({"action_source": "app", "app_data": {"extinfo": ["i2"] + [""] * 15}},
+         "app_data.advertiser_tracking_enabled is required"),
+        ({"action_source": "app",
+          "app_data": {"advertiser_tracking_enabled": True, "extinfo": ["i2", "x"]}},
+         "app_data.extinfo must be an array of 16 values"),
+        ({"action_source": "app",
+          "app_data": {"advertiser_tracking_enabled": True, "extinfo": ["i2"] + [""] * 15}},
+         "extinfo needs version a2 or i2 and the OS version"),
+        ({"opt_out": "true"}, "opt_out must be a boolean"),
     ],
 )  # fmt: skip
 def test_fake_meta_refuses_what_meta_refuses(change, problem):
@@ -107,6 +119,8 @@ def test_fake_meta_refuses_bad_requests():
     big = {"data": ok["data"] * 1001}
     assert "1001 events in one request" in fake_meta.problems(received(big), now)
     assert "unknown request parameter" in fake_meta.problems(received({**ok, "x": 1}), now)
+    expired = received(ok, path=f"/v24.0/{PIXEL}/events")
+    assert "(#2635) You are calling a deprecated version" in fake_meta.problems(expired, now)
 
 
 # -- the tag's requests over a real socket -----------------------------------------------------
@@ -164,6 +178,62 @@ def test_a_full_batch_of_1000_is_accepted(meta):
     assert len({e["event_id"] for e in data}) == 1000
 
 
+def test_phones_with_their_country_code_and_prehashed_values_reach_meta(meta):
+    now = time.time()
+    config = {"pixel_id": PIXEL, "access_token": TOKEN, "endpoint": meta.url}
+    settings = msgspec.convert({**config, "phone_country_code": "55"}, MetaCapiSettings)
+    ctx = BuildContext(tag_name="meta", container=ContainerInfo(name="shop"), now=now)
+    appendix = f"{sha('ana@example.com').upper()}.AQQCAQMC"  # as Meta's own SDK sends it
+    event = {
+        "event_name": "generate_lead",
+        "event_id": "L-1",
+        "page_location": "https://www.shop.example/contato",
+        "user_agent": UA,
+        "email": appendix,
+        "user_data": {"phone_number": ["(11) 91234-5678", "+351 912 345 678"]},
+    }
+    (outbound,) = TAG.build(event, settings, ctx)
+    response = _send(outbound)
+    assert meta.errors == [] and response.status_code == 200
+    (sent,) = msgspec.json.decode(meta.received[0].body)["data"]
+    assert sent["user_data"]["ph"] == [sha("5511912345678"), sha("351912345678")]
+    assert sent["user_data"]["em"] == appendix
+
+
+def test_app_events_and_opt_out_reach_meta_as_documented(meta):
+    now = time.time()
+    config = {"pixel_id": PIXEL, "access_token": TOKEN, "endpoint": meta.url}
+    settings = msgspec.convert({**config, "opt_out": True}, MetaCapiSettings)
+    ctx = BuildContext(tag_name="meta", container=ContainerInfo(name="shop"), now=now)
+    app_event = {
+        "event_name": "purchase",
+        "event_id": "A-1",
+        "action_source": "app",
+        "currency": "BRL",
+        "value": 10,
+        "madid": "38400000-8cf0-11bd-b23e-10b96e40000d",
+        "app_data": {
+            "advertiser_tracking_enabled": False,
+            "extinfo": {"ext_info_version": "a2", "os_version": "14", "screen_width": 1080},
+        },
+    }
+    web_event = {
+        "event_name": "page_view",
+        "event_id": "W-1",
+        "page_location": "https://www.shop.example/",
+        "user_agent": UA,
+        "opt_out": False,
+    }
+    outbounds = [TAG.build(e, settings, ctx)[0] for e in (app_event, web_event)]
+    response = _send(TAG.merge(outbounds))
+    assert meta.errors == [] and response.status_code == 200
+    app, web = msgspec.json.decode(meta.received[0].body)["data"]
+    assert app["app_data"]["advertiser_tracking_enabled"] is False
+    assert app["app_data"]["extinfo"][:5] == ["a2", "", "", "", "14"]
+    assert app["app_data"]["extinfo"][9] == "1080"
+    assert (app["opt_out"], web["opt_out"]) == (True, False)  # the setting, the event's own
+
+
 def test_meta_refusal_is_classified_from_the_real_answer(meta):
     outbounds = _outbounds(meta.url, 1001, time.time())
     response = _send(TAG.merge(outbounds))  # one more than Meta takes
@@ -186,6 +256,15 @@ def test_one_bad_event_in_a_batch_is_blamed_alone(meta):
     assert "custom_data.contents must be an array" in verdicts[1].reason
     retried = TAG.merge([outbounds[0], outbounds[2]])
     assert _send(retried).json()["events_received"] == 2
+
+
+def test_an_expired_api_version_is_a_dead_letter_that_names_the_setting(meta):
+    (outbound,) = _outbounds(meta.url, 1, time.time(), api_version="v24.0")
+    response = _send(outbound)
+    assert response.status_code == 400 and response.json()["error"]["code"] == 2635
+    verdict = TAG.classify(response.status_code, dict(response.headers), response.content)
+    assert verdict.outcome == "dead"
+    assert verdict.reason.startswith("api_version is no longer served by Meta")
 
 
 @pytest.mark.parametrize(
@@ -297,7 +376,7 @@ def test_serve_sends_each_event_type_as_meta_documents(tmp_path, meta):
     by_name = {e["event_name"]: e for e in events}
     assert set(by_name) == set(META_NAMES.values())
     for request in meta.received:
-        assert request.path == f"/v25.0/{PIXEL}/events"
+        assert request.path == f"/v27.0/{PIXEL}/events"
         assert request.query == f"access_token={TOKEN}"
         assert msgspec.json.decode(request.body)["test_event_code"] == "TEST42"
     for en, meta_name in META_NAMES.items():
@@ -325,6 +404,25 @@ def test_serve_sends_each_event_type_as_meta_documents(tmp_path, meta):
     assert by_name["InitiateCheckout"]["custom_data"]["num_items"] == 3
     assert by_name["Lead"]["user_data"]["ph"] == sha("5511912345678")
     assert TOKEN not in logs
+
+
+def test_serve_sends_the_visitors_own_fbp_and_fbc_on_default_client_settings(tmp_path, meta):
+    # The ga4 client is on its defaults (meta_cookies: false): the cookies the pixel set are
+    # still read, so a page without fbclid keeps its click attribution.
+    env = {"META_ACCESS_TOKEN": TOKEN, "SGTM_DATA_DIR": str(tmp_path / "var")}
+    hit = (
+        "/g/collect?v=2&tid=G-TEST01&cid=111.222&en=purchase&dl=https%3A%2F%2Fwww.shop.example"
+        "%2Fdone&ep.transaction_id=T-9&cu=BRL&epn.value=10&pr1=idSKU-1~pr10~qt1"
+    )
+    cookie = "_ga=GA1.1.111.222; _fbp=fb.1.1700000000000.123456789; _fbc=fb.1.1700000000001.IwAR"
+    with SgtmProcess(_container(tmp_path, meta.url), env) as server:
+        response = httpx.get(server.url + hit, headers={"user-agent": UA, "cookie": cookie})
+        assert response.status_code == 200
+        assert "set-cookie" not in response.headers
+        (event,) = _events(meta, 1)
+    assert meta.errors == []
+    assert event["user_data"]["fbp"] == "fb.1.1700000000000.123456789"
+    assert event["user_data"]["fbc"] == "fb.1.1700000000001.IwAR"
 
 
 def test_serve_retries_a_transient_failure_with_the_same_event(tmp_path):
@@ -403,7 +501,7 @@ def test_emulate_shows_the_exact_requests(tmp_path):
         (request,) = tag["requests"]
         assert request["method"] == "POST"
         assert request["url"] == (
-            f"https://graph.facebook.com/v25.0/{PIXEL}/events?access_token=${{META_ACCESS_TOKEN}}"
+            f"https://graph.facebook.com/v27.0/{PIXEL}/events?access_token=${{META_ACCESS_TOKEN}}"
         )
         assert request["headers"] == {"Content-Type": "application/json"}
         url = urlsplit(request["url"])

@@ -2547,14 +2547,16 @@ def test_hash_passthrough_with_builder_appendix() -> None:
     # isAlreadyNormalizedAndHashedByParamBuilder: "<hex>.<language token or 8 chars>".
     upper = "A665A45920422F9D417E4867EFDC4FB8A04A1F3FFF1FA07E998E86F7F7A27AE3"
     lower = upper.lower()
-    # upstream returns it untouched (trimmed); without appendices we send the bare hex, lowercased
+    # upstream returns it untouched (trimmed), case and appendix kept, with or without appendices
     assert n.hash_pii("em", f" {upper}.AQQCAQMC ", with_appendix=True) == f"{upper}.AQQCAQMC"
-    assert n.hash_pii("em", f" {upper}.AQQCAQMC ") == lower
-    assert n.hash_pii("em", f"{lower}.BA") == lower
+    assert n.hash_pii("em", f" {upper}.AQQCAQMC ") == f"{upper}.AQQCAQMC"
+    assert n.hash_pii("em", f"{lower}.BA") == f"{lower}.BA"
     assert n.hash_pii("em", f"{lower}.BA", with_appendix=True) == f"{lower}.BA"
     assert n.hash_pii("ct", "5d41402abc4b2a76b9719d911017c592.abcdefgh") == (
-        "5d41402abc4b2a76b9719d911017c592"
+        "5d41402abc4b2a76b9719d911017c592.abcdefgh"
     )
+    # a bare digest is lower-cased, as upstream does (toLowerCase() before the appendix)
+    assert n.hash_pii("em", f" {upper} ") == lower
     # not a known token nor 8 characters: an ordinary value (a city starting with a letter)
     assert n.hash_pii("ct", f"{lower}.XY") == _sha(lower + "xy")
 

@@ -39,6 +39,7 @@ def sha(text: str) -> str:
 
 def container_yaml(settings: dict[str, Any] | None = None) -> str:
     settings = {"publisher_id": "pub-1", "allowed_event_hosts": ALLOWED, **(settings or {})}
+    settings = {k: v for k, v in settings.items() if v is not None}  # None: the default
     lines = "".join(f"      {k}: {json.dumps(v)}\n" for k, v in settings.items())
     return (
         textwrap.dedent(
@@ -404,6 +405,14 @@ def test_user_and_session_ids():
     assert body["user_id"] == sha("ana@example.com")
     # a beacon's persistent session id wins over the client id
     assert conversion(purchase(session_id="s-1"))["session_id"] == "s-1"
+    # GA's client id, also when the ga4 client keeps it in x-ga-js_client_id (FPID mode)
+    assert conversion(purchase())["session_id"] == "555.1789990000"
+    fpid = purchase(client_id="Zm9v.1789990000", **{"x-ga-js_client_id": "555.1789990000"})
+    assert conversion(fpid)["session_id"] == "555.1789990000"
+    # sgtm's own _dcid client id when there is no GA id
+    assert conversion(purchase(client_id="dcid.1.1789990000000.1"))["session_id"] == (
+        "dcid.1.1789990000000.1"
+    )
     settings = {"fields": {"user_id": "{{event.crm_id}}", "session_id": "{{event.visitor}}"}}
     body = conversion(purchase(crm_id="CRM-1", visitor="v-1"), settings)
     assert (body["user_id"], body["session_id"]) == ("CRM-1", "v-1")
@@ -592,10 +601,27 @@ def test_allowed_hosts_are_normalized():
     ]
 
 
+def test_allowed_event_hosts_default_to_the_documented_hosts():
+    settings = msgspec.convert({"publisher_id": "pub-1"}, NewtailSettings)
+    assert settings.allowed_event_hosts == [
+        "events.newtail-media.newtail.com.br",
+        "newtail-media.newtail.com.br",
+        "events-api.ads.vtex.com",
+    ]
+    default = {"allowed_event_hosts": None}
+    for host in settings.allowed_event_hosts:
+        url = signed("click", "AD-1", host)
+        click = {"event_name": "ad_click", "session_id": "s-1", "click_url": url}
+        assert sent(click, default)[0] == url
+    evil = signed("click", "AD-1", "evil.example")
+    click = {"event_name": "ad_click", "session_id": "s-1", "click_url": evil}
+    assert "is not in allowed_event_hosts" in refused(click, default)
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"allowed_event_hosts": []}, "allowed_event_hosts: required"),
+        ({"allowed_event_hosts": []}, "allowed_event_hosts: empty, so no ad event could be sent"),
         ({"allowed_event_hosts": ["127.0.0.1"]}, "is an IP address; name the host"),
         ({"allowed_event_hosts": ["[::1]"]}, "allowed_event_hosts: '[::1]'"),
         ({"allowed_event_hosts": ["*.newtail.com.br"]}, "not a host name"),
@@ -608,7 +634,7 @@ def test_allowed_hosts_are_normalized():
         ({"event_endpoint": "ftp://x"}, "event_endpoint: expected a base URL"),
         ({"fields": {"email_hashed": "x"}}, "fields: unknown field 'email_hashed'"),
         ({"event_map": {"x": "purchase"}}, "event_map"),
-        ({"phone_country_code": "0055"}, "phone_country_code: 1-3 digits"),
+        ({"phone_country_code": "0055"}, "phone_country_code: a country calling code of 1-3"),
     ],
 )  # fmt: skip
 def test_settings_are_checked_at_load(settings, message):

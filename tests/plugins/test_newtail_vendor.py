@@ -200,6 +200,8 @@ def test_fake_refuses_what_newtail_refuses(change, problem):
     found = problems(received("/v1/beacon/conversion", body))
     assert found is not None and problem in found
     assert problems(received("/v1/beacon/conversion", GOOD_CONVERSION)) is None
+    item = {**GOOD_CONVERSION["items"][0], "seller_id": None}  # Newtail's own example
+    assert problems(received("/v1/beacon/conversion", {**GOOD_CONVERSION, "items": [item]})) is None
     ad = received("/v1/beacon/view/AD-1", {"session_id": "s-1"}, f"sign={SIGN}")
     assert problems(ad) is None
     assert "session_id" in problems(received("/v1/beacon/view/AD-1", {}, f"sign={SIGN}"))
@@ -256,11 +258,14 @@ CONVERSION = {
     "channel": "ecommerce",
     "email": " Ana@Example.com ",
     "phone": "(11) 91234-5678",
-    "items": [
-        {"sku": "SKU-1", "quantity": 3, "price": 25.0, "promotional_price": 19.9},
+    "items": [  # optional fields sent as null, as Newtail's own example does
+        {"sku": "SKU-1", "quantity": 3, "price": 25.0, "promotional_price": 19.9,
+         "seller_id": None, "product_id": None},
         {"sku": "SKU-2", "quantity": 1, "price": 40, "promotional_price": 40, "seller_id": "s9"},
     ],
-}
+    "gender": None,
+    "brand": None,
+}  # fmt: skip
 
 
 def _tag_outcomes(server: SgtmProcess) -> dict[str, float]:
@@ -326,6 +331,77 @@ def test_serve_forwards_signed_urls_and_sends_conversions(tmp_path):
         "email_hashed": sha("ana@example.com"),
         "phone_hashed": sha("+5511912345678"),
     }  # fmt: skip
+
+
+def test_serve_gives_ad_events_and_conversions_one_session_and_user_id(tmp_path):
+    # Defaults everywhere: sgtm.js leaves the session id to the server and the page passes no
+    # ids. Ad events (beacon), a gtag purchase (ga4) and a dataLayer purchase (datalayer) from
+    # one browser reach Newtail with the same session id, and the same user id where known.
+    env = {**FAST_ENV, "SGTM_DATA_DIR": str(tmp_path / "var")}
+    config = tmp_path / "ids.yaml"
+    config.write_text(
+        textwrap.dedent(
+            """\
+            version: 1
+            clients:
+              - {name: beacon, type: beacon, settings: {currency: BRL}}
+              - {name: ga4, type: ga4}
+              - {name: web, type: datalayer}
+            triggers:
+              newtail_events:
+                var: event_name
+                in: [ad_impression, ad_view, ad_click, purchase]
+            tags:
+              - name: newtail
+                type: newtail
+                triggers: [newtail_events]
+                settings:
+                  publisher_id: pub-1
+                  endpoint: "URL"
+                  event_endpoint: "URL"
+            """
+        )
+    )
+    vendor = FakeVendor(default_status=202, check=problems, reply=reply)
+    with vendor:
+        config.write_text(config.read_text().replace("URL", vendor.url))
+        with SgtmProcess(config, env) as server:
+            browsers = {"ga": "_ga=GA1.1.1111.2222; _dcid=dcid.1.1700000000000.1", "dcid": ""}
+            # the second browser has no GA: sgtm's own _dcid, set on its first dataLayer hit
+            first = httpx.post(f"{server.url}/data", content='{"event": "page_view"}')
+            browsers["dcid"] = f"_dcid={first.cookies['_dcid']}"
+            for name, cookie in browsers.items():
+                headers = {"cookie": cookie, "content-type": "text/plain"}
+                view = {"view_url": signed("view", f"AD-{name}"), "user_id": "u-7"}
+                response = httpx.post(f"{server.url}/beacon/view", json=view, headers=headers)
+                assert response.status_code == 202, response.text
+                purchase = {
+                    "event": "purchase",
+                    "transaction_id": f"D-{name}",
+                    "user_id": "u-7",
+                    "items": [{"item_id": "SKU-1", "price": 10, "quantity": 1}],
+                    "user_data": {"email_address": "ana@example.com"},
+                }
+                response = httpx.post(f"{server.url}/data", json=purchase, headers=headers)
+                assert response.status_code == 200, response.text
+            hit = (
+                "/g/collect?v=2&tid=G-1&cid=1111.2222&en=purchase&uid=u-7&ep.transaction_id=G-ga"
+                "&ep.user_data.email=ana%40example.com&pr1=idSKU-1~pr10~qt1"
+            )
+            ga_cookie = {"cookie": browsers["ga"]}
+            assert httpx.get(server.url + hit, headers=ga_cookie).status_code == 200
+            got = vendor.wait_for(5)
+    assert vendor.errors == []
+    sent = {(r.path, msgspec.json.decode(r.body).get("order_id")): r for r in got}
+    ids = {key: msgspec.json.decode(r.body) for key, r in sent.items()}
+    dcid = browsers["dcid"].split("=", 1)[1]
+    assert {key: (body["session_id"], body["user_id"]) for key, body in ids.items()} == {
+        ("/v1/beacon/view/AD-ga", None): ("1111.2222", "u-7"),
+        ("/v1/beacon/conversion", "D-ga"): ("1111.2222", "u-7"),
+        ("/v1/beacon/conversion", "G-ga"): ("1111.2222", "u-7"),
+        ("/v1/beacon/view/AD-dcid", None): (dcid, "u-7"),
+        ("/v1/beacon/conversion", "D-dcid"): (dcid, "u-7"),
+    }
 
 
 def test_serve_retries_a_conversion_with_the_same_body(tmp_path):

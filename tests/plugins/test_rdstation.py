@@ -360,10 +360,11 @@ def _ctx() -> Any:
 @pytest.mark.parametrize(
     ("policy", "consent_state", "extra", "expected"),
     [
-        ("{type: consent}", {"ad_user_data": True}, {}, "granted"),
-        ("{type: consent}", {"ad_user_data": False}, {}, "declined"),
-        ("{type: consent}", {}, {}, None),  # no signal: RD keeps what it has
-        ("{type: consent, when_unknown: declined}", {}, {}, "declined"),
+        ("{type: consent, consent_type: newsletter}", {"newsletter": True}, {}, "granted"),
+        ("{type: consent, consent_type: newsletter}", {"newsletter": False}, {}, "declined"),
+        # no signal: RD keeps what it has; Google's advertising signals are no signal for it
+        ("{type: consent, consent_type: newsletter}", {"ad_user_data": True}, {}, None),
+        ("{type: consent, consent_type: newsletter, when_unknown: declined}", {}, {}, "declined"),
         (
             "{type: consent, consent_type: email_marketing}",
             {"email_marketing": "granted"},
@@ -578,6 +579,24 @@ tags:
             '      api_key: "${RD_API_KEY}"\n      legal_bases: {type: opt_in}',
             "settings.legal_bases.type",
         ),
+        (
+            '      api_key: "${RD_API_KEY}"\n      legal_bases: {type: consent}',
+            "settings.legal_bases: consent_type: name the consent signal that records the "
+            "visitor's consent to email / WhatsApp communications",
+        ),
+        (
+            '      api_key: "${RD_API_KEY}"\n'
+            "      legal_bases: {type: consent, when_unknown: declined}",
+            "there is no default: ad_user_data is consent to advertising",
+        ),
+        (
+            '      api_key: "${RD_API_KEY}"\n      legal_bases: {type: legitimate_interest}',
+            "settings.legal_bases: status: set the status of the legitimate_interest basis",
+        ),
+        (
+            '      api_key: "${RD_API_KEY}"\n      legal_bases: {type: consent, consent_type: " "}',
+            "settings.legal_bases.consent_type: empty",
+        ),
         ('      api_key: "${RD_API_KEY}"\n      colour: blue', "settings.colour: unknown key"),
     ],
 )
@@ -785,7 +804,7 @@ def test_docs_api_key_example_prints_what_the_page_shows():
         "event_name": "generate_lead",
         "plan": "gold",
         "page_location": "https://www.loja.example/?utm_source=google&utm_medium=cpc",
-        "consent_state": {"ad_user_data": True},
+        "newsletter_optin": "yes",
         "user_data": {
             "email_address": "Ana@Example.com",
             "address": {"first_name": "Ana", "last_name": "Silva", "city": "Recife"},

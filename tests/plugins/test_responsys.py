@@ -15,7 +15,7 @@ import msgspec
 import pytest
 from sgtm_plugins.responsys import ResponsysSettings, ResponsysTag
 
-from sgtm.plugin import BuildContext, ContainerInfo, Outbound, as_verdict
+from sgtm.plugin import BuildContext, ContainerInfo, InvalidEvent, Outbound, as_verdict
 from sgtm.yamlsource import ConfigErrors
 from tests.plugins.crm_fakes import NOW, emulate, load
 
@@ -176,7 +176,7 @@ def test_fields_add_columns_and_remove_defaults_and_permission_is_explicit():
     [
         ("CUSTOMER_ID_", "", "customerId", "cust-42", True),
         ("customer_id", "", "customerId", "cust-42", True),  # written as in the UI
-        ("MOBILE_NUMBER_", "", "mobileNumber", "+5581999990000", True),
+        ("MOBILE_NUMBER_", "", "mobileNumber", "5581999990000", True),  # E.164, as stored
         ("EMAIL_SHA256_HASH_", "", "emailSHA256Hash", "a" * 64, False),
         ("RIID_", "      fields: {RIID_: '{{event.riid}}'}\n", "recipientId", "7001", True),
     ],
@@ -196,6 +196,67 @@ def test_match_columns(column, fields, recipient, value, insert):
     named = {k: v for k, v in recipient_block["recipient"].items() if v is not None}
     assert named.pop(recipient) == value
     assert set(named) == {"listName", "emailFormat"}
+
+
+@pytest.mark.parametrize(
+    ("phone", "settings", "number", "country"),
+    [
+        ("(81) 99999-0000", {"phone_country_code": "55"}, "5581999990000", None),
+        ("081 99999-0000", {"phone_country_code": "55", "mobile_country": "br"},
+         "5581999990000", "BR"),
+        ("+55 81 99999-0000", {"phone_country_code": "55", "mobile_country": "BR"},
+         "5581999990000", "BR"),
+        ("+351 912 345 678", {"phone_country_code": "55", "mobile_country": "BR"},
+         "351912345678", None),  # another country's number: Responsys derives its country
+        ("+55 81 99999-0000", {}, "5581999990000", None),
+        (5581999990000, {}, "5581999990000", None),  # digits alone are read as international
+    ],
+)  # fmt: skip
+def test_mobile_number_is_sent_in_e164_with_its_country(phone, settings, number, country):
+    config = _settings(match_column="MOBILE_NUMBER_", **settings)
+    data = {"event_name": "sign_up", "user_data": {"phone_number": phone}}
+    (outbound,) = TAG.build(data, msgspec.convert(config, ResponsysSettings), CTX)
+    body = msgspec.json.decode(outbound.body)["recordData"]
+    row = dict(zip(body["fieldNames"], body["records"][0], strict=True))
+    assert row["MOBILE_NUMBER_"] == number
+    assert row.get("MOBILE_COUNTRY_") == country
+    # the same number identifies a recipient of a custom event
+    config = {**config, "mode": "event", "event_name": "E"}
+    (outbound,) = TAG.build(data, msgspec.convert(config, ResponsysSettings), CTX)
+    recipient = msgspec.json.decode(outbound.body)["recipientData"][0]["recipient"]
+    assert recipient["mobileNumber"] == number
+
+
+def test_mobile_number_that_is_no_phone_number_is_invalid():
+    config = msgspec.convert(_settings(match_column="MOBILE_NUMBER_"), ResponsysSettings)
+    for phone in ("12345", "+1234567890123456", "abc", ["+5581999990000"]):
+        data = {"event_name": "sign_up", "user_data": {"phone_number": phone}}
+        with pytest.raises(InvalidEvent, match="MOBILE_NUMBER_ is not a phone number"):
+            TAG.build(data, config, CTX)
+    # a country set in fields wins; a mobile number mapped as a plain column is normalized too
+    config = msgspec.convert(
+        _settings(phone_country_code="55", mobile_country="BR",
+                  fields={"MOBILE_NUMBER_": "(81) 99999-0000", "MOBILE_COUNTRY_": "PT"}),
+        ResponsysSettings,
+    )  # fmt: skip
+    (outbound,) = TAG.build({"event_name": "x", "user_data": {"email_address": "a@b.co"}},
+                            config, CTX)  # fmt: skip
+    body = msgspec.json.decode(outbound.body)["recordData"]
+    row = dict(zip(body["fieldNames"], body["records"][0], strict=True))
+    assert (row["MOBILE_NUMBER_"], row["MOBILE_COUNTRY_"]) == ("5581999990000", "PT")
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"phone_country_code": "+55"}, "phone_country_code: a country calling code of 1-3"),
+        ({"phone_country_code": "55", "mobile_country": "BRA"}, "mobile_country: a two-letter"),
+        ({"mobile_country": "BR"}, "mobile_country: needs phone_country_code"),
+    ],
+)
+def test_mobile_settings_errors(settings, message):
+    with pytest.raises(msgspec.ValidationError, match=message):
+        msgspec.convert(_settings(**settings), ResponsysSettings)
 
 
 def test_non_ascii_is_sent_as_escapes():

@@ -110,6 +110,38 @@ async def test_only_unknown_recipients_of_a_trigger_dead_letter(fake):
     assert triggered["data"][0] == {"name": "ORDER_ID", "value": "Pedido-ção"}
 
 
+async def test_mobile_numbers_are_merged_in_e164_with_their_country_and_found_again(fake):
+    settings = rs_settings(
+        fake, match_column="MOBILE_NUMBER_", phone_country_code="55", mobile_country="BR"
+    )
+    phones = ["(81) 99999-0000", "+351 912 345 678", "081 99999-0000"]  # the last: the first again
+    events = [{"event_name": "sign_up", "user_data": {"phone_number": p}} for p in phones]
+    outbounds = build_all(settings, events)
+    # a number with MOBILE_COUNTRY_ and one without have other columns: other lanes, as the
+    # engine sends them
+    lanes: dict[str, list[Outbound]] = {}
+    for outbound in outbounds:
+        lanes.setdefault(outbound.destination, []).append(outbound)
+    assert len(lanes) == 2
+    verdicts = [v for lane in lanes.values() for v in await send(settings, lane)]
+    assert fake.errors == [] and [v.outcome for v in verdicts] == ["done"] * 3
+    members = [(m["MOBILE_NUMBER_"], m["MOBILE_COUNTRY_"]) for m in fake.members["CONTACTS_LIST"]]
+    assert members == [("5581999990000", "BR"), ("351912345678", "PT")]  # one Brazilian member
+    # a custom event finds the recipient by the same number, however the site wrote it
+    trigger = rs_settings(
+        fake, mode="event", event_name="Purchase_Made", match_column="MOBILE_NUMBER_",
+        phone_country_code="55",
+    )  # fmt: skip
+    order = {"event_name": "purchase", "user_data": {"phone_number": "+55 (81) 99999-0000"}}
+    verdicts = await send(trigger, build_all(trigger, [order]))
+    assert fake.errors == [] and [v.outcome for v in verdicts] == ["done"]
+    # without the country code a national number is no E.164 number: Responsys refuses it
+    national = rs_settings(fake, match_column="MOBILE_NUMBER_")
+    wrong = {"event_name": "sign_up", "user_data": {"phone_number": "(81) 99999-0000"}}
+    (verdict,) = await send(national, build_all(national, [wrong]))
+    assert verdict.outcome == "dead" and "INVALID_MOBILE_NUMBER" in verdict.reason
+
+
 async def test_an_invalid_token_logs_in_again_once(fake):
     settings = rs_settings(fake)
     flow = CredentialFlow(TAG, settings)

@@ -259,6 +259,16 @@ CREATE_LEAD = LEAD_UPSERT.replace("      mode: upsert\n      match_field: Web_Id
         (LEAD_UPSERT, {**event("view_item"), "user_id": None}, "no Web_Id__c"),
         (
             LEAD_UPSERT,
+            event("view_item"),
+            "Lead needs Company to be created (an upsert creates it when none matches)",
+        ),
+        (
+            LEAD_UPSERT,
+            {**event("view_item", company="ACME"), "user_data": {"email_address": "a@b.co"}},
+            "Lead needs LastName to be created (an upsert",
+        ),
+        (
+            LEAD_UPSERT,
             event("view_item", company="ACME", user_data={"email_address": "nope"}),
             "Email is not a valid address",
         ),
@@ -410,17 +420,17 @@ def test_modes_and_objects_never_share_a_lane():
             object="Lead",
             mode="upsert",
             match_field="Web_Id__c",
-            fields={"Web_Id__c": "u"},
+            fields={"Web_Id__c": "u", "Company": "A"},
         ).destination,
         build(
             event("view_item"), object="Contact", mode="update", fields={"Id": "003"}
         ).destination,
         build(
-            event("view_item"),
+            event("view_item", company="A"),
             object="Lead",
             mode="upsert",
             match_field="Other__c",
-            fields={"Other__c": "u"},
+            fields={"Other__c": "u", "Company": "A"},
         ).destination,
     }
     assert len(lanes) == 4

@@ -9,7 +9,7 @@ import msgspec
 import pytest
 from sgtm_plugins.salesforce import SalesforceSettings, SalesforceTag
 
-from sgtm.plugin import BuildContext, ContainerInfo, Outbound
+from sgtm.plugin import BuildContext, ContainerInfo, InvalidEvent, Outbound
 from tests.plugins.crm_fakes import (
     NOW,
     CredentialFlow,
@@ -71,6 +71,8 @@ async def test_tasks_for_every_event_type_go_in_one_collection(fake):
 
 
 async def test_a_failed_record_dead_letters_alone(fake):
+    # The org requires a field of its own (a validation rule the tag cannot know about).
+    fake.required["Lead"] = (*fake.required["Lead"], "Region__c")
     settings = sf_settings(
         fake,
         object="Lead",
@@ -79,8 +81,8 @@ async def test_a_failed_record_dead_letters_alone(fake):
         fields={"Web_Id__c": "placeholder"},
     )
     events = []
-    for i, company in enumerate(["ACME", None, "Initech"]):
-        fields = {"Web_Id__c": f"u-{i}", "Company": company}
+    for i, region in enumerate(["NE", None, "SE"]):
+        fields = {"Web_Id__c": f"u-{i}", "Company": "ACME", "Region__c": region}
         events.append(
             TAG.build({"user_data": USER}, msgspec.structs.replace(settings, fields=fields), CTX)[0]
         )
@@ -92,8 +94,30 @@ async def test_a_failed_record_dead_letters_alone(fake):
     assert fake.errors == []
     assert [v.outcome for v in verdicts] == ["done", "dead", "done"]
     assert verdicts[1].reason.startswith("REQUIRED_FIELD_MISSING")
-    assert "Company" in verdicts[1].reason
+    assert "Region__c" in verdicts[1].reason
     assert len(fake.records) == 2
+
+
+async def test_an_upsert_that_would_create_a_lead_without_company_is_never_sent(fake):
+    # Salesforce creates the Lead when no record has the External ID, and then needs Company
+    # and LastName as a create does: the tag checks them in upsert mode too.
+    settings = sf_settings(
+        fake, object="Lead", mode="upsert", match_field="Web_Id__c", fields={"Web_Id__c": "u-1"}
+    )
+    with pytest.raises(InvalidEvent, match=r"Lead needs Company to be created \(an upsert"):
+        TAG.build({"user_data": USER}, settings, CTX)
+    with_company = msgspec.structs.replace(settings, fields={"Web_Id__c": "u-1", "Company": "AC"})
+    flow = CredentialFlow(TAG, settings)
+    try:
+        verdicts = await flow.send(TAG.build({"user_data": USER}, with_company, CTX))
+    finally:
+        await flow.aclose()
+    assert fake.errors == [] and [v.outcome for v in verdicts] == ["done"]
+    (record,) = fake.records.values()
+    assert (record["Company"], record["LastName"], record["Web_Id__c"]) == ("AC", "Silva", "u-1")
+    # update needs no creation fields: it only ever changes an existing record
+    update = sf_settings(fake, object="Lead", mode="update", fields={"Id": "00Q1", "City": "X"})
+    assert TAG.build({}, update, CTX)
 
 
 async def test_an_expired_session_is_replaced_once(fake):
@@ -139,7 +163,7 @@ async def test_wrong_client_secret_is_a_clear_token_error(fake):
 VIEW = "en=view_item&ep.user_data.email=ana%40example.com&pr1=idSKU-1~nmCamiseta%20Azul~pr49.9"
 LEAD = (
     "en=generate_lead&ep.user_data.email=bia%40example.com&ep.user_data.address.last_name=Souza"
-    "&ep.company={company}&uid={uid}"
+    "&ep.company=ACME&ep.region={region}&uid={uid}"
 )
 
 
@@ -174,13 +198,16 @@ def test_end_to_end_batches_refreshes_and_dead_letters_only_the_failed_record(tm
           fields:
             Web_Id__c: "{{{{event.user_id}}}}"
             Company: "{{{{event.company}}}}"
+            Region__c: "{{{{event.region}}}}"
     """
+    # The org requires a field of its own: the tag sends the record, Salesforce refuses it.
+    fake.required["Lead"] = (*fake.required["Lead"], "Region__c")
     env = {"SF_CLIENT_SECRET": fake.client_secret}
     with serve(tmp_path, container, env) as server:
         ga4_post(server, [VIEW, VIEW.replace("ana", "caio"), VIEW.replace("ana", "duda")])
         wait_until(lambda: len(fake.records) == 3)
         fake.expire_sessions()  # 120 minutes without a call
-        leads = [LEAD.format(company="ACME", uid="u-1"), LEAD.format(company="", uid="u-2")]
+        leads = [LEAD.format(region="NE", uid="u-1"), LEAD.format(region="", uid="u-2")]
         ga4_post(server, [*leads, VIEW.replace("ana", "eva")])
         wait_until(lambda: fake.requests_to("upsert") != [] and len(fake.records) == 5)
         logs = server.logs()
