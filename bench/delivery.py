@@ -1,34 +1,50 @@
-"""Delivery engine benchmark: events/s to a loopback vendor, drain after an outage, RSS with a
-large backlog.
+"""Delivery benchmarks: the pace of delivery at full load, and the engine alone.
 
-    .venv/bin/python bench/delivery.py [--events 20000] [--backlog 1000000] [--store sqlite|redis]
+    .venv/bin/python bench/delivery.py [--store sqlite|redis] [--rounds 2] [--layouts all,split]
+    .venv/bin/python bench/delivery.py --engine [--events 20000] [--backlog 1000000]
 
-1. live: 64 concurrent "requests" each submit one event (the request path: one group-committed
-   transaction per batch of submits) while the engine sends; events/s delivered, one request per
-   event and batched (100 events per request).
-2. drain: the outbox already holds the events (the vendor was down); events/s until it is empty.
-3. backlog: `--backlog` events are enqueued while the vendor is down (the lane's breaker open);
-   the process's RSS before and after shows the backlog lives on disk, not in memory.
+1. pace (the default): `sgtm serve` at full load for `--duration` s (wrk, or the built-in
+   generator, with bench/ingest.py's GA4 mix and connections) on a container whose three
+   `http_request` tags (bench/ingest.py's, not dry-run) send to a loopback vendor through the
+   real outbox. The pace is the sends done when the load stops divided by all the sends it
+   caused (1.0: delivery kept up); the drain is how long the rest took. Each layout runs in
+   turn, `--rounds` times: `all` (one process ingests and delivers) and `split` (`--role
+   ingest` and `--role deliver` processes on one outbox).
+2. `--engine`: the engine in process. live: 64 concurrent "requests" each submit one event
+   while the engine sends; events/s delivered, one request per event and batched (100 per
+   request). drain: the outbox already holds the events (the vendor was down); events/s until
+   it is empty.
+3. `--backlog N`: N events enqueued while the vendor is down (the breaker open); the process's
+   RSS before and after shows the backlog lives on disk, not in memory.
 
-The vendor runs in its own process (bench/_vendor.py). Figures are in docs/operations.md.
+The vendor runs in its own process (bench/_vendor.py). Figures are in bench/README.md and
+docs/operations.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import resource
 import shutil
+import sqlite3
+import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+import ingest  # noqa: E402
 from transport import free_port, start_vendor  # noqa: E402
 
 from sgtm import metrics  # noqa: E402
@@ -115,11 +131,42 @@ async def wait_delivered(tag: Tag, count: int) -> None:
         await asyncio.sleep(0.01)
 
 
-async def live(kind: str, url: str, tag: Tag, events: int) -> float:
+@dataclass
+class EngineRun:
+    """Events/s, and CPU per event: of the event loop's thread, and of the whole process (the
+    SQLite writer thread included). The vendor is another process: not counted."""
+
+    rate: float
+    loop_us: float
+    process_us: float
+
+    def __str__(self) -> str:
+        return (
+            f"{self.rate:8.0f} events/s; CPU per event {self.loop_us:5.0f} us event loop,"
+            f" {self.process_us:5.0f} us process"
+        )
+
+
+class CpuClock:
+    def __init__(self) -> None:
+        self.wall = time.perf_counter()
+        self.loop = time.thread_time()
+        self.process = time.process_time()
+
+    def run(self, events: int) -> EngineRun:
+        return EngineRun(
+            rate=events / (time.perf_counter() - self.wall),
+            loop_us=(time.thread_time() - self.loop) / events * 1e6,
+            process_us=(time.process_time() - self.process) / events * 1e6,
+        )
+
+
+async def live(kind: str, url: str, tag: Tag, events: int) -> EngineRun:
     metrics.reset()
     directory = tempfile.mkdtemp(prefix="sgtm-bench-")
     eng = engine(make_store(kind, directory), tag)
     await eng.start()
+    clock = CpuClock()
     started = time.perf_counter()
     counter = iter(range(events))
 
@@ -130,12 +177,12 @@ async def live(kind: str, url: str, tag: Tag, events: int) -> float:
     await asyncio.gather(*(client() for _ in range(64)))
     ingested = time.perf_counter() - started
     await wait_delivered(tag, events)
-    elapsed = time.perf_counter() - started
+    run = clock.run(events)
     await drop(eng.store, kind)
     await eng.close()
     shutil.rmtree(directory, ignore_errors=True)
     print(f"    ingest (submit) {events / ingested:8.0f} events/s")
-    return events / elapsed
+    return run
 
 
 async def fill(store: Store, tag: Tag, url: str, count: int, chunk: int = 10_000) -> None:
@@ -153,7 +200,7 @@ async def fill(store: Store, tag: Tag, url: str, count: int, chunk: int = 10_000
         await store.enqueue(jobs * min(chunk, count - start))
 
 
-async def drain(kind: str, url: str, tag: Tag, events: int) -> float:
+async def drain(kind: str, url: str, tag: Tag, events: int) -> EngineRun:
     metrics.reset()
     directory = tempfile.mkdtemp(prefix="sgtm-bench-")
     store = make_store(kind, directory)
@@ -161,14 +208,14 @@ async def drain(kind: str, url: str, tag: Tag, events: int) -> float:
     await fill(store, tag, url, events)
     await store.close()
     eng = engine(make_store(kind, directory), tag)
-    started = time.perf_counter()
+    clock = CpuClock()
     await eng.start()
     await wait_delivered(tag, events)
-    elapsed = time.perf_counter() - started
+    run = clock.run(events)
     await drop(eng.store, kind)
     await eng.close()
     shutil.rmtree(directory, ignore_errors=True)
-    return events / elapsed
+    return run
 
 
 async def backlog(kind: str, tag: Tag, count: int) -> None:
@@ -196,12 +243,251 @@ async def backlog(kind: str, tag: Tag, count: int) -> None:
     shutil.rmtree(directory, ignore_errors=True)
 
 
+# -- pace at full load ----------------------------------------------------------------------------
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+LAYOUTS = {
+    # name: the `sgtm serve` processes, as (--role, what the load goes to)
+    "all": [("all", True)],
+    "split": [("ingest", True), ("deliver", False)],
+}
+
+
+def pace_container(vendor: str, store: str, prefix: str) -> str:
+    """bench/ingest.py's container with its three tags sending to the loopback vendor."""
+    lines = ingest.CONTAINER_YAML.splitlines(keepends=True)
+    text = "".join(line for line in lines if not line.startswith("#"))
+    for name in ("collector", "orders", "crm"):
+        text = text.replace(f"https://{name}.example.invalid", f"{vendor}/{name}")
+    text = text.replace("    dry_run: true\n", "")
+    assert "example.invalid" not in text and "dry_run" not in text, "ingest.py's container changed"
+    header = "# Written by bench/delivery.py: bench/ingest.py's container, its tags sending.\n"
+    if store == "redis":
+        text += f"delivery: {{store: redis, url: '{REDIS_URL}', prefix: {prefix}}}\n"
+    return header + text
+
+
+class Outbox:
+    """How many deliveries wait in the benchmark's outbox (read beside the servers)."""
+
+    def __init__(self, store: str, data_dir: Path, prefix: str) -> None:
+        self.store = store
+        self.data_dir = data_dir
+        self.prefix = prefix
+
+    def depth(self) -> int:
+        if self.store == "redis":
+            import redis
+
+            with redis.Redis.from_url(REDIS_URL) as client:
+                return int(client.hlen("{" + self.prefix + "}:jobs"))
+        path = self.data_dir / "sgtm.db"
+        if not path.exists():
+            return 0
+        with contextlib.closing(sqlite3.connect(path, timeout=10)) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+    def drop(self) -> None:
+        if self.store == "redis":
+            import redis
+
+            with redis.Redis.from_url(REDIS_URL) as client:
+                keys = list(client.scan_iter(match="{" + self.prefix + "}*", count=1000))
+                for i in range(0, len(keys), 1000):
+                    client.delete(*keys[i : i + 1000])
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def vendor_count(base: str) -> int:
+    import httpx
+
+    return int(httpx.get(base + "/count", timeout=5).text)
+
+
+def wait_until(predicate: Callable[[], bool], limit: float, poll: float = 0.05) -> float:
+    """Seconds until `predicate()` held; raises SystemExit after `limit`."""
+    started = time.perf_counter()
+    while not predicate():
+        if time.perf_counter() - started > limit:
+            raise SystemExit(f"not reached within {limit:.0f} s")
+        time.sleep(poll)
+    return time.perf_counter() - started
+
+
+@dataclass
+class PaceRun:
+    layout: str
+    hits_per_s: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    errors: int = 0
+    sent_at_stop: int = 0
+    caused: int = 0
+    waiting_at_stop: int = 0
+    drain_s: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)  # % of one core over the load
+
+    @property
+    def pace(self) -> float:
+        return self.sent_at_stop / self.caused if self.caused else float("nan")
+
+
+def pace_run(
+    layout: str,
+    args: argparse.Namespace,
+    wrk: str | None,
+    vendor: tuple[Any, str],
+    workdir: Path,
+    number: int,
+) -> PaceRun:
+    vendor_proc, vendor_url = vendor
+    prefix = f"bench-pace-{os.getpid()}-{number}"
+    data_dir = workdir / f"data-{number}"
+    config = workdir / f"pace-{number}.yaml"
+    config.write_text(pace_container(vendor_url, args.store, prefix))
+    outbox = Outbox(args.store, data_dir, prefix)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SGTM_")}
+    env["SGTM_DATA_DIR"] = str(data_dir)
+    bindir = Path(sys.executable).parent
+    servers: list[tuple[ingest.Server, bool]] = []
+    for role, takes_load in LAYOUTS[layout]:
+        argv = [str(bindir / "sgtm"), "serve", "-c", str(config), "--log-level", args.log_level]
+        if role != "all":
+            argv += ["--role", role]
+        log = workdir / f"sgtm-{number}-{role}.log"
+        servers.append((ingest.Server(f"sgtm {role}", argv, env, "/healthz", log), takes_load))
+    mix = ingest.build_mix()
+    run = PaceRun(layout)
+    try:
+        for server, _ in servers:
+            server.start()
+        target = next(server for server, takes_load in servers if takes_load)
+        ingest.smoke(target, mix, 200)
+
+        def load(duration: float) -> dict[str, Any]:
+            if wrk:
+                return ingest.wrk_load(wrk, target.host, args.connections, args.threads, duration)
+            return ingest.python_load(target.host, mix, args.connections, duration)
+
+        if args.warmup > 0:
+            load(args.warmup)
+        wait_until(lambda: outbox.depth() == 0, 300)
+        before = vendor_count(vendor_url)
+        pids = {server.name.removeprefix("sgtm "): server.proc.pid for server, _ in servers}  # type: ignore[union-attr]
+        pids["vendor"] = vendor_proc.pid
+        cpu_before = {name: ingest.cpu_seconds(pid) for name, pid in pids.items()}
+        started = time.perf_counter()
+        result = load(args.duration)
+        elapsed = time.perf_counter() - started
+        run.sent_at_stop = vendor_count(vendor_url) - before
+        stopped = time.perf_counter()
+        run.cpu = {
+            name: 100 * (ingest.cpu_seconds(pid) - cpu_before[name]) / elapsed
+            for name, pid in pids.items()
+        }
+        run.waiting_at_stop = outbox.depth()
+        wait_until(lambda: outbox.depth() == 0, 600)
+        run.drain_s = time.perf_counter() - stopped
+        run.caused = vendor_count(vendor_url) - before
+        run.hits_per_s = result["rps"]
+        run.p50_ms = result["p50_ms"]
+        run.p99_ms = result["p99_ms"]
+        run.errors = int(result["non_2xx_3xx"] + result["socket_errors"])
+    finally:
+        for server, _ in servers:
+            server.stop()
+        outbox.drop()
+    return run
+
+
+def pace(args: argparse.Namespace) -> list[PaceRun]:
+    wrk = shutil.which("wrk") if args.loadgen in ("auto", "wrk") else None
+    if args.loadgen == "wrk" and wrk is None:
+        raise SystemExit("wrk is not on PATH (apt-get install wrk), or use --loadgen python")
+    layouts = [name.strip() for name in args.layouts.split(",") if name.strip()]
+    unknown = set(layouts) - set(LAYOUTS)
+    if unknown:
+        raise SystemExit(f"--layouts: unknown {sorted(unknown)}; choose from {sorted(LAYOUTS)}")
+    workdir = Path(tempfile.mkdtemp(prefix="sgtm-pace-"))
+    vendor = start_vendor()
+    load = f"wrk -t{args.threads}" if wrk else "the built-in asyncio generator"
+    print(
+        f"pace at full load: {load}, {args.connections} connections, {args.duration:g} s,"
+        f" store {args.store}, {os.cpu_count()} CPUs, sgtm log level {args.log_level}"
+    )
+    runs: list[PaceRun] = []
+    try:
+        number = 0
+        for _ in range(args.rounds):
+            for layout in layouts:
+                number += 1
+                runs.append(pace_run(layout, args, wrk, vendor, workdir, number))
+                print_pace_run(runs[-1])
+    finally:
+        vendor[0].terminate()
+        vendor[0].wait()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print_pace_summary(runs, layouts)
+    return runs
+
+
+def print_pace_run(run: PaceRun) -> None:
+    cpu = " ".join(f"{name} {value:.0f}%" for name, value in run.cpu.items())
+    print(
+        f"  {run.layout:<6} hits/s {run.hits_per_s:6.0f}  p99 {run.p99_ms:6.1f} ms"
+        f"  sends caused {run.caused:6d}"
+        f"  done at stop {run.sent_at_stop:6d}  pace {run.pace:.3f}"
+        f"  drain {run.drain_s:5.1f} s  CPU {cpu}"
+        + (f"  ERRORS {run.errors}" if run.errors else "")
+    )
+
+
+def print_pace_summary(runs: list[PaceRun], layouts: list[str]) -> None:
+    print()
+    for layout in layouts:
+        paces = [r.pace for r in runs if r.layout == layout]
+        hits = [r.hits_per_s for r in runs if r.layout == layout]
+        drains = [r.drain_s for r in runs if r.layout == layout]
+        print(
+            f"  {layout:<6} pace {statistics.median(paces):.3f}"
+            f" (rounds: {', '.join(f'{p:.3f}' for p in paces)});"
+            f" drain {statistics.median(drains):.1f} s; hits/s {statistics.median(hits):.0f}"
+        )
+    if "all" in layouts and "split" in layouts:
+        ratio = [
+            s.pace / a.pace
+            for a, s in zip(
+                [r for r in runs if r.layout == "all"],
+                [r for r in runs if r.layout == "split"],
+                strict=False,
+            )
+        ]
+        print(f"  pace split/all: {', '.join(f'{x:.2f}' for x in ratio)}")
+
+
+# -- main ------------------------------------------------------------------------------------------
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--backlog", type=int, default=1_000_000)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--store", choices=["sqlite", "redis"], default="sqlite")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of full load")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load first")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--layouts", default=",".join(LAYOUTS), help="all,split")
+    parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument("--log-level", default=os.environ.get("SGTM_LOG_LEVEL", "info"))
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    parser.add_argument("--engine", action="store_true", help="the engine in process instead")
+    parser.add_argument("--events", type=int, default=20_000, help="--engine: events per part")
+    parser.add_argument("--backlog", type=int, default=0, help="events of the backlog part")
     args = parser.parse_args()
+    if not args.engine and not args.backlog:
+        pace(args)
+        return
     import uvloop
 
     uvloop.install()
@@ -209,13 +495,13 @@ def main() -> None:
     url = base + "/e"
     try:
         print(f"store: {args.store}; vendor on loopback in its own process")
-        for tag in (OneTag(), BatchTag()):
+        for tag in (OneTag(), BatchTag()) if args.engine else ():
             label = "1 event/request" if tag.batching is None else "100 events/request"
             print(f"  live, {label}:")
-            rate = asyncio.run(live(args.store, url, tag, args.events))
-            print(f"    delivered       {rate:8.0f} events/s")
-            rate = asyncio.run(drain(args.store, url, tag, args.events))
-            print(f"  drain after an outage, {label}: {rate:8.0f} events/s")
+            run = asyncio.run(live(args.store, url, tag, args.events))
+            print(f"    delivered       {run}")
+            run = asyncio.run(drain(args.store, url, tag, args.events))
+            print(f"  drain after an outage, {label}: {run}")
         if args.backlog:
             asyncio.run(backlog(args.store, OneTag(), args.backlog))
     finally:

@@ -1,11 +1,14 @@
-"""HTTP client benchmark for the delivery transport: requests/s to a loopback vendor.
+"""HTTP client benchmark for the delivery transport: requests/s and CPU per request to a
+loopback vendor.
 
-    .venv/bin/python bench/transport.py [--requests 5000] [--concurrency 32]
+    .venv/bin/python bench/transport.py [--requests 5000] [--concurrency 32] [--rounds 3]
+    .venv/bin/python bench/transport.py --clients aiohttp,sgtm,httpx
 
-Compares plain httpx.AsyncClient, httpx over the httpx-aiohttp transport (if installed) and
-aiohttp.ClientSession, each with one pooled keep-alive client POSTing a 600-byte JSON body with
-`concurrency` requests in flight. The vendor runs in its own process. Figures are in
-docs/operations.md.
+Each client (one pooled keep-alive client POSTing a 600-byte JSON body with `concurrency`
+requests in flight) runs once per round, in turn, against the same vendor in its own process.
+Printed: medians of requests/s and of this process's CPU per request (the cost a send puts on
+a worker's event loop), and their ratios to the first client of `--clients`. The decision these
+figures made is in bench/README.md.
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
+import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -51,7 +55,13 @@ def start_vendor() -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("vendor did not start")
 
 
-async def run(send: Callable[[], Awaitable[int]], requests: int, concurrency: int) -> float:
+@dataclass
+class Measure:
+    rate: float  # requests/s
+    cpu_us: float  # this process's CPU per request (the vendor is another process)
+
+
+async def run(send: Callable[[], Awaitable[int]], requests: int, concurrency: int) -> Measure:
     remaining = requests
 
     async def worker() -> None:
@@ -62,11 +72,15 @@ async def run(send: Callable[[], Awaitable[int]], requests: int, concurrency: in
             assert status == 200, status
 
     started = time.perf_counter()
+    cpu = time.process_time()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return requests / (time.perf_counter() - started)
+    return Measure(
+        rate=requests / (time.perf_counter() - started),
+        cpu_us=(time.process_time() - cpu) / requests * 1e6,
+    )
 
 
-async def bench_httpx(url: str, requests: int, concurrency: int) -> float:
+async def bench_httpx(url: str, requests: int, concurrency: int) -> Measure:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits) as client:
 
@@ -78,23 +92,7 @@ async def bench_httpx(url: str, requests: int, concurrency: int) -> float:
         return await run(send, requests, concurrency)
 
 
-async def bench_httpx_aiohttp(url: str, requests: int, concurrency: int) -> float | None:
-    try:
-        from httpx_aiohttp import AiohttpTransport
-    except ImportError:
-        return None
-    transport = AiohttpTransport()
-    async with httpx.AsyncClient(transport=transport) as client:
-
-        async def send() -> int:
-            response = await client.post(url, content=BODY, headers=HEADERS)
-            return response.status_code
-
-        await run(send, 200, concurrency)
-        return await run(send, requests, concurrency)
-
-
-async def bench_aiohttp(url: str, requests: int, concurrency: int) -> float:
+async def bench_aiohttp(url: str, requests: int, concurrency: int) -> Measure:
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
 
@@ -107,7 +105,7 @@ async def bench_aiohttp(url: str, requests: int, concurrency: int) -> float:
         return await run(send, requests, concurrency)
 
 
-async def bench_sgtm_transport(url: str, requests: int, concurrency: int) -> float:
+async def bench_sgtm_transport(url: str, requests: int, concurrency: int) -> Measure:
     sys.path.insert(0, str(HERE.parent))
     from sgtm.delivery.transport import Transport
 
@@ -124,11 +122,30 @@ async def bench_sgtm_transport(url: str, requests: int, concurrency: int) -> flo
         await transport.close()
 
 
+CLIENTS: dict[str, Callable[[str, int, int], Awaitable[Measure]]] = {
+    "aiohttp": bench_aiohttp,
+    "sgtm": bench_sgtm_transport,
+    "httpx": bench_httpx,
+}
+LABELS = {
+    "aiohttp": "aiohttp.ClientSession",
+    "sgtm": "sgtm Transport",
+    "httpx": "httpx.AsyncClient",
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3, help="each client once per round")
+    parser.add_argument(
+        "--clients", default="aiohttp,sgtm", help=f"from {','.join(CLIENTS)} (first: baseline)"
+    )
     args = parser.parse_args()
+    names = [n.strip() for n in args.clients.split(",") if n.strip()]
+    if not names or set(names) - set(CLIENTS):
+        parser.error(f"--clients: choose from {', '.join(CLIENTS)}")
     try:
         import uvloop
 
@@ -137,20 +154,34 @@ def main() -> None:
         pass
     proc, base = start_vendor()
     url = base + "/e"
+    results: dict[str, list[Measure]] = {name: [] for name in names}
     try:
-        print(f"{args.requests} POSTs, {args.concurrency} in flight, loopback, pid {os.getpid()}")
-        for name, bench in (
-            ("httpx.AsyncClient", bench_httpx),
-            ("httpx + httpx-aiohttp", bench_httpx_aiohttp),
-            ("aiohttp.ClientSession", bench_aiohttp),
-            ("sgtm Transport (aiohttp)", bench_sgtm_transport),
-        ):
-            rate = asyncio.run(bench(url, args.requests, args.concurrency))  # type: ignore[operator]
-            shown = "not installed" if rate is None else f"{rate:8.0f} req/s"
-            print(f"  {name:26} {shown}")
+        print(
+            f"{args.requests} POSTs of {len(BODY)} bytes, {args.concurrency} in flight, loopback,"
+            f" {args.rounds} rounds"
+        )
+        for _ in range(args.rounds):
+            for name in names:
+                results[name].append(
+                    asyncio.run(CLIENTS[name](url, args.requests, args.concurrency))
+                )
     finally:
         proc.terminate()
         proc.wait()
+    baseline = names[0]
+    base_rate = statistics.median(m.rate for m in results[baseline])
+    base_cpu = statistics.median(m.cpu_us for m in results[baseline])
+    header = f"{'client':<24} {'req/s':>8} {'CPU us/req':>11} {'x req/s':>8} {'x CPU':>7}"
+    print(header + "  rounds (req/s)")
+    for name in names:
+        rate = statistics.median(m.rate for m in results[name])
+        cpu = statistics.median(m.cpu_us for m in results[name])
+        rounds = ", ".join(f"{m.rate:.0f}" for m in results[name])
+        print(
+            f"{LABELS[name]:<24} {rate:8.0f} {cpu:11.1f} {rate / base_rate:8.2f}"
+            f" {cpu / base_cpu:7.2f}  {rounds}"
+        )
+    print(f"(medians; ratios to {LABELS[baseline]} in the same run)")
 
 
 if __name__ == "__main__":

@@ -16,12 +16,13 @@ import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Literal, get_args
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from sgtm import metrics
@@ -42,6 +43,11 @@ from sgtm.middleware import (
 )
 from sgtm.plugin import ClientResponse
 from sgtm.plugins import registry
+
+# What a `sgtm serve` process does: `all` ingests and delivers; `ingest` answers hits and stores
+# their requests; `deliver` sends what is stored and serves only /healthz, /readyz and /metrics.
+Role = Literal["all", "ingest", "deliver"]
+ROLES: tuple[Role, ...] = get_args(Role)
 
 
 class ClientGone(Exception):
@@ -149,11 +155,12 @@ def create_app(
     delivery: Delivery | None = None,
     *,
     limits: ServerLimits | None = None,
+    role: Role = "all",
 ) -> Starlette:
     dedupe: DedupeStore
     if delivery is None:
         # The durable engine; its store also keeps dedupe keys, so they outlive a restart.
-        engine = build_engine(specs)
+        engine = build_engine(specs, sends=role != "ingest")
         delivery, dedupe = engine, engine.store
     else:
         dedupe = MemoryDedupe()
@@ -198,13 +205,15 @@ def create_app(
             return PlainTextResponse("unauthorized\n", status_code=401, headers=challenge)
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        Route("/readyz", readyz, methods=["GET", "HEAD"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+    if role != "deliver":  # a deliverer's containers only run follow-up events
+        routes.append(Mount("/", app=TaggingApp(router, limits.body_timeout)))
     app = Starlette(
-        routes=[
-            Route("/healthz", healthz, methods=["GET", "HEAD"]),
-            Route("/readyz", readyz, methods=["GET", "HEAD"]),
-            Route("/metrics", metrics_endpoint, methods=["GET"]),
-            Mount("/", app=TaggingApp(router, limits.body_timeout)),
-        ],
+        routes=routes,
         middleware=[
             Middleware(AccessLogMiddleware),
             Middleware(ResponseHeadersMiddleware),
@@ -218,11 +227,15 @@ def create_app(
 
 
 def app_from_env() -> Starlette:
-    """Factory for `uvicorn --factory` with several workers: config paths in SGTM_CONFIG."""
+    """Factory for `uvicorn --factory` with several workers: config paths in SGTM_CONFIG, the
+    process's role in SGTM_ROLE."""
     from sgtm import logs
 
     logs.setup(os.environ.get("SGTM_LOG_LEVEL", "info"))
     paths: list[str | Path] = [
         p for p in os.environ.get("SGTM_CONFIG", "config").split(os.pathsep) if p
     ]
-    return create_app(load_containers(paths, registry()))
+    role = os.environ.get("SGTM_ROLE", "all")
+    if role not in ROLES:
+        raise ValueError(f"SGTM_ROLE: expected one of {', '.join(ROLES)}, got {role!r}")
+    return create_app(load_containers(paths, registry()), role=role)

@@ -1,4 +1,4 @@
-"""The `sgtm` command: serve | validate | emulate | schema | plugins | dlq."""
+"""The `sgtm` command: serve | validate | emulate | audit | schema | plugins | dlq."""
 
 from __future__ import annotations
 
@@ -34,6 +34,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--role",
+        choices=["all", "ingest", "deliver"],
+        default="all",
+        help="all: ingest and deliver; ingest: answer hits and store their requests;"
+        " deliver: send what is stored (serves only /healthz, /readyz, /metrics)",
+    )
     serve.add_argument("--log-level", default=os.environ.get("SGTM_LOG_LEVEL", "info"))
 
     validate = commands.add_parser("validate", help="check container files; print every error")
@@ -57,8 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     plugins = commands.add_parser("plugins", help="list installed plugins and their types")
     plugins.add_argument("--json", action="store_true")
 
-    from sgtm import dlq
+    from sgtm import audit, dlq
 
+    audit.add_parser(commands)
     dlq.add_parser(commands)
 
     args = parser.parse_args(argv)
@@ -69,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "emulate": cmd_emulate,
             "schema": cmd_schema,
             "plugins": cmd_plugins,
+            "audit": audit.run,
             "dlq": dlq.run,
         }[args.command]
         return handler(args)
@@ -127,9 +136,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         os.environ["SGTM_CONFIG"] = os.pathsep.join(str(Path(p).resolve()) for p in args.config)
         os.environ["SGTM_LOG_LEVEL"] = args.log_level
+        os.environ["SGTM_ROLE"] = args.role
         uvicorn.run("sgtm.app:app_from_env", factory=True, workers=args.workers, **options)
     else:
-        uvicorn.run(create_app(specs, limits=limits), **options)
+        uvicorn.run(create_app(specs, limits=limits, role=args.role), **options)
     return 0
 
 

@@ -142,6 +142,9 @@ class TagSpec:
     dedupe: tuple[Renderer, float] | None
     transformations: tuple[Transformation, ...] = ()
     delivery: TagDeliveryConfig | None = None
+    # The names of `triggers` and `block` as written, for reports (`sgtm audit`).
+    trigger_names: tuple[str, ...] = ()
+    block_names: tuple[str, ...] = ()
 
 
 @dataclass
@@ -469,6 +472,8 @@ class _Loader:
                     paused=cfg.paused,
                     dedupe=dedupe,
                     delivery=cfg.delivery,
+                    trigger_names=tuple(cfg.triggers),
+                    block_names=tuple(cfg.block),
                 )
             )
         return out

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from sgtm.plugin import Client, Tag, Variable
+    from sgtm.plugin import Client, PersonalData, Tag, Variable
 
 hookspec = pluggy.HookspecMarker("sgtm")
 hookimpl = pluggy.HookimplMarker("sgtm")
@@ -31,3 +31,9 @@ def register_tag_types(register: Callable[[Tag[Any]], None]) -> None:
 @hookspec
 def register_variable_types(register: Callable[[Variable[Any]], None]) -> None:
     """Register variable types: call `register(MyVariable())` per `sgtm.plugin.Variable`."""
+
+
+@hookspec
+def register_personal_data(register: Callable[[PersonalData], None]) -> None:
+    """Tell `sgtm audit` about personal data the plugin knows beyond sGTM's common event data:
+    call `register(PersonalData(...))` per field (an event key, a cookie, a click id)."""

@@ -51,6 +51,7 @@ __all__ = [
     "NoSettings",
     "Outbound",
     "Outcome",
+    "PersonalData",
     "RateLimit",
     "Scope",
     "Secret",
@@ -249,6 +250,26 @@ class BuildContext:
         return self.new_id()
 
 
+class PersonalData(msgspec.Struct, frozen=True, kw_only=True):
+    """A kind of personal data, as `sgtm audit` probes for it (`register_personal_data`).
+
+    The audit puts `value`, a canary (distinctive, and in the format tags accept), into its probe
+    events at each of `event_keys`, into its probe requests as the cookie `cookie`, or into the
+    probe page URL as the query parameter `url_param`; then it looks for the canary in every
+    request each tag builds. `marks` are the parts to look for when a tag sends only part of the
+    value (default: the whole value); `anonymized` are values that mean it left truncated.
+    """
+
+    category: str  # email, phone, name, address, user_id, ip, device_id, click_id, ... or new
+    name: str  # what it is, unique: an event key, `_fbp cookie`, `fbclid`
+    value: str
+    event_keys: tuple[str, ...] = ()
+    cookie: str | None = None
+    url_param: str | None = None
+    marks: tuple[str, ...] = ()
+    anonymized: tuple[str, ...] = ()
+
+
 class Client(Generic[SettingsT]):
     """A client type claims requests and turns them into event data.
 
@@ -288,6 +309,18 @@ class Client(Generic[SettingsT]):
         """An event the sender may resend: (key, ttl seconds). A second event with the same key
         within the TTL is acknowledged like the first but runs no tag."""
         return None
+
+    def probe_requests(
+        self, event: EventData, base: HitRequest, settings: SettingsT
+    ) -> list[HitRequest]:
+        """Requests in this client's protocol that carry `event`, for `sgtm audit`.
+
+        `event` is a probe: event data with a canary in every personal-data field. `base` holds
+        what a browser adds (user agent, cookies, client IP, host); return copies of it with the
+        method, path, query and body that make `parse` produce this event, as far as the
+        protocol can say it. Default: none (the audit then probes tags with `event` directly).
+        """
+        return []
 
 
 class BadRequest(Exception):

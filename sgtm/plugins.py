@@ -17,6 +17,7 @@ import importlib
 import importlib.metadata
 import logging
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +26,7 @@ import msgspec
 import pluggy
 
 from sgtm import __version__, hookspecs
-from sgtm.plugin import Batching, Client, RateLimit, Tag, Variable
+from sgtm.plugin import Batching, Client, PersonalData, RateLimit, Tag, Variable
 
 log = logging.getLogger("sgtm.plugins")
 
@@ -54,6 +55,8 @@ class Registry:
     tags: dict[str, Tag[Any]] = field(default_factory=dict)
     variables: dict[str, Variable[Any]] = field(default_factory=dict)
     plugins: list[PluginInfo] = field(default_factory=list)
+    # What plugins told `sgtm audit` about personal data (`register_personal_data`).
+    personal_data: list[PersonalData] = field(default_factory=list)
 
 
 def make_manager() -> pluggy.PluginManager:
@@ -100,14 +103,21 @@ def build_registry(pm: pluggy.PluginManager, versions: dict[str, str] | None = N
         version = __version__ if name in DEFAULT_PLUGINS else _version_of(plugin)
         info = PluginInfo(name=name, version=versions.get(name, version))
         others = [p for p in pm.get_plugins() if p is not plugin]
-        for hook, table, base, names in (
-            ("register_client_types", registry.clients, Client, info.client_types),
-            ("register_tag_types", registry.tags, Tag, info.tag_types),
-            ("register_variable_types", registry.variables, Variable, info.variable_types),
+        for hook, register in (
+            (
+                "register_client_types",
+                _registrar(registry.clients, Client, name, info.client_types),
+            ),
+            ("register_tag_types", _registrar(registry.tags, Tag, name, info.tag_types)),
+            (
+                "register_variable_types",
+                _registrar(registry.variables, Variable, name, info.variable_types),
+            ),
+            ("register_personal_data", _personal_data_registrar(registry.personal_data, name)),
         ):
             call = pm.subset_hook_caller(hook, others)  # this plugin's implementation only
             try:
-                call(register=_registrar(table, base, name, names))
+                call(register=register)
             except PluginError:
                 raise
             except Exception as exc:
@@ -143,6 +153,48 @@ def _registrar(table: dict[str, Any], base: type, plugin: str, names: list[str])
             raise PluginError(f"plugin {plugin!r}: {kind} type {type_name!r} is already registered")
         table[type_name] = obj
         names.append(type_name)
+
+    return register
+
+
+_CATEGORY_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
+# RFC 6265: a cookie name is a token; a value, cookie-octets (no space, quote, comma, `;`, `\`).
+_COOKIE_NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}")
+_COOKIE_VALUE_RE = re.compile(r"[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]{1,1024}")
+
+
+def _personal_data_registrar(found: list[PersonalData], plugin: str) -> Any:
+    def register(data: Any) -> None:
+        if not isinstance(data, PersonalData):
+            raise PluginError(f"plugin {plugin!r}: {data!r} is not a sgtm.plugin.PersonalData")
+        if not _CATEGORY_RE.fullmatch(data.category):
+            raise PluginError(
+                f"plugin {plugin!r}: personal data category {data.category!r} must be"
+                " lower-case snake_case"
+            )
+        if not data.name or not data.value or not all(data.marks):
+            raise PluginError(
+                f"plugin {plugin!r}: personal data {data.name!r} needs a name, a value and"
+                " non-empty marks"
+            )
+        if data.cookie is not None and not (
+            _COOKIE_NAME_RE.fullmatch(data.cookie) and _COOKIE_VALUE_RE.fullmatch(data.value)
+        ):
+            raise PluginError(
+                f"plugin {plugin!r}: personal data {data.name!r}: the cookie name or value is"
+                " not valid in a Cookie header"
+            )
+        if not all(part for key in data.event_keys for part in key.split(".")):
+            raise PluginError(
+                f"plugin {plugin!r}: personal data {data.name!r}: event keys are dotted paths"
+            )
+        for other in found:
+            if other.name == data.name or other.value == data.value:
+                raise PluginError(
+                    f"plugin {plugin!r}: personal data {data.name!r} has the name or value of"
+                    f" {other.name!r}, already registered"
+                )
+        found.append(data)
 
     return register
 

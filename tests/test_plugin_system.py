@@ -19,6 +19,7 @@ import pytest
 
 from sgtm import __version__ as sgtm_version
 from sgtm import hookspecs
+from sgtm.audit import audit
 from sgtm.config import load_text
 from sgtm.container import Container
 from sgtm.dedupe import MemoryDedupe
@@ -29,6 +30,7 @@ from sgtm.plugin import (
     Client,
     ClientResponse,
     Outbound,
+    PersonalData,
     Tag,
     Variable,
 )
@@ -45,7 +47,12 @@ HOOKS = [
 
 
 def test_hooks_exist():
-    assert HOOKS == ["register_client_types", "register_tag_types", "register_variable_types"]
+    assert HOOKS == [
+        "register_client_types",
+        "register_personal_data",
+        "register_tag_types",
+        "register_variable_types",
+    ]
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -185,6 +192,55 @@ async def test_hook_register_variable_types():
     result, recorder = await run(reg, "e=buy&n=5")  # doubled = 10: not > 10
     assert recorder.submitted == []
     assert result.events[0].tags[0].reason == "trigger"
+
+
+LOYALTY = PersonalData(
+    category="loyalty_id", name="loyalty_card", value="LOYAL-7302-AUDIT", event_keys=("loyalty",)
+)
+
+
+async def test_hook_register_personal_data():
+    """What a plugin registers is in the registry, and `sgtm audit` probes for it."""
+    reg = make_registry(
+        plugin_module("loyalty_plugin", register_personal_data=lambda register: register(LOYALTY))
+    )
+    assert reg.personal_data == [LOYALTY]
+    spec = load_text(
+        "version: 1\ntags: [{name: hook, type: http_request, settings: {url: 'https://x.test'}}]\n",
+        "c.yaml",
+        registry(),
+    )
+    (report,) = await audit([spec], reg.personal_data)
+    assert ("loyalty_id", "clear", "body $.loyalty") in {
+        (s.category, s.form, s.where) for s in report.tags[0].sends
+    }
+
+
+@pytest.mark.parametrize(
+    ("registered", "message"),
+    [
+        ({"x": 1}, "is not a sgtm.plugin.PersonalData"),
+        (msgspec.structs.replace(LOYALTY, category="Loyalty ID"), "must be lower-case snake_case"),
+        (msgspec.structs.replace(LOYALTY, value=""), "needs a name, a value"),
+        (msgspec.structs.replace(LOYALTY, marks=("",)), "non-empty marks"),
+        (msgspec.structs.replace(LOYALTY, cookie="loyal", value="a;b"), "not valid in a Cookie"),
+        (msgspec.structs.replace(LOYALTY, cookie="lo yal"), "not valid in a Cookie"),
+        (msgspec.structs.replace(LOYALTY, event_keys=("a..b",)), "event keys are dotted paths"),
+    ],
+)
+def test_register_personal_data_validates_what_it_gets(registered, message):
+    module = plugin_module("broken", register_personal_data=lambda register: register(registered))
+    with pytest.raises(PluginError, match=re.escape(message)) as info:
+        make_registry(module)
+    assert "plugin 'broken'" in str(info.value)
+
+
+def test_personal_data_names_and_values_are_unique():
+    first = plugin_module("first", register_personal_data=lambda register: register(LOYALTY))
+    again = msgspec.structs.replace(LOYALTY, name="other_card")
+    second = plugin_module("second", register_personal_data=lambda register: register(again))
+    with pytest.raises(PluginError, match="has the name or value of 'loyalty_card'"):
+        make_registry(first, second)
 
 
 class NotStructSettings(Tag):

@@ -26,10 +26,12 @@ from sgtm.plugin import (
     ClientResponse,
     EventData,
     HitRequest,
+    PersonalData,
     hookimpl,
 )
 
 from ..meta_capi.cookies import meta_cookies
+from . import probe
 from .mapping import ad_event, conversion, without_nulls
 from .schema import CONVERSION, ad_event_schema, validate
 
@@ -109,6 +111,11 @@ class BeaconClient(Client[BeaconSettings]):
     ) -> ClientResponse:
         return ClientResponse(status=202, cookies=list(ctx.cookies))
 
+    def probe_requests(
+        self, event: EventData, base: HitRequest, settings: BeaconSettings
+    ) -> list[HitRequest]:
+        return probe.probe_requests(event, base, settings.prefix)
+
 
 def _kind(path: str, settings: BeaconSettings) -> str | None:
     head, _, kind = path.rstrip("/").rpartition("/")
@@ -143,3 +150,16 @@ def _read_body(request: HitRequest, settings: BeaconSettings) -> Any:
 @hookimpl
 def register_client_types(register: Callable[[Any], None]) -> None:
     register(BeaconClient())
+
+
+@hookimpl
+def register_personal_data(register: Callable[[Any], None]) -> None:
+    # The visitor's persistent id that retail-media beacons carry (Newtail's `session_id`).
+    register(
+        PersonalData(
+            category="device_id",
+            name="session_id",
+            value="sgtmaudit-session-7302",
+            event_keys=("session_id",),
+        )
+    )

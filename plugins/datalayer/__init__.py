@@ -28,12 +28,13 @@ from sgtm.plugin import (
     ClientResponse,
     EventData,
     HitRequest,
+    PersonalData,
     hookimpl,
     set_path,
 )
 
 from ..meta_capi.cookies import meta_cookies
-from . import client_id, decode, script
+from . import client_id, decode, probe, script
 from .mapping import EventError, to_event
 
 # sGTM's setPixelResponse(): a transparent 1x1 GIF that is never cached.
@@ -145,6 +146,11 @@ class DataLayerClient(Client[DataLayerSettings]):
         body = msgspec.json.encode(answer)
         return ClientResponse(status=200, headers=headers, body=body, cookies=ctx.cookies)
 
+    def probe_requests(
+        self, event: EventData, base: HitRequest, settings: DataLayerSettings
+    ) -> list[HitRequest]:
+        return probe.probe_requests(event, base, settings.path)
+
 
 def _request_fields(request: HitRequest, events: list[EventData], ctx: ClientContext) -> None:
     """What the request itself says, for events that do not say it: the browser's User-Agent,
@@ -166,3 +172,16 @@ def _request_fields(request: HitRequest, events: list[EventData], ctx: ClientCon
 @hookimpl
 def register_client_types(register: Callable[[Any], None]) -> None:
     register(DataLayerClient())
+
+
+@hookimpl
+def register_personal_data(register: Callable[[Any], None]) -> None:
+    # The client id cookie, in Stape's format (`client_id.new_id`).
+    register(
+        PersonalData(
+            category="device_id",
+            name="_dcid cookie",
+            value="dcid.1.1700000000000.730273027",
+            cookie="_dcid",
+        )
+    )

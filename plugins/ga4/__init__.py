@@ -21,6 +21,7 @@ from sgtm.plugin import (
     ClientResponse,
     EventData,
     HitRequest,
+    PersonalData,
     copy_event,
     hookimpl,
     set_path,
@@ -29,6 +30,7 @@ from sgtm.plugin import (
 from ..meta_capi.cookies import meta_cookies
 from .fpid import server_client_id
 from .parse import header_client_hints, parse_hits
+from .probe import probe_request
 from .tag import Ga4Tag
 
 # How much of a POST body `claim` reads to find `v`/`tid` when the URL lacks them.
@@ -111,6 +113,11 @@ class GA4Client(Client[GA4Settings]):
         # sGTM's GA4 client answers 200 with an empty body; CORS comes from the core.
         return ClientResponse(status=200, cookies=list(ctx.cookies))
 
+    def probe_requests(
+        self, event: EventData, base: HitRequest, settings: GA4Settings
+    ) -> list[HitRequest]:
+        return [probe_request(event, base, settings.path)]
+
 
 def _is_ga4(params: dict[str, str]) -> bool:
     return params.get("v") == "2" and bool(params.get("tid"))
@@ -147,3 +154,23 @@ def register_client_types(register: Callable[[Any], None]) -> None:
 @hookimpl
 def register_tag_types(register: Callable[[Any], None]) -> None:
     register(Ga4Tag())
+
+
+@hookimpl
+def register_personal_data(register: Callable[[Any], None]) -> None:
+    # Google Ads' click id, in the landing page URL.
+    register(
+        PersonalData(
+            category="click_id", name="gclid", value="SgtmAuditGclid7302", url_param="gclid"
+        )
+    )
+    # The server-managed client id (`client_id: server`): event data gets its middle part.
+    register(
+        PersonalData(
+            category="device_id",
+            name="FPID cookie",
+            value="FPID2.2.SgtmAuditFpid7302.1700000000",
+            cookie="FPID",
+            marks=("SgtmAuditFpid7302",),
+        )
+    )

@@ -23,9 +23,9 @@ What else comes back:
   `tax` and `shipping` given as numeric text go as numbers, since GA4 counts revenue only then.
   Never as event params: keys the protocol fields above already carry, request facts
   (`user_agent`, `ip_override`, `event_location`, `consent_state`, ...), `x-*` keys, and the
-  personal data sGTM's GA4 tag always excludes (`email_address`, `phone_number`, `first_name`,
-  `last_name`, `address`, and `email`, `phone`): GA4 forbids personal data in params; it
-  travels only hashed, in `em`.
+  visitor's direct identifiers (`sgtm.kit.mapping.PERSONAL_KEYS`: sGTM's `email_address`,
+  `phone_number`, names, `address`, and the Data Tag aliases `email`, `userEmail`, `phone`,
+  `ip`...): GA4 forbids personal data in params; it travels only hashed, in `em`.
 - `debug_mode` (truthy) adds `_dbg=1`, which DebugView needs, when the hit had no `_dbg`.
 - Without `gcs` or `gcd` (an event gtag did not send), an event that states `ad_storage` /
   `analytics_storage` (the datalayer client's `consent_state`) gets
@@ -44,6 +44,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
+from sgtm.kit.mapping import PERSONAL_KEYS
 from sgtm.plugin import EventData, consent_state
 
 from . import user_data
@@ -59,9 +60,6 @@ _UNRESERVED = re.compile(r"[A-Za-z0-9_.~!*'()-]*")
 NOT_FORWARDED = frozenset({"richsstsse"})
 SERVER_SYSTEM_PROPERTIES = frozenset({"request_start_time_ms", "consent", "gse", "ngs"})
 NUMBER_PARAMS = frozenset({"value", "tax", "shipping"})
-PERSONAL_KEYS = frozenset(
-    {"email_address", "phone_number", "first_name", "last_name", "address", "email", "phone"}
-)
 REQUEST_KEYS = frozenset(
     {
         "event_name",

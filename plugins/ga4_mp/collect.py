@@ -37,6 +37,7 @@ from sgtm.plugin import (
     set_path,
 )
 
+from . import probe
 from .payload import NOT_PARAMS
 from .rules import MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST
 from .validate import name_messages, unusable, validation_messages
@@ -85,17 +86,23 @@ class Ga4MpClient(Client[Ga4MpClientSettings]):
     def parse(
         self, request: HitRequest, settings: Ga4MpClientSettings, ctx: ClientContext
     ) -> list[EventData]:
+        # Method and size, then the secret: a sender without it must not make sgtm decode a body.
+        inbound.require_post(request)
+        inbound.check_size(request, settings.max_body_bytes)
+        known_secret = inbound.any_same(settings.api_secrets, request.query.get("api_secret", ""))
         if request.path == settings.debug_path:
+            if known_secret is None:
+                return []  # `respond` says the secret is wrong, and validates nothing else
             try:
                 inbound.json_body(request, settings.max_body_bytes, MEDIA_TYPES)
             except BadRequest as exc:
                 if exc.status != 400:  # JSON it cannot parse is a validation message (respond)
                     raise
             return []  # answered by `respond`; no tag runs
+        if known_secret is None:
+            raise BadRequest("api_secret is not one of this container's api_secrets", status=403)
         body = inbound.json_body(request, settings.max_body_bytes, MEDIA_TYPES)
         query = request.query
-        if inbound.any_same(settings.api_secrets, query.get("api_secret", "")) is None:
-            raise BadRequest("api_secret is not one of this container's api_secrets", status=403)
         stream = query.get("measurement_id") or query.get("firebase_app_id")
         if not stream:
             raise BadRequest("measurement_id (or firebase_app_id) is required in the query")
@@ -129,6 +136,12 @@ class Ga4MpClient(Client[Ga4MpClientSettings]):
         )
         return ClientResponse(status=200, headers=dict(_JSON), body=payload)
 
+    def probe_requests(
+        self, event: EventData, base: HitRequest, settings: Ga4MpClientSettings
+    ) -> list[HitRequest]:
+        # For `sgtm audit`: as a backend sends it, with one of the secrets this client accepts.
+        return probe.probe_requests(event, base, settings.path, settings.api_secrets[0])
+
 
 def debug_messages(
     request: HitRequest, settings: Ga4MpClientSettings, now: float
@@ -139,7 +152,8 @@ def debug_messages(
     if not (query.get("measurement_id") or query.get("firebase_app_id")):
         messages.append(_stream_message())
     if inbound.any_same(settings.api_secrets, query.get("api_secret", "")) is None:
-        messages.append(_secret_message())
+        # Only a sender with the secret gets its body validated (and costs a decode).
+        return [*messages, _secret_message()]
     try:
         body = msgspec.json.decode(request.body)
     except (msgspec.DecodeError, RecursionError) as exc:

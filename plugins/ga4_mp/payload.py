@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sgtm.kit import hashing as pii
-from sgtm.kit.mapping import number, overlay, present, text
+from sgtm.kit.mapping import PERSONAL_KEYS, number, overlay, present, text
 from sgtm.plugin import EventData, InvalidEvent, consent_state, get_path
 
 from . import normalize as google
@@ -50,8 +50,9 @@ Warn = Callable[[str], None]
 EVENT_MAP: dict[str, str] = {}
 
 # Event data keys that are not event params: the request-level fields they feed, page parts GA4
-# derives itself, and GA4 client internals. (`x-*` keys are never params either.)
-NOT_PARAMS = frozenset(
+# derives itself, GA4 client internals, and a visitor's direct identifiers (GA4 forbids personal
+# data in params). (`x-*` keys are never params either.)
+NOT_PARAMS = PERSONAL_KEYS | frozenset(
     {
         "event_name",
         "client_id",

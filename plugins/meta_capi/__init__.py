@@ -19,7 +19,17 @@ from urllib.parse import quote, urlencode
 
 import msgspec
 
-from sgtm.plugin import Batching, BuildContext, EventData, Outbound, Outcome, Tag, Verdict, hookimpl
+from sgtm.plugin import (
+    Batching,
+    BuildContext,
+    EventData,
+    Outbound,
+    Outcome,
+    PersonalData,
+    Tag,
+    Verdict,
+    hookimpl,
+)
 
 from .responses import classify, classify_batch
 from .server_event import event_id, meta_event_name, server_event
@@ -128,3 +138,35 @@ def _test_event_code(event: EventData, settings: MetaCapiSettings) -> str | None
 @hookimpl
 def register_tag_types(register: Callable[[Any], None]) -> None:
     register(MetaCapiTag())
+
+
+@hookimpl
+def register_personal_data(register: Callable[[Any], None]) -> None:
+    """What `sgtm audit` should put in its probes for Meta: the `_fbp` / `_fbc` cookies (as the
+    clients expose them), the click id, and a date of birth (`db`)."""
+    for category, name, value, key in (
+        ("device_id", "_fbp", "fb.1.1700000000000.7302730273", "x-fb-ck-fbp"),
+        ("click_id", "_fbc", "fb.1.1700000000000.SgtmAuditFbc7302", "x-fb-ck-fbc"),
+    ):
+        register(
+            PersonalData(
+                category=category,
+                name=f"{name} cookie",
+                value=value,
+                cookie=name,
+                event_keys=(key,),
+            )
+        )
+    register(
+        PersonalData(
+            category="click_id", name="fbclid", value="SgtmAuditFbclid7302", url_param="fbclid"
+        )
+    )
+    register(
+        PersonalData(
+            category="date_of_birth",
+            name="user_data.date_of_birth",
+            value="1987-06-12",
+            event_keys=("user_data.date_of_birth",),
+        )
+    )

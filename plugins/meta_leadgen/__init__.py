@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import msgspec
@@ -30,6 +31,7 @@ from sgtm.plugin import (
     ClientResponse,
     EventData,
     HitRequest,
+    PersonalData,
     Secret,
     hookimpl,
 )
@@ -117,6 +119,32 @@ class MetaLeadgenClient(Client[MetaLeadgenSettings]):
     ) -> tuple[str, float] | None:
         return str(event["event_id"]), float(settings.id_ttl)
 
+    def probe_requests(
+        self, event: EventData, base: HitRequest, settings: MetaLeadgenSettings
+    ) -> list[HitRequest]:
+        """For `sgtm audit`: the signed notification of a `generate_lead` probe's lead. It carries
+        ids only, so the probe's other personal data stays out, as on a real notification."""
+        if event.get("event_name") != EVENT_NAME or graph_id(event.get("lead_id")) is None:
+            return []
+        value: dict[str, Any] = {
+            field: found
+            for key, field in ID_FIELDS.items()
+            if (found := graph_id(event.get(key))) is not None
+        }
+        change = {"field": "leadgen", "value": value}
+        entry = {"id": value.get("page_id", "0"), "changes": [change]}
+        body = msgspec.json.encode({"object": "page", "entry": [entry]})
+        headers = {
+            "host": base.host or "",
+            "content-type": "application/json",
+            SIGNATURE_HEADER: "sha256=" + inbound.hmac_digest(settings.app_secret, body),
+        }
+        return [
+            replace(
+                base, method="POST", path=settings.path, query_string="", headers=headers, body=body
+            )
+        ]
+
 
 def challenge(request: HitRequest, settings: MetaLeadgenSettings) -> str:
     """The challenge to echo, once the verification request is checked (BadRequest otherwise)."""
@@ -187,3 +215,14 @@ def register_client_types(register: Callable[[Any], None]) -> None:
 @hookimpl
 def register_tag_types(register: Callable[[Any], None]) -> None:
     register(MetaLeadTag())
+
+
+@hookimpl
+def register_personal_data(register: Callable[[PersonalData], None]) -> None:
+    # Meta's id of one person's lead form answers: what the notification carries and the
+    # `meta_lead` tag reads the answers with.
+    register(
+        PersonalData(
+            category="lead_id", name="lead_id", value="8806417302551930", event_keys=("lead_id",)
+        )
+    )

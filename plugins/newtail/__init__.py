@@ -19,7 +19,16 @@ from typing import Any
 import msgspec
 
 from sgtm.kit.mapping import text
-from sgtm.plugin import BuildContext, EventData, InvalidEvent, Outbound, Tag, Verdict, hookimpl
+from sgtm.plugin import (
+    BuildContext,
+    EventData,
+    InvalidEvent,
+    Outbound,
+    PersonalData,
+    Tag,
+    Verdict,
+    hookimpl,
+)
 
 from . import event_url
 from .conversion import conversion, ids
@@ -130,3 +139,16 @@ def ad_url(event: EventData, kind: str) -> Any:
 @hookimpl
 def register_tag_types(register: Callable[[Any], None]) -> None:
     register(NewtailTag())
+
+
+@hookimpl
+def register_personal_data(register: Callable[[Any], None]) -> None:
+    # A Brazilian CPF (11 digits), which the conversion sends hashed as `social_id_hashed`.
+    register(
+        PersonalData(
+            category="national_id",
+            name="user_data.social_id",
+            value="73029183746",
+            event_keys=("user_data.social_id",),
+        )
+    )

@@ -25,6 +25,7 @@ from sgtm.plugin import (
     InvalidEvent,
     Outbound,
     Outcome,
+    PersonalData,
     RateLimit,
     Secret,
     Tag,
@@ -328,3 +329,16 @@ def error_text(data: Any) -> str:
 @hookimpl
 def register_tag_types(register: Callable[[Any], None]) -> None:
     register(RDStationTag())
+
+
+@hookimpl
+def register_personal_data(register: Callable[[Any], None]) -> None:
+    # RD's tracking script cookie, sent as the contact's `client_tracking_id`.
+    register(
+        PersonalData(
+            category="device_id",
+            name="_rdtrk cookie",
+            value="sgtmaudit-rdtrk-7302",
+            cookie="_rdtrk",
+        )
+    )

@@ -22,6 +22,7 @@ from sgtm.plugin import (
     EventData,
     Outbound,
     Outcome,
+    PersonalData,
     Tag,
     Verdict,
     hookimpl,
@@ -115,3 +116,19 @@ def _test_event_code(event: EventData, settings: TikTokSettings) -> str | None:
 @hookimpl
 def register_tag_types(register: Callable[[Any], None]) -> None:
     register(TikTokTag())
+
+
+@hookimpl
+def register_personal_data(register: Callable[[PersonalData], None]) -> None:
+    # What the tag reads beyond common event data, for `sgtm audit`'s probes: TikTok's click id
+    # in the landing page URL and the pixel's browser id cookie.
+    register(
+        PersonalData(
+            category="click_id", name="ttclid", value="SgtmAuditTtclid7302", url_param="ttclid"
+        )
+    )
+    register(
+        PersonalData(
+            category="device_id", name="_ttp cookie", value="SgtmAuditTtp7302", cookie="_ttp"
+        )
+    )

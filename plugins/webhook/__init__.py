@@ -37,6 +37,7 @@ from sgtm.plugin import (
     set_path,
 )
 
+from . import probe
 from .settings import MAX_EVENT_NAME_CHARS, Signature, WebhookSettings
 
 ACCEPTED = b'{"status":"accepted"}'
@@ -90,6 +91,11 @@ class WebhookClient(Client[WebhookSettings]):
             return None
         return str(event["event_id"]), float(settings.id_ttl)
 
+    def probe_requests(
+        self, event: EventData, base: HitRequest, settings: WebhookSettings
+    ) -> list[HitRequest]:
+        return probe.probe_requests(event, base, settings)
+
 
 def rejected(exc: BadRequest) -> BadRequest:
     """The same refusal with a JSON body, as server senders log what they get back."""
@@ -131,16 +137,7 @@ def _check_signature(request: HitRequest, signature: Signature, now: float) -> N
             )
         if abs(now - sent) > signature.tolerance:
             raise BadRequest("timestamp outside the tolerance: the request is too old", status=401)
-    head, _, tail = signature.signed_payload.partition("{body}")
-    message = b"".join(
-        (
-            head.replace("{timestamp}", timestamp).encode(),
-            request.body,
-            tail.replace("{timestamp}", timestamp).encode(),
-        )
-    )
-    digest = inbound.hmac_digest(signature.secret, message, signature.algorithm, signature.encoding)
-    if not inbound.same(signature.prefix + digest, given.strip()):
+    if not inbound.same(signature.value(timestamp, request.body), given.strip()):
         raise BadRequest("invalid signature", status=401)
 
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 import msgspec
 
-from sgtm.kit.inbound import rate
+from sgtm.kit.inbound import hmac_digest, rate
 from sgtm.plugin import Secret
 
 MIN_SECRET_CHARS = 16
@@ -53,6 +53,18 @@ class Signature(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise ValueError("timestamp_header: goes with {timestamp} in signed_payload")
         if not 1 <= self.tolerance <= 86400:
             raise ValueError("tolerance: 1 to 86400 seconds")
+
+    def value(self, timestamp: str, body: bytes) -> str:
+        """What `header` holds for this body (and timestamp) when the sender knows the secret."""
+        head, _, tail = self.signed_payload.partition("{body}")
+        message = b"".join(
+            (
+                head.replace("{timestamp}", timestamp).encode(),
+                body,
+                tail.replace("{timestamp}", timestamp).encode(),
+            )
+        )
+        return self.prefix + hmac_digest(self.secret, message, self.algorithm, self.encoding)
 
 
 class WebhookSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

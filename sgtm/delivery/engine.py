@@ -137,6 +137,24 @@ class Breaker:
         return None
 
 
+class Slot:
+    """One of a lane's `concurrency` places, held by a send from its start until the vendor's
+    answer (or the failure) arrives: writing the outcome happens after, outside the limit."""
+
+    __slots__ = ("held", "lane")
+
+    def __init__(self, lane: Lane) -> None:
+        self.lane = lane
+        self.held = True
+        lane.inflight += 1
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.lane.inflight -= 1
+            self.lane.wake.set()
+
+
 class Lane:
     def __init__(self, key: str, route: TagRoute, engine: DeliveryEngine) -> None:
         self.key = key
@@ -146,7 +164,11 @@ class Lane:
             TokenBucket(self.policy.rate_limit, engine.clock) if self.policy.rate_limit else None
         )
         self.breaker = Breaker(engine.options)
-        self.inflight = 0
+        self.inflight = 0  # sends waiting for an answer (Slot)
+        # Jobs leased with the last round's for the next (unbatched lanes), usable until
+        # `ahead_until`: after that their lease is too short to send them.
+        self.ahead: list[Job] = []
+        self.ahead_until = 0.0
         self.paused_until = 0.0  # a vendor's Retry-After for the whole lane
         self.wake = asyncio.Event()
         self.idle = False  # the last lease found nothing due
@@ -178,13 +200,18 @@ class DeliveryEngine:
         options: EngineOptions | None = None,
         transport: Transport | None = None,
         clock: Callable[[], float] = time.time,
+        sends: bool = True,
     ) -> None:
         self.store = store
+        # False in an ingest-only process (`sgtm serve --role ingest`): submit stores, and
+        # processes of the deliver role send; no lane, no transport, no sweep runs here.
+        self.sends = sends
         self.routes = dict(routes)
         self.options = options or EngineOptions()
         self.transport = transport or Transport()
         self.clock = clock
         self.credentials = CredentialManager(self.transport, clock=clock)
+        self._settler = OutcomeWriter(store)
         self.lanes: dict[str, Lane] = {}
         self._sends: dict[asyncio.Task[None], list[Job]] = {}
         self._supervisor: asyncio.Task[None] | None = None
@@ -208,6 +235,8 @@ class DeliveryEngine:
 
     async def start(self) -> None:
         await self.store.open()
+        if not self.sends:
+            return
         await self.transport.start()
         for key in await self.store.lanes():
             self._lane(key)
@@ -221,7 +250,7 @@ class DeliveryEngine:
         if not jobs:
             return
         await self.store.enqueue(jobs)
-        for key in {job.lane for job in jobs}:
+        for key in {job.lane for job in jobs} if self.sends else ():
             woken = self._lane(key)
             if woken is not None:
                 woken.wake.set()
@@ -289,6 +318,7 @@ class DeliveryEngine:
             remaining = max(0.1, deadline - self.clock())
             await asyncio.wait(list(self._sends), timeout=remaining)
         leftover = [job for jobs in self._sends.values() for job in jobs]
+        leftover += [job for lane in self.lanes.values() for job in lane.ahead]
         for task in list(self._sends):
             task.cancel()
         await asyncio.gather(*self._sends, return_exceptions=True)
@@ -298,11 +328,14 @@ class DeliveryEngine:
             log.warning(
                 "shutdown: %d deliveries in flight were kept for the next start", len(leftover)
             )
+        await self._settler.idle()
         await self.transport.close()
         await self.store.close()
 
     def _busy(self, lane: Lane) -> bool:
         if lane.inflight:
+            return True
+        if lane.ahead and not lane.breaker.is_open:
             return True
         if lane.breaker.is_open or lane.policy.batching.flush_every:
             return False  # it would not progress now; its jobs are safe in the store
@@ -421,9 +454,23 @@ class DeliveryEngine:
         if lane.bucket is not None:
             batches = max(1, min(batches, int(lane.bucket.available())))
         max_items = policy.batching.max_items if policy.batched else 1
-        lease_for = policy.timeout * 3 + self.options.lease_margin  # token, send, resend
-        jobs = await self.store.lease(lane.key, now, batches * max_items, lease_for)
-        if len(jobs) < batches * max_items:
+        want = batches * max_items
+        jobs = await self._ahead(lane, want, now)
+        if len(jobs) < want:
+            # Unbatched lanes lease the next round with this one: under load a lease waits
+            # for the store's writer (tens of ms), and a lane that waited every round would
+            # send at most `concurrency` requests per wait.
+            ahead = 0 if policy.batched else policy.concurrency
+            # A job may wait one round in `ahead`: its lease covers that, then token, send,
+            # resend.
+            lease_for = policy.timeout * (4 if ahead else 3) + self.options.lease_margin
+            leased = await self.store.lease(lane.key, now, want - len(jobs) + ahead, lease_for)
+            short = want - len(jobs)
+            jobs += leased[:short]
+            if leased[short:]:
+                lane.ahead = leased[short:]
+                lane.ahead_until = now + lease_for - policy.timeout * 3
+        if len(jobs) < want:
             lane.linger_next = True
         if not jobs:
             lane.idle = True
@@ -456,10 +503,20 @@ class DeliveryEngine:
                 lane.bucket.take()
             if lane.breaker.is_open:
                 lane.breaker.probing = True
-            lane.inflight += 1
-            task = asyncio.create_task(self._deliver(lane, batch))
+            task = asyncio.create_task(self._deliver(lane, batch, Slot(lane)))
             self._sends[task] = batch
             task.add_done_callback(self._sent)
+
+    async def _ahead(self, lane: Lane, count: int, now: float) -> list[Job]:
+        """Up to `count` jobs leased ahead; those whose lease ran short go back to the store."""
+        if not lane.ahead:
+            return []
+        if now >= lane.ahead_until:
+            stale, lane.ahead = lane.ahead, []
+            await self.store.release(stale, now)
+            return []
+        taken, lane.ahead = lane.ahead[:count], lane.ahead[count:]
+        return taken
 
     def _retire_if_idle(self, lane: Lane, now: float) -> bool:
         """Stop the task of a lane that has had nothing to send for a while, so lanes of
@@ -493,9 +550,9 @@ class DeliveryEngine:
 
     # -- sending --------------------------------------------------------------------------
 
-    async def _deliver(self, lane: Lane, jobs: list[Job]) -> None:
+    async def _deliver(self, lane: Lane, jobs: list[Job], slot: Slot) -> None:
         try:
-            await self._deliver_batch(lane, jobs)
+            await self._deliver_batch(lane, jobs, slot)
         except asyncio.CancelledError:
             raise
         except DeliveryUnavailable as exc:
@@ -504,10 +561,9 @@ class DeliveryEngine:
         except Exception:
             log.exception("delivery error", extra={"lane": lane.key})
         finally:
-            lane.inflight -= 1
-            lane.wake.set()
+            slot.release()
 
-    async def _deliver_batch(self, lane: Lane, jobs: list[Job]) -> None:
+    async def _deliver_batch(self, lane: Lane, jobs: list[Job], slot: Slot | None = None) -> None:
         route = lane.route
         tag = route.type
         payloads = [job.decode() for job in jobs]
@@ -532,6 +588,8 @@ class DeliveryEngine:
             error = exc.kind
         except CredentialError as exc:
             error = str(exc)
+        if slot is not None:
+            slot.release()
         ms = round((time.perf_counter() - started) * 1000, 1)
         now = self.clock()
 
@@ -555,17 +613,19 @@ class DeliveryEngine:
                 lane.paused_until = max(lane.paused_until, now + pause)
         status = response.status if response is not None else 0
         # Successes at debug: at thousands per second they would drown what needs reading.
-        log.log(
-            logging.INFO if failed or status >= 300 else logging.DEBUG,
-            "delivery",
-            extra={
-                "lane": lane.key,
-                "status": status,
-                "items": len(jobs),
-                "ms": ms,
-                "error": error,
-            },
-        )
+        level = logging.INFO if failed or status >= 300 else logging.DEBUG
+        if log.isEnabledFor(level):
+            log.log(
+                level,
+                "delivery",
+                extra={
+                    "lane": lane.key,
+                    "status": status,
+                    "items": len(jobs),
+                    "ms": ms,
+                    "error": error,
+                },
+            )
         await self._settle(lane, jobs, verdicts, response=response, ms=ms, error=error)
 
     async def _send(
@@ -684,7 +744,7 @@ class DeliveryEngine:
                 retries.append(Retry(job=job, due=due))
                 continue
             dead.append(self._dead_letter(lane, job, reason, response, now))
-        await self.store.settle(done, retries, dead)
+        await self._settler.settle(done, retries, dead)
         labels = lane.labels
         for outcome, count in (("done", len(done)), ("retry", len(retries)), ("dead", len(dead))):
             if count:
@@ -730,6 +790,51 @@ class DeliveryEngine:
 
 
 _PRIVATE_HEADERS = frozenset({"set-cookie", "authorization", "proxy-authorization"})
+
+
+class OutcomeWriter:
+    """Writes the outcomes of many sends in one store call (group commit): outcomes that come
+    while a write is in flight wait for it and go together in the next, so at thousands of sends
+    per second the store sees tens of writes, not thousands, and an idle engine adds no delay."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._pending: list[tuple[list[Job], list[Retry], list[DeadLetter], asyncio.Future[None]]]
+        self._pending = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def settle(self, done: list[Job], retry: list[Retry], dead: list[DeadLetter]) -> None:
+        """Returns once written; raises what the store raised (DeliveryUnavailable)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((done, retry, dead, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        await future
+
+    async def idle(self) -> None:
+        """Returns once every outcome handed in has been written (or failed to be)."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.wait([self._writer])
+
+    async def _write(self) -> None:
+        while self._pending:
+            group, self._pending = self._pending, []
+            error: BaseException | None = None
+            try:
+                await self.store.settle(
+                    [job for done, _, _, _ in group for job in done],
+                    [r for _, retry, _, _ in group for r in retry],
+                    [letter for _, _, dead, _ in group for letter in dead],
+                )
+            except Exception as exc:
+                error = exc
+            for *_, future in group:
+                if future.done():
+                    continue  # its send was cancelled (shutdown); the outcome is written anyway
+                if error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(None)
 
 
 def split(

@@ -24,7 +24,7 @@ from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from sgtm.delivery.base import DeliveryUnavailable
 from sgtm.delivery.policy import redact_url
@@ -316,28 +316,34 @@ class RedisStore:
         return float(first[0][1]) if first else None
 
     async def settle(self, done: list[Job], retry: list[Retry], dead: list[DeadLetter]) -> None:
+        # One round trip: every lane's scripts in one pipeline (each script is atomic; outcomes
+        # of different jobs need not be atomic together).
+        calls: list[tuple[str, list[str], list[Any]]] = []
         by_lane: dict[str, list[str]] = {}
         for job in done:
             by_lane.setdefault(job.lane, []).append(job.id)
         for lane, ids in by_lane.items():
             keys = [self._due(lane), self._created(lane), self._jobs, self._owners, self._lanes]
-            await self._run("ack", keys, [lane, *ids])
+            calls.append(("ack", keys, [lane, *ids]))
         retries: dict[str, list[Any]] = {}
         for r in retry:
             job = r.job
             record = encode(_Record(job.lane, job.created, job.attempts, job.payload, job.history))
             retries.setdefault(job.lane, []).extend([job.id, r.due, record])
         for lane, args in retries.items():
-            await self._run(
-                "retry", [self._due(lane), self._jobs, self._owners], [self.owner, *args]
+            calls.append(
+                ("retry", [self._due(lane), self._jobs, self._owners], [self.owner, *args])
             )
-        await self._dead(dead, self.owner, time.time())
+        calls += self._dead_calls(dead, self.owner, time.time())
+        await self._pipeline(calls)
 
-    async def _dead(self, letters: list[DeadLetter], owner: str, now: float) -> int:
+    def _dead_calls(
+        self, letters: list[DeadLetter], owner: str, now: float
+    ) -> list[tuple[str, list[str], list[Any]]]:
         by_lane: dict[str, list[Any]] = {}
         for letter in letters:
             by_lane.setdefault(letter.lane, []).extend([letter.id, letter.died, encode(letter)])
-        moved = 0
+        calls: list[tuple[str, list[str], list[Any]]] = []
         for lane, args in by_lane.items():
             keys = [
                 self._due(lane),
@@ -348,8 +354,40 @@ class RedisStore:
                 self._key("dead"),
                 self._key("died"),
             ]
-            moved += int(await self._run("dead", keys, [lane, owner, now, *args]))
-        return moved
+            calls.append(("dead", keys, [lane, owner, now, *args]))
+        return calls
+
+    async def _dead(self, letters: list[DeadLetter], owner: str, now: float) -> int:
+        return sum(
+            int(moved) for moved in await self._pipeline(self._dead_calls(letters, owner, now))
+        )
+
+    async def _pipeline(self, calls: list[tuple[str, list[str], list[Any]]]) -> list[Any]:
+        """Run scripts (name, keys, args) in one round trip. By hash: a server that lost its
+        script cache (restarted) has them loaded again and the calls run again, which the
+        scripts allow (a second run finds the work done and changes nothing)."""
+        if not calls:
+            return []
+        for attempt in (1, 2):
+            pipe = self.r.pipeline(transaction=False)
+            for name, keys, args in calls:
+                pipe.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
+            try:
+                return list(await pipe.execute())
+            except NoScriptError:
+                if attempt == 2:
+                    raise DeliveryUnavailable("redis: scripts not loaded") from None
+                await self._load_scripts()
+            except (RedisError, OSError) as exc:
+                raise DeliveryUnavailable(f"redis: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    async def _load_scripts(self) -> None:
+        try:
+            for script in self._scripts.values():
+                script.sha = await self.r.script_load(script.script)
+        except (RedisError, OSError) as exc:
+            raise DeliveryUnavailable(f"redis: {exc}") from exc
 
     async def release(self, jobs: list[Job], now: float) -> None:
         by_lane: dict[str, list[Any]] = {}

@@ -81,7 +81,10 @@ def options_from_env(environ: Mapping[str, str] | None = None) -> EngineOptions:
 
 
 def build_engine(
-    specs: Sequence[ContainerSpec], options: EngineOptions | None = None
+    specs: Sequence[ContainerSpec], options: EngineOptions | None = None, *, sends: bool = True
 ) -> DeliveryEngine:
+    """`sends`: False for an ingest-only process, which stores and leaves sending to others."""
     store = open_store(store_for(specs))
-    return DeliveryEngine(store, routes_for(specs), options=options or options_from_env())
+    return DeliveryEngine(
+        store, routes_for(specs), options=options or options_from_env(), sends=sends
+    )

@@ -1,9 +1,10 @@
 """SQLite store: the embedded default, one file under ./var (or $SGTM_DATA_DIR).
 
 One writer thread owns the connection and commits in groups: every operation submitted while the
-previous transaction was being written waits in a queue, and the next transaction runs them all,
-each in its own savepoint (a failing operation rolls back alone), under one COMMIT and so one
-fsync. Many requests share an fsync, and nothing touches SQLite on the event loop.
+previous transaction was being written waits in a queue, and the next transaction runs them all
+under one COMMIT and so one fsync (should one fail, the group runs again with a savepoint per
+operation, so it rolls back alone). Many requests share an fsync, and nothing touches SQLite on
+the event loop.
 
 WAL with synchronous=FULL: a commit is on disk when `enqueue` returns, so an acknowledged event
 survives a crash of the process and of the machine; group commit makes that fsync cheap.
@@ -119,6 +120,11 @@ def _resolve(future: asyncio.Future[Any], value: Any, error: BaseException | Non
         future.set_result(value)
 
 
+def _resolve_all(results: list[tuple[_Op, Any, BaseException | None]]) -> None:
+    for op, value, error in results:
+        _resolve(op.future, value, error)
+
+
 class SqliteStore:
     name = "sqlite"
 
@@ -202,30 +208,55 @@ class SqliteStore:
         conn.close()
 
     def _run_group(self, conn: sqlite3.Connection, group: list[_Op]) -> None:
-        results: list[tuple[_Op, Any, BaseException | None]] = []
         durable = any(op.durable for op in group)
         if durable != self._durable:
             # WAL + NORMAL syncs at checkpoints only; FULL syncs the WAL on every commit.
             level = self.synchronous if durable else "NORMAL"
             conn.execute(f"PRAGMA synchronous={level}")
             self._durable = durable
+        # First without a savepoint per operation: each statement costs this thread a turn of
+        # the GIL, which an event loop busy with hits hands back only every few milliseconds.
+        # Should an operation fail, the group runs again with one, so it rolls back alone.
+        results = self._transaction(conn, group, savepoints=False)
+        if results is None:
+            results = self._transaction(conn, group, savepoints=True)
+        assert results is not None
+        self._hand_back(
+            [
+                (op, value, DeliveryUnavailable(f"store error: {error}"))
+                if isinstance(error, sqlite3.Error)
+                else (op, value, error)
+                for op, value, error in results
+            ]
+        )
+
+    def _transaction(
+        self, conn: sqlite3.Connection, group: list[_Op], *, savepoints: bool
+    ) -> list[tuple[_Op, Any, BaseException | None]] | None:
+        """The group's results, committed; None when an operation failed without savepoints
+        (the transaction is rolled back)."""
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             failure = DeliveryUnavailable(f"store busy or unavailable: {exc}")
-            for op in group:
-                op.loop.call_soon_threadsafe(_resolve, op.future, None, failure)
-            return
+            return [(op, None, failure) for op in group]
+        results: list[tuple[_Op, Any, BaseException | None]] = []
         for op in group:
-            conn.execute("SAVEPOINT op")
+            if savepoints:
+                conn.execute("SAVEPOINT op")
             try:
                 value = op.fn(conn)
             except Exception as exc:
+                if not savepoints:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    return None
                 conn.execute("ROLLBACK TO op")
                 results.append((op, None, exc))
             else:
                 results.append((op, value, None))
-            conn.execute("RELEASE op")
+            if savepoints:
+                conn.execute("RELEASE op")
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -234,11 +265,18 @@ class SqliteStore:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             failure = DeliveryUnavailable(f"store cannot commit: {exc}")
-            results = [(op, None, failure) for op, _, _ in results]
-        for op, value, error in results:
-            if isinstance(error, sqlite3.Error):
-                error = DeliveryUnavailable(f"store error: {error}")
-            op.loop.call_soon_threadsafe(_resolve, op.future, value, error)
+            return [(op, None, failure) for op, _, _ in results]
+        return results
+
+    @staticmethod
+    def _hand_back(results: list[tuple[_Op, Any, BaseException | None]]) -> None:
+        """Resolve the group's futures with one wake-up per event loop, not one per operation:
+        each wake-up is a write to the loop's self-pipe and a turn of the GIL."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Op, Any, BaseException | None]]] = {}
+        for result in results:
+            by_loop.setdefault(result[0].loop, []).append(result)
+        for loop, batch in by_loop.items():
+            loop.call_soon_threadsafe(_resolve_all, batch)
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = False) -> T:
         """Run `fn` in the writer's next transaction. `durable`: the commit is fsynced before
@@ -312,12 +350,16 @@ class SqliteStore:
             (r.due, r.job.attempts, encode(r.job.history), int(r.job.id), owner) for r in retry
         ]
 
+        delivered: dict[str, list[tuple[int]]] = {}
+        for job in done:
+            delivered.setdefault(job.lane, []).append((int(job.id),))
+
         def run(conn: sqlite3.Connection) -> None:
             removed: dict[str, int] = {}
-            for job in done:
+            for lane, ids in delivered.items():
                 # Delivered is delivered, whoever holds the lease now.
-                cur = conn.execute("DELETE FROM outbox WHERE id = ?", (int(job.id),))
-                removed[job.lane] = removed.get(job.lane, 0) - cur.rowcount
+                cur = conn.executemany("DELETE FROM outbox WHERE id = ?", ids)
+                removed[lane] = -cur.rowcount
             # A retry or a dead letter only from the lease holder: if our lease ran out and
             # another engine took the job, it owns the outcome.
             conn.executemany(

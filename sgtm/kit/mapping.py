@@ -29,6 +29,24 @@ _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
+# Top-level event data keys that hold a visitor's direct identifiers: sGTM's own and the Stape
+# Data Tag aliases a dataLayer client keeps beside them (`email`, `userEmail`, `ip`...). Tags
+# that forward event keys as parameters (analytics) leave these out: GA4 forbids personal data
+# in parameters, and a vendor receives it only in the fields meant (and hashed) for it.
+PERSONAL_KEYS = frozenset(
+    {
+        "user_data",
+        "ip_override",
+        *("email_address", "email", "mail", "userEmail"),
+        *("phone_number", "phone", "phoneNumber", "userPhoneNumber"),
+        *("first_name", "firstName", "userFirstName", "name"),
+        *("last_name", "lastName", "surname", "family_name", "familyName", "userLastName"),
+        *("address", "street", "postal_code", "postalCode", "zip"),
+        *("ip", "ipOverride"),
+    }
+)
+
+
 def present(value: Any) -> bool:
     """A value worth sending: not None, not an empty or blank string, not an empty list/dict."""
     if value is None:

@@ -6,12 +6,14 @@ prefix and deletes its keys. An unreachable Redis fails these tests: it is never
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 import redis
+import uvloop
 
 from sgtm import metrics
 from sgtm.delivery.redis_store import RedisStore
@@ -98,3 +100,17 @@ async def store(stores: StoreFactory) -> Store:
 def _fresh_metrics():
     metrics.reset()
     yield
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """uvloop beside asyncio for tests marked `asyncio(loop_factories=[...])`: `sgtm serve`
+    runs on uvloop, whose transports differ from asyncio's in ways the HTTP transport meets."""
+    factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+        "asyncio": asyncio.new_event_loop
+    }
+    marker = item.get_closest_marker("asyncio")
+    if marker is not None and "loop_factories" in marker.kwargs:
+        factories["uvloop"] = uvloop.new_event_loop
+    return factories

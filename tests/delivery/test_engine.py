@@ -14,11 +14,12 @@ import pytest
 
 from sgtm import metrics, placeholders
 from sgtm.delivery.base import DeliveryUnavailable, lane_key
-from sgtm.delivery.engine import TokenBucket, retry_after
+from sgtm.delivery.engine import DeliveryEngine, TokenBucket, retry_after
 from sgtm.delivery.policy import RateLimitConfig, TagDeliveryConfig
 from sgtm.delivery.store import NewJob, Payload, encode_payload
 from sgtm.plugin import RateLimit
 from tests.delivery.helpers import (
+    FAST,
     NONCE,
     BatchTag,
     PlainTag,
@@ -576,3 +577,87 @@ async def test_a_lane_keeps_its_rate_limit_state_rather_than_retire_with_a_spent
             assert len(vendor.received) == 3
         finally:
             await eng.close()
+
+
+class SlowSettles:
+    """A real store whose outcome writes wait until `release` is set; counts settle calls."""
+
+    def __init__(self, store):
+        self.store = store
+        self.release = asyncio.Event()
+        self.settles: list[int] = []  # jobs per settle call
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    async def settle(self, done, retry, dead):
+        self.settles.append(len(done) + len(retry) + len(dead))
+        await self.release.wait()
+        await self.store.settle(done, retry, dead)
+
+
+async def test_the_concurrency_slot_is_free_once_the_vendor_answers(stores):
+    # One request in flight at a time, and the first outcome cannot be written yet: the second
+    # request still goes, because a slot is held for the vendor, not for the store.
+    with FakeVendor() as vendor:
+        r = route(PlainTag(), delivery=TagDeliveryConfig(concurrency=1))
+        store = SlowSettles(stores.new())
+        eng = engine(store, r)
+        await eng.start()
+        try:
+            await eng.submit([submission(r, vendor.url + "/e", i) for i in range(3)])
+            await wait_received(vendor, 3)
+            done = metrics.value(
+                "sgtm_deliveries_total", container="shop", tag="hook", outcome="done"
+            )
+            assert done == 0
+            store.release.set()
+            await counted("done", 3)
+        finally:
+            store.release.set()
+            await eng.close()
+
+
+async def test_outcomes_that_wait_for_a_write_go_together_in_the_next(stores):
+    with FakeVendor() as vendor:
+        r = route(PlainTag())
+        store = SlowSettles(stores.new())
+        eng = engine(store, r)
+        await eng.start()
+        try:
+            await eng.submit([submission(r, vendor.url + "/e", 0)])
+            await eventually(lambda: store.settles == [1])  # the first write, held
+            await eng.submit([submission(r, vendor.url + "/e", i) for i in range(1, 21)])
+            await wait_received(vendor, 21)
+            store.release.set()
+            await counted("done", 21)
+        finally:
+            store.release.set()
+            await eng.close()
+    # The 20 outcomes that came while the first write was held went in one write.
+    assert store.settles[0] == 1 and store.settles[1] == 20 and sum(store.settles) == 21
+
+
+async def test_a_job_leased_ahead_is_not_sent_once_its_lease_ran_short(stores):
+    # An unbatched lane leases the next round's jobs with this round's. One of them waits while
+    # the clock passes its lease: another engine takes it, and this engine must leave it.
+    now = [time.time()]
+    with FakeVendor(responses=[Reply(200, delay=1.5)]) as vendor:
+        r = route(PlainTag(), delivery=TagDeliveryConfig(concurrency=1, timeout=5))
+        eng = DeliveryEngine(
+            stores.new(), {("shop", "hook"): r}, options=FAST, clock=lambda: now[0]
+        )
+        await eng.start()
+        try:
+            await eng.submit([submission(r, vendor.url + "/e", i) for i in range(2)])
+            await wait_received(vendor, 1)  # job 0 is answered in 1.5 s; job 1 waits ahead
+            (lane,) = eng.lanes.values()
+            assert len(lane.ahead) == 1
+            now[0] += 100  # past the lease of the job waiting ahead
+            other = await stores(owner="other")
+            taken = await other.lease(lane.key, now[0], 10, 60)
+            assert lane.ahead[0].id in {job.id for job in taken}
+            await eventually(lambda: not lane.ahead and lane.idle)
+        finally:
+            await eng.close()
+    assert keys_of(vendor.received) == ["event-0"]

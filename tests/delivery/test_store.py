@@ -200,3 +200,76 @@ async def test_seen_is_atomic_and_expires(store):
     await asyncio.sleep(0.35)
     assert await store.seen("short", 0.2) is False  # expired, so new again
     assert await store.seen("order-1", 60) is True
+
+
+async def test_one_settle_covers_several_lanes_and_outcomes(store):
+    # The engine writes the outcomes of many sends at once: done, retried and dead, any lanes.
+    now = time.time()
+    lanes = ["shop/a/https://a.example", "shop/b/https://b.example"]
+    for lane in lanes:
+        await store.enqueue(new_jobs(3, now, lane=lane))
+    a = await store.lease(lanes[0], now, 10, 60)
+    b = await store.lease(lanes[1], now, 10, 60)
+    a[1].attempts = 1
+    await store.settle([a[0], b[0], b[1]], [Retry(job=a[1], due=now + 100)], [dead_of(a[2], now)])
+    assert await store.depth() == {lanes[0]: 1, lanes[1]: 1}
+    assert await store.lease(lanes[0], now + 99, 10, 60) == []  # the retry is not due yet
+    (retried,) = await store.lease(lanes[0], now + 101, 10, 60)
+    assert (retried.id, retried.attempts) == (a[1].id, 1)
+    assert [d.payload for d in await store.dead_letters()] == [a[2].payload]
+    assert await store.lease(lanes[1], now + 30, 10, 60) == []  # b[2] is still leased
+    (left,) = await store.lease(lanes[1], now + 61, 10, 60)
+    assert left.id == b[2].id
+
+
+async def test_redis_settles_after_its_scripts_were_lost(redis_url):
+    # A Redis restarted without its script cache: the pipeline loads them and runs again.
+    from sgtm.delivery.redis_store import RedisStore
+    from tests.delivery.conftest import drop_redis_prefix, redis_prefix
+
+    prefix = redis_prefix()
+    store = RedisStore(redis_url, prefix=prefix)
+    await store.open()
+    try:
+        now = time.time()
+        await store.enqueue(new_jobs(2, now))
+        jobs = await store.lease(LANE, now, 10, 60)
+        for script in store._scripts.values():
+            script.sha = "0" * 40  # a hash the server does not know
+        await store.settle(jobs, [], [])
+        assert await store.depth() == {LANE: 0}
+    finally:
+        await store.close()
+        drop_redis_prefix(prefix)
+
+
+async def test_sqlite_a_failing_operation_rolls_back_alone(tmp_path):
+    # Operations that arrive together share a transaction; one that fails halfway (after a
+    # write) must take back its own write and nothing of the others'.
+    from sgtm.delivery.sqlite_store import SqliteStore
+
+    store = SqliteStore(tmp_path)
+    await store.open()
+    try:
+        now = time.time()
+
+        def half_then_fail(conn) -> None:
+            conn.execute("INSERT INTO schedule (lane, next_flush) VALUES ('half', 1)")
+            raise ValueError("halfway")
+
+        # The writer is held by a slow first operation, so the next four queue up together.
+        outcomes = await asyncio.gather(
+            store._call(lambda conn: time.sleep(0.2)),
+            store.enqueue(new_jobs(2, now)),
+            store._call(half_then_fail),
+            store.set_schedule("kept", 5.0),
+            store.enqueue(new_jobs(1, now, lane="shop/other/https://o.example")),
+            return_exceptions=True,
+        )
+        kinds = [type(o).__name__ for o in outcomes]
+        assert kinds == ["NoneType", "NoneType", "ValueError", "NoneType", "NoneType"]
+        assert await store.get_schedule("half") is None
+        assert await store.get_schedule("kept") == 5.0
+        assert (await store.depth())[LANE] == 2
+    finally:
+        await store.close()

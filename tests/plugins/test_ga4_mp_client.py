@@ -220,6 +220,17 @@ async def test_an_api_secret_not_in_the_list_is_403_and_no_event(secret):
     assert result.events == [] and delivery.submitted == []
 
 
+async def test_without_the_secret_the_body_is_never_decoded():
+    """A sender that does not know a secret cannot make sgtm parse its body: broken JSON is
+    answered 403 (not 400), and /debug validates nothing but the secret."""
+    c, delivery = container()
+    broken = b'{"events": [' * 1000
+    assert (await c.handle(mp(raw=broken, secret="guess"))).response.status == 403
+    debug = await c.handle(mp(raw=broken, path="/debug/mp/collect", secret="guess"))
+    assert [m.get("fieldPath") for m in messages(debug)] == ["api_secret"]
+    assert delivery.submitted == []
+
+
 async def test_every_listed_secret_is_accepted():
     c, delivery = container()
     for secret in SECRETS.values():
