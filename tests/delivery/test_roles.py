@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.cli import run_cli
 from tests.delivery.conftest import drop_redis_prefix, redis_prefix
 from tests.delivery.test_crash import FAST_ENV, HIT, delivered, wait_delivered
 from tests.servers import FakeVendor, SgtmProcess
@@ -56,6 +57,7 @@ def sent_by(server: SgtmProcess) -> float:
     return 0.0
 
 
+@pytest.mark.e2e  # three servers, told apart by their own process-wide counters
 @pytest.mark.parametrize("store", ["sqlite", "redis"])
 def test_two_deliverers_share_one_outbox_and_send_each_event_once(tmp_path, redis_url, store):
     prefix = redis_prefix()
@@ -95,26 +97,19 @@ def test_two_deliverers_share_one_outbox_and_send_each_event_once(tmp_path, redi
 
 
 def test_an_unknown_role_is_refused(tmp_path):
-    import subprocess
-
-    from tests.servers import SGTM
-
     config = container(tmp_path, "http://127.0.0.1:9")
-    done = subprocess.run(
-        [SGTM, "serve", "-c", str(config), "--role", "send"], capture_output=True, text=True
-    )
+    done = run_cli("serve", "-c", str(config), "--role", "send")
     assert done.returncode == 2
     assert "invalid choice: 'send'" in done.stderr
 
 
 def test_the_roles_documented_are_the_roles_served():
     import re
-    import subprocess
 
     from sgtm.app import ROLES
-    from tests.servers import ROOT, SGTM
+    from tests.servers import ROOT
 
-    usage = subprocess.run([SGTM, "serve", "--help"], capture_output=True, text=True).stdout
+    usage = run_cli("serve", "--help").stdout
     assert "{" + ",".join(ROLES) + "}" in usage
     operations = (ROOT / "docs" / "operations.md").read_text()
     table = re.findall(r"^\| `(\w+)` \| ", operations.split("## Roles", 1)[1], re.M)
