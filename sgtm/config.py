@@ -18,6 +18,7 @@ from urllib.parse import unquote_plus, urlsplit
 import msgspec
 
 from sgtm import fields
+from sgtm.delivery.base import check_name
 from sgtm.delivery.policy import (
     StoreConfig,
     TagDeliveryConfig,
@@ -258,6 +259,8 @@ class _Loader:
         if top is None:
             return None
         name = top.name or Path(self.src.file).stem
+        if top.name is not None and (problem := check_name(top.name)) is not None:
+            self.error("name", f"container name {top.name!r} {problem}")
         hosts = self.hosts(top.hosts)
         origins = self.origins(top.origins)
         privacy = self.privacy(top.privacy)
@@ -426,6 +429,8 @@ class _Loader:
                 continue
             if cfg.name in seen:
                 self.error(join_path(path, "name"), f"duplicate tag name '{cfg.name}'")
+            elif (problem := check_name(cfg.name)) is not None:
+                self.error(join_path(path, "name"), f"tag name {cfg.name!r} {problem}")
             seen.add(cfg.name)
             fire = self.trigger_refs(cfg.triggers, triggers, join_path(path, "triggers"))
             block = self.trigger_refs(cfg.block, triggers, join_path(path, "block"))

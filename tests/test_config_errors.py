@@ -1047,3 +1047,42 @@ def test_load_containers_unreadable_file(tmp_path: Path) -> None:
     assert len(found) == 2
     assert found[0].startswith(f"{missing}:1:1: cannot read file: ")
     assert found[1].startswith(f"{bad}:1:1: cannot read file: ")
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("eu/hook", "must not contain '/'"),
+        ("", "must not be empty"),
+        (" hook", "spaces at either end"),
+        ("ho\\tok", "control characters"),
+    ],
+)
+def test_names_that_cannot_name_a_lane_are_positioned_errors(name: str, problem: str) -> None:
+    # The lane of a job is stored as container/tag/destination: a slash in a name would send
+    # the job to another tag's lane (or to none, where it waits and dead-letters).
+    text = f"""\
+        version: 1
+        name: "{name}"
+        tags:
+          - name: "{name}"
+            type: http_request
+            settings: {{url: https://hooks.example/x}}
+        """
+    found = errors(text)
+    assert len(found) == 2
+    assert found[0].startswith("shop.yaml:2:7: name: container name ")
+    assert found[1].startswith("shop.yaml:4:11: tags[0].name: tag name ")
+    assert all(problem in message for message in found)
+
+
+def test_names_with_dots_dashes_and_inner_spaces_still_load() -> None:
+    spec = load(
+        """\
+        version: 1
+        name: shop.prod-eu
+        tags:
+          - {name: "GA4 - purchase", type: http_request, settings: {url: https://x.example}}
+        """
+    )
+    assert (spec.name, spec.tags[0].name) == ("shop.prod-eu", "GA4 - purchase")

@@ -30,6 +30,28 @@ class Submission(msgspec.Struct, kw_only=True):
         return lane_key(self.container, self.tag, self.outbound)
 
 
+class LaneKey(msgspec.Struct, frozen=True):
+    """Which lane a job belongs to: its container, its tag and the destination.
+
+    Stores keep it as the text `container/tag/destination`. Container and tag names never hold
+    a `/` (the config loader refuses them: `check_name`), so the first two slashes end them and
+    the destination, a URL origin or a tag's own key, keeps any slash it has. Jobs stored before
+    this type read back the same way."""
+
+    container: str
+    tag: str
+    destination: str
+
+    def encode(self) -> str:
+        return f"{self.container}/{self.tag}/{self.destination}"
+
+    @classmethod
+    def decode(cls, text: str) -> LaneKey:
+        container, _, rest = text.partition("/")
+        tag, _, destination = rest.partition("/")
+        return cls(container, tag, destination)
+
+
 def lane_key(container: str, tag: str, outbound: Outbound) -> str:
     """A lane per container, tag and destination; without a destination key, the URL's origin
     (so one tag sending to two hosts never lets one host's outage hold back the other)."""
@@ -37,7 +59,19 @@ def lane_key(container: str, tag: str, outbound: Outbound) -> str:
     if not destination:
         parts = urlsplit(outbound.url)
         destination = f"{parts.scheme}://{parts.netloc}"
-    return f"{container}/{tag}/{destination}"
+    return LaneKey(container, tag, destination).encode()
+
+
+def check_name(name: str) -> str | None:
+    """Why a container or tag name cannot name a lane (None when it can): the store's lane text
+    ends each name at a `/`, and logs, metrics labels and `sgtm dlq` print the names."""
+    if not name.strip():
+        return "must not be empty"
+    if "/" in name:
+        return "must not contain '/' (it separates the container, tag and destination of a lane)"
+    if name != name.strip() or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "must not have control characters or spaces at either end"
+    return None
 
 
 def rewrite(outbound: Outbound, text: Callable[[str], str], body: bytes) -> Outbound:

@@ -29,7 +29,7 @@ from typing import Any
 import msgspec
 
 from sgtm import metrics, placeholders
-from sgtm.delivery.base import DeliveryUnavailable, Submission, lane_key
+from sgtm.delivery.base import DeliveryUnavailable, LaneKey, Submission, lane_key
 from sgtm.delivery.credentials import CredentialError, CredentialManager, fill, needs_credential
 from sgtm.delivery.policy import DEFAULT_MAX_AGE, LanePolicy
 from sgtm.delivery.seal import SecretSeal
@@ -347,9 +347,8 @@ class DeliveryEngine:
         lane = self.lanes.get(key)
         if lane is not None:
             return lane
-        container, _, rest = key.partition("/")
-        tag = rest.partition("/")[0]
-        route = self.routes.get((container, tag))
+        parts = LaneKey.decode(key)
+        route = self.routes.get((parts.container, parts.tag))
         if route is None:
             if key not in self._unroutable:
                 self._unroutable.add(key)
@@ -403,8 +402,8 @@ class DeliveryEngine:
             if moved < 1000:
                 break
         if expired:
-            container, _, rest = key.partition("/")
-            labels = {"container": container, "tag": rest.partition("/")[0]}
+            parts = LaneKey.decode(key)
+            labels = {"container": parts.container, "tag": parts.tag}
             metrics.inc("sgtm_deliveries_total", float(expired), outcome="dead", **labels)
             log.warning(
                 "dead-lettered deliveries older than their max age",

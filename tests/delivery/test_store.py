@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from sgtm.delivery.base import LaneKey, lane_key
 from sgtm.delivery.store import (
     Attempt,
     DeadLetter,
@@ -273,3 +274,16 @@ async def test_sqlite_a_failing_operation_rolls_back_alone(tmp_path):
         assert (await store.depth())[LANE] == 2
     finally:
         await store.close()
+
+
+def test_lane_keys_read_back_what_they_wrote_and_what_was_stored_before() -> None:
+    key = LaneKey("shop", "hook", "https://hooks.example")
+    assert key.encode() == "shop/hook/https://hooks.example"  # the text stores already hold
+    assert LaneKey.decode(key.encode()) == key
+    # A tag's own destination key may hold slashes; only the names end at one.
+    odd = LaneKey("shop", "ga4 - purchase", "acct/42/eu")
+    assert LaneKey.decode(odd.encode()) == odd
+    outbound = Outbound(method="POST", url="https://api.example:8443/v1/x?y=1")
+    assert LaneKey.decode(lane_key("shop", "hook", outbound)) == LaneKey(
+        "shop", "hook", "https://api.example:8443"
+    )
