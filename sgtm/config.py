@@ -21,6 +21,7 @@ from sgtm import fields
 from sgtm.delivery.base import check_name
 from sgtm.delivery.policy import (
     StoreConfig,
+    StoreSpec,
     TagDeliveryConfig,
     check_store,
     check_tag_delivery,
@@ -42,7 +43,7 @@ from sgtm.templates import (
 )
 from sgtm.transformations import Transformation
 from sgtm.triggers import Condition, ConditionError, compile_condition
-from sgtm.yamlsource import ConfigError, ConfigErrors, Source, join_path, load
+from sgtm.yamlsource import ConfigError, ConfigErrors, Source, join_path, load, load_section
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
@@ -654,6 +655,50 @@ def config_files(paths: list[str | Path]) -> list[Path]:
     return out
 
 
+def delivery_store(paths: list[str | Path], environ: dict[str, str] | None = None) -> StoreSpec:
+    """The store the files' `delivery:` sections name, read as `load_containers` reads them
+    (substitution, checks, agreement) but without the rest of the files, so a command that only
+    opens the store (`sgtm dlq`) needs no vendor secret. ConfigErrors otherwise."""
+    errors: list[ConfigError] = []
+    owner: tuple[str, StoreSpec] | None = None
+    for file in config_files(paths):
+        try:
+            source = load_section(file.read_text(encoding="utf-8"), str(file), "delivery", environ)
+        except (OSError, UnicodeDecodeError) as exc:
+            errors.append(ConfigError(str(file), 1, 1, "", f"cannot read file: {exc}"))
+            continue
+        except ConfigErrors as exc:
+            errors.extend(exc.errors)
+            continue
+        if source is None or source.data["delivery"] is None:
+            continue
+        try:
+            cfg = msgspec.convert(source.data["delivery"], StoreConfig, strict=False)
+        except msgspec.ValidationError as exc:
+            rel, message, at_key = validation_message(exc)
+            errors.append(source.error(_join("delivery", rel), message, at_key=at_key))
+            continue
+        problems = check_store(cfg)
+        errors.extend(source.error(join_path("delivery", rel), text) for rel, text in problems)
+        if problems:
+            continue
+        spec = store_spec(cfg)
+        if owner is None:
+            owner = (str(file), spec)
+        elif spec != owner[1]:
+            errors.append(source.error("delivery", _other_store(spec, owner[0], owner[1])))
+    if errors:
+        raise ConfigErrors(errors)
+    return owner[1] if owner else store_spec(None)
+
+
+def _other_store(mine: StoreSpec, other_file: str, theirs: StoreSpec) -> str:
+    return (
+        f"delivery store ({mine.describe()}) differs from {other_file}"
+        f" ({theirs.describe()}): one process uses one store"
+    )
+
+
 def load_containers(
     paths: list[str | Path], registry: Registry, environ: dict[str, str] | None = None
 ) -> list[ContainerSpec]:
@@ -699,10 +744,7 @@ def _cross_check(specs: list[ContainerSpec]) -> list[ConfigError]:
             if store_owner is not None and store_owner.delivery is not None:
                 mine, theirs = store_spec(spec.delivery), store_spec(store_owner.delivery)
                 if mine != theirs:
-                    message = (
-                        f"delivery store ({mine.describe()}) differs from {store_owner.file}"
-                        f" ({theirs.describe()}): one process uses one store"
-                    )
+                    message = _other_store(mine, store_owner.file, theirs)
                     errors.append(_error(spec, "delivery", message))
             else:
                 store_owner = spec

@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import os
-import re
 import sys
 import time
 from datetime import UTC, datetime
@@ -20,14 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import yaml
 
-from sgtm.config import config_files
-from sgtm.delivery.policy import StoreConfig, StoreSpec, parse_duration, store_spec
+from sgtm.config import delivery_store
+from sgtm.delivery.policy import StoreSpec, parse_duration, store_spec
 from sgtm.delivery.setup import open_store
 from sgtm.delivery.store import DeadLetter, Store
-
-_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+from sgtm.yamlsource import ConfigErrors
 
 
 class DlqError(Exception):
@@ -66,43 +62,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def store_from_configs(paths: list[str]) -> StoreSpec:
-    """The store named by the containers' `delivery:` sections (which must agree)."""
-    found: list[tuple[str, StoreSpec]] = []
-    files = config_files(list(paths)) if paths else []
-    for file in files:
-        try:
-            data = yaml.safe_load(Path(file).read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise DlqError(f"{file}: {exc}") from None
-        section = data.get("delivery") if isinstance(data, dict) else None
-        if section is None:
-            continue
-        try:
-            cfg = msgspec.convert(_substitute(section, str(file)), StoreConfig, strict=False)
-        except msgspec.ValidationError as exc:
-            raise DlqError(f"{file}: delivery: {exc}") from None
-        found.append((str(file), store_spec(cfg)))
-    for name, spec in found[1:]:
-        if spec != found[0][1]:
-            raise DlqError(f"{name} and {found[0][0]} name different delivery stores")
-    return found[0][1] if found else store_spec(None)
-
-
-def _substitute(value: Any, file: str) -> Any:
-    if isinstance(value, dict):
-        return {k: _substitute(v, file) for k, v in value.items()}
-    if isinstance(value, str):
-
-        def env(match: re.Match[str]) -> str:
-            name, default = match.group(1), match.group(2)
-            if name in os.environ:
-                return os.environ[name]
-            if default is not None:
-                return default
-            raise DlqError(f"{file}: delivery: environment variable {name} is not set")
-
-        return _ENV_RE.sub(env, value)
-    return value
+    """The store named by the containers' `delivery:` sections (which must agree), read by the
+    config loader itself: only those sections, so no vendor secret needs to be set."""
+    try:
+        return delivery_store(list(paths)) if paths else store_spec(None)
+    except ConfigErrors as exc:
+        raise DlqError("\n".join(str(e) for e in exc.errors)) from None
 
 
 def parse_when(text: str, now: float) -> float:

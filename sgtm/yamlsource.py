@@ -94,8 +94,36 @@ def parent_path(path: str) -> str:
 
 def load(text: str, file: str, environ: Mapping[str, str] | None = None) -> Source:
     """Parse YAML text into a Source; raises ConfigErrors listing every problem found."""
-    env = os.environ if environ is None else environ
-    builder = _Builder(file, env)
+    builder = _Builder(file, os.environ if environ is None else environ)
+    node = _compose(text, file)
+    try:
+        data = builder.build(node, "")
+    except RecursionError:
+        raise ConfigErrors([ConfigError(file, 1, 1, "", _TOO_DEEP)]) from None
+    return builder.source(data)
+
+
+def load_section(
+    text: str, file: str, key: str, environ: Mapping[str, str] | None = None
+) -> Source | None:
+    """Only the top-level `key` of a file, substituted and positioned as `load` builds it; the
+    rest is parsed, not built (its environment variables need not be set). None without it."""
+    builder = _Builder(file, os.environ if environ is None else environ)
+    node = _compose(text, file)
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    for key_node, value_node in node.value:
+        if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
+            builder.key_pos[key] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            try:
+                data = {key: builder.build(value_node, key)}
+            except RecursionError:
+                raise ConfigErrors([ConfigError(file, 1, 1, "", _TOO_DEEP)]) from None
+            return builder.source(data)
+    return None
+
+
+def _compose(text: str, file: str) -> yaml.Node:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -111,15 +139,7 @@ def load(text: str, file: str, environ: Mapping[str, str] | None = None) -> Sour
         raise ConfigErrors([ConfigError(file, 1, 1, "", _TOO_DEEP)]) from None
     if node is None:
         raise ConfigErrors([ConfigError(file, 1, 1, "", "the file is empty")])
-    try:
-        data = builder.build(node, "")
-    except RecursionError:
-        raise ConfigErrors([ConfigError(file, 1, 1, "", _TOO_DEEP)]) from None
-    if builder.errors:
-        raise ConfigErrors(builder.errors)
-    return Source(
-        file, data, builder.value_pos, builder.key_pos, builder.secrets, builder.env_values
-    )
+    return node
 
 
 _TOO_DEEP = "invalid YAML: nested too deeply"
@@ -170,6 +190,12 @@ class _Builder:
         self.env_values: dict[str, list[tuple[str, str]]] = {}
         self.count = 0
         self.scalars = _Constructor()
+
+    def source(self, data: Any) -> Source:
+        """What was built, or ConfigErrors with every problem met while building it."""
+        if self.errors:
+            raise ConfigErrors(self.errors)
+        return Source(self.file, data, self.value_pos, self.key_pos, self.secrets, self.env_values)
 
     def fail(self, node: yaml.Node, path: str, message: str) -> None:
         mark = node.start_mark

@@ -86,3 +86,42 @@ def test_dlq_without_a_store_says_where_it_looked(tmp_path, monkeypatch):
     result = dlq("list")
     assert result.returncode == 2
     assert f"no store at {tmp_path / 'var'}" in result.stderr
+
+
+def test_dlq_reads_the_delivery_section_as_the_loader_does(tmp_path, monkeypatch):
+    """Only `delivery:` is read (a vendor secret need not be set), with the loader's own
+    substitution, checks and positions."""
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "outbox"
+    shop = tmp_path / "shop.yaml"
+    shop.write_text(
+        "version: 1\n"
+        "delivery: {path: '${OUTBOX_DIR}'}\n"
+        "tags:\n"
+        "  - {name: t, type: http_request, settings: {url: 'https://x.example/${VENDOR_TOKEN}'}}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("SGTM_DATA_DIR", "VENDOR_TOKEN")}
+    found = run_cli("dlq", "list", "-c", str(shop), env={**env, "OUTBOX_DIR": str(data)})
+    assert (found.returncode, found.stderr) == (
+        2,
+        f"sgtm dlq: no store at {data} (set -c or SGTM_DATA_DIR)\n",
+    )
+
+    unset = run_cli("dlq", "list", "-c", str(shop), env=env)
+    assert unset.returncode == 2
+    assert unset.stderr == (
+        f"sgtm dlq: {shop}:2:18: delivery.path: environment variable OUTBOX_DIR is not set\n"
+    )
+
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("version: 1\ndelivery: {store: redis, prefix: [1]}\n")
+    refused = run_cli("dlq", "list", "-c", str(wrong), env=env)
+    assert refused.returncode == 2
+    assert refused.stderr.startswith(f"sgtm dlq: {wrong}:2:")
+    assert "delivery.prefix" in refused.stderr
+
+    other = tmp_path / "other.yaml"
+    other.write_text(f"version: 1\ndelivery: {{path: '{tmp_path / 'elsewhere'}'}}\n")
+    both = run_cli("dlq", "list", "-c", str(tmp_path), env={**env, "OUTBOX_DIR": str(data)})
+    assert both.returncode == 2
+    assert "differs from" in both.stderr and "one process uses one store" in both.stderr
