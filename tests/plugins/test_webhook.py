@@ -466,7 +466,8 @@ def test_on_a_real_server_a_signed_lead_reaches_the_vendor_once(tmp_path):
             forged = httpx.post(url, content=body, headers={**headers, "x-webhook-signature": "x"})
             assert (forged.status_code, forged.json()["error"]) == (401, "invalid signature")
             limited = httpx.post(url, content=body, headers=headers)
-            assert limited.status_code == 429 and int(limited.headers["retry-after"]) == 20
+            # 3/minute: a token every 20 s, less the (wall-clock) time the requests took.
+            assert limited.status_code == 429 and 0 < int(limited.headers["retry-after"]) <= 20
             vendor.wait_for(1)
             metrics = httpx.get(
                 f"{server.url}/metrics", headers={"authorization": "Bearer admin-token-for-tests"}
