@@ -23,7 +23,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sgtm import metrics
 from sgtm.config import ContainerSpec, load_containers
@@ -43,6 +43,8 @@ from sgtm.middleware import (
 )
 from sgtm.plugin import ClientResponse
 from sgtm.plugins import registry
+from sgtm.preview import Previews
+from sgtm.preview import requested as preview_id
 
 # What a `sgtm serve` process does: `all` ingests and delivers; `ingest` answers hits and stores
 # their requests; `deliver` sends what is stored and serves only /healthz, /readyz and /metrics.
@@ -55,9 +57,12 @@ class ClientGone(Exception):
 
 
 class TaggingApp:
-    def __init__(self, router: HostRouter, body_timeout: float) -> None:
+    def __init__(
+        self, router: HostRouter, body_timeout: float, previews: Previews | None = None
+    ) -> None:
         self.router = router
         self.body_timeout = body_timeout
+        self.previews = previews  # None unless the admin surface is on
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         info = scope.setdefault("sgtm", {})
@@ -108,7 +113,12 @@ class TaggingApp:
             scheme=str(scope.get("scheme", "http")),
             host=host,
         )
-        result = await container.handle(request)
+        preview = preview_id(request) if self.previews is not None else None
+        if preview is None:
+            result = await container.handle(request)
+        else:
+            assert self.previews is not None
+            result = await self.previews.handle(container, request, preview)
         info["client"] = result.client
         info["events"] = result.event_count
         await _send(send, result.response)
@@ -178,6 +188,15 @@ def create_app(
     state = {"ready": False}
     admin_token = os.environ.get("SGTM_ADMIN_TOKEN", "")
     limits = limits or limits_from_env()
+    from sgtm.admin import admin_app, not_found
+
+    admin: ASGIApp = not_found
+    previews: Previews | None = None
+    if admin_token:
+        durable = delivery if isinstance(delivery, DeliveryEngine) else None
+        if durable is not None:
+            previews = Previews(durable.store)
+        admin = admin_app(admin_token, durable.store if durable else None, durable, previews)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -209,9 +228,10 @@ def create_app(
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/readyz", readyz, methods=["GET", "HEAD"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Mount("/_sgtm", app=admin),
     ]
     if role != "deliver":  # a deliverer's containers only run follow-up events
-        routes.append(Mount("/", app=TaggingApp(router, limits.body_timeout)))
+        routes.append(Mount("/", app=TaggingApp(router, limits.body_timeout, previews)))
     app = Starlette(
         routes=routes,
         middleware=[

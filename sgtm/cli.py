@@ -64,10 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     plugins = commands.add_parser("plugins", help="list installed plugins and their types")
     plugins.add_argument("--json", action="store_true")
 
-    from sgtm import audit, dlq
+    from sgtm import audit, dlq, history
 
     audit.add_parser(commands)
     dlq.add_parser(commands)
+    history.add_parser(commands)
 
     args = parser.parse_args(argv)
     try:
@@ -79,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "plugins": cmd_plugins,
             "audit": audit.run,
             "dlq": dlq.run,
+            "trace": history.run,
         }[args.command]
         return handler(args)
     except PluginError as exc:

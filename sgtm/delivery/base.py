@@ -24,6 +24,11 @@ class Submission(msgspec.Struct, kw_only=True):
     outbound: Outbound
     created: float  # seconds since the epoch; ages out after the delivery's max age
     nonce: str = ""  # binds the request's credential placeholders (BuildContext.nonce)
+    # The delivery history's keys (Payload.event_id, .transaction_id) and, for a traced
+    # request, where its preview session shows the delivery (Payload.preview).
+    event_id: str = ""
+    transaction_id: str = ""
+    preview: str = ""
 
     @property
     def lane(self) -> str:

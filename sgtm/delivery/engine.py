@@ -17,6 +17,7 @@ stored request unchanged, so idempotency keys and event ids stay the same.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import email.utils
 import logging
@@ -35,11 +36,13 @@ from sgtm.delivery.policy import DEFAULT_MAX_AGE, LanePolicy
 from sgtm.delivery.seal import SecretSeal
 from sgtm.delivery.store import (
     BODY_LIMIT,
+    PREVIEW_RESPONSE_LIMIT,
     Attempt,
     DeadLetter,
     Job,
     LastResponse,
     NewJob,
+    Outcome,
     Payload,
     Retry,
     Store,
@@ -52,6 +55,9 @@ from sgtm.ratelimit import TokenBucket
 from sgtm.redact import Redactor
 
 log = logging.getLogger("sgtm.delivery")
+
+RATE_SAMPLES = 4096  # send times a lane keeps to tell its rate over the last minute
+PREVIEW_STATES = {"done": "delivered", "retry": "retrying", "dead": "dead"}
 
 FollowUps = Callable[[str, str, list[dict[str, Any]]], Awaitable[None]]
 
@@ -177,6 +183,9 @@ class Lane:
         self.flushing = False
         self.idle_since: float | None = None
         self.retired = False
+        # For the admin's health view: when recent sends ended, and the last failure.
+        self.sent: collections.deque[float] = collections.deque(maxlen=RATE_SAMPLES)
+        self.last_error: tuple[float, str] | None = None
         self.task: asyncio.Task[None] | None = None
 
     @property
@@ -276,6 +285,9 @@ class DeliveryEngine:
             outbound=outbound,
             created=submission.created,
             nonce=nonce,
+            event_id=submission.event_id,
+            transaction_id=submission.transaction_id,
+            preview=submission.preview,
         )
         try:
             data = encode_payload(payload)
@@ -331,6 +343,36 @@ class DeliveryEngine:
         await self._settler.idle()
         await self.transport.close()
         await self.store.close()
+
+    async def health(self) -> list[dict[str, Any]]:
+        """Per lane, for the admin's view: the queue depth (the store's, every engine's jobs)
+        and what this process sees of it: sends per second over the last minute, breaker
+        state, last error."""
+        depths = await self.store.depth()
+        now = self.clock()
+        rows = []
+        for key in sorted(set(depths) | set(self.lanes)):
+            parts = LaneKey.decode(key)
+            lane = self.lanes.get(key)
+            row: dict[str, Any] = {
+                "lane": key,
+                "container": parts.container,
+                "tag": parts.tag,
+                "destination": parts.destination,
+                "depth": depths.get(key, 0),
+                "rate": 0.0,
+                "breaker": "closed",
+                "last_error": None,
+            }
+            if lane is not None:
+                recent = sum(1 for at in lane.sent if now - at <= 60.0)
+                row["rate"] = round(recent / 60.0, 2)
+                if lane.breaker.is_open:
+                    row["breaker"] = "half-open" if now >= lane.breaker.open_until else "open"
+                if lane.last_error is not None:
+                    row["last_error"] = {"at": lane.last_error[0], "error": lane.last_error[1]}
+            rows.append(row)
+        return rows
 
     def _busy(self, lane: Lane) -> bool:
         if lane.inflight:
@@ -389,6 +431,7 @@ class DeliveryEngine:
         # the dead letters, where `sgtm dlq` shows them and can replay them.
         for key in list(self._unroutable):
             await self._expire(key, self._orphan_max_age, now)
+        await self.store.prune(now)
         depths = await self.store.depth()
         for key, depth in depths.items():
             metrics.gauge("sgtm_delivery_queue_depth", depth, lane=key)
@@ -573,7 +616,8 @@ class DeliveryEngine:
         except Exception as exc:
             log.exception("tag merge() failed", extra={"lane": lane.key})
             reason = f"merge failed ({type(exc).__name__})"
-            await self._settle(lane, jobs, [Verdict(outcome="dead", reason=reason)] * len(jobs))
+            verdicts = [Verdict(outcome="dead", reason=reason)] * len(jobs)
+            await self._settle(lane, jobs, payloads, verdicts)
             return
         request = route.seal.unseal(request, nonces)
         policy = lane.policy
@@ -625,7 +669,11 @@ class DeliveryEngine:
                     "error": error,
                 },
             )
-        await self._settle(lane, jobs, verdicts, response=response, ms=ms, error=error)
+        lane.sent.append(now)
+        if failed or any(v.outcome == "dead" for v in verdicts):
+            why = error or next((v.reason for v in verdicts if v.reason), "") or ""
+            lane.last_error = (now, f"{status or 'no answer'}: {why}".rstrip(": "))
+        await self._settle(lane, jobs, payloads, verdicts, response=response, ms=ms, error=error)
 
     async def _send(
         self, lane: Lane, request: Outbound, nonces: set[str], time_limit: float
@@ -714,6 +762,7 @@ class DeliveryEngine:
         self,
         lane: Lane,
         jobs: list[Job],
+        payloads: list[Payload],
         verdicts: list[Verdict],
         *,
         response: Response | None = None,
@@ -725,7 +774,11 @@ class DeliveryEngine:
         done: list[Job] = []
         retries: list[Retry] = []
         dead: list[DeadLetter] = []
-        for job, verdict in zip(jobs, verdicts, strict=True):
+        outcomes = [
+            self._outcome(lane, job, payload, verdict, status, response, now)
+            for job, payload, verdict in zip(jobs, payloads, verdicts, strict=True)
+        ]
+        for job, verdict, record in zip(jobs, verdicts, outcomes, strict=True):
             if verdict.outcome == "done":
                 done.append(job)
                 continue
@@ -743,7 +796,8 @@ class DeliveryEngine:
                 retries.append(Retry(job=job, due=due))
                 continue
             dead.append(self._dead_letter(lane, job, reason, response, now))
-        await self._settler.settle(done, retries, dead)
+            record.state = "dead"  # also a retry past its max age
+        await self._settler.settle(done, retries, dead, outcomes)
         labels = lane.labels
         for outcome, count in (("done", len(done)), ("retry", len(retries)), ("dead", len(dead))):
             if count:
@@ -753,6 +807,36 @@ class DeliveryEngine:
                 "dead-lettered deliveries",
                 extra={"lane": lane.key, "count": len(dead), "status": status},
             )
+
+    def _outcome(
+        self,
+        lane: Lane,
+        job: Job,
+        payload: Payload,
+        verdict: Verdict,
+        status: int,
+        response: Response | None,
+        now: float,
+    ) -> Outcome:
+        """The job's delivery history record; for a traced request, with the start of the
+        vendor's answer (secrets masked), which its preview session shows."""
+        answer = ""
+        if payload.preview and response is not None:
+            text = response.body[: PREVIEW_RESPONSE_LIMIT * 4].decode("utf-8", "replace")
+            answer = lane.route.redact(text[:PREVIEW_RESPONSE_LIMIT])
+        return Outcome(
+            event_id=payload.event_id,
+            transaction_id=payload.transaction_id,
+            job=f"{job.lane}#{job.id}@{job.created!r}",
+            container=payload.container,
+            tag=payload.tag,
+            state=PREVIEW_STATES[verdict.outcome],
+            attempts=job.attempts + 1,
+            status=status,
+            at=now,
+            preview=payload.preview,
+            response=answer,
+        )
 
     def backoff(self, attempts: int, retry_after: float | None) -> float:
         """Full jitter (uniform between 0 and the exponential cap), at least the vendor's wait."""
@@ -791,6 +875,9 @@ class DeliveryEngine:
 _PRIVATE_HEADERS = frozenset({"set-cookie", "authorization", "proxy-authorization"})
 
 
+_Settlement = tuple[list[Job], list[Retry], list[DeadLetter], list[Outcome], asyncio.Future[None]]
+
+
 class OutcomeWriter:
     """Writes the outcomes of many sends in one store call (group commit): outcomes that come
     while a write is in flight wait for it and go together in the next, so at thousands of sends
@@ -798,14 +885,19 @@ class OutcomeWriter:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._pending: list[tuple[list[Job], list[Retry], list[DeadLetter], asyncio.Future[None]]]
-        self._pending = []
+        self._pending: list[_Settlement] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def settle(self, done: list[Job], retry: list[Retry], dead: list[DeadLetter]) -> None:
+    async def settle(
+        self,
+        done: list[Job],
+        retry: list[Retry],
+        dead: list[DeadLetter],
+        outcomes: list[Outcome],
+    ) -> None:
         """Returns once written; raises what the store raised (DeliveryUnavailable)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((done, retry, dead, future))
+        self._pending.append((done, retry, dead, outcomes, future))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write())
         await future
@@ -821,9 +913,10 @@ class OutcomeWriter:
             error: BaseException | None = None
             try:
                 await self.store.settle(
-                    [job for done, _, _, _ in group for job in done],
-                    [r for _, retry, _, _ in group for r in retry],
-                    [letter for _, _, dead, _ in group for letter in dead],
+                    [job for done, *_ in group for job in done],
+                    [r for _, retry, *_ in group for r in retry],
+                    [letter for _, _, dead, *_ in group for letter in dead],
+                    [o for *_, outcomes, _ in group for o in outcomes],
                 )
             except Exception as exc:
                 error = exc

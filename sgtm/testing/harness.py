@@ -25,7 +25,7 @@ from sgtm.delivery.base import Submission
 from sgtm.delivery.engine import DeliveryEngine, Lane, _batch_key, split
 from sgtm.delivery.recorder import RecorderDelivery
 from sgtm.delivery.setup import routes_for
-from sgtm.delivery.store import Job, Store
+from sgtm.delivery.store import Job, Payload, Store
 from sgtm.delivery.transport import Response, Transport
 from sgtm.ingress import recorded_host, recorded_request
 from sgtm.plugin import (
@@ -335,6 +335,7 @@ class _Attempt(DeliveryEngine):
         self,
         lane: Lane,
         jobs: list[Job],
+        payloads: list[Payload],
         verdicts: list[Verdict],
         *,
         response: Response | None = None,
