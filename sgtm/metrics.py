@@ -27,16 +27,33 @@ HELP = {
 }
 
 
+# A call site passes its labels in the same order every time: the key with the labels sorted is
+# looked up by the labels as given instead of sorted again. Bounded: label values come from the
+# config and a few fixed words, but a cache must never grow with input.
+_keys: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[str, Labels]] = {}
+_MAX_KEYS = 10_000
+
+
+def _key(name: str, labels: dict[str, str]) -> tuple[str, Labels]:
+    given = (name, tuple(labels.items()))
+    key = _keys.get(given)
+    if key is None:
+        key = (name, tuple(sorted(given[1])))
+        if len(_keys) < _MAX_KEYS:
+            _keys[given] = key
+    return key
+
+
 def inc(name: str, value: float = 1.0, **labels: str) -> None:
-    _counters[(name, tuple(sorted(labels.items())))] += value
+    _counters[_key(name, labels)] += value
 
 
 def gauge(name: str, value: float, **labels: str) -> None:
-    _gauges[(name, tuple(sorted(labels.items())))] = value
+    _gauges[_key(name, labels)] = value
 
 
 def value(name: str, **labels: str) -> float:
-    key = (name, tuple(sorted(labels.items())))
+    key = _key(name, labels)
     return _counters.get(key, _gauges.get(key, 0.0))
 
 
