@@ -80,3 +80,4 @@ def _escape(text: str) -> str:
 def reset() -> None:
     _counters.clear()
     _gauges.clear()
+    _keys.clear()
