@@ -28,16 +28,16 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 
-from sgtm import metrics
+from sgtm.composition import build_engine
 from sgtm.config import ContainerSpec, load_containers
 from sgtm.container import Container, DedupeStore
 from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery.base import Delivery
 from sgtm.delivery.engine import DeliveryEngine
-from sgtm.delivery.setup import build_engine
 from sgtm.event import EventData
 from sgtm.ingress import BadHost, HostRouter, hit_request, request_host
 from sgtm.limits import ServerLimits, limits_from_env
+from sgtm.metrics import Metrics
 from sgtm.middleware import (
     AccessLogMiddleware,
     BodyLimitMiddleware,
@@ -48,7 +48,7 @@ from sgtm.middleware import (
     too_large_body,
 )
 from sgtm.plugin import ClientResponse
-from sgtm.plugins import registry
+from sgtm.plugins import load_registry
 
 # What a `sgtm serve` process does: `all` ingests and delivers; `ingest` answers hits and stores
 # their requests; `deliver` sends what is stored and serves only /healthz, /readyz and /metrics.
@@ -72,8 +72,9 @@ class TaggingApp:
     middleware does for those (a request id, the body limit, the headers every answer carries,
     a plain 500, the access line) is done here in one pass, with the same helpers."""
 
-    def __init__(self, router: HostRouter, limits: ServerLimits) -> None:
+    def __init__(self, router: HostRouter, limits: ServerLimits, metrics: Metrics) -> None:
         self.router = router
+        self.metrics = metrics
         self.body_timeout = limits.body_timeout
         self.max_body = limits.max_body_bytes
 
@@ -97,7 +98,7 @@ class TaggingApp:
                 status = response.status
                 await _send(send, response, info["request_id"], complete)
         finally:
-            log_request(scope, info, status, started)
+            log_request(self.metrics, scope, info, status, started)
 
     async def _answer(
         self, scope: Scope, receive: Receive, info: dict[str, Any]
@@ -132,14 +133,16 @@ class TaggingApp:
             except ClientGone:
                 # Half a body is not a hit: parsing it would deliver truncated events, and the
                 # browser's retry would deliver them again.
-                metrics.inc(
+                container.metrics.inc(
                     "sgtm_dropped_total", container=container.name, reason="client_disconnect"
                 )
                 return None, False
             except BodyTooLarge:
                 return ClientResponse(status=413, body=too_large_body(self.max_body)), False
             except TimeoutError:
-                metrics.inc("sgtm_dropped_total", container=container.name, reason="body_timeout")
+                container.metrics.inc(
+                    "sgtm_dropped_total", container=container.name, reason="body_timeout"
+                )
                 late = f"request body not received within {self.body_timeout:g}s\n".encode()
                 return ClientResponse(status=408, headers={"connection": "close"}, body=late), False
         peer = scope.get("client")
@@ -234,15 +237,18 @@ def create_app(
     *,
     limits: ServerLimits | None = None,
     role: Role = "all",
+    metrics: Metrics | None = None,
 ) -> SgtmApp:
+    # One set of counters for the process, handed to everything that counts; /metrics renders it.
+    metrics = metrics or Metrics()
     dedupe: DedupeStore
     if delivery is None:
         # The durable engine; its store also keeps dedupe keys, so they outlive a restart.
-        engine = build_engine(specs, sends=role != "ingest")
+        engine = build_engine(specs, sends=role != "ingest", metrics=metrics)
         delivery, dedupe = engine, engine.store
     else:
         dedupe = MemoryDedupe()
-    containers = [Container(spec, delivery, dedupe) for spec in specs]
+    containers = [Container(spec, delivery, dedupe, metrics=metrics) for spec in specs]
     if isinstance(delivery, DeliveryEngine):
         by_name = {c.name: c for c in containers}
 
@@ -258,11 +264,12 @@ def create_app(
     limits = limits or limits_from_env()
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Metrics]]:
         await delivery.start()
         state["ready"] = True
         try:
-            yield
+            # Lifespan state reaches the HTTP protocol too (sgtm/protocol.py counts refusals).
+            yield {"sgtm.metrics": metrics}
         finally:
             state["ready"] = False
             await delivery.close()
@@ -289,12 +296,12 @@ def create_app(
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
     # A deliverer's containers only run follow-up events: it answers no hits.
-    hits = TaggingApp(router, limits) if role != "deliver" else None
+    hits = TaggingApp(router, limits, metrics) if role != "deliver" else None
     app = SgtmApp(
         hits,
         routes=routes,
         middleware=[
-            Middleware(AccessLogMiddleware),
+            Middleware(AccessLogMiddleware, metrics=metrics),
             Middleware(ResponseHeadersMiddleware),
             Middleware(BodyLimitMiddleware, max_bytes=limits.max_body_bytes),
         ],
@@ -302,6 +309,7 @@ def create_app(
     )
     app.state.containers = containers
     app.state.delivery = delivery
+    app.state.metrics = metrics
     return app
 
 
@@ -317,4 +325,4 @@ def app_from_env() -> Starlette:
     role = os.environ.get("SGTM_ROLE", "all")
     if role not in ROLES:
         raise ValueError(f"SGTM_ROLE: expected one of {', '.join(ROLES)}, got {role!r}")
-    return create_app(load_containers(paths, registry()), role=role)
+    return create_app(load_containers(paths, load_registry()), role=role)

@@ -25,7 +25,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sgtm import logs, metrics
+from sgtm import logs
+from sgtm.metrics import Metrics
 
 log = logging.getLogger("sgtm.request")
 
@@ -59,7 +60,9 @@ def request_id(scope: Scope) -> str:
     return f"{_id_prefix}{next(_id_counter):016x}"
 
 
-def log_request(scope: Scope, info: dict[str, Any], status: int, started: float) -> None:
+def log_request(
+    metrics: Metrics, scope: Scope, info: dict[str, Any], status: int, started: float
+) -> None:
     """The request's metric and its one access line (no IP, no query string)."""
     container = info.get("container", "-")
     client = info.get("client") or "-"
@@ -83,8 +86,9 @@ def log_request(scope: Scope, info: dict[str, Any], status: int, started: float)
 
 
 class AccessLogMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -106,7 +110,7 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             # No response: the app says why (499, the client went away), else it failed.
-            log_request(scope, info, status or info.get("status", 500), started)
+            log_request(self.metrics, scope, info, status or info.get("status", 500), started)
 
 
 PLAIN_TEXT = b"text/plain; charset=utf-8"
