@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from sgtm import consent
+from sgtm import consent, logs
 from sgtm.config import ClientSpec, ContainerSpec, TagSpec
 from sgtm.delivery.base import Delivery, DeliveryUnavailable, Submission
 from sgtm.event import EventData
@@ -480,20 +480,14 @@ class Container:
     def _log_dry_run(self, tag: TagSpec, requests: list[Outbound]) -> None:
         if not log.isEnabledFor(logging.INFO):
             return
+        # At info, the request's shape only: values from a visitor (e-mails, phones, IPs,
+        # click ids in query strings) never reach the logs. Debug shows it whole.
+        full = log.isEnabledFor(logging.DEBUG)
         for outbound in requests:
             outbound = self.as_sent(tag.type_name, outbound)
-            # At info, the request's shape only: values from a visitor (e-mails, phones, IPs,
-            # click ids in query strings) never reach the logs. Debug shows it whole.
-            full = log.isEnabledFor(logging.DEBUG)
-            log.info(
-                "dry_run request",
-                extra={
-                    "container": self.name,
-                    "tag": tag.name,
-                    "method": outbound.method,
-                    **log_view(outbound, self.redact, full=full),
-                },
-            )
+            fields = {"container": self.name, "tag": tag.name, "method": outbound.method}
+            fields.update(log_view(outbound, self.redact, full=full))
+            logs.line(log, logging.INFO, "dry_run request", fields)
 
 
 _HEADER_BREAKS = str.maketrans("", "", "\r\n\0")
