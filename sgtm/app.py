@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -29,7 +30,7 @@ from sgtm import metrics
 from sgtm.config import ContainerSpec, load_containers
 from sgtm.container import Container, DedupeStore
 from sgtm.dedupe import MemoryDedupe
-from sgtm.delivery.base import Delivery
+from sgtm.delivery.base import Delivery, DeliveryUnavailable
 from sgtm.delivery.engine import DeliveryEngine
 from sgtm.delivery.setup import build_engine
 from sgtm.event import EventData
@@ -48,6 +49,8 @@ from sgtm.plugins import registry
 # their requests; `deliver` sends what is stored and serves only /healthz, /readyz and /metrics.
 Role = Literal["all", "ingest", "deliver"]
 ROLES: tuple[Role, ...] = get_args(Role)
+
+log = logging.getLogger("sgtm.app")
 
 
 class ClientGone(Exception):
@@ -108,6 +111,7 @@ class TaggingApp:
             scheme=str(scope.get("scheme", "http")),
             host=host,
         )
+        request.request_id = info.get("request_id", "")
         result = await container.handle(request)
         info["client"] = result.client
         info["events"] = result.event_count
@@ -203,6 +207,8 @@ def create_app(
         if not bearer_matches(request.headers.getlist("authorization"), admin_token):
             challenge = {"www-authenticate": "Bearer"}
             return PlainTextResponse("unauthorized\n", status_code=401, headers=challenge)
+        if isinstance(delivery, DeliveryEngine):
+            await _read_queue_depths(delivery)
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
     routes: list[BaseRoute] = [
@@ -224,6 +230,16 @@ def create_app(
     app.state.containers = containers
     app.state.delivery = delivery
     return app
+
+
+async def _read_queue_depths(engine: DeliveryEngine) -> None:
+    """The queue depth gauges as of this scrape; a store that does not answer within a second
+    leaves the last values (and says so) rather than holding the scrape."""
+    try:
+        async with asyncio.timeout(1.0):
+            await engine.queue_depths()
+    except (DeliveryUnavailable, TimeoutError) as exc:
+        log.warning("queue depths not read for /metrics: %s", type(exc).__name__)
 
 
 def app_from_env() -> Starlette:

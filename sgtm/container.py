@@ -38,7 +38,8 @@ from sgtm.plugin import (
 )
 from sgtm.privacy import anonymize_ip
 from sgtm.ratelimit import SourceLimiter
-from sgtm.redact import Redactor, log_view
+from sgtm.ratelog import RateLimitedLog
+from sgtm.redact import Redactor, hide_values, log_view
 from sgtm.request import HitRequest
 from sgtm.scope import Scope
 from sgtm.transformations import apply_all
@@ -103,6 +104,9 @@ class Container:
         self.redact = Redactor(spec.secrets)
         self.limiter = SourceLimiter(clock)
         self._origins = frozenset(spec.origins)
+        # One line per (tag, reason) a minute: a tag refusing every event must not write a line
+        # per event (sgtm_tags_total counts them all).
+        self.refusals = RateLimitedLog(log)
 
     # -- requests -------------------------------------------------------------------------
 
@@ -346,6 +350,7 @@ class Container:
                     outcome="fired" if outcome.fired else (outcome.reason or "").split(":")[0],
                 )
                 if outcome.fired and not tag.dry_run:
+                    event_id = _event_id(event)
                     submissions.extend(
                         Submission(
                             container=self.name,
@@ -354,11 +359,15 @@ class Container:
                             outbound=outbound,
                             created=now,
                             nonce=outcome.nonce,
+                            event_id=event_id,
+                            request_id=request.request_id if request is not None else "",
                         )
                         for outbound in outcome.requests
                     )
                 elif outcome.fired:
                     self._log_dry_run(tag, outcome.requests)
+                elif outcome.reason is not None and outcome.reason.startswith("invalid"):
+                    self._log_refusal(tag.name, outcome.reason, request)
                 if trace:
                     tag_traces.append(outcome)
             if trace:
@@ -429,6 +438,21 @@ class Container:
             )
         return TagTrace(tag.name, tag.type_name, True, None, requests, warnings, ctx.nonce)
 
+    def _log_refusal(self, tag: str, reason: str, request: HitRequest | None) -> None:
+        # The reason is worded by the tag and may quote the event's values: logged with them
+        # hidden (docs/operations.md, Logs); `sgtm emulate` and previews show it whole.
+        shown = hide_values(reason)
+        self.refusals.warning(
+            (tag, shown),
+            "tag refused an event",
+            {
+                "container": self.name,
+                "tag": tag,
+                "reason": shown,
+                "request_id": request.request_id if request is not None else "",
+            },
+        )
+
     def as_sent(self, tag_type: str, outbound: Outbound) -> Outbound:
         """The request as the vendor receives it when it travels alone (a batch of one)."""
         tag = next(t.type for t in self.spec.tags if t.type_name == tag_type)
@@ -464,6 +488,16 @@ class Container:
                     **log_view(outbound, self.redact, full=full),
                 },
             )
+
+
+def _event_id(event: EventData) -> str:
+    """The event's own `event_id` as delivery lines show it: text or a number, at most 128
+    characters, without control characters; "" when it has none."""
+    raw = event.get("event_id")
+    if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+        return ""
+    text = str(raw)[:128]
+    return text if text.isprintable() else "".join(c for c in text if c.isprintable())
 
 
 _HEADER_BREAKS = str.maketrans("", "", "\r\n\0")

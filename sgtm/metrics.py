@@ -24,6 +24,7 @@ HELP = {
     "sgtm_delivery_breaker_open_total": "Times a lane's circuit breaker opened",
     "sgtm_delivery_auth_refresh_total": "Credentials refreshed after the vendor refused one",
     "sgtm_delivery_queue_depth": "Deliveries waiting in the outbox, per lane (all instances)",
+    "sgtm_delivery_breaker_state": "1 while a lane's circuit breaker is open, else 0",
 }
 
 

@@ -33,6 +33,7 @@ class HitRequest:
     host: str = ""
     scheme: str = "https"
     trusted_sender: bool = False
+    request_id: str = ""  # the server's id of this request (x-request-id), for delivery logs
 
     @cached_property
     def query(self) -> dict[str, str]:
