@@ -27,6 +27,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from sgtm import metrics
+from sgtm.alerts import alerter_for
 from sgtm.config import ContainerSpec, load_containers
 from sgtm.container import Container, DedupeStore
 from sgtm.dedupe import MemoryDedupe
@@ -168,7 +169,7 @@ def create_app(
         delivery, dedupe = engine, engine.store
     else:
         dedupe = MemoryDedupe()
-    containers = [Container(spec, delivery, dedupe) for spec in specs]
+    containers = [Container(spec, delivery, dedupe, log_refusals=True) for spec in specs]
     if isinstance(delivery, DeliveryEngine):
         by_name = {c.name: c for c in containers}
 
@@ -183,14 +184,20 @@ def create_app(
     admin_token = os.environ.get("SGTM_ADMIN_TOKEN", "")
     limits = limits or limits_from_env()
 
+    alerter = alerter_for([s.alerts for s in specs if s.alerts is not None], metrics.samples)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await delivery.start()
+        if alerter is not None:
+            await alerter.start()
         state["ready"] = True
         try:
             yield
         finally:
             state["ready"] = False
+            if alerter is not None:
+                await alerter.close()
             await delivery.close()
 
     async def healthz(request: Request) -> Response:
@@ -229,6 +236,7 @@ def create_app(
     )
     app.state.containers = containers
     app.state.delivery = delivery
+    app.state.alerter = alerter
     return app
 
 

@@ -89,6 +89,8 @@ class Container:
         dedupe: DedupeStore,
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = random_id,
+        *,
+        log_refusals: bool = False,
     ) -> None:
         self.spec = spec
         self.new_id = new_id
@@ -104,9 +106,10 @@ class Container:
         self.redact = Redactor(spec.secrets)
         self.limiter = SourceLimiter(clock)
         self._origins = frozenset(spec.origins)
-        # One line per (tag, reason) a minute: a tag refusing every event must not write a line
-        # per event (sgtm_tags_total counts them all).
-        self.refusals = RateLimitedLog(log)
+        # A server logs the events its tags refuse (`sgtm emulate` and `sgtm audit` report them
+        # in their output instead): one line per (tag, reason) a minute, so a tag refusing
+        # every event does not write a line per event (sgtm_tags_total counts them all).
+        self.refusals = RateLimitedLog(log) if log_refusals else None
 
     # -- requests -------------------------------------------------------------------------
 
@@ -366,8 +369,8 @@ class Container:
                     )
                 elif outcome.fired:
                     self._log_dry_run(tag, outcome.requests)
-                elif outcome.reason is not None and outcome.reason.startswith("invalid"):
-                    self._log_refusal(tag.name, outcome.reason, request)
+                elif self.refusals is not None and (outcome.reason or "").startswith("invalid"):
+                    self._log_refusal(self.refusals, tag.name, outcome.reason or "", request)
                 if trace:
                     tag_traces.append(outcome)
             if trace:
@@ -438,11 +441,13 @@ class Container:
             )
         return TagTrace(tag.name, tag.type_name, True, None, requests, warnings, ctx.nonce)
 
-    def _log_refusal(self, tag: str, reason: str, request: HitRequest | None) -> None:
+    def _log_refusal(
+        self, refusals: RateLimitedLog, tag: str, reason: str, request: HitRequest | None
+    ) -> None:
         # The reason is worded by the tag and may quote the event's values: logged with them
-        # hidden (docs/operations.md, Logs); `sgtm emulate` and previews show it whole.
+        # hidden (docs/operations.md, Logs); `sgtm emulate` shows it whole.
         shown = hide_values(reason)
-        self.refusals.warning(
+        refusals.warning(
             (tag, shown),
             "tag refused an event",
             {

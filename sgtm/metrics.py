@@ -7,6 +7,7 @@ single-threaded so no lock is needed.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -64,3 +65,14 @@ def _escape(text: str) -> str:
 def reset() -> None:
     _counters.clear()
     _gauges.clear()
+
+
+def samples(names: Iterable[str]) -> list[tuple[str, dict[str, str], float]]:
+    """The current value of every series of the named counters and gauges, with its labels
+    (what the alerts webhook's rules read)."""
+    wanted = set(names)
+    return [
+        (name, dict(labels), count)
+        for (name, labels), count in [*_counters.items(), *_gauges.items()]
+        if name in wanted
+    ]

@@ -40,13 +40,20 @@ HOSTILE_VALUES = [
 ]
 
 
+def serving(*args, **kwargs) -> Harness:
+    """The harness's container as `sgtm serve` runs it: logging the events it refuses."""
+    harness = Harness(*args, **kwargs)
+    harness.container.refusals = RateLimitedLog(logging.getLogger("sgtm.container"))
+    return harness
+
+
 def refusals(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.getMessage() == "tag refused an event"]
 
 
 async def test_a_refused_event_is_logged_once_with_its_values_hidden(caplog):
     caplog.set_level(logging.INFO, logger="sgtm.container")
-    harness = Harness(META, environ=ENV)
+    harness = serving(META, environ=ENV)
     for value in HOSTILE_VALUES:
         result = await harness.events({**PURCHASE, "value": value})
         (tag,) = result.events[0].tags
@@ -65,9 +72,11 @@ async def test_a_refused_event_is_logged_once_with_its_values_hidden(caplog):
 
 async def test_held_back_lines_are_counted_in_the_next_one(caplog):
     caplog.set_level(logging.INFO, logger="sgtm.container")
-    harness = Harness(META, environ=ENV)
+    harness = serving(META, environ=ENV)
     now = [1000.0]
-    harness.container.refusals.clock = lambda: now[0]
+    harness.container.refusals = RateLimitedLog(
+        logging.getLogger("sgtm.container"), clock=lambda: now[0]
+    )
     for _ in range(5):
         await harness.events({**PURCHASE, "value": "NaN"})
     await harness.events({**PURCHASE, "action_source": "somewhere"})  # another reason
@@ -85,9 +94,17 @@ async def test_held_back_lines_are_counted_in_the_next_one(caplog):
     ]
 
 
+async def test_emulate_and_audit_containers_log_no_refusals(caplog):
+    caplog.set_level(logging.INFO, logger="sgtm.container")
+    harness = Harness(META, environ=ENV)
+    result = await harness.events({**PURCHASE, "value": "NaN"})
+    assert result.events[0].tags[0].reason.startswith("invalid")
+    assert refusals(caplog) == []
+
+
 async def test_templated_settings_that_render_invalid_are_logged_without_the_value(caplog):
     caplog.set_level(logging.INFO, logger="sgtm.container")
-    harness = Harness(META.replace('"1234567890123456"', '"{{event.pixel}}"'), environ=ENV)
+    harness = serving(META.replace('"1234567890123456"', '"{{event.pixel}}"'), environ=ENV)
     result = await harness.events({**PURCHASE, "value": 1, "pixel": "ana@example.com"})
     reason = result.events[0].tags[0].reason
     assert reason == "invalid: settings: pixel_id: expected the pixel's numeric id, got " + repr(
