@@ -14,9 +14,9 @@ import pytest
 
 from sgtm.alerts import Alerter, AlertRules, Message, Threshold
 from sgtm.config import load_text
-from sgtm.plugins import registry
 from sgtm.redact import Redactor
 from sgtm.yamlsource import ConfigErrors
+from tests.installed import registry
 from tests.servers import FakeVendor, Reply, SgtmServer, free_port, wait_until
 
 HOOK = "https://hooks.slack.test/services/T0/B0/s3cr3t-webhook-path"

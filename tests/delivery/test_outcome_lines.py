@@ -9,7 +9,6 @@ import time
 
 import msgspec
 
-from sgtm import metrics
 from sgtm.delivery.base import Submission
 from sgtm.delivery.store import NewJob, Payload, encode_payload
 from sgtm.plugin import Outbound
@@ -120,7 +119,7 @@ async def test_queue_depths_are_read_when_asked_and_an_emptied_lane_shows_zero(s
             await eng.submit([submission(r, vendor.url + "/e", n) for n in range(3)])
             lane = next(iter(await eng.store.lanes()))
             assert await eng.queue_depths() == {lane: 3}
-            assert metrics.value("sgtm_delivery_queue_depth", lane=lane) == 3
+            assert eng.metrics.value("sgtm_delivery_queue_depth", lane=lane) == 3
             vendor.default_status = 200
             await eng.store.hasten(lane, time.time() + 60)
 
@@ -128,7 +127,7 @@ async def test_queue_depths_are_read_when_asked_and_an_emptied_lane_shows_zero(s
                 return (await eng.queue_depths()).get(lane, 0) == 0
 
             await eventually(emptied, "outbox emptied")
-            assert metrics.value("sgtm_delivery_queue_depth", lane=lane) == 0
+            assert eng.metrics.value("sgtm_delivery_queue_depth", lane=lane) == 0
         finally:
             await eng.close()
 
@@ -143,7 +142,7 @@ async def test_the_breaker_gauge_is_one_while_open_and_zero_once_closed(stores):
             lane = f"shop/hook/{vendor.url}"
 
             def state() -> float:
-                return metrics.value(
+                return eng.metrics.value(
                     "sgtm_delivery_breaker_state", container="shop", tag="hook", lane=lane
                 )
 
