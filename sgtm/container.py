@@ -39,7 +39,8 @@ from sgtm.plugin import (
 )
 from sgtm.privacy import anonymize_ip
 from sgtm.ratelimit import SourceLimiter
-from sgtm.redact import Redactor, log_view
+from sgtm.ratelog import RateLimitedLog
+from sgtm.redact import Redactor, hide_values, log_view
 from sgtm.request import HitRequest
 from sgtm.scope import Scope
 from sgtm.transformations import apply_all
@@ -91,6 +92,8 @@ class Container:
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = random_id,
         metrics: Metrics | None = None,
+        *,
+        log_refusals: bool = False,
     ) -> None:
         self.spec = spec
         self.metrics = metrics or Metrics()
@@ -107,6 +110,10 @@ class Container:
         self.redact = Redactor(spec.secrets)
         self.limiter = SourceLimiter(clock)
         self._origins = frozenset(spec.origins)
+        # A server logs the events its tags refuse (`sgtm emulate` and `sgtm audit` report them
+        # in their output instead): one line per (tag, reason) a minute, so a tag refusing
+        # every event does not write a line per event (sgtm_tags_total counts them all).
+        self.refusals = RateLimitedLog(log) if log_refusals else None
 
     # -- requests -------------------------------------------------------------------------
 
@@ -371,6 +378,7 @@ class Container:
                             created=now,
                             nonce=outcome.nonce,
                             event_id=ids[0],
+                            request_id=request.request_id if request is not None else "",
                             transaction_id=ids[1],
                             preview=f"{at}{number}" if preview else "",
                         )
@@ -378,6 +386,8 @@ class Container:
                     )
                 elif outcome.fired:
                     self._log_dry_run(tag, outcome.requests)
+                elif self.refusals is not None and (outcome.reason or "").startswith("invalid"):
+                    self._log_refusal(self.refusals, tag.name, outcome.reason or "", request)
                 if trace:
                     tag_traces.append(outcome)
             if trace:
@@ -387,9 +397,9 @@ class Container:
     def _history_keys(self, event: EventData) -> tuple[str, str]:
         """The keys the delivery history finds an event by: its own `event_id` (else one drawn
         for it, which its preview trace shows) and its `transaction_id` ("" when none)."""
-        event_id, transaction_id = event.get("event_id"), event.get("transaction_id")
+        transaction_id = event.get("transaction_id")
         return (
-            str(event_id) if isinstance(event_id, str | int) and event_id != "" else self.new_id(),
+            _event_id(event) or self.new_id(),
             str(transaction_id) if isinstance(transaction_id, str | int) else "",
         )
 
@@ -459,6 +469,23 @@ class Container:
             )
         return TagTrace(tag.name, tag.type_name, True, None, requests, warnings, ctx.nonce)
 
+    def _log_refusal(
+        self, refusals: RateLimitedLog, tag: str, reason: str, request: HitRequest | None
+    ) -> None:
+        # The reason is worded by the tag and may quote the event's values: logged with them
+        # hidden (docs/operations.md, Logs); `sgtm emulate` shows it whole.
+        shown = hide_values(reason)
+        refusals.warning(
+            (tag, shown),
+            "tag refused an event",
+            {
+                "container": self.name,
+                "tag": tag,
+                "reason": shown,
+                "request_id": request.request_id if request is not None else "",
+            },
+        )
+
     def as_sent(self, tag_type: str, outbound: Outbound) -> Outbound:
         """The request as the vendor receives it when it travels alone (a batch of one)."""
         tag = next(t.type for t in self.spec.tags if t.type_name == tag_type)
@@ -488,6 +515,16 @@ class Container:
             fields = {"container": self.name, "tag": tag.name, "method": outbound.method}
             fields.update(log_view(outbound, self.redact, full=full))
             logs.line(log, logging.INFO, "dry_run request", fields)
+
+
+def _event_id(event: EventData) -> str:
+    """The event's own `event_id` as delivery lines show it: text or a number, at most 128
+    characters, without control characters; "" when it has none."""
+    raw = event.get("event_id")
+    if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+        return ""
+    text = str(raw)[:128]
+    return text if text.isprintable() else "".join(c for c in text if c.isprintable())
 
 
 _HEADER_BREAKS = str.maketrans("", "", "\r\n\0")

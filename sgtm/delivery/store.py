@@ -48,9 +48,10 @@ class Payload(msgspec.Struct, array_like=True):
     # The nonce the request's placeholders are bound to (sgtm.placeholders): "" when it has
     # none; None for jobs stored before nonces existed.
     nonce: str | None = None
-    # Who the request is for, kept for the per-event delivery history: the event's own
-    # `event_id` (else one drawn for it) and its `transaction_id` ("" when it has none).
+    # For the delivery's log lines and history (Submission): "" in jobs stored before they
+    # existed. The history finds deliveries by event_id and transaction_id.
     event_id: str = ""
+    request_id: str = ""
     transaction_id: str = ""
     # Where a preview session shows this request's delivery ("" when it is not traced).
     preview: str = ""
