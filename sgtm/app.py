@@ -27,13 +27,13 @@ from starlette.types import Receive, Scope, Send
 
 from sgtm import metrics
 from sgtm.config import ContainerSpec, load_containers
-from sgtm.container import Container, DedupeStore
+from sgtm.container import DedupeStore
 from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery.base import Delivery
 from sgtm.delivery.engine import DeliveryEngine
 from sgtm.delivery.setup import build_engine
 from sgtm.event import EventData
-from sgtm.ingress import BadHost, HostRouter, hit_request, request_host
+from sgtm.ingress import BadHost, hit_request, request_host
 from sgtm.limits import ServerLimits, limits_from_env
 from sgtm.middleware import (
     AccessLogMiddleware,
@@ -43,6 +43,7 @@ from sgtm.middleware import (
 )
 from sgtm.plugin import ClientResponse
 from sgtm.plugins import registry
+from sgtm.reload import LiveContainers, Reloader, ReloadOptions, container_set, files_version
 
 # What a `sgtm serve` process does: `all` ingests and delivers; `ingest` answers hits and stores
 # their requests; `deliver` sends what is stored and serves only /healthz, /readyz and /metrics.
@@ -55,8 +56,8 @@ class ClientGone(Exception):
 
 
 class TaggingApp:
-    def __init__(self, router: HostRouter, body_timeout: float) -> None:
-        self.router = router
+    def __init__(self, live: LiveContainers, body_timeout: float) -> None:
+        self.live = live  # read once per request: a reload never changes a request's container
         self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -71,7 +72,7 @@ class TaggingApp:
             server = scope.get("server")
             host = str(server[0]) if server else ""
         info["host"] = host
-        container = self.router.route(host)
+        container = self.live.current.router.route(host)
         if container is None:
             await _send(send, ClientResponse(status=404, body=b"unknown host\n"))
             return
@@ -156,7 +157,10 @@ def create_app(
     *,
     limits: ServerLimits | None = None,
     role: Role = "all",
+    reload: ReloadOptions | None = None,
 ) -> Starlette:
+    """`reload`: where the containers came from, to load them again on SIGHUP or, with
+    `watch`, when the files change (sgtm/reload.py); without it they are fixed."""
     dedupe: DedupeStore
     if delivery is None:
         # The durable engine; its store also keeps dedupe keys, so they outlive a restart.
@@ -164,17 +168,17 @@ def create_app(
         delivery, dedupe = engine, engine.store
     else:
         dedupe = MemoryDedupe()
-    containers = [Container(spec, delivery, dedupe) for spec in specs]
+    version = (reload.version or files_version(reload.paths)) if reload else "static"
+    live = LiveContainers(container_set(specs, version, delivery, dedupe))
+    reloader = Reloader(live, reload, delivery, dedupe) if reload is not None else None
     if isinstance(delivery, DeliveryEngine):
-        by_name = {c.name: c for c in containers}
 
         async def follow_ups(container: str, tag: str, events: list[EventData]) -> None:
-            found = by_name.get(container)
+            found = live.current.by_name.get(container)
             if found is not None:  # a container the config no longer has: nothing runs them
                 await found.follow_up(tag, events)
 
         delivery.follow_ups = follow_ups
-    router = HostRouter(containers)
     state = {"ready": False}
     admin_token = os.environ.get("SGTM_ADMIN_TOKEN", "")
     limits = limits or limits_from_env()
@@ -184,7 +188,11 @@ def create_app(
         await delivery.start()
         state["ready"] = True
         try:
-            yield
+            if reloader is None:
+                yield
+            else:
+                async with reloader.running():
+                    yield
         finally:
             state["ready"] = False
             await delivery.close()
@@ -193,8 +201,10 @@ def create_app(
         return PlainTextResponse("ok\n")
 
     async def readyz(request: Request) -> Response:
-        if state["ready"] and containers:
-            return PlainTextResponse(f"ready: {len(containers)} container(s)\n")
+        # A reload swaps the set in one step: readiness never drops while one runs.
+        count = len(live.current.containers)
+        if state["ready"] and count:
+            return PlainTextResponse(f"ready: {count} container(s)\n")
         return PlainTextResponse("not ready\n", status_code=503)
 
     async def metrics_endpoint(request: Request) -> Response:
@@ -211,7 +221,7 @@ def create_app(
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
     if role != "deliver":  # a deliverer's containers only run follow-up events
-        routes.append(Mount("/", app=TaggingApp(router, limits.body_timeout)))
+        routes.append(Mount("/", app=TaggingApp(live, limits.body_timeout)))
     app = Starlette(
         routes=routes,
         middleware=[
@@ -221,16 +231,20 @@ def create_app(
         ],
         lifespan=lifespan,
     )
-    app.state.containers = containers
+    app.state.live = live  # live.current.containers: the containers served now
+    app.state.reloader = reloader
     app.state.delivery = delivery
     return app
 
 
 def app_from_env() -> Starlette:
     """Factory for `uvicorn --factory` with several workers: config paths in SGTM_CONFIG, the
-    process's role in SGTM_ROLE."""
+    process's role in SGTM_ROLE, the `--watch` interval (seconds) in SGTM_WATCH. Each worker
+    reloads on its own: on the SIGHUP the master passes on, and by watching the files."""
     from sgtm import logs
+    from sgtm.reload import defer_sighup
 
+    defer_sighup()
     logs.setup(os.environ.get("SGTM_LOG_LEVEL", "info"))
     paths: list[str | Path] = [
         p for p in os.environ.get("SGTM_CONFIG", "config").split(os.pathsep) if p
@@ -238,4 +252,9 @@ def app_from_env() -> Starlette:
     role = os.environ.get("SGTM_ROLE", "all")
     if role not in ROLES:
         raise ValueError(f"SGTM_ROLE: expected one of {', '.join(ROLES)}, got {role!r}")
-    return create_app(load_containers(paths, registry()), role=role)
+    watch = float(os.environ["SGTM_WATCH"]) if os.environ.get("SGTM_WATCH") else None
+    # Hashed before loading: a file written meanwhile then differs from it, and is loaded again.
+    version = files_version(paths)
+    specs = load_containers(paths, registry())
+    reload = ReloadOptions(tuple(paths), watch=watch, version=version)
+    return create_app(specs, role=role, reload=reload)

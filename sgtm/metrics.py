@@ -24,6 +24,10 @@ HELP = {
     "sgtm_delivery_breaker_open_total": "Times a lane's circuit breaker opened",
     "sgtm_delivery_auth_refresh_total": "Credentials refreshed after the vendor refused one",
     "sgtm_delivery_queue_depth": "Deliveries waiting in the outbox, per lane (all instances)",
+    "sgtm_config_version_info": "The config version served (a hash of the container files)",
+    "sgtm_config_reload_total": "Config reloads, by result (success, failure, unchanged)",
+    "sgtm_config_last_reload_success_timestamp_seconds": "When the config was last reloaded",
+    "sgtm_config_last_reload_failure_timestamp_seconds": "When a config reload last failed",
 }
 
 
@@ -33,6 +37,12 @@ def inc(name: str, value: float = 1.0, **labels: str) -> None:
 
 def gauge(name: str, value: float, **labels: str) -> None:
     _gauges[(name, tuple(sorted(labels.items())))] = value
+
+
+def clear(name: str) -> None:
+    """Forget every series of a gauge (an info metric whose label changed)."""
+    for key in [key for key in _gauges if key[0] == name]:
+        del _gauges[key]
 
 
 def value(name: str, **labels: str) -> float:

@@ -39,6 +39,7 @@ from sgtm.config import load_containers
 from sgtm.limits import limits_from_env
 from sgtm.logs import JsonFormatter
 from sgtm.plugins import registry
+from sgtm.reload import ReloadOptions
 from sgtm.testing.vendor import FakeVendor, Received, Reply, free_port
 
 __all__ = [
@@ -149,7 +150,9 @@ class SgtmServer(_Logs):
     this process's), read while the server is built as `sgtm serve` reads it at start. Counters
     start at zero, as in a new process."""
 
-    def __init__(self, config: str | Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, config: str | Path, env: dict[str, str] | None = None, watch: float | None = None
+    ) -> None:
         env = dict(env or {})
         if {"SGTM_HEADER_TIMEOUT", "SGTM_MAX_HEADER_BYTES"} & set(env):
             # The HTTP protocol reads these once per process: only a process of its own has them.
@@ -159,9 +162,13 @@ class SgtmServer(_Logs):
         self.data_dir = env.setdefault("SGTM_DATA_DIR", _data_dir(config))
         self._logs = _LogRecords()
         with mock.patch.dict(os.environ, env):
+            # Reloads read the files again with this environment (a thread takes no signals:
+            # `reload()` below is this server's SIGHUP).
+            reload = ReloadOptions((config,), watch=watch, environ=dict(os.environ), sighup=False)
             specs = load_containers([config], registry(), dict(os.environ))
             limits = limits_from_env()
-            app = create_app(specs, limits=limits)
+            app = create_app(specs, limits=limits, reload=reload)
+        self.app = app
         metrics.reset()
         options = uvicorn_options("127.0.0.1", self.port, limits)
         self.server = uvicorn.Server(uvicorn.Config(app, **options))
@@ -185,6 +192,13 @@ class SgtmServer(_Logs):
 
     def logs(self) -> str:
         return self._logs.text()
+
+    def reload(self, timeout: float = 30.0) -> bool:
+        """What SIGHUP does to `sgtm serve`: load the containers again, on the server's loop;
+        whether the new version is served."""
+        reloader = self.app.state.reloader
+        future = asyncio.run_coroutine_threadsafe(reloader.reload("test"), reloader.loop)
+        return bool(future.result(timeout))
 
     def stop(self) -> int:
         """Shut down as on SIGTERM: stop accepting, drain deliveries, close the store."""
