@@ -154,7 +154,6 @@ class Reloader:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._again = False
-        show_version(live.current.version)
 
     async def reload(self, why: str = "requested") -> bool:
         """Load the files again and serve them if they are valid; False when they are not (the
@@ -265,6 +264,7 @@ class Reloader:
     async def running(self) -> AsyncIterator[None]:
         """SIGHUP (in the main thread) and the watcher, for the server's lifetime."""
         loop = self.loop = asyncio.get_running_loop()
+        show_version(self.live.current.version)
         on_signal = self.options.sighup and threading.current_thread() is threading.main_thread()
         if on_signal:
             loop.add_signal_handler(signal.SIGHUP, self.request, "SIGHUP")
