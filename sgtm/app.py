@@ -25,16 +25,16 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 
-from sgtm import metrics
+from sgtm.composition import build_engine
 from sgtm.config import ContainerSpec, load_containers
 from sgtm.container import DedupeStore
 from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery.base import Delivery
 from sgtm.delivery.engine import DeliveryEngine
-from sgtm.delivery.setup import build_engine
 from sgtm.event import EventData
 from sgtm.ingress import BadHost, hit_request, request_host
 from sgtm.limits import ServerLimits, limits_from_env
+from sgtm.metrics import Metrics
 from sgtm.middleware import (
     AccessLogMiddleware,
     BodyLimitMiddleware,
@@ -42,7 +42,7 @@ from sgtm.middleware import (
     has_body,
 )
 from sgtm.plugin import ClientResponse
-from sgtm.plugins import registry
+from sgtm.plugins import load_registry
 from sgtm.reload import LiveContainers, Reloader, ReloadOptions, container_set, files_version
 
 # What a `sgtm serve` process does: `all` ingests and delivers; `ingest` answers hits and stores
@@ -91,10 +91,14 @@ class TaggingApp:
             # browser's retry would deliver them again. Nobody is left to answer; the request
             # line says 499 (nginx's "client closed request").
             info["status"] = 499
-            metrics.inc("sgtm_dropped_total", container=container.name, reason="client_disconnect")
+            container.metrics.inc(
+                "sgtm_dropped_total", container=container.name, reason="client_disconnect"
+            )
             return
         except TimeoutError:
-            metrics.inc("sgtm_dropped_total", container=container.name, reason="body_timeout")
+            container.metrics.inc(
+                "sgtm_dropped_total", container=container.name, reason="body_timeout"
+            )
             body_late = f"request body not received within {self.body_timeout:g}s\n".encode()
             late = ClientResponse(status=408, headers={"connection": "close"}, body=body_late)
             await _send(send, late)
@@ -158,19 +162,22 @@ def create_app(
     limits: ServerLimits | None = None,
     role: Role = "all",
     reload: ReloadOptions | None = None,
+    metrics: Metrics | None = None,
 ) -> Starlette:
     """`reload`: where the containers came from, to load them again on SIGHUP or, with
     `watch`, when the files change (sgtm/reload.py); without it they are fixed."""
+    # One set of counters for the process, handed to everything that counts; /metrics renders it.
+    metrics = metrics or Metrics()
     dedupe: DedupeStore
     if delivery is None:
         # The durable engine; its store also keeps dedupe keys, so they outlive a restart.
-        engine = build_engine(specs, sends=role != "ingest")
+        engine = build_engine(specs, sends=role != "ingest", metrics=metrics)
         delivery, dedupe = engine, engine.store
     else:
         dedupe = MemoryDedupe()
     version = (reload.version or files_version(reload.paths)) if reload else "static"
-    live = LiveContainers(container_set(specs, version, delivery, dedupe))
-    reloader = Reloader(live, reload, delivery, dedupe) if reload is not None else None
+    live = LiveContainers(container_set(specs, version, delivery, dedupe, metrics))
+    reloader = Reloader(live, reload, delivery, dedupe, metrics) if reload is not None else None
     if isinstance(delivery, DeliveryEngine):
 
         async def follow_ups(container: str, tag: str, events: list[EventData]) -> None:
@@ -184,15 +191,16 @@ def create_app(
     limits = limits or limits_from_env()
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Metrics]]:
         await delivery.start()
         state["ready"] = True
         try:
+            # Lifespan state reaches the HTTP protocol too (sgtm/protocol.py counts refusals).
             if reloader is None:
-                yield
+                yield {"sgtm.metrics": metrics}
             else:
                 async with reloader.running():
-                    yield
+                    yield {"sgtm.metrics": metrics}
         finally:
             state["ready"] = False
             await delivery.close()
@@ -225,7 +233,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=[
-            Middleware(AccessLogMiddleware),
+            Middleware(AccessLogMiddleware, metrics=metrics),
             Middleware(ResponseHeadersMiddleware),
             Middleware(BodyLimitMiddleware, max_bytes=limits.max_body_bytes),
         ],
@@ -234,6 +242,7 @@ def create_app(
     app.state.live = live  # live.current.containers: the containers served now
     app.state.reloader = reloader
     app.state.delivery = delivery
+    app.state.metrics = metrics
     return app
 
 
@@ -255,6 +264,7 @@ def app_from_env() -> Starlette:
     watch = float(os.environ["SGTM_WATCH"]) if os.environ.get("SGTM_WATCH") else None
     # Hashed before loading: a file written meanwhile then differs from it, and is loaded again.
     version = files_version(paths)
-    specs = load_containers(paths, registry())
-    reload = ReloadOptions(tuple(paths), watch=watch, version=version)
+    registry = load_registry()
+    specs = load_containers(paths, registry)
+    reload = ReloadOptions(tuple(paths), watch=watch, version=version, registry=registry)
     return create_app(specs, role=role, reload=reload)

@@ -18,7 +18,7 @@ import msgspec
 from sgtm import __version__
 from sgtm.config import ContainerSpec, load_containers
 from sgtm.limits import ServerLimits, limits_from_env
-from sgtm.plugins import PluginError, registry
+from sgtm.plugins import PluginError, Registry, load_registry
 from sgtm.yamlsource import ConfigErrors
 
 
@@ -97,9 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _load(paths: list[str]) -> list[ContainerSpec] | None:
+def _load(paths: list[str], reg: Registry | None = None) -> list[ContainerSpec] | None:
     try:
-        specs = load_containers(list(paths), registry())
+        specs = load_containers(list(paths), reg or load_registry())
     except ConfigErrors as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)
@@ -145,7 +145,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     defer_sighup()  # a SIGHUP while starting is acted on once the server listens
     version = files_version(args.config)  # before loading: see ReloadOptions.version
-    specs = _load(args.config)
+    plugins = load_registry()
+    specs = _load(args.config, plugins)
     if specs is None:
         return 1
     problem = asyncio.run(_store_problem(specs))
@@ -170,9 +171,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             ReloadingWorkers(config, sockets=[config.bind_socket()]).run()
     else:
-        reload = ReloadOptions(
-            tuple(args.config), watch=interval if args.watch else None, version=version
-        )
+        watch = interval if args.watch else None
+        reload = ReloadOptions(tuple(args.config), watch=watch, version=version, registry=plugins)
         uvicorn.run(create_app(specs, limits=limits, role=args.role, reload=reload), **options)
     return 0
 
@@ -212,8 +212,8 @@ def _raise_open_files_limit() -> None:
 
 async def _store_problem(specs: list[ContainerSpec]) -> str | None:
     """Why the containers' delivery store cannot be opened, or None when it can."""
+    from sgtm.composition import open_store, store_for
     from sgtm.delivery.base import DeliveryUnavailable
-    from sgtm.delivery.setup import open_store, store_for
 
     store = open_store(store_for(specs))
     try:
@@ -297,7 +297,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
     from sgtm.schema import container_schema
 
     sys.stdout.write(
-        msgspec.json.format(msgspec.json.encode(container_schema(registry())), indent=2).decode()
+        msgspec.json.format(
+            msgspec.json.encode(container_schema(load_registry())), indent=2
+        ).decode()
         + "\n"
     )
     return 0
@@ -306,7 +308,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_plugins(args: argparse.Namespace) -> int:
     from sgtm.plugin import CONTRACT_VERSION
 
-    reg = registry()
+    reg = load_registry()
     if args.json:
         rows = [
             msgspec.structs.asdict(p) if isinstance(p, msgspec.Struct) else vars(p)

@@ -24,14 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from sgtm import metrics
+from sgtm.composition import routes_for, store_for
 from sgtm.config import ContainerSpec, config_files, load_containers
 from sgtm.container import Container, DedupeStore
 from sgtm.delivery.base import Delivery
 from sgtm.delivery.engine import DeliveryEngine
-from sgtm.delivery.setup import routes_for, store_for
 from sgtm.ingress import HostRouter
-from sgtm.plugins import registry
+from sgtm.metrics import Metrics
+from sgtm.plugins import Registry, load_registry
 from sgtm.yamlsource import ConfigError, ConfigErrors
 
 log = logging.getLogger("sgtm.reload")
@@ -61,9 +61,10 @@ def container_set(
     version: str,
     delivery: Delivery,
     dedupe: DedupeStore,
+    metrics: Metrics,
     previous: ContainerSet | None = None,
 ) -> ContainerSet:
-    containers = tuple(Container(spec, delivery, dedupe) for spec in specs)
+    containers = tuple(Container(spec, delivery, dedupe, metrics=metrics) for spec in specs)
     if previous is not None:
         for container in containers:
             before = previous.by_name.get(container.name)
@@ -97,7 +98,7 @@ def files_version(paths: Sequence[str | Path]) -> str:
 
 
 def load_version(
-    paths: Sequence[str | Path], environ: Mapping[str, str] | None = None
+    paths: Sequence[str | Path], registry: Registry, environ: Mapping[str, str] | None = None
 ) -> tuple[list[ContainerSpec], str]:
     """The containers and their version (blocking: run it on a thread). The files are hashed
     before and after loading; a file written meanwhile is loaded again, so the version always
@@ -105,7 +106,7 @@ def load_version(
     env = dict(environ) if environ is not None else None
     for _ in range(3):
         before = files_version(paths)
-        specs = load_containers(list(paths), registry(), env)
+        specs = load_containers(list(paths), registry, env)
         if files_version(paths) == before:
             return specs, before
     error = ConfigError(str(paths[0]), 1, 1, "", "the files kept changing while being loaded")
@@ -132,6 +133,7 @@ class ReloadOptions:
     paths: tuple[str | Path, ...]
     watch: float | None = None  # poll the files every this many seconds; None: SIGHUP only
     environ: Mapping[str, str] | None = None  # ${ENV} substitution (default: os.environ)
+    registry: Registry | None = None  # the plugins the server loaded with (default: installed)
     sighup: bool = True  # only a process's main thread can take signals
     # The version loaded, hashed before loading it (else when the server is built): a file
     # written while it loaded then makes the next reload load it again.
@@ -145,8 +147,11 @@ class Reloader:
         options: ReloadOptions,
         delivery: Delivery,
         dedupe: DedupeStore,
+        metrics: Metrics,
     ) -> None:
         self.live = live
+        self.metrics = metrics
+        self.registry = options.registry or load_registry()
         self.options = options
         self.delivery = delivery
         self.dedupe = dedupe
@@ -166,19 +171,19 @@ class Reloader:
         old = self.live.current
         try:
             specs, version = await asyncio.to_thread(
-                load_version, self.options.paths, self.options.environ
+                load_version, self.options.paths, self.registry, self.options.environ
             )
         except ConfigErrors as exc:
             return self._failed(why, old, [str(error) for error in exc.errors])
         except Exception as exc:  # a plugin failing to load, an unreadable directory
             return self._failed(why, old, [f"{type(exc).__name__}: {exc}"])
         if version == old.version:
-            metrics.inc(RELOADS, result="unchanged")
+            self.metrics.inc(RELOADS, result="unchanged")
             log.info("config unchanged", extra={"version": version, "trigger": why})
             return True
         engine = self.delivery if isinstance(self.delivery, DeliveryEngine) else None
         try:
-            new = container_set(specs, version, self.delivery, self.dedupe, old)
+            new = container_set(specs, version, self.delivery, self.dedupe, self.metrics, old)
             routes = routes_for(specs) if engine is not None else None
         except Exception as exc:
             return self._failed(why, old, [f"{type(exc).__name__}: {exc}"])
@@ -191,9 +196,9 @@ class Reloader:
         except ValueError as exc:
             return self._failed(why, old, [str(exc)])
         self.live.current = new
-        show_version(version)
-        metrics.inc(RELOADS, result="success")
-        metrics.gauge(LAST_SUCCESS, time.time())
+        self.show_version(version)
+        self.metrics.inc(RELOADS, result="success")
+        self.metrics.gauge(LAST_SUCCESS, time.time())
         log.info(
             "config reloaded",
             extra={
@@ -215,8 +220,8 @@ class Reloader:
         return True
 
     def _failed(self, why: str, old: ContainerSet, errors: list[str]) -> bool:
-        metrics.inc(RELOADS, result="failure")
-        metrics.gauge(LAST_FAILURE, time.time())
+        self.metrics.inc(RELOADS, result="failure")
+        self.metrics.gauge(LAST_FAILURE, time.time())
         log.error(
             "config reload failed: version %s keeps serving",
             old.version,
@@ -260,11 +265,16 @@ class Reloader:
             else:
                 pending = now
 
+    def show_version(self, version: str) -> None:
+        """The live version as an info metric: one series, the live one."""
+        self.metrics.clear(VERSION_INFO)
+        self.metrics.gauge(VERSION_INFO, 1.0, version=version)
+
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         """SIGHUP (in the main thread) and the watcher, for the server's lifetime."""
         loop = self.loop = asyncio.get_running_loop()
-        show_version(self.live.current.version)
+        self.show_version(self.live.current.version)
         on_signal = self.options.sighup and threading.current_thread() is threading.main_thread()
         if on_signal:
             loop.add_signal_handler(signal.SIGHUP, self.request, "SIGHUP")
@@ -285,12 +295,6 @@ class Reloader:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
-
-
-def show_version(version: str) -> None:
-    """The live version as an info metric: one series, the live one."""
-    metrics.clear(VERSION_INFO)
-    metrics.gauge(VERSION_INFO, 1.0, version=version)
 
 
 _early_sighup = threading.Event()

@@ -32,15 +32,14 @@ from unittest import mock
 import httpx
 import uvicorn
 
-from sgtm import metrics
 from sgtm.app import create_app
 from sgtm.cli import uvicorn_options
 from sgtm.config import load_containers
 from sgtm.limits import limits_from_env
 from sgtm.logs import JsonFormatter
-from sgtm.plugins import registry
 from sgtm.reload import ReloadOptions
 from sgtm.testing.vendor import FakeVendor, Received, Reply, free_port
+from tests.installed import registry
 
 __all__ = [
     "ROOT",
@@ -164,12 +163,14 @@ class SgtmServer(_Logs):
         with mock.patch.dict(os.environ, env):
             # Reloads read the files again with this environment (a thread takes no signals:
             # `reload()` below is this server's SIGHUP).
-            reload = ReloadOptions((config,), watch=watch, environ=dict(os.environ), sighup=False)
+            reload = ReloadOptions(
+                (config,), watch=watch, environ=dict(os.environ), sighup=False, registry=registry()
+            )
             specs = load_containers([config], registry(), dict(os.environ))
             limits = limits_from_env()
             app = create_app(specs, limits=limits, reload=reload)
         self.app = app
-        metrics.reset()
+        self.metrics = app.state.metrics
         options = uvicorn_options("127.0.0.1", self.port, limits)
         self.server = uvicorn.Server(uvicorn.Config(app, **options))
         self.thread = threading.Thread(target=self._run, daemon=True)

@@ -21,7 +21,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sgtm import metrics
 from sgtm.reload import files_version
 from tests.servers import FakeVendor, SgtmProcess, SgtmServer, wait_until
 
@@ -151,7 +150,7 @@ def test_hits_during_repeated_reloads_are_each_answered_by_one_version(tmp_path,
         mixed = {hit_id: (v, got[hit_id]) for hit_id, v in answers.items() if got[hit_id] != v}
         assert mixed == {}
         assert len(vendor.received) == len(got)  # each hit sent once
-        assert metrics.value("sgtm_config_reload_total", result="success") == 10
+        assert server.metrics.value("sgtm_config_reload_total", result="success") == 10
 
 
 @pytest.mark.parametrize(
@@ -203,8 +202,10 @@ def test_an_invalid_version_is_logged_and_the_old_one_keeps_serving(
         write(path, container(vendor.url, "B"))
         assert server.reload()
         assert version_of(hit(client, server.url, "fixed")) == "B"
-        assert metrics.value("sgtm_config_version_info", version=files_version([config])) == 1
-        assert metrics.value("sgtm_config_version_info", version=old) == 0  # one series
+        assert (
+            server.metrics.value("sgtm_config_version_info", version=files_version([config])) == 1
+        )
+        assert server.metrics.value("sgtm_config_version_info", version=old) == 0  # one series
         wait_until(lambda: len(vendor.received) == 2, "deliveries")
         assert delivered(vendor) == {"after": "A", "fixed": "B"}
 
@@ -214,8 +215,8 @@ def test_a_reload_of_unchanged_files_keeps_the_version(tmp_path, vendor):
     config.write_text(container(vendor.url, "A"))
     with SgtmServer(config) as server:
         assert server.reload()
-        assert metrics.value("sgtm_config_reload_total", result="unchanged") == 1
-        assert metrics.value("sgtm_config_reload_total", result="success") == 0
+        assert server.metrics.value("sgtm_config_reload_total", result="unchanged") == 1
+        assert server.metrics.value("sgtm_config_reload_total", result="success") == 0
 
 
 def test_a_new_delivery_store_is_reported_as_needing_a_restart(tmp_path, vendor):
