@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -28,11 +29,12 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 
+from sgtm.alerts import alerter_for
 from sgtm.composition import build_engine
 from sgtm.config import ContainerSpec, load_containers
 from sgtm.container import DedupeStore
 from sgtm.dedupe import MemoryDedupe
-from sgtm.delivery.base import Delivery
+from sgtm.delivery.base import Delivery, DeliveryUnavailable
 from sgtm.delivery.engine import DeliveryEngine
 from sgtm.event import EventData
 from sgtm.ingress import BadHost, hit_request, request_host
@@ -55,6 +57,8 @@ from sgtm.reload import LiveContainers, Reloader, ReloadOptions, container_set, 
 # their requests; `deliver` sends what is stored and serves only /healthz, /readyz and /metrics.
 Role = Literal["all", "ingest", "deliver"]
 ROLES: tuple[Role, ...] = get_args(Role)
+
+log = logging.getLogger("sgtm.app")
 
 
 class ClientGone(Exception):
@@ -160,6 +164,7 @@ class TaggingApp:
             scheme=str(scope.get("scheme", "http")),
             host=host,
         )
+        request.request_id = info.get("request_id", "")
         result = await container.handle(request)
         info["client"] = result.client
         info["events"] = result.event_count
@@ -267,9 +272,13 @@ def create_app(
     admin_token = os.environ.get("SGTM_ADMIN_TOKEN", "")
     limits = limits or limits_from_env()
 
+    alerter = alerter_for([s.alerts for s in specs if s.alerts is not None], metrics.samples)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Metrics]]:
         await delivery.start()
+        if alerter is not None:
+            await alerter.start()
         state["ready"] = True
         try:
             # Lifespan state reaches the HTTP protocol too (sgtm/protocol.py counts refusals).
@@ -280,6 +289,8 @@ def create_app(
                     yield {"sgtm.metrics": metrics}
         finally:
             state["ready"] = False
+            if alerter is not None:
+                await alerter.close()
             await delivery.close()
 
     async def healthz(request: Request) -> Response:
@@ -298,6 +309,8 @@ def create_app(
         if not bearer_matches(request.headers.getlist("authorization"), admin_token):
             challenge = {"www-authenticate": "Bearer"}
             return PlainTextResponse("unauthorized\n", status_code=401, headers=challenge)
+        if isinstance(delivery, DeliveryEngine):
+            await _read_queue_depths(delivery)
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
     routes: list[BaseRoute] = [
@@ -321,7 +334,18 @@ def create_app(
     app.state.reloader = reloader
     app.state.delivery = delivery
     app.state.metrics = metrics
+    app.state.alerter = alerter
     return app
+
+
+async def _read_queue_depths(engine: DeliveryEngine) -> None:
+    """The queue depth gauges as of this scrape; a store that does not answer within a second
+    leaves the last values (and says so) rather than holding the scrape."""
+    try:
+        async with asyncio.timeout(1.0):
+            await engine.queue_depths()
+    except (DeliveryUnavailable, TimeoutError) as exc:
+        log.warning("queue depths not read for /metrics: %s", type(exc).__name__)
 
 
 def app_from_env() -> Starlette:

@@ -64,7 +64,9 @@ def container_set(
     metrics: Metrics,
     previous: ContainerSet | None = None,
 ) -> ContainerSet:
-    containers = tuple(Container(spec, delivery, dedupe, metrics=metrics) for spec in specs)
+    containers = tuple(
+        Container(spec, delivery, dedupe, metrics=metrics, log_refusals=True) for spec in specs
+    )
     if previous is not None:
         for container in containers:
             before = previous.by_name.get(container.name)
