@@ -94,13 +94,13 @@ CREATE TABLE IF NOT EXISTS schedule (
     next_flush REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS history (
-    job TEXT PRIMARY KEY,
     event_id TEXT NOT NULL,
+    job TEXT NOT NULL,
     transaction_id TEXT NOT NULL,
     at REAL NOT NULL,
-    outcome BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS history_event ON history (event_id);
+    outcome BLOB NOT NULL,
+    PRIMARY KEY (event_id, job)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS history_transaction ON history (transaction_id)
     WHERE transaction_id != '';
 CREATE INDEX IF NOT EXISTS history_at ON history (at);
@@ -390,7 +390,7 @@ class SqliteStore:
     ) -> None:
         owner = self.owner
         history = (
-            [(o.job, o.event_id, o.transaction_id, o.at, encode(o)) for o in outcomes]
+            [(o.event_id, o.job, o.transaction_id, o.at, encode(o)) for o in outcomes]
             if self.history_retention > 0
             else []
         )
@@ -430,7 +430,7 @@ class SqliteStore:
             _add_depth(conn, removed.items())
             if history:
                 conn.executemany(
-                    "INSERT OR REPLACE INTO history (job, event_id, transaction_id, at, outcome)"
+                    "INSERT OR REPLACE INTO history (event_id, job, transaction_id, at, outcome)"
                     " VALUES (?, ?, ?, ?, ?)",
                     history,
                 )
