@@ -22,7 +22,6 @@ from sgtm.plugin import (
     EventData,
     HitRequest,
     PersonalData,
-    copy_event,
     hookimpl,
     set_path,
 )
@@ -140,7 +139,9 @@ def _scan_v_tid(query: str) -> dict[str, str]:
 def _merge_header_hints(event: EventData, hints: dict[str, Any]) -> None:
     from_hit = event.get("client_hints")
     # Hit params describe the browser more precisely than the headers, so they win.
-    merged = copy_event(hints)  # events must not share the brands list
+    merged = dict(hints)
+    if "brands" in hints:  # events must not share the brands list
+        merged["brands"] = [dict(brand) for brand in hints["brands"]]
     if isinstance(from_hit, dict):
         merged.update(from_hit)
     event["client_hints"] = merged
