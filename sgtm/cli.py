@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import secrets
 import sys
 import time
 from collections.abc import Sequence
@@ -58,6 +59,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     emulate.add_argument("--ip", default="127.0.0.1")
     emulate.add_argument("--host", default=None, help="Host header / container to use")
     emulate.add_argument("--now", default=None, help="fixed clock: epoch seconds or ISO 8601")
+    emulate.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the ids clients and tags generate (default: 0 with --now, else random)",
+    )
+    emulate.add_argument("--pretty", action="store_true", help="indented JSON")
 
     commands.add_parser("schema", help="print the JSON Schema of container files")
 
@@ -199,6 +207,14 @@ def _parse_now(value: str | None) -> float:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
+def seed_for(now: str | None, seed: int | None) -> int:
+    """The seed of generated ids: as given, else fixed when the clock is (`--now`), so the same
+    input prints the same bytes; else random."""
+    if seed is not None:
+        return seed
+    return 0 if now is not None else secrets.randbits(64)
+
+
 def _open(path: str) -> TextIO:
     return sys.stdin if path == "-" else open(path, encoding="utf-8")
 
@@ -214,9 +230,15 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"sgtm emulate: --now: not a time: {args.now!r}", file=sys.stderr)
         return 2
-    emulator = Emulator(specs, now)
+    emulator = Emulator(specs, now, seed_for(args.now, args.seed))
     out = sys.stdout
     encoder = msgspec.json.Encoder()
+
+    def write(result: dict[str, Any]) -> None:
+        data = encoder.encode(result)
+        if args.pretty:
+            data = msgspec.json.format(data, indent=2)
+        out.write(data.decode() + "\n")
 
     async def run() -> None:
         if args.url is not None:
@@ -235,7 +257,7 @@ def cmd_emulate(args: argparse.Namespace) -> int:
                 ip=args.ip,
                 host=args.host,
             )
-            out.write(encoder.encode(await emulator.request(line)).decode() + "\n")
+            write(await emulator.request(line))
             return
         path = args.requests if args.requests is not None else args.events
         with _open(path) as handle:
@@ -246,7 +268,7 @@ def cmd_emulate(args: argparse.Namespace) -> int:
                     result = await emulator.events([value], args.host)
                 else:
                     result = await emulator.request(request_line(number, value))
-                out.write(encoder.encode(result).decode() + "\n")
+                write(result)
 
     try:
         asyncio.run(run())

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from sgtm.config import ClientSpec, ContainerSpec, TagSpec
 from sgtm.delivery.base import Delivery, DeliveryUnavailable, Submission
 from sgtm.event import EventData
 from sgtm.plugin import (
+    SYSTEM_RANDOM,
     BadRequest,
     BuildContext,
     ClientContext,
@@ -88,9 +90,11 @@ class Container:
         dedupe: DedupeStore,
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = random_id,
+        rng: random.Random = SYSTEM_RANDOM,
     ) -> None:
         self.spec = spec
         self.new_id = new_id
+        self.rng = rng  # what clients draw new ids from (seeded in `sgtm emulate`)
         self.name = spec.name
         self.delivery = delivery
         self.dedupe = dedupe
@@ -162,7 +166,7 @@ class Container:
             return HandleResult(client.name, limited, error="rate limited")
 
         now = self.clock()
-        ctx = ClientContext(client_name=client.name, container=self.info, now=now)
+        ctx = ClientContext(client_name=client.name, container=self.info, now=now, random=self.rng)
         try:
             events = client.type.parse(request, client.settings, ctx)
         except BadRequest as exc:

@@ -43,12 +43,13 @@ class Emulator:
         recorder = RecorderDelivery()
         dedupe = MemoryDedupe()
         clock = lambda: now  # noqa: E731 - the fixed clock is the point
-        ids = random.Random(seed)  # ids tags draw (ctx.unique_id) repeat from run to run
+        # Ids tags (ctx.unique_id) and clients (ctx.random) draw repeat from run to run.
+        rng = random.Random(seed)
 
         def new_id() -> str:
-            return f"{ids.getrandbits(128):032x}"
+            return f"{rng.getrandbits(128):032x}"
 
-        self.containers = [Container(spec, recorder, dedupe, clock, new_id) for spec in specs]
+        self.containers = [Container(spec, recorder, dedupe, clock, new_id, rng) for spec in specs]
         self.router = HostRouter(self.containers)
         self.now = now
 

@@ -16,6 +16,7 @@ contract, and how it is deprecated first, is in docs/plugin-contract-changelog.m
 
 from __future__ import annotations
 
+import random
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -210,9 +211,15 @@ class ClientContext:
     dropped: dict[str, int] = field(default_factory=dict)
     # Cookies `parse` decided on (e.g. a first-party id it generated); `respond` sends them.
     cookies: list[Cookie] = field(default_factory=list)
+    # Where new random values come from (a first-party id the client generates): the OS's CSPRNG
+    # when serving, a seeded generator in `sgtm emulate` so its output repeats run to run.
+    random: random.Random = field(default_factory=lambda: SYSTEM_RANDOM)
 
     def drop(self, reason: str, count: int = 1) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + count
+
+
+SYSTEM_RANDOM = secrets.SystemRandom()
 
 
 def random_id() -> str:
