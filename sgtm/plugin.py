@@ -75,7 +75,7 @@ __all__ = [
 
 # MAJOR.MINOR of this contract: a minor release only adds; anything removed or changed in a way
 # a plugin would notice waits for the next major, deprecated (with a warning) until then.
-CONTRACT_VERSION = "1.1"
+CONTRACT_VERSION = "1.2"
 
 
 # A settings field that holds a secret (an access token, an API key, a signing secret): its value
@@ -201,6 +201,10 @@ class ContainerInfo:
     consent_default: str = "granted"
 
 
+# What serving draws random values from (ClientContext.random): the OS's CSPRNG.
+SYSTEM_RANDOM = secrets.SystemRandom()
+
+
 @dataclass(slots=True)
 class ClientContext:
     client_name: str
@@ -217,9 +221,6 @@ class ClientContext:
 
     def drop(self, reason: str, count: int = 1) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + count
-
-
-SYSTEM_RANDOM = secrets.SystemRandom()
 
 
 def random_id() -> str:

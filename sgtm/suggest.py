@@ -18,7 +18,7 @@ def closest(word: str, names: Iterable[str]) -> str | None:
     """The known name `word` most likely misspells, or None."""
     if not word or len(word) > MAX_CHARS:
         return None
-    candidates = []
+    candidates: list[str] = []
     for name in names:
         if len(candidates) >= MAX_NAMES:
             break

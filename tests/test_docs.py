@@ -194,3 +194,35 @@ def test_no_merge_conflict_markers_are_committed():
     marker = re.compile(r"^(<{7}|>{7}) ", re.M)
     found = [f for f in files if (ROOT / f).is_file() and marker.search((ROOT / f).read_text())]
     assert found == []
+
+
+def test_readme_first_emulate_example_shows_its_tags_firing(tmp_path):
+    """README: the first `sgtm emulate` command prints the tag decisions the README shows, and
+    the `--requests` line it shows gives the same output as that command."""
+    readme = [b for b in blocks("sh") + blocks("json") if b[0] == "README.md"]
+    readme.sort(key=lambda b: b[1])
+    commands = [text for _, _, text in readme if "sgtm emulate" in text]
+    args = shlex.split(commands[0].replace("\\\n", " "))
+    assert args[:2] == [".venv/bin/sgtm", "emulate"] and "--now" in args
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(ROOT)
+        result = run_cli(*args[1:])
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stdout.splitlines()
+    (event,) = json.loads(line)["events"]
+    decisions = [{k: t[k] for k in ("name", "fired", "reason")} for t in event["tags"]]
+    shown = [json.loads(text) for _, _, text in readme if text.startswith("[")]
+    assert decisions == shown[0]
+    assert any(d["name"] == "meta" and d["fired"] for d in decisions)
+
+    (request_line,) = [text for _, _, text in readme if text.startswith('{"url"')]
+    config_at = args.index("-c") + 1
+    now_at = args.index("--now") + 1
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(ROOT)
+        recorded = run_cli(
+            "emulate", "-c", args[config_at], "--now", args[now_at], "--requests", "-",
+            stdin=request_line,
+        )  # fmt: skip
+    assert recorded.returncode == 0, recorded.stderr
+    assert recorded.stdout == result.stdout
