@@ -1,4 +1,4 @@
-"""The `sgtm` command: serve | validate | emulate | audit | schema | plugins | dlq."""
+"""The `sgtm` command: serve | validate | emulate | test | diff | audit | schema | plugins | dlq."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import secrets
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -72,10 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     plugins = commands.add_parser("plugins", help="list installed plugins and their types")
     plugins.add_argument("--json", action="store_true")
 
-    from sgtm import audit, dlq
+    from sgtm import audit, diff, dlq, scenarios
 
     audit.add_parser(commands)
     dlq.add_parser(commands)
+    scenarios.add_parser(commands)
+    diff.add_parser(commands)
 
     args = parser.parse_args(argv)
     try:
@@ -87,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "plugins": cmd_plugins,
             "audit": audit.run,
             "dlq": dlq.run,
+            "test": scenarios.run,
+            "diff": diff.run,
         }[args.command]
         return handler(args)
     except PluginError as exc:
@@ -199,12 +202,9 @@ async def _store_problem(specs: list[ContainerSpec]) -> str | None:
 
 
 def _parse_now(value: str | None) -> float:
-    if value is None:
-        return time.time()
-    try:
-        return float(value)
-    except ValueError:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    from sgtm.emulate import parse_now
+
+    return time.time() if value is None else parse_now(value)
 
 
 def seed_for(now: str | None, seed: int | None) -> int:

@@ -91,10 +91,14 @@ class Container:
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = random_id,
         rng: random.Random = SYSTEM_RANDOM,
+        tag_ids: Callable[[str], Callable[[], str]] | None = None,
     ) -> None:
         self.spec = spec
-        self.new_id = new_id
-        self.rng = rng  # what clients draw new ids from (seeded in `sgtm emulate`)
+        # Where clients (rng) and each tag (tag_ids(name), else new_id) draw new ids: random
+        # when serving; `sgtm emulate` seeds them per input and tag, so one tag's draws never
+        # shift another's.
+        self.rng = rng
+        self.tag_ids = tag_ids or (lambda _tag: new_id)
         self.name = spec.name
         self.delivery = delivery
         self.dedupe = dedupe
@@ -411,7 +415,11 @@ class Container:
             return skip("dedupe")
 
         ctx = BuildContext(
-            tag_name=tag.name, container=self.info, now=now, request=request, new_id=self.new_id
+            tag_name=tag.name,
+            container=self.info,
+            now=now,
+            request=request,
+            new_id=self.tag_ids(tag.name),
         )
         try:
             requests = [safe_headers(outbound) for outbound in tag.type.build(view, settings, ctx)]

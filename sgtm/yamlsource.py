@@ -97,11 +97,16 @@ def parent_path(path: str) -> str:
     return path.rpartition(".")[0]
 
 
-def load(text: str, file: str, environ: Mapping[str, str] | None = None) -> Source:
+def load(
+    text: str, file: str, environ: Mapping[str, str] | None = None, *, substitute: bool = True
+) -> Source:
     """Parse YAML text into a Source. Raises ConfigErrors when the text is not YAML; problems
     met while building its values (a missing environment variable, a duplicate key) are in
-    `Source.errors`, so the caller checks the rest of the file too and reports them all."""
+    `Source.errors`, so the caller checks the rest of the file too and reports them all.
+    `substitute=False` keeps `${NAME}` as written (scenario files compare output that shows
+    secrets so)."""
     builder = _Builder(file, os.environ if environ is None else environ)
+    builder.substitute_env = substitute
     node = _compose(text, file)
     try:
         data = builder.build(node, "")
@@ -233,6 +238,7 @@ class _Builder:
         self.secrets: dict[str, str] = {}
         self.env_values: dict[str, list[tuple[str, str]]] = {}
         self.failed: set[str] = set()
+        self.substitute_env = True
         self.count = 0
         self.scalars = _Constructor()
 
@@ -296,7 +302,7 @@ class _Builder:
             problem = getattr(exc, "problem", None) or f"{node.value!r} is not a valid {node.tag}"
             self.fail(node, path, f"invalid YAML value: {problem}")
             return None
-        if isinstance(value, str) and "$" in value:
+        if isinstance(value, str) and "$" in value and self.substitute_env:
             return self.substitute(value, node, path)
         if isinstance(value, (bytes, bytearray)) or type(value).__module__ == "datetime":
             # YAML timestamps and binaries are not config values; keep what the user wrote.
