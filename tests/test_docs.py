@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from sgtm import hookspecs
 from sgtm.config import load_text
@@ -226,3 +227,41 @@ def test_readme_first_emulate_example_shows_its_tags_firing(tmp_path):
         )  # fmt: skip
     assert recorded.returncode == 0, recorded.stderr
     assert recorded.stdout == result.stdout
+
+
+def test_testing_page_examples_run_as_shown(tmp_path):
+    """docs/testing.md: its scenario file passes on its container; without the tag's consent
+    it fails as the page shows; its diff prints what the page shows."""
+    page = sorted(
+        (b for b in blocks("yaml") + blocks("sh") + blocks("text") if b[0] == "docs/testing.md"),
+        key=lambda b: b[1],
+    )
+    (config,) = [text for _, _, text in page if text.startswith("version: 1")]
+    (scenario,) = [text for _, _, text in page if text.startswith("container:")]
+    failing_output, diff_output = [text for _, _, text in page if text.startswith(("ok", "line"))]
+    test_command = next(text for _, _, text in page if text.startswith("sgtm test"))
+    diff_command = next(text for _, _, text in page if text.startswith("sgtm diff"))
+    env = {"CRM_TOKEN": "crm-token-value-0001", "PATH": "/usr/bin:/bin"}
+    (tmp_path / "shop.yaml").write_text(config)
+    (tmp_path / "shop.test.yaml").write_text(scenario)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        passed = run_cli(*shlex.split(test_command)[1:], env=env)
+        assert passed.returncode == 0, passed.stdout + passed.stderr
+        assert passed.stdout.endswith("3 passed, 0 failed\n")
+        assert (tmp_path / "report.xml").exists()
+
+        (tmp_path / "shop.yaml").write_text(config.replace("    consent: [ad_user_data]\n", ""))
+        failed = run_cli("test", "shop.test.yaml", env=env)
+        assert failed.returncode == 1
+        assert failed.stdout == failing_output
+
+        (tmp_path / "live").mkdir()
+        (tmp_path / "live" / "shop.yaml").write_text(config)
+        (tmp_path / "shop.yaml").write_text(config.replace("[ad_user_data]", "[ad_storage]"))
+        first = yaml.safe_load(scenario)["cases"][0]["request"]
+        (tmp_path / "recorded.ndjson").write_text(json.dumps(first) + "\n")
+        differs = run_cli(*shlex.split(diff_command)[1:], env=env)
+        assert differs.returncode == 1
+        assert differs.stdout == diff_output
+        assert env["CRM_TOKEN"] not in passed.stdout + failed.stdout + differs.stdout
