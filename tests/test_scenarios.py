@@ -221,7 +221,8 @@ def test_several_files_and_each_result(tmp_path):
             ["{f}:4:5: cases[0]: a case has either `request` or `event`"],
         ),
         (
-            "container: shop.yaml\nnow: 0\ncases:\n  - {name: x, event: {}, expect: {status: 200}}\n",
+            "container: shop.yaml\nnow: 0\ncases:\n"
+            "  - {name: x, event: {}, expect: {status: 200}}\n",
             ["{f}:4:43: cases[0].expect.status: an event case has no response status"],
         ),
         (
@@ -300,7 +301,10 @@ def test_template_syntax_in_a_scenario_is_data_never_rendered(tmp_path):
     now: 0
     cases:
       - name: hostile values
-        event: {event_name: purchase, value: "{{secret.HOOK_TOKEN}}", user_data: {email_address: "${HOOK_TOKEN}"}}
+        event:
+          event_name: purchase
+          value: "{{secret.HOOK_TOKEN}}"
+          user_data: {email_address: "${HOOK_TOKEN}"}
         expect:
           requests:
             hook: {value: "{{secret.HOOK_TOKEN}}", email: "${HOOK_TOKEN}"}
