@@ -47,7 +47,6 @@ sys.path.insert(0, str(HERE))
 import ingest  # noqa: E402
 from transport import free_port, start_vendor  # noqa: E402
 
-from sgtm import metrics  # noqa: E402
 from sgtm.delivery.base import Submission  # noqa: E402
 from sgtm.delivery.engine import DeliveryEngine, EngineOptions, TagRoute  # noqa: E402
 from sgtm.delivery.policy import lane_policy  # noqa: E402
@@ -122,12 +121,14 @@ def submission(tag: Tag, url: str, n: int) -> Submission:
     )
 
 
-def delivered(tag: Tag) -> float:
-    return metrics.value("sgtm_deliveries_total", container="bench", tag=tag.name, outcome="done")
+def delivered(eng: DeliveryEngine, tag: Tag) -> float:
+    return eng.metrics.value(
+        "sgtm_deliveries_total", container="bench", tag=tag.name, outcome="done"
+    )
 
 
-async def wait_delivered(tag: Tag, count: int) -> None:
-    while delivered(tag) < count:  # noqa: ASYNC110 - a benchmark polling a counter
+async def wait_delivered(eng: DeliveryEngine, tag: Tag, count: int) -> None:
+    while delivered(eng, tag) < count:  # noqa: ASYNC110 - a benchmark polling a counter
         await asyncio.sleep(0.01)
 
 
@@ -162,7 +163,6 @@ class CpuClock:
 
 
 async def live(kind: str, url: str, tag: Tag, events: int) -> EngineRun:
-    metrics.reset()
     directory = tempfile.mkdtemp(prefix="sgtm-bench-")
     eng = engine(make_store(kind, directory), tag)
     await eng.start()
@@ -176,7 +176,7 @@ async def live(kind: str, url: str, tag: Tag, events: int) -> EngineRun:
 
     await asyncio.gather(*(client() for _ in range(64)))
     ingested = time.perf_counter() - started
-    await wait_delivered(tag, events)
+    await wait_delivered(eng, tag, events)
     run = clock.run(events)
     await drop(eng.store, kind)
     await eng.close()
@@ -201,7 +201,6 @@ async def fill(store: Store, tag: Tag, url: str, count: int, chunk: int = 10_000
 
 
 async def drain(kind: str, url: str, tag: Tag, events: int) -> EngineRun:
-    metrics.reset()
     directory = tempfile.mkdtemp(prefix="sgtm-bench-")
     store = make_store(kind, directory)
     await store.open()
@@ -210,7 +209,7 @@ async def drain(kind: str, url: str, tag: Tag, events: int) -> EngineRun:
     eng = engine(make_store(kind, directory), tag)
     clock = CpuClock()
     await eng.start()
-    await wait_delivered(tag, events)
+    await wait_delivered(eng, tag, events)
     run = clock.run(events)
     await drop(eng.store, kind)
     await eng.close()
@@ -219,7 +218,6 @@ async def drain(kind: str, url: str, tag: Tag, events: int) -> EngineRun:
 
 
 async def backlog(kind: str, tag: Tag, count: int) -> None:
-    metrics.reset()
     directory = tempfile.mkdtemp(prefix="sgtm-bench-")
     down = f"http://127.0.0.1:{free_port()}/e"  # nothing listens: the vendor is down
     eng = engine(make_store(kind, directory), tag, breaker_open_max=5.0)

@@ -497,9 +497,8 @@ async def call(app: Any, request: Request) -> int:
     return status
 
 
-def events_total() -> float:
-    from sgtm import metrics
-
+def events_total(app: Any) -> float:
+    metrics = app.state.metrics
     return sum(
         metrics.value("sgtm_events_total", container="hostile", client=client) for client in CLIENTS
     )
@@ -507,9 +506,9 @@ def events_total() -> float:
 
 async def measure(app: Any, request: Request, min_seconds: float) -> dict[str, Any]:
     """Median CPU seconds per request, the status, and how many events one request made."""
-    before = events_total()
+    before = events_total(app)
     status = await call(app, request)
-    events = int(events_total() - before)
+    events = int(events_total(app) - before)
     times: list[float] = []
     spent = 0.0
     while spent < min_seconds or len(times) < 3:
@@ -524,13 +523,13 @@ async def measure(app: Any, request: Request, min_seconds: float) -> dict[str, A
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from sgtm.app import create_app
     from sgtm.config import load_containers
-    from sgtm.plugins import registry
+    from sgtm.plugins import load_registry
 
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "hostile.yaml"
         config.write_text(CONTAINER_YAML)
         delivery = DropDelivery()
-        specs = load_containers([config], registry(), environ=dict(SECRETS))
+        specs = load_containers([config], load_registry(), environ=dict(SECRETS))
         app = create_app(specs, delivery=delivery)
     normal, hostile = normal_requests(), hostile_requests()
     for request in normal:  # warm up, and check the normal requests do what they should

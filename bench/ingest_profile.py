@@ -93,11 +93,11 @@ async def drive(app: Any, mix: list[Hit], count: int) -> tuple[float, dict[int, 
 async def run(args: argparse.Namespace) -> None:
     from sgtm.app import create_app
     from sgtm.config import load_containers
-    from sgtm.plugins import registry
+    from sgtm.plugins import load_registry
 
     write_if_changed(CONFIG, CONTAINER_YAML)
     mix = build_mix()
-    sgtm_app = create_app(load_containers([CONFIG], registry()), delivery=NoDelivery())
+    sgtm_app = create_app(load_containers([CONFIG], load_registry()), delivery=NoDelivery())
     apps = {"sgtm": sgtm_app, "bare": bare_app.create_app()}
     warm = min(2000, args.requests)
     results = {}

@@ -172,9 +172,9 @@ def mp_hits(count: int, start: int = 0) -> list[Hit]:
 async def run(requests: int, rounds: int) -> dict[str, float]:
     from sgtm.app import create_app
     from sgtm.config import load_text
-    from sgtm.plugins import registry
+    from sgtm.plugins import load_registry
 
-    spec = load_text(CONTAINER, "bench_s2s.yaml", registry())
+    spec = load_text(CONTAINER, "bench_s2s.yaml", load_registry())
     app: Any = create_app([spec], delivery=NoDelivery())
     kinds = {
         "ga4": lambda n, start: ga4_hits(n, start),

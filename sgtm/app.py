@@ -25,16 +25,16 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 
-from sgtm import metrics
+from sgtm.composition import build_engine
 from sgtm.config import ContainerSpec, load_containers
 from sgtm.container import Container, DedupeStore
 from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery.base import Delivery
 from sgtm.delivery.engine import DeliveryEngine
-from sgtm.delivery.setup import build_engine
 from sgtm.event import EventData
 from sgtm.ingress import BadHost, HostRouter, hit_request, request_host
 from sgtm.limits import ServerLimits, limits_from_env
+from sgtm.metrics import Metrics
 from sgtm.middleware import (
     AccessLogMiddleware,
     BodyLimitMiddleware,
@@ -42,7 +42,7 @@ from sgtm.middleware import (
     has_body,
 )
 from sgtm.plugin import ClientResponse
-from sgtm.plugins import registry
+from sgtm.plugins import load_registry
 
 # What a `sgtm serve` process does: `all` ingests and delivers; `ingest` answers hits and stores
 # their requests; `deliver` sends what is stored and serves only /healthz, /readyz and /metrics.
@@ -90,10 +90,14 @@ class TaggingApp:
             # browser's retry would deliver them again. Nobody is left to answer; the request
             # line says 499 (nginx's "client closed request").
             info["status"] = 499
-            metrics.inc("sgtm_dropped_total", container=container.name, reason="client_disconnect")
+            container.metrics.inc(
+                "sgtm_dropped_total", container=container.name, reason="client_disconnect"
+            )
             return
         except TimeoutError:
-            metrics.inc("sgtm_dropped_total", container=container.name, reason="body_timeout")
+            container.metrics.inc(
+                "sgtm_dropped_total", container=container.name, reason="body_timeout"
+            )
             body_late = f"request body not received within {self.body_timeout:g}s\n".encode()
             late = ClientResponse(status=408, headers={"connection": "close"}, body=body_late)
             await _send(send, late)
@@ -156,15 +160,18 @@ def create_app(
     *,
     limits: ServerLimits | None = None,
     role: Role = "all",
+    metrics: Metrics | None = None,
 ) -> Starlette:
+    # One set of counters for the process, handed to everything that counts; /metrics renders it.
+    metrics = metrics or Metrics()
     dedupe: DedupeStore
     if delivery is None:
         # The durable engine; its store also keeps dedupe keys, so they outlive a restart.
-        engine = build_engine(specs, sends=role != "ingest")
+        engine = build_engine(specs, sends=role != "ingest", metrics=metrics)
         delivery, dedupe = engine, engine.store
     else:
         dedupe = MemoryDedupe()
-    containers = [Container(spec, delivery, dedupe) for spec in specs]
+    containers = [Container(spec, delivery, dedupe, metrics=metrics) for spec in specs]
     if isinstance(delivery, DeliveryEngine):
         by_name = {c.name: c for c in containers}
 
@@ -180,11 +187,12 @@ def create_app(
     limits = limits or limits_from_env()
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Metrics]]:
         await delivery.start()
         state["ready"] = True
         try:
-            yield
+            # Lifespan state reaches the HTTP protocol too (sgtm/protocol.py counts refusals).
+            yield {"sgtm.metrics": metrics}
         finally:
             state["ready"] = False
             await delivery.close()
@@ -215,7 +223,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=[
-            Middleware(AccessLogMiddleware),
+            Middleware(AccessLogMiddleware, metrics=metrics),
             Middleware(ResponseHeadersMiddleware),
             Middleware(BodyLimitMiddleware, max_bytes=limits.max_body_bytes),
         ],
@@ -223,6 +231,7 @@ def create_app(
     )
     app.state.containers = containers
     app.state.delivery = delivery
+    app.state.metrics = metrics
     return app
 
 
@@ -238,4 +247,4 @@ def app_from_env() -> Starlette:
     role = os.environ.get("SGTM_ROLE", "all")
     if role not in ROLES:
         raise ValueError(f"SGTM_ROLE: expected one of {', '.join(ROLES)}, got {role!r}")
-    return create_app(load_containers(paths, registry()), role=role)
+    return create_app(load_containers(paths, load_registry()), role=role)

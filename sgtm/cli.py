@@ -18,7 +18,7 @@ import msgspec
 from sgtm import __version__
 from sgtm.config import ContainerSpec, load_containers
 from sgtm.limits import ServerLimits, limits_from_env
-from sgtm.plugins import PluginError, registry
+from sgtm.plugins import PluginError, Registry, load_registry
 from sgtm.yamlsource import ConfigErrors
 
 
@@ -97,9 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _load(paths: list[str]) -> list[ContainerSpec] | None:
+def _load(paths: list[str], reg: Registry | None = None) -> list[ContainerSpec] | None:
     try:
-        specs = load_containers(list(paths), registry())
+        specs = load_containers(list(paths), reg or load_registry())
     except ConfigErrors as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)
@@ -189,8 +189,8 @@ def _raise_open_files_limit() -> None:
 
 async def _store_problem(specs: list[ContainerSpec]) -> str | None:
     """Why the containers' delivery store cannot be opened, or None when it can."""
+    from sgtm.composition import open_store, store_for
     from sgtm.delivery.base import DeliveryUnavailable
-    from sgtm.delivery.setup import open_store, store_for
 
     store = open_store(store_for(specs))
     try:
@@ -285,7 +285,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
     from sgtm.schema import container_schema
 
     sys.stdout.write(
-        msgspec.json.format(msgspec.json.encode(container_schema(registry())), indent=2).decode()
+        msgspec.json.format(
+            msgspec.json.encode(container_schema(load_registry())), indent=2
+        ).decode()
         + "\n"
     )
     return 0
@@ -294,7 +296,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_plugins(args: argparse.Namespace) -> int:
     from sgtm.plugin import CONTRACT_VERSION
 
-    reg = registry()
+    reg = load_registry()
     if args.json:
         rows = [
             msgspec.structs.asdict(p) if isinstance(p, msgspec.Struct) else vars(p)

@@ -22,10 +22,11 @@ from typing import Any, Protocol
 
 import msgspec
 
-from sgtm import consent, metrics
+from sgtm import consent
 from sgtm.config import ClientSpec, ContainerSpec, TagSpec
 from sgtm.delivery.base import Delivery, DeliveryUnavailable, Submission
 from sgtm.event import EventData
+from sgtm.metrics import Metrics
 from sgtm.plugin import (
     SYSTEM_RANDOM,
     BadRequest,
@@ -90,10 +91,12 @@ class Container:
         dedupe: DedupeStore,
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = random_id,
+        metrics: Metrics | None = None,
         rng: random.Random = SYSTEM_RANDOM,
         tag_ids: Callable[[str], Callable[[], str]] | None = None,
     ) -> None:
         self.spec = spec
+        self.metrics = metrics or Metrics()
         # Where clients (rng) and each tag (tag_ids(name), else new_id) draw new ids: random
         # when serving; `sgtm emulate` seeds them per input and tag, so one tag's draws never
         # shift another's.
@@ -174,7 +177,7 @@ class Container:
         try:
             events = client.type.parse(request, client.settings, ctx)
         except BadRequest as exc:
-            metrics.inc(
+            self.metrics.inc(
                 "sgtm_dropped_total", container=self.name, reason=f"{client.name}.bad_request"
             )
             body = exc.body if exc.body is not None else f"{exc}\n".encode()
@@ -182,7 +185,7 @@ class Container:
             return HandleResult(client.name, response, error=str(exc))
         except Exception as exc:
             log.exception("client parse() failed", extra={"client": client.name})
-            metrics.inc(
+            self.metrics.inc(
                 "sgtm_dropped_total", container=self.name, reason=f"{client.name}.parse_error"
             )
             error = f"client {client.name} could not parse the request ({type(exc).__name__})"
@@ -191,9 +194,9 @@ class Container:
             )
         self._settle_hit_ips(events, request, client)
         for reason, count in ctx.dropped.items():
-            metrics.inc("sgtm_dropped_total", count, container=self.name, reason=reason)
+            self.metrics.inc("sgtm_dropped_total", count, container=self.name, reason=reason)
         if len(events) > MAX_EVENTS_PER_REQUEST:
-            metrics.inc(
+            self.metrics.inc(
                 "sgtm_dropped_total", len(events) - MAX_EVENTS_PER_REQUEST, reason="too_many_events"
             )
             events = events[:MAX_EVENTS_PER_REQUEST]
@@ -259,7 +262,9 @@ class Container:
         wait = self.limiter.admit(f"{client.name}/{source}", rate)
         if wait == 0.0:
             return None
-        metrics.inc("sgtm_dropped_total", container=self.name, reason=f"{client.name}.rate_limited")
+        self.metrics.inc(
+            "sgtm_dropped_total", container=self.name, reason=f"{client.name}.rate_limited"
+        )
         return ClientResponse(
             status=429,
             headers={"retry-after": str(math.ceil(wait)), "content-type": "text/plain"},
@@ -283,7 +288,7 @@ class Container:
                 continue
             key = f"{self.name}/client:{client.name}/{declared[0]}"
             if await self.dedupe.seen(key, declared[1]):
-                metrics.inc(
+                self.metrics.inc(
                     "sgtm_dropped_total", container=self.name, reason=f"{client.name}.duplicate"
                 )
                 continue
@@ -314,7 +319,7 @@ class Container:
                 event["ip_override"] = request.client_ip
                 replaced += 1
         if replaced:
-            metrics.inc(
+            self.metrics.inc(
                 "sgtm_dropped_total",
                 replaced,
                 container=self.name,
@@ -340,14 +345,14 @@ class Container:
         submissions: list[Submission] = []
         traces: list[EventTrace] = []
         for event in events:
-            metrics.inc("sgtm_events_total", container=self.name, client=client_name or "-")
+            self.metrics.inc("sgtm_events_total", container=self.name, client=client_name or "-")
             scope = Scope(event, request, client_name, self.spec.variables)
             tag_traces = []
             for tag in self.spec.tags:
                 if follow_up and makes_events(tag.type):
                     continue
                 outcome = await self._run_tag(tag, event, scope, request, now, marked)
-                metrics.inc(
+                self.metrics.inc(
                     "sgtm_tags_total",
                     container=self.name,
                     tag=tag.name,
@@ -435,7 +440,9 @@ class Container:
             marked.append(dedupe[0])
         warnings = [self.redact(w) for w in ctx.warnings]
         if warnings:
-            metrics.inc("sgtm_tag_warnings_total", len(warnings), container=self.name, tag=tag.name)
+            self.metrics.inc(
+                "sgtm_tag_warnings_total", len(warnings), container=self.name, tag=tag.name
+            )
             log.info(
                 "tag changed the event to send it", extra={"tag": tag.name, "warnings": warnings}
             )

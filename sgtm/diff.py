@@ -31,7 +31,7 @@ from sgtm.emulate import (
     request_line,
     request_view,
 )
-from sgtm.plugins import registry
+from sgtm.plugins import Registry, load_registry
 from sgtm.redact import Redactor
 from sgtm.yamlsource import ConfigErrors
 
@@ -161,9 +161,9 @@ def add_parser(commands: Any) -> None:
     diff.add_argument("--json", action="store_true", help="one JSON object per difference")
 
 
-def _load(label: str, path: str) -> list[ContainerSpec] | None:
+def _load(label: str, path: str, registry: Registry) -> list[ContainerSpec] | None:
     try:
-        return load_containers([path], registry())
+        return load_containers([path], registry)
     except ConfigErrors as exc:
         for error in exc.errors:
             print(f"{label}: {error}", file=sys.stderr)
@@ -171,8 +171,9 @@ def _load(label: str, path: str) -> list[ContainerSpec] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    old_specs = _load("old", args.old)
-    new_specs = _load("new", args.new)
+    registry = load_registry()
+    old_specs = _load("old", args.old, registry)
+    new_specs = _load("new", args.new, registry)
     if old_specs is None or new_specs is None:
         return 2
     try:

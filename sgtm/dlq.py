@@ -19,9 +19,9 @@ from typing import Any
 
 import msgspec
 
+from sgtm.composition import open_store
 from sgtm.config import delivery_store
 from sgtm.delivery.policy import StoreSpec, parse_duration, store_spec
-from sgtm.delivery.setup import open_store
 from sgtm.delivery.store import DeadLetter, Store
 from sgtm.yamlsource import ConfigErrors
 

@@ -1,4 +1,4 @@
-"""Process-wide counters, exported in Prometheus text format on /metrics (behind the admin token).
+"""Counters and gauges, exported in Prometheus text format on /metrics (behind the admin token).
 
 Counters are plain dict increments: cheap enough for the request path, and the event loop is
 single-threaded so no lock is needed.
@@ -9,9 +9,6 @@ from __future__ import annotations
 from collections import defaultdict
 
 Labels = tuple[tuple[str, str], ...]
-
-_counters: defaultdict[tuple[str, Labels], float] = defaultdict(float)
-_gauges: dict[tuple[str, Labels], float] = {}
 
 HELP = {
     "sgtm_requests_total": "HTTP requests answered, by container, client and status",
@@ -27,39 +24,43 @@ HELP = {
 }
 
 
-def inc(name: str, value: float = 1.0, **labels: str) -> None:
-    _counters[(name, tuple(sorted(labels.items())))] += value
+class Metrics:
+    """One process's counters and gauges. The app makes one and hands it to what counts (the
+    containers, the delivery engine, the middleware); tests make their own instead of resetting
+    a global."""
 
+    def __init__(self) -> None:
+        self._counters: defaultdict[tuple[str, Labels], float] = defaultdict(float)
+        self._gauges: dict[tuple[str, Labels], float] = {}
 
-def gauge(name: str, value: float, **labels: str) -> None:
-    _gauges[(name, tuple(sorted(labels.items())))] = value
+    def inc(self, name: str, value: float = 1.0, **labels: str) -> None:
+        self._counters[(name, tuple(sorted(labels.items())))] += value
 
+    def gauge(self, name: str, value: float, **labels: str) -> None:
+        self._gauges[(name, tuple(sorted(labels.items())))] = value
 
-def value(name: str, **labels: str) -> float:
-    key = (name, tuple(sorted(labels.items())))
-    return _counters.get(key, _gauges.get(key, 0.0))
+    def value(self, name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return self._counters.get(key, self._gauges.get(key, 0.0))
 
-
-def render() -> str:
-    lines: list[str] = []
-    by_name: defaultdict[str, list[tuple[Labels, float]]] = defaultdict(list)
-    for (name, labels), count in sorted([*_counters.items(), *_gauges.items()]):
-        by_name[name].append((labels, count))
-    gauges = {name for name, _ in _gauges}
-    for name, rows in by_name.items():
-        if name in HELP:
-            lines.append(f"# HELP {name} {HELP[name]}")
-        lines.append(f"# TYPE {name} {'gauge' if name in gauges else 'counter'}")
-        for labels, count in rows:
-            label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
-            lines.append(f"{name}{{{label_text}}} {count:g}" if label_text else f"{name} {count:g}")
-    return "\n".join(lines) + "\n"
+    def render(self) -> str:
+        """Prometheus text format."""
+        lines: list[str] = []
+        by_name: defaultdict[str, list[tuple[Labels, float]]] = defaultdict(list)
+        for (name, labels), count in sorted([*self._counters.items(), *self._gauges.items()]):
+            by_name[name].append((labels, count))
+        gauges = {name for name, _ in self._gauges}
+        for name, rows in by_name.items():
+            if name in HELP:
+                lines.append(f"# HELP {name} {HELP[name]}")
+            lines.append(f"# TYPE {name} {'gauge' if name in gauges else 'counter'}")
+            for labels, count in rows:
+                label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+                lines.append(
+                    f"{name}{{{label_text}}} {count:g}" if label_text else f"{name} {count:g}"
+                )
+        return "\n".join(lines) + "\n"
 
 
 def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def reset() -> None:
-    _counters.clear()
-    _gauges.clear()

@@ -20,7 +20,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sgtm import metrics
+from sgtm.metrics import Metrics
 
 log = logging.getLogger("sgtm.request")
 
@@ -28,8 +28,9 @@ _REQUEST_ID_RE = re.compile(rb"^[A-Za-z0-9._\-]{1,64}$")
 
 
 class AccessLogMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,7 +59,7 @@ class AccessLogMiddleware:
             status = status or info.get("status", 500)
             container = info.get("container", "-")
             client = info.get("client") or "-"
-            metrics.inc(
+            self.metrics.inc(
                 "sgtm_requests_total", container=container, client=client, status=str(status)
             )
             log.info(

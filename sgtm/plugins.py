@@ -1,7 +1,7 @@
 """The plugin manager: the core's own plugins, then built-in and third-party ones found through
 `sgtm` entry points.
 
-`registry()` loads every plugin once and asks each for its client, tag and variable types through
+`load_registry()` loads every plugin and asks each for its client, tag and variable types through
 the `register_*` hooks. The `register` callback checks what it is given (llm's pattern), so a
 plugin with a broken type fails at startup naming itself, not on the first request.
 
@@ -247,14 +247,3 @@ def load_registry(extra: Sequence[object] = (), *, installed: bool = True) -> Re
         if not pm.is_registered(plugin):  # an installed plugin given again
             pm.register(plugin, name=getattr(plugin, "__name__", None))
     return build_registry(pm, versions)
-
-
-_registry: Registry | None = None
-
-
-def registry() -> Registry:
-    """The process-wide registry of installed plugins, loaded on first use."""
-    global _registry
-    if _registry is None:
-        _registry = load_registry()
-    return _registry

@@ -24,8 +24,8 @@ from typing import Any
 from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from sgtm import metrics
 from sgtm.limits import ServerLimits, limits_from_env
+from sgtm.metrics import Metrics
 
 log = logging.getLogger("sgtm.request")
 
@@ -127,9 +127,18 @@ class SgtmHttpProtocol(HttpToolsProtocol):
         if self.cycle is None or self.cycle.response_complete:
             self.transport.write(_plain_response(status, text))
         self.transport.close()
-        metrics.inc("sgtm_dropped_total", reason=reason)
-        metrics.inc("sgtm_requests_total", container="-", client="-", status=str(status))
+        metrics = _metrics(self.app_state)
+        if metrics is not None:
+            metrics.inc("sgtm_dropped_total", reason=reason)
+            metrics.inc("sgtm_requests_total", container="-", client="-", status=str(status))
         log.info("request refused", extra={"status": status, "reason": reason})
+
+
+def _metrics(app_state: Any) -> Metrics | None:
+    """The app's counters, which its lifespan puts in the state uvicorn shares with the protocol
+    (None before the lifespan ran, or for an app that is not sgtm's)."""
+    found = app_state.get("sgtm.metrics") if isinstance(app_state, dict) else None
+    return found if isinstance(found, Metrics) else None
 
 
 def _plain_response(status: int, text: str) -> bytes:
@@ -145,7 +154,9 @@ def _plain_response(status: int, text: str) -> bytes:
 
 async def _unavailable(scope: Any, receive: Any, send: Any) -> None:
     body = b"over the connection limit\n"
-    metrics.inc("sgtm_dropped_total", reason="connection_limit")
+    metrics = _metrics(scope.get("state"))
+    if metrics is not None:
+        metrics.inc("sgtm_dropped_total", reason="connection_limit")
     await send(
         {
             "type": "http.response.start",

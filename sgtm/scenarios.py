@@ -45,7 +45,7 @@ from sgtm.emulate import (
     path_steps,
     request_view,
 )
-from sgtm.plugins import registry
+from sgtm.plugins import Registry, load_registry
 from sgtm.redact import Redactor
 from sgtm.suggest import hint
 from sgtm.yamlsource import ConfigError, ConfigErrors, Source, join_path, load
@@ -110,7 +110,9 @@ class CaseResult:
         return not self.failures
 
 
-def load_scenario(path: Path, specs_cache: dict[tuple[str, ...], list[ContainerSpec]]) -> Scenario:
+def load_scenario(
+    path: Path, specs_cache: dict[tuple[str, ...], list[ContainerSpec]], registry: Registry
+) -> Scenario:
     """A scenario file and its container(s), checked; ConfigErrors lists every problem."""
     file = str(path)
     try:
@@ -163,7 +165,7 @@ def load_scenario(path: Path, specs_cache: dict[tuple[str, ...], list[ContainerS
             specs = specs_cache[paths]
         else:
             try:
-                specs = load_containers(list(paths), registry())
+                specs = load_containers(list(paths), registry)
             except ConfigErrors as exc:
                 errors.extend(exc.errors)
             else:
@@ -362,11 +364,12 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cache: dict[tuple[str, ...], list[ContainerSpec]] = {}
+    registry = load_registry()
     scenarios = []
     broken = False
     for name in args.files:
         try:
-            scenarios.append(load_scenario(Path(name), cache))
+            scenarios.append(load_scenario(Path(name), cache, registry))
         except ConfigErrors as exc:
             broken = True
             for error in exc.errors:

@@ -32,14 +32,13 @@ from unittest import mock
 import httpx
 import uvicorn
 
-from sgtm import metrics
 from sgtm.app import create_app
 from sgtm.cli import uvicorn_options
 from sgtm.config import load_containers
 from sgtm.limits import limits_from_env
 from sgtm.logs import JsonFormatter
-from sgtm.plugins import registry
 from sgtm.testing.vendor import FakeVendor, Received, Reply, free_port
+from tests.installed import registry
 
 __all__ = [
     "ROOT",
@@ -162,7 +161,7 @@ class SgtmServer(_Logs):
             specs = load_containers([config], registry(), dict(os.environ))
             limits = limits_from_env()
             app = create_app(specs, limits=limits)
-        metrics.reset()
+        self.metrics = app.state.metrics
         options = uvicorn_options("127.0.0.1", self.port, limits)
         self.server = uvicorn.Server(uvicorn.Config(app, **options))
         self.thread = threading.Thread(target=self._run, daemon=True)

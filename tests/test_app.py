@@ -8,13 +8,12 @@ from typing import Any
 
 import pytest
 
-from sgtm import metrics
 from sgtm.app import bearer_matches, create_app
 from sgtm.config import ContainerSpec, load_text
 from sgtm.delivery.recorder import RecorderDelivery
 from sgtm.limits import ServerLimits
-from sgtm.plugins import registry
 from tests.asgi import Answer, call
+from tests.installed import registry
 
 TOKEN = "m3trics-t0ken"
 HIT = "/g/collect?v=2&tid=G-1&cid=1.2&en=purchase"
@@ -150,10 +149,11 @@ async def test_metrics_need_the_bearer_token(monkeypatch: pytest.MonkeyPatch) ->
 
 
 async def test_a_body_cut_short_is_dropped_without_an_answer() -> None:
-    metrics.reset()
     delivery = RecorderDelivery()
     headers = [*HOST, ("content-length", "5000")]
-    answer = await call(app(delivery), "POST", HIT, headers, [b"en=a\n"], disconnect=True)
+    server = app(delivery)
+    answer = await call(server, "POST", HIT, headers, [b"en=a\n"], disconnect=True)
+    metrics = server.state.metrics
     assert answer.status is None
     assert delivery.submitted == []
     assert metrics.value("sgtm_dropped_total", container="shop", reason="client_disconnect") == 1
@@ -176,3 +176,14 @@ async def test_a_request_without_a_body_is_complete_with_its_headers() -> None:
     answer = await call(app(delivery), "GET", HIT, HOST, disconnect=True)
     assert answer.status == 200
     assert len(delivery.submitted) == 1
+
+
+async def test_each_app_counts_in_its_own_metrics() -> None:
+    """Metrics are handed to an app, not kept in a module: two apps never see each other's."""
+    first, second = app(), app()
+    headers = [*HOST, ("content-length", "5000")]
+    await call(first, "POST", HIT, headers, [b"en=a\n"], disconnect=True)
+    dropped = {"container": "shop", "reason": "client_disconnect"}
+    assert first.state.metrics.value("sgtm_dropped_total", **dropped) == 1
+    assert second.state.metrics.value("sgtm_dropped_total", **dropped) == 0
+    assert "sgtm_dropped_total" not in second.state.metrics.render()

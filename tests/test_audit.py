@@ -40,8 +40,9 @@ from sgtm.plugin import (
     Outbound,
     Tag,
 )
-from sgtm.plugins import Registry, build_registry, load_registry, make_manager, registry
+from sgtm.plugins import Registry, build_registry, load_registry, make_manager
 from sgtm.request import HitRequest
+from tests.installed import registry
 from tests.test_docs import example_plugin
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,9 +13,10 @@ from sgtm.container import Container
 from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery import DeliveryUnavailable, RecorderDelivery, Submission
 from sgtm.plugin import Client, ClientResponse, RateLimit
-from sgtm.plugins import Registry, registry
+from sgtm.plugins import Registry
 from sgtm.ratelimit import SourceLimiter, parse_rate
 from sgtm.request import HitRequest
+from tests.installed import registry
 
 
 class SenderClient(Client):

@@ -15,8 +15,9 @@ import pytest
 
 from sgtm.config import ContainerSpec, load_containers, load_text
 from sgtm.plugin import Client, ClientResponse
-from sgtm.plugins import Registry, registry
+from sgtm.plugins import Registry
 from sgtm.yamlsource import ConfigErrors
+from tests.installed import registry
 
 
 class TestClientSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -14,11 +14,11 @@ import pytest
 import re2
 
 from sgtm.config import load_text
-from sgtm.plugins import registry
 from sgtm.regex import Regex, RegexError
 from sgtm.scope import BUILTINS, BoundVariable, Scope
 from sgtm.triggers import compile_condition
 from sgtm.yamlsource import ConfigErrors
+from tests.installed import registry
 
 ROOT = Path(__file__).resolve().parent.parent
 CATASTROPHIC = r"^(https?://)?([a-z0-9]+\.)*shop\.example(/.*)*$"

@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 
-from sgtm import metrics
 from sgtm.config import load_text
 from sgtm.emulate import Emulator, RequestLine
-from sgtm.plugins import registry
 from sgtm.yamlsource import ConfigErrors
+from tests.installed import registry
 
 GA4 = "/g/collect?v=2&tid=G-1&cid=1.2&en=page_view&_uip=8.8.4.4"
 
@@ -64,10 +63,12 @@ async def test_ga4_uip_only_from_a_trusted_sender(
 
 
 async def test_datalayer_ip_override_is_replaced_for_every_event_of_an_untrusted_hit() -> None:
-    metrics.reset()
-    assert await ips(emulator(), datalayer("/data", "203.0.113.9")) == ["203.0.113.9"] * 2
+    emu = emulator()
+    assert await ips(emu, datalayer("/data", "203.0.113.9")) == ["203.0.113.9"] * 2
     reason = "web.untrusted_hit_ip"
-    assert metrics.value("sgtm_dropped_total", container="shop", reason=reason) == 1
+    assert (
+        emu.containers[0].metrics.value("sgtm_dropped_total", container="shop", reason=reason) == 1
+    )
 
 
 async def test_a_client_configured_to_trust_hit_ips_keeps_them() -> None:

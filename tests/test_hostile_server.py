@@ -16,7 +16,7 @@ import pytest
 import re2
 
 from sgtm.config import load_containers
-from sgtm.plugins import registry
+from tests.installed import registry
 from tests.servers import FakeVendor, SgtmServer
 from tests.test_config_regex import CATASTROPHIC, HOSTILE_DL, linear_regexes
 

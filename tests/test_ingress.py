@@ -13,9 +13,9 @@ from sgtm.container import Container, HandleResult
 from sgtm.delivery.recorder import RecorderDelivery
 from sgtm.emulate import Emulator, InputError, RequestLine
 from sgtm.ingress import BadHost, HostRouter, hit_request, host_name, merge_headers, request_host
-from sgtm.plugins import registry
 from sgtm.privacy import PrivacyPolicy, parse_networks
 from tests.asgi import call
+from tests.installed import registry
 
 LB = PrivacyPolicy(trusted_proxies=parse_networks(["10.0.0.0/8"]))
 

@@ -34,8 +34,9 @@ from sgtm.plugin import (
     Tag,
     Variable,
 )
-from sgtm.plugins import PluginError, build_registry, load_entry_points, make_manager, registry
+from sgtm.plugins import PluginError, build_registry, load_entry_points, make_manager
 from sgtm.request import HitRequest
+from tests.installed import registry
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = (ROOT / "docs" / "plugins.md").read_text()

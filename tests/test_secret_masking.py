@@ -13,10 +13,10 @@ from sgtm_plugins.http_request import HttpRequestTag
 from sgtm.config import load_text
 from sgtm.delivery.seal import SecretSeal
 from sgtm.plugin import BuildContext, ContainerInfo
-from sgtm.plugins import registry
 from sgtm.redact import MASK, Redactor, log_view
 from sgtm.testing import Harness
 from sgtm.yamlsource import ConfigErrors
+from tests.installed import registry
 
 META = """\
 version: 1

@@ -9,9 +9,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from sgtm.config import load_text
-from sgtm.plugins import registry
 from sgtm.testing import Harness
 from sgtm.yamlsource import ConfigErrors
+from tests.installed import registry
 
 HOOK = """\
 version: 1

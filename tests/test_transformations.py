@@ -11,11 +11,11 @@ import pytest
 from sgtm import event as ev
 from sgtm.config import load_text
 from sgtm.event import copy_event
-from sgtm.plugins import registry
 from sgtm.scope import BUILTINS, BoundVariable, Scope
 from sgtm.templates import compile_value
 from sgtm.transformations import Transformation, apply_all
 from sgtm.triggers import compile_condition
+from tests.installed import registry
 
 CURRENCY = BoundVariable(
     "shop_currency",

@@ -7,10 +7,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from sgtm.plugins import registry
 from sgtm.request import HitRequest
 from sgtm.scope import BUILTINS, BoundVariable, Scope
 from sgtm.triggers import ALL_OPERATORS, OPERATORS, ConditionError, compile_condition
+from tests.installed import registry
 
 VARIABLES = {
     "email": BoundVariable(

@@ -8,10 +8,10 @@ import msgspec
 import pytest
 
 from sgtm.plugin import Variable
-from sgtm.plugins import registry
 from sgtm.request import HitRequest
 from sgtm.scope import BUILTINS, BoundVariable, Scope
 from sgtm.variables import LookupVariable, RegexTableVariable
+from tests.installed import registry
 
 
 def bind(var_name: str, type_name: str, /, **settings: Any) -> BoundVariable:

@@ -48,16 +48,17 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sgtm.cli import _load
-    from sgtm.plugins import registry
+    from sgtm.plugins import load_registry
 
-    extra = registry().personal_data
+    reg = load_registry()
+    extra = reg.personal_data
     categories = Canaries.build(extra).categories()
     try:
         rules = [Rule.parse(raw, categories) for raw in args.deny]
     except ValueError as exc:
         print(f"sgtm audit: {exc}", file=sys.stderr)
         return 2
-    specs = _load(args.paths)
+    specs = _load(args.paths, reg)
     if specs is None:
         return 1
     reports = asyncio.run(audit(specs, extra))

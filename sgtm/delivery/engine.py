@@ -28,7 +28,7 @@ from typing import Any
 
 import msgspec
 
-from sgtm import metrics, placeholders
+from sgtm import placeholders
 from sgtm.delivery.base import DeliveryUnavailable, LaneKey, Submission, lane_key
 from sgtm.delivery.credentials import CredentialError, CredentialManager, fill, needs_credential
 from sgtm.delivery.policy import DEFAULT_MAX_AGE, LanePolicy
@@ -47,6 +47,7 @@ from sgtm.delivery.store import (
     trim_history,
 )
 from sgtm.delivery.transport import Response, Transport, TransportError
+from sgtm.metrics import Metrics
 from sgtm.plugin import Credential, Outbound, Tag, Verdict, as_verdict, makes_events
 from sgtm.ratelimit import TokenBucket
 from sgtm.redact import Redactor
@@ -201,8 +202,10 @@ class DeliveryEngine:
         transport: Transport | None = None,
         clock: Callable[[], float] = time.time,
         sends: bool = True,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics or Metrics()
         # False in an ingest-only process (`sgtm serve --role ingest`): submit stores, and
         # processes of the deliver role send; no lane, no transport, no sweep runs here.
         self.sends = sends
@@ -255,7 +258,7 @@ class DeliveryEngine:
             if woken is not None:
                 woken.wake.set()
         for submission in submissions:
-            metrics.inc(
+            self.metrics.inc(
                 "sgtm_delivery_enqueued_total", container=submission.container, tag=submission.tag
             )
 
@@ -287,7 +290,7 @@ class DeliveryEngine:
                 exc,
                 extra={"tag": submission.tag},
             )
-            metrics.inc(
+            self.metrics.inc(
                 "sgtm_deliveries_total",
                 container=submission.container,
                 tag=submission.tag,
@@ -391,7 +394,7 @@ class DeliveryEngine:
             await self._expire(key, self._orphan_max_age, now)
         depths = await self.store.depth()
         for key, depth in depths.items():
-            metrics.gauge("sgtm_delivery_queue_depth", depth, lane=key)
+            self.metrics.gauge("sgtm_delivery_queue_depth", depth, lane=key)
         self._unroutable = {key for key in self._unroutable if depths.get(key, 0) > 0}
 
     async def _expire(self, key: str, max_age: float, now: float) -> None:
@@ -404,7 +407,7 @@ class DeliveryEngine:
         if expired:
             parts = LaneKey.decode(key)
             labels = {"container": parts.container, "tag": parts.tag}
-            metrics.inc("sgtm_deliveries_total", float(expired), outcome="dead", **labels)
+            self.metrics.inc("sgtm_deliveries_total", float(expired), outcome="dead", **labels)
             log.warning(
                 "dead-lettered deliveries older than their max age",
                 extra={"lane": key, "count": expired},
@@ -601,7 +604,7 @@ class DeliveryEngine:
         failed = response is None or all(v.outcome == "retry" for v in verdicts)
         change = lane.breaker.record(not failed, now)
         if change == "open":
-            metrics.inc("sgtm_delivery_breaker_open_total", 1.0, **lane.labels)
+            self.metrics.inc("sgtm_delivery_breaker_open_total", 1.0, **lane.labels)
             log.warning("circuit open: vendor failing", extra={"lane": lane.key, "error": error})
         elif change == "closed":
             hastened = await self.store.hasten(lane.key, now)
@@ -645,7 +648,7 @@ class DeliveryEngine:
         )
         if route.type.is_auth_failure(response.status, response.headers, response.body):
             # The token was refused: one refresh (shared with every concurrent send), one retry.
-            metrics.inc("sgtm_delivery_auth_refresh_total", 1.0, **lane.labels)
+            self.metrics.inc("sgtm_delivery_auth_refresh_total", 1.0, **lane.labels)
             credential = await self.credentials.refresh(
                 key, route.type, route.settings, time_limit, credential
             )
@@ -680,7 +683,7 @@ class DeliveryEngine:
             return Verdict(
                 outcome="retry", reason=f"follow-up events not stored ({type(exc).__name__})"
             )
-        metrics.inc("sgtm_follow_up_events_total", float(len(events)), **lane.labels)
+        self.metrics.inc("sgtm_follow_up_events_total", float(len(events)), **lane.labels)
         return Verdict(outcome="done")
 
     def _classify(self, lane: Lane, response: Response, outbounds: list[Outbound]) -> list[Verdict]:
@@ -747,7 +750,7 @@ class DeliveryEngine:
         labels = lane.labels
         for outcome, count in (("done", len(done)), ("retry", len(retries)), ("dead", len(dead))):
             if count:
-                metrics.inc("sgtm_deliveries_total", float(count), outcome=outcome, **labels)
+                self.metrics.inc("sgtm_deliveries_total", float(count), outcome=outcome, **labels)
         if dead:
             log.warning(
                 "dead-lettered deliveries",

@@ -18,13 +18,13 @@ from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 
+from sgtm.composition import routes_for
 from sgtm.config import ContainerSpec, load_text
 from sgtm.container import Container, EventTrace, TagTrace
 from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery.base import Submission
 from sgtm.delivery.engine import DeliveryEngine, Lane, _batch_key, split
 from sgtm.delivery.recorder import RecorderDelivery
-from sgtm.delivery.setup import routes_for
 from sgtm.delivery.store import Job, Store
 from sgtm.delivery.transport import Response, Transport
 from sgtm.ingress import recorded_host, recorded_request

@@ -15,7 +15,6 @@ import pytest
 import redis
 import uvloop
 
-from sgtm import metrics
 from sgtm.delivery.redis_store import RedisStore
 from sgtm.delivery.sqlite_store import SqliteStore
 from sgtm.delivery.store import Store
@@ -94,12 +93,6 @@ async def stores(request, tmp_path, redis_url) -> AsyncIterator[StoreFactory]:
 @pytest.fixture
 async def store(stores: StoreFactory) -> Store:
     return await stores()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_metrics():
-    metrics.reset()
-    yield
 
 
 def pytest_asyncio_loop_factories(

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from sgtm.composition import routes_for, store_for
 from sgtm.config import load_containers, load_text
 from sgtm.delivery.policy import lane_policy, parse_duration
-from sgtm.delivery.setup import routes_for, store_for
-from sgtm.plugins import Registry, registry
+from sgtm.plugins import Registry
 from sgtm.yamlsource import ConfigErrors
 from tests.delivery.helpers import AuthTag, BatchTag, PlainTag
+from tests.installed import registry
 
 
 def test_durations():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 
-from sgtm import metrics
 from tests.delivery.helpers import (
     AuthSettings,
     AuthTag,
@@ -72,7 +71,9 @@ async def test_refused_token_is_refreshed_once_and_the_send_retried(stores):
         stored = letter.outbound()
         assert stored.headers["Authorization"] == bearer()["Authorization"]  # never the token
         assert b"tok-" not in letter.payload
-        assert metrics.value("sgtm_delivery_auth_refresh_total", container="shop", tag="hook") == 1
+        assert (
+            eng.metrics.value("sgtm_delivery_auth_refresh_total", container="shop", tag="hook") == 1
+        )
 
 
 async def test_many_refusals_of_one_token_make_one_refresh(stores):
@@ -85,7 +86,7 @@ async def test_many_refusals_of_one_token_make_one_refresh(stores):
             await asyncio.to_thread(api.wait_for, 16)
             await eventually(
                 lambda: (
-                    metrics.value(
+                    eng.metrics.value(
                         "sgtm_deliveries_total", container="shop", tag="hook", outcome="done"
                     )
                     == 8

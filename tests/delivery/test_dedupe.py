@@ -11,9 +11,9 @@ from sgtm.container import Container
 from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery import DeliveryUnavailable, RecorderDelivery, Submission
 from sgtm.delivery.sqlite_store import SqliteStore
-from sgtm.plugins import registry
 from sgtm.request import HitRequest
 from tests.delivery.test_crash import FAST_ENV
+from tests.installed import registry
 from tests.servers import FakeVendor, SgtmServer
 
 HIT = "/g/collect?v=2&tid=G-TEST01&cid=1.2&en=purchase&ep.order={order}"

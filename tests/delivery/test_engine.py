@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from sgtm import metrics, placeholders
+from sgtm import placeholders
 from sgtm.delivery.base import DeliveryUnavailable, lane_key
 from sgtm.delivery.engine import DeliveryEngine, TokenBucket, retry_after
 from sgtm.delivery.policy import RateLimitConfig, TagDeliveryConfig
@@ -38,11 +38,11 @@ def keys_of(received) -> list[str]:
     return [r.headers["idempotency-key"] for r in received]
 
 
-async def counted(outcome: str, count: int) -> None:
+async def counted(eng: DeliveryEngine, outcome: str, count: int) -> None:
     """Wait until the engine has counted `count` deliveries of the test lane with `outcome`."""
 
     def reached() -> bool:
-        value = metrics.value(
+        value = eng.metrics.value(
             "sgtm_deliveries_total", container="shop", tag="hook", outcome=outcome
         )
         return value == count
@@ -60,7 +60,7 @@ async def test_delivers_once_and_settles(stores):
             got = await wait_received(vendor, 5)
             assert sorted(keys_of(got)) == [f"event-{i}" for i in range(5)]
             assert all(json.loads(g.body)["n"] >= 0 for g in got)
-            await counted("done", 5)
+            await counted(eng, "done", 5)
         finally:
             await eng.close()
         assert len(vendor.received) == 5
@@ -76,9 +76,9 @@ async def test_5xx_burst_is_retried_with_the_same_key(stores):
             got = await wait_received(vendor, 4)
             assert keys_of(got) == ["event-7"] * 4
             assert [g.body for g in got] == [got[0].body] * 4
-            await counted("done", 1)
+            await counted(eng, "done", 1)
             assert (
-                metrics.value(
+                eng.metrics.value(
                     "sgtm_deliveries_total", container="shop", tag="hook", outcome="retry"
                 )
                 == 3
@@ -98,7 +98,7 @@ async def test_429_retry_after_is_honoured(stores):
             await eng.submit([submission(r, vendor.url + "/e", 1)])
             await wait_received(vendor, 1)
             lane = lane_key("shop", "hook", submission(r, vendor.url, 1).outbound)
-            await counted("retry", 1)
+            await counted(eng, "retry", 1)
             # Not before the vendor said: the job is scheduled at least 30 s after the answer,
             # and the whole lane is paused as long.
             assert await store.next_due(lane) >= sent + 30
@@ -126,7 +126,7 @@ async def test_timeout_then_success(stores):
             await eng.submit([submission(r, vendor.url + "/e", 3)])
             got = await wait_received(vendor, 2)
             assert keys_of(got) == ["event-3", "event-3"]
-            await counted("done", 1)
+            await counted(eng, "done", 1)
         finally:
             await eng.close()
 
@@ -142,14 +142,15 @@ async def test_connection_refused_opens_breaker_then_drains_when_vendor_returns(
         lane = lane_key("shop", "hook", submission(r, url, 0).outbound)
         await eventually(
             lambda: (
-                metrics.value("sgtm_delivery_breaker_open_total", container="shop", tag="hook") >= 1
+                eng.metrics.value("sgtm_delivery_breaker_open_total", container="shop", tag="hook")
+                >= 1
             )
         )
         assert eng.lanes[lane].breaker.is_open
         with FakeVendor(port=port) as vendor:
             got = await wait_received(vendor, 30)
             assert sorted(set(keys_of(got))) == sorted(f"event-{i}" for i in range(30))
-            await counted("done", 30)
+            await counted(eng, "done", 30)
             assert not eng.lanes[lane].breaker.is_open
     finally:
         await eng.close()
@@ -222,7 +223,7 @@ async def test_batches_merge_up_to_max_items(stores):
         await eng.start()
         try:
             await eng.submit([submission(r, vendor.url + "/batch", i) for i in range(10)])
-            await counted("done", 10)
+            await counted(eng, "done", 10)
         finally:
             await eng.close()
     sizes = [len(json.loads(g.body)["items"]) for g in vendor.received]
@@ -251,7 +252,7 @@ async def test_batch_keys_split_requests_within_one_lane_without_passing_its_con
             await eng.submit(
                 [keyed(r, vendor.url + "/batch", i, f"client-{i % 3}") for i in range(18)]
             )
-            await counted("done", 18)
+            await counted(eng, "done", 18)
             assert len(eng.lanes) == 1
         finally:
             await eng.close()
@@ -313,7 +314,7 @@ async def test_partial_batch_failure_dead_letters_only_the_failed_item(stores):
             await eng.submit([submission(r, vendor.url + "/batch", i) for i in range(4)])
             await wait_received(vendor, 2)
             (letter,) = await eventually(store.dead_letters)
-            await counted("done", 3)
+            await counted(eng, "done", 3)
         finally:
             await eng.close()
     items = [json.loads(g.body)["items"] for g in vendor.received]
@@ -337,11 +338,12 @@ async def test_malformed_response_body_is_retried(stores):
         try:
             await eng.submit([submission(r, vendor.url + "/batch", 1)])
             await wait_received(vendor, 2)
-            await counted("done", 1)
+            await counted(eng, "done", 1)
         finally:
             await eng.close()
     assert (
-        metrics.value("sgtm_deliveries_total", container="shop", tag="hook", outcome="retry") == 1
+        eng.metrics.value("sgtm_deliveries_total", container="shop", tag="hook", outcome="retry")
+        == 1
     )
 
 
@@ -607,12 +609,12 @@ async def test_the_concurrency_slot_is_free_once_the_vendor_answers(stores):
         try:
             await eng.submit([submission(r, vendor.url + "/e", i) for i in range(3)])
             await wait_received(vendor, 3)
-            done = metrics.value(
+            done = eng.metrics.value(
                 "sgtm_deliveries_total", container="shop", tag="hook", outcome="done"
             )
             assert done == 0
             store.release.set()
-            await counted("done", 3)
+            await counted(eng, "done", 3)
         finally:
             store.release.set()
             await eng.close()
@@ -630,7 +632,7 @@ async def test_outcomes_that_wait_for_a_write_go_together_in_the_next(stores):
             await eng.submit([submission(r, vendor.url + "/e", i) for i in range(1, 21)])
             await wait_received(vendor, 21)
             store.release.set()
-            await counted("done", 21)
+            await counted(eng, "done", 21)
         finally:
             store.release.set()
             await eng.close()

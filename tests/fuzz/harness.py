@@ -28,14 +28,14 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from sgtm.app import create_app
+from sgtm.composition import routes_for
 from sgtm.config import ContainerSpec, load_text
 from sgtm.delivery.credentials import needs_credential
 from sgtm.delivery.engine import DeliveryEngine
 from sgtm.delivery.recorder import RecorderDelivery
-from sgtm.delivery.setup import routes_for
 from sgtm.delivery.store import Store, decode_payload
 from sgtm.plugin import Outbound
-from sgtm.plugins import registry
+from tests.installed import registry
 
 SECRETS = {
     "HOOK_SECRET": "hk-7Qm2v9XzLp4Rt8Wn",

@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sgtm.config import ContainerSpec, load_text
-from sgtm.plugins import registry
 from sgtm.yamlsource import ConfigErrors
 from tests.fuzz.harness import SECRETS, json_values, values
+from tests.installed import registry
 
 FUZZ = settings(max_examples=40, derandomize=True, deadline=None)
 ENV = {**SECRETS, "PIXEL": "1234567890123456", "EMPTY": ""}

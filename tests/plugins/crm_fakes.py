@@ -39,7 +39,7 @@ from sgtm.delivery.sqlite_store import SqliteStore
 from sgtm.delivery.store import DeadLetter
 from sgtm.emulate import Emulator, RequestLine
 from sgtm.plugin import Credential, Outbound, Tag, Verdict, as_verdict
-from sgtm.plugins import registry
+from tests.installed import registry
 from tests.servers import FakeVendor, Received, SgtmServer
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")

@@ -20,9 +20,9 @@ from sgtm.config import load_text
 from sgtm.container import Container, HandleResult
 from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery.recorder import RecorderDelivery
-from sgtm.plugins import registry
 from sgtm.request import HitRequest
 from sgtm.yamlsource import ConfigErrors
+from tests.installed import registry
 from tests.servers import FakeVendor, SgtmServer
 
 NOW = 1_700_000_000.0

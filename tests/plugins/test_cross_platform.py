@@ -20,8 +20,8 @@ from sgtm.config import load_text
 from sgtm.container import Container
 from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery.recorder import RecorderDelivery
-from sgtm.plugins import registry
 from sgtm.request import HitRequest
+from tests.installed import registry
 
 NOW = 1_790_000_000.0
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/131.0.0.0 Safari/537.36"

@@ -24,9 +24,9 @@ from sgtm.config import load_text
 from sgtm.container import Container, HandleResult
 from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery.recorder import RecorderDelivery
-from sgtm.plugins import registry
 from sgtm.request import HitRequest
 from sgtm.yamlsource import ConfigErrors
+from tests.installed import registry
 
 NOW = 1_700_000_000.0
 UA = "Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0"

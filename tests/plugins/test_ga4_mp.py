@@ -18,16 +18,16 @@ from sgtm_plugins.ga4_mp import Ga4MpTag
 from sgtm_plugins.ga4_mp import normalize as google
 from sgtm_plugins.ga4_mp.settings import Ga4MpSettings
 
-from sgtm import metrics
 from sgtm.config import load_text
 from sgtm.container import Container, TagTrace
 from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery.recorder import RecorderDelivery
 from sgtm.kit import hashing as pii
+from sgtm.metrics import Metrics
 from sgtm.plugin import BuildContext, ContainerInfo, Outbound
-from sgtm.plugins import registry
 from sgtm.yamlsource import ConfigErrors
 from tests.cli import run_cli
+from tests.installed import registry
 from tests.plugins.test_ga4_mp_vendor import problems, received
 
 NOW = 1_790_000_000.0
@@ -66,13 +66,16 @@ def container_yaml(settings: dict[str, Any] | None = None, default: str = "grant
 
 
 def run(
-    events: list[dict[str, Any]], settings: dict[str, Any] | None = None, default: str = "granted"
+    events: list[dict[str, Any]],
+    settings: dict[str, Any] | None = None,
+    default: str = "granted",
+    metrics: Metrics | None = None,
 ) -> list[TagTrace]:
     """The ga4_mp tag's trace for each event, through the real pipeline."""
     spec = load_text(
         container_yaml(settings, default), "ga4.yaml", registry(), {"GA4_API_SECRET": SECRET}
     )
-    container = Container(spec, RecorderDelivery(), MemoryDedupe(), lambda: NOW)
+    container = Container(spec, RecorderDelivery(), MemoryDedupe(), lambda: NOW, metrics=metrics)
     _, traces = asyncio.run(container.run_events(events, None, None, NOW, trace=True))
     return [trace.tags[0] for trace in traces]
 
@@ -215,9 +218,9 @@ def test_emulate_lists_warnings_and_metrics_count_them(tmp_path):
         "param 'bad-name' dropped: the name is not a letter followed by letters, digits and "
         "underscores",
     ]
-    before = metrics.value("sgtm_tag_warnings_total", container="ga4", tag="ga4")
-    run([event])
-    assert metrics.value("sgtm_tag_warnings_total", container="ga4", tag="ga4") == before + 2
+    metrics = Metrics()
+    run([event], metrics=metrics)
+    assert metrics.value("sgtm_tag_warnings_total", container="ga4", tag="ga4") == 2
 
 
 # -- what the tag refuses: GA4 would drop the whole event ----------------------------------------

@@ -29,9 +29,9 @@ from sgtm.container import Container
 from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery import RecorderDelivery
 from sgtm.plugin import BuildContext, ContainerInfo, InvalidEvent
-from sgtm.plugins import registry
 from sgtm.request import HitRequest
 from sgtm.yamlsource import ConfigErrors
+from tests.installed import registry
 from tests.plugins.test_ga4_mp_vendor import FAST_ENV, _events, check, reply
 from tests.servers import FakeVendor, SgtmServer
 

@@ -23,8 +23,8 @@ from sgtm.delivery.recorder import RecorderDelivery
 from sgtm.kit import cookies as kit_cookies
 from sgtm.kit.cookies import CookieSettings, cookie_domain, is_cookie_value, query_param
 from sgtm.plugin import SYSTEM_RANDOM, ClientContext, ContainerInfo, Cookie
-from sgtm.plugins import registry
 from sgtm.request import HitRequest
+from tests.installed import registry
 from tests.servers import SgtmServer
 
 NOW = 1_700_000_000.5

@@ -25,7 +25,7 @@ from sgtm.container import Container
 from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery.recorder import RecorderDelivery
 from sgtm.plugin import BuildContext, ContainerInfo, InvalidEvent, Outbound, Verdict
-from sgtm.plugins import registry
+from tests.installed import registry
 from tests.plugins import test_meta_normalize as official
 
 NOW = 1_790_000_000.0  # 2026-09-21T14:13:20Z

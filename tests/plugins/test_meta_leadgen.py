@@ -18,9 +18,9 @@ from sgtm.config import load_text
 from sgtm.container import Container
 from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery import RecorderDelivery
-from sgtm.plugins import registry
 from sgtm.request import HitRequest
 from sgtm.yamlsource import ConfigErrors
+from tests.installed import registry
 from tests.plugins.crm_fakes import FAST_DELIVERY
 from tests.servers import FakeVendor, SgtmServer
 

@@ -22,9 +22,9 @@ from sgtm.config import load_text
 from sgtm.container import Container, TagTrace
 from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery.recorder import RecorderDelivery
-from sgtm.plugins import registry
 from sgtm.yamlsource import ConfigErrors
 from tests.cli import run_cli
+from tests.installed import registry
 from tests.plugins.test_newtail_vendor import HOST, problems, received, signed
 
 NOW = 1_790_000_000.0  # 2026-09-21T14:13:20Z

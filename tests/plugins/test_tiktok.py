@@ -17,8 +17,8 @@ from sgtm_plugins.tiktok.mapping import EVENT_MAP
 from sgtm_plugins.tiktok.settings import TikTokSettings
 
 from sgtm.plugin import BuildContext, ContainerInfo, InvalidEvent
-from sgtm.plugins import registry
 from sgtm.request import HitRequest
+from tests.installed import registry
 from tests.plugins import fake_tiktok
 from tests.plugins.crm_fakes import emulate
 from tests.servers import Received

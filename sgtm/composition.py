@@ -1,13 +1,14 @@
-"""Building the delivery of `sgtm serve` from loaded containers: the store, the lanes' policies,
-the engine. `sgtm dlq` opens the same store the same way."""
+"""Composition of `sgtm serve` from loaded containers: the delivery store, the lanes' policies,
+the engine. It lives outside the delivery package, which knows nothing of the config; `sgtm dlq`
+opens the same store the same way."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
+from sgtm.config import ContainerSpec
 from sgtm.delivery.engine import DeliveryEngine, EngineOptions, TagRoute
 from sgtm.delivery.policy import (
     DEFAULT_MAX_AGE,
@@ -18,10 +19,8 @@ from sgtm.delivery.policy import (
 )
 from sgtm.delivery.seal import SecretSeal
 from sgtm.delivery.store import Store
+from sgtm.metrics import Metrics
 from sgtm.redact import Redactor
-
-if TYPE_CHECKING:
-    from sgtm.config import ContainerSpec
 
 
 def store_for(specs: Sequence[ContainerSpec]) -> StoreSpec:
@@ -81,10 +80,18 @@ def options_from_env(environ: Mapping[str, str] | None = None) -> EngineOptions:
 
 
 def build_engine(
-    specs: Sequence[ContainerSpec], options: EngineOptions | None = None, *, sends: bool = True
+    specs: Sequence[ContainerSpec],
+    options: EngineOptions | None = None,
+    *,
+    sends: bool = True,
+    metrics: Metrics | None = None,
 ) -> DeliveryEngine:
     """`sends`: False for an ingest-only process, which stores and leaves sending to others."""
     store = open_store(store_for(specs))
     return DeliveryEngine(
-        store, routes_for(specs), options=options or options_from_env(), sends=sends
+        store,
+        routes_for(specs),
+        options=options or options_from_env(),
+        sends=sends,
+        metrics=metrics,
     )
