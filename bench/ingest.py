@@ -717,6 +717,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--sgtm-log", type=Path, help="keep sgtm's log here (default: a temp file)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    parser.add_argument(
+        "--record", action="store_true", help="run sgtm with `--record` (a file in the temp dir)"
+    )
     args = parser.parse_args(argv)
     if args.connections < args.threads:
         parser.error("--connections must be at least --threads")
@@ -752,7 +755,20 @@ def main(argv: list[str] | None = None) -> int:
     servers = {
         "sgtm": Server(
             "sgtm",
-            [*sgtm_cmd, "serve", "-c", str(CONFIG), "--log-level", args.log_level],
+            [
+                *sgtm_cmd,
+                *("serve", "-c", str(CONFIG), "--log-level", args.log_level),
+                *(
+                    (
+                        "--record",
+                        str(workdir / "recorded.ndjson"),
+                        "--record-max-bytes",
+                        str(1 << 34),
+                    )
+                    if args.record
+                    else ()
+                ),
+            ],
             env,
             "/healthz",
             sgtm_log,
@@ -798,6 +814,7 @@ def main(argv: list[str] | None = None) -> int:
         "connections": args.connections,
         "threads": args.threads if wrk else None,
         "sgtm_log_level": args.log_level,
+        "record": args.record,
         "cpus": os.cpu_count(),
         "mix": dict(Counter(h.kind for h in mix)),
         "events_per_request": sum(h.events for h in mix) / len(mix),

@@ -43,6 +43,7 @@ from sgtm.middleware import (
 )
 from sgtm.plugin import ClientResponse
 from sgtm.plugins import load_registry
+from sgtm.record import TrafficRecorder
 
 # What a `sgtm serve` process does: `all` ingests and delivers; `ingest` answers hits and stores
 # their requests; `deliver` sends what is stored and serves only /healthz, /readyz and /metrics.
@@ -55,9 +56,12 @@ class ClientGone(Exception):
 
 
 class TaggingApp:
-    def __init__(self, router: HostRouter, body_timeout: float) -> None:
+    def __init__(
+        self, router: HostRouter, body_timeout: float, recorder: TrafficRecorder | None = None
+    ) -> None:
         self.router = router
         self.body_timeout = body_timeout
+        self.recorder = recorder  # `sgtm serve --record`
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         info = scope.setdefault("sgtm", {})
@@ -112,6 +116,8 @@ class TaggingApp:
             scheme=str(scope.get("scheme", "http")),
             host=host,
         )
+        if self.recorder is not None:
+            self.recorder.record(container.spec, request, target.decode("latin-1"))
         result = await container.handle(request)
         info["client"] = result.client
         info["events"] = result.event_count
@@ -161,6 +167,7 @@ def create_app(
     limits: ServerLimits | None = None,
     role: Role = "all",
     metrics: Metrics | None = None,
+    recorder: TrafficRecorder | None = None,
 ) -> Starlette:
     # One set of counters for the process, handed to everything that counts; /metrics renders it.
     metrics = metrics or Metrics()
@@ -189,12 +196,16 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Metrics]]:
         await delivery.start()
+        if recorder is not None:
+            recorder.start()
         state["ready"] = True
         try:
             # Lifespan state reaches the HTTP protocol too (sgtm/protocol.py counts refusals).
             yield {"sgtm.metrics": metrics}
         finally:
             state["ready"] = False
+            if recorder is not None:
+                await asyncio.to_thread(recorder.close)
             await delivery.close()
 
     async def healthz(request: Request) -> Response:
@@ -219,7 +230,7 @@ def create_app(
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
     if role != "deliver":  # a deliverer's containers only run follow-up events
-        routes.append(Mount("/", app=TaggingApp(router, limits.body_timeout)))
+        routes.append(Mount("/", app=TaggingApp(router, limits.body_timeout, recorder)))
     app = Starlette(
         routes=routes,
         middleware=[

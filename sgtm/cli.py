@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import msgspec
 
@@ -20,6 +20,9 @@ from sgtm.config import ContainerSpec, load_containers
 from sgtm.limits import ServerLimits, limits_from_env
 from sgtm.plugins import PluginError, Registry, load_registry
 from sgtm.yamlsource import ConfigErrors
+
+if TYPE_CHECKING:
+    from sgtm.record import TrafficRecorder
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,6 +45,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         " deliver: send what is stored (serves only /healthz, /readyz, /metrics)",
     )
     serve.add_argument("--log-level", default=os.environ.get("SGTM_LOG_LEVEL", "info"))
+    serve.add_argument(
+        "--record",
+        metavar="FILE",
+        default=None,
+        help="append incoming tagging requests to FILE as `sgtm emulate --requests` lines",
+    )
+    serve.add_argument(
+        "--record-max-bytes",
+        type=int,
+        default=None,
+        help="stop recording when FILE reaches this size (default 256 MiB)",
+    )
 
     validate = commands.add_parser("validate", help="check container files; print every error")
     validate.add_argument("paths", nargs="+")
@@ -132,6 +147,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"sgtm serve: {exc}", file=sys.stderr)
         return 2
+    recorder = _recorder(args)
+    if isinstance(recorder, str):
+        print(f"sgtm serve: {recorder}", file=sys.stderr)
+        return 2
     specs = _load(args.config)
     if specs is None:
         return 1
@@ -150,8 +169,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["SGTM_ROLE"] = args.role
         uvicorn.run("sgtm.app:app_from_env", factory=True, workers=args.workers, **options)
     else:
-        uvicorn.run(create_app(specs, limits=limits, role=args.role), **options)
+        app = create_app(specs, limits=limits, role=args.role, recorder=recorder)
+        uvicorn.run(app, **options)
     return 0
+
+
+def _recorder(args: argparse.Namespace) -> TrafficRecorder | str | None:
+    """The `--record` writer, None without it, or why it cannot be."""
+    from sgtm.record import DEFAULT_MAX_BYTES, TrafficRecorder
+
+    if args.record is None:
+        return None if args.record_max_bytes is None else "--record-max-bytes needs --record"
+    if args.workers > 1:
+        return "--record writes from one process: use it with --workers 1"
+    if args.role == "deliver":
+        return "--record records the hits a server answers: not with --role deliver"
+    try:
+        open(args.record, "ab").close()
+    except OSError as exc:
+        return f"--record: {exc}"
+    max_bytes = args.record_max_bytes if args.record_max_bytes is not None else DEFAULT_MAX_BYTES
+    if max_bytes <= 0:
+        return "--record-max-bytes: expected a positive number of bytes"
+    return TrafficRecorder(args.record, max_bytes)
 
 
 def uvicorn_options(host: str, port: int, limits: ServerLimits) -> dict[str, Any]:

@@ -148,7 +148,9 @@ class SgtmServer(_Logs):
     this process's), read while the server is built as `sgtm serve` reads it at start. Counters
     start at zero, as in a new process."""
 
-    def __init__(self, config: str | Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, config: str | Path, env: dict[str, str] | None = None, **app_options: Any
+    ) -> None:
         env = dict(env or {})
         if {"SGTM_HEADER_TIMEOUT", "SGTM_MAX_HEADER_BYTES"} & set(env):
             # The HTTP protocol reads these once per process: only a process of its own has them.
@@ -160,7 +162,7 @@ class SgtmServer(_Logs):
         with mock.patch.dict(os.environ, env):
             specs = load_containers([config], registry(), dict(os.environ))
             limits = limits_from_env()
-            app = create_app(specs, limits=limits)
+            app = create_app(specs, limits=limits, **app_options)  # e.g. recorder=
         self.metrics = app.state.metrics
         options = uvicorn_options("127.0.0.1", self.port, limits)
         self.server = uvicorn.Server(uvicorn.Config(app, **options))
