@@ -316,6 +316,9 @@ class _Loader:
                 return msgspec.convert(clean, ContainerFile, strict=False)
             except msgspec.ValidationError as exc:
                 rel, message, at_key = validation_message(exc)
+                if at_key and message == "unknown key":
+                    key = rel.rpartition(".")[2]
+                    message += hint(key, _keys_at(ContainerFile, parent_path(rel)))
                 self.error(rel, message, at_key=at_key)
                 clean.pop(re.split(r"[.\[]", rel, maxsplit=1)[0], None)
         return None

@@ -110,6 +110,12 @@ def test_misspelt_names_get_did_you_mean(tag: str, expected: str) -> None:
     assert errors(container(f"tags:\n  - {tag}\n")) == [expected]
 
 
+def test_a_misspelt_key_of_a_top_level_section_gets_did_you_mean() -> None:
+    assert errors("version: 1\nprivacy: {anonymise_ip: true}\n") == [
+        "shop.yaml:2:11: privacy.anonymise_ip: unknown key (did you mean 'anonymize_ip'?)"
+    ]
+
+
 def test_a_misspelt_variable_in_a_condition_gets_did_you_mean() -> None:
     text = container(
         """\
