@@ -211,7 +211,7 @@ CASES = [
         privacy:
           anonymise_ip: true
         """,
-        ["shop.yaml:3:3: privacy.anonymise_ip: unknown key"],
+        ["shop.yaml:3:3: privacy.anonymise_ip: unknown key (did you mean 'anonymize_ip'?)"],
     ),
     (
         "wrong type: priority",
