@@ -45,6 +45,17 @@ MIX_LUA = HERE / "mix.lua"
 BARE_APP = HERE / "bare_app.py"
 LOOPBACK = "127.0.0.1"
 
+# -- the scenarios ------------------------------------------------------------------------------
+
+# Each is a `sgtm serve` process measured against the same bare app (issue #10's table):
+SCENARIOS = {
+    "dryrun": "the GA4 client and three dry_run tags (bench/ingest.yaml)",
+    "outbox": "the same tags sending: the SQLite outbox, delivery to a vendor on loopback",
+    "notags": "the GA4 client alone, no tags",
+    "healthz": "GET /healthz",
+    "record": "dryrun with `sgtm serve --record` (every hit written to a file)",
+}
+
 # -- the container --------------------------------------------------------------------------------
 
 CONTAINER_YAML = """\
@@ -304,6 +315,9 @@ def build_mix() -> list[Hit]:
     for i in range(3):
         mix += [page_views[2 * i], purchases[i], page_views[2 * i + 1], batches[i]]
     return mix
+
+
+HEALTHZ_MIX = [Hit("healthz", "GET", "/healthz", (("User-Agent", "kube-probe/1.30"),), b"", 0)]
 
 
 def raw_request(hit: Hit, host: str) -> bytes:
@@ -691,7 +705,11 @@ def measure(
         )
     else:
         gen_cpu = (own.ru_utime - self_before.ru_utime) + (own.ru_stime - self_before.ru_stime)
-    result["server_cpu_pct"] = 100 * (cpu_seconds(server.proc.pid) - cpu_before) / elapsed
+    server_cpu = cpu_seconds(server.proc.pid) - cpu_before
+    result["server_cpu_pct"] = 100 * server_cpu / elapsed
+    # CPU per request: what the server spent on each answer, the figure least moved by other jobs
+    # taking the cores (they slow the server down, but do not add to its CPU time).
+    result["cpu_us_per_request"] = 1e6 * server_cpu / max(1, result["requests"])
     result["loadgen_cpu_pct"] = 100 * gen_cpu / elapsed
     result["events_per_s"] = result["rps"] * sum(h.events for h in mix) / len(mix)
     result["log_bytes_per_request"] = (server.log_path.stat().st_size - log_size) / max(
@@ -718,7 +736,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sgtm-log", type=Path, help="keep sgtm's log here (default: a temp file)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     parser.add_argument(
-        "--record", action="store_true", help="run sgtm with `--record` (a file in the temp dir)"
+        "--scenarios",
+        default="dryrun",
+        help=f"comma-separated, measured against the same bare app: {', '.join(SCENARIOS)}",
     )
     args = parser.parse_args(argv)
     if args.connections < args.threads:
@@ -742,71 +762,102 @@ def main(argv: list[str] | None = None) -> int:
     mix = build_mix()
     write_if_changed(CONFIG, CONTAINER_YAML)
     write_if_changed(MIX_LUA, mix_lua(mix))
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = set(scenarios) - set(SCENARIOS)
+    if unknown or not scenarios:
+        parser.error(f"--scenarios: expected some of {', '.join(SCENARIOS)}")
 
     workdir = Path(tempfile.mkdtemp(prefix="sgtm-ingest-"))
     sgtm_log = args.sgtm_log or workdir / "sgtm.log"
     sgtm_log.parent.mkdir(parents=True, exist_ok=True)
     sgtm_log.write_bytes(b"")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SGTM_")}
-    env["SGTM_DATA_DIR"] = str(workdir / "data")  # the outbox (empty: every tag is dry_run)
     bindir = Path(sys.executable).parent
     sgtm_bin = bindir / "sgtm"
     sgtm_cmd = [str(sgtm_bin)] if sgtm_bin.exists() else [sys.executable, "-m", "sgtm.cli"]
-    servers = {
-        "sgtm": Server(
-            "sgtm",
-            [
-                *sgtm_cmd,
-                *("serve", "-c", str(CONFIG), "--log-level", args.log_level),
-                *(
-                    (
-                        "--record",
-                        str(workdir / "recorded.ndjson"),
-                        "--record-max-bytes",
-                        str(1 << 34),
-                    )
-                    if args.record
-                    else ()
-                ),
-            ],
-            env,
+    vendor: Any = None
+    servers: dict[str, Server] = {}
+    mixes: dict[str, list[Hit]] = {}
+    for name in scenarios:
+        config = CONFIG
+        if name == "outbox":
+            from delivery import pace_container  # bench/delivery.py imports this module
+            from transport import start_vendor
+
+            vendor = start_vendor()
+            config = workdir / "outbox.yaml"
+            config.write_text(pace_container(vendor[1], "sqlite", "bench"))
+        elif name == "notags":
+            config = workdir / "notags.yaml"
+            config.write_text(CONTAINER_YAML.split("\nvariables:")[0] + "\n")
+        record: tuple[str, ...] = ()
+        if name == "record":
+            record = (
+                "--record",
+                str(workdir / "recorded.ndjson"),
+                "--record-max-bytes",
+                "1" + "0" * 12,
+            )
+        scenario_env = {**env, "SGTM_DATA_DIR": str(workdir / f"data-{name}")}
+        log_path = sgtm_log if name == "dryrun" else workdir / f"sgtm-{name}.log"
+        servers[name] = Server(
+            name,
+            [*sgtm_cmd, "serve", "-c", str(config), "--log-level", args.log_level, *record],
+            scenario_env,
             "/healthz",
-            sgtm_log,
-        ),
-        "bare": Server("bare", [sys.executable, str(BARE_APP)], env, "/", workdir / "bare.log"),
-    }
+            log_path,
+        )
+        mixes[name] = HEALTHZ_MIX if name == "healthz" else mix
+    servers["bare"] = Server(
+        "bare", [sys.executable, str(BARE_APP)], env, "/", workdir / "bare.log"
+    )
+    mixes["bare"] = mix
     rounds: list[dict[str, dict[str, Any]]] = []
     fired: Counter[str] = Counter()
     try:
         for server in servers.values():
             server.start()
         offset = sgtm_log.stat().st_size
-        smoke(servers["sgtm"], mix, 200)
+        for name in scenarios:
+            smoke(servers[name], mixes[name], 200)
         smoke(servers["bare"], mix, 204)
-        if args.log_level.lower() in ("debug", "info"):
+        if "dryrun" in scenarios and args.log_level.lower() in ("debug", "info"):
             time.sleep(0.2)
             fired = fired_tags(sgtm_log, offset)
             missing = {"collector_all", "orders_purchase", "crm_conversions"} - set(fired)
             if missing:
                 raise SystemExit(f"sgtm: tags never fired on the mix: {sorted(missing)}")
         for n in range(args.rounds):
-            round_ = {name: measure(server, args, mix, wrk) for name, server in servers.items()}
-            round_["ratio"] = {"rps": round_["sgtm"]["rps"] / round_["bare"]["rps"]}
+            round_: dict[str, dict[str, Any]] = {}
+            for name, server in servers.items():
+                round_[name] = measure(server, args, mixes[name], wrk)
+            bare = round_["bare"]
+            round_["ratio"] = {name: round_[name]["rps"] / bare["rps"] for name in scenarios}
+            round_["cpu_ratio"] = {
+                name: bare["cpu_us_per_request"] / round_[name]["cpu_us_per_request"]
+                for name in scenarios
+            }
             rounds.append(round_)
             if not args.json and args.rounds > 1:
-                print(f"round {n + 1}: ratio {round_['ratio']['rps']:.3f}", file=sys.stderr)
+                text = ", ".join(
+                    f"{name} {round_['ratio'][name]:.3f} (CPU {round_['cpu_ratio'][name]:.3f})"
+                    for name in scenarios
+                )
+                print(f"round {n + 1}: {text}", file=sys.stderr)
     finally:
         for server in servers.values():
             server.stop()
+        if vendor is not None:
+            vendor[0].terminate()
+            vendor[0].wait()
         if args.sgtm_log is None:
             shutil.rmtree(workdir, ignore_errors=True)
 
     def median(name: str, key: str) -> float:
         return statistics.median(r[name][key] for r in rounds)
 
-    keys = rounds[0]["sgtm"].keys()
+    keys = rounds[0]["bare"].keys()
     summary = {name: {k: median(name, k) for k in keys} for name in servers}
-    ratios = [r["ratio"]["rps"] for r in rounds]
     report: dict[str, Any] = {
         "loadgen": "wrk" if wrk else "python",
         "note": note,
@@ -814,25 +865,29 @@ def main(argv: list[str] | None = None) -> int:
         "connections": args.connections,
         "threads": args.threads if wrk else None,
         "sgtm_log_level": args.log_level,
-        "record": args.record,
         "cpus": os.cpu_count(),
         "mix": dict(Counter(h.kind for h in mix)),
         "events_per_request": sum(h.events for h in mix) / len(mix),
         "tags_fired_per_rotation": dict(fired),
-        "sgtm": summary["sgtm"],
-        "bare": summary["bare"],
-        "ratio": statistics.median(ratios),
+        "scenarios": scenarios,
+        **summary,
+        "ratio": {name: statistics.median(r["ratio"][name] for r in rounds) for name in scenarios},
+        "cpu_ratio": {
+            name: statistics.median(r["cpu_ratio"][name] for r in rounds) for name in scenarios
+        },
+        "ratio_rounds": {name: [r["ratio"][name] for r in rounds] for name in scenarios},
+        "cpu_ratio_rounds": {name: [r["cpu_ratio"][name] for r in rounds] for name in scenarios},
         "rounds": rounds if args.rounds > 1 else None,
     }
     if args.json:
         print(json.dumps(report, sort_keys=False))
     else:
-        print_report(report, ratios)
+        print_report(report)
     failed = any(r[s]["non_2xx_3xx"] or r[s]["socket_errors"] for r in rounds for s in servers)
     return 1 if failed else 0
 
 
-def print_report(report: dict[str, Any], ratios: list[float]) -> None:
+def print_report(report: dict[str, Any]) -> None:
     load = (
         f"wrk -t{report['threads']}" if report["loadgen"] == "wrk" else "built-in asyncio generator"
     )
@@ -847,24 +902,37 @@ def print_report(report: dict[str, Any], ratios: list[float]) -> None:
         print(f"tags fired per rotation: {tags}")
     print()
     print(
-        f"{'server':<6} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'events/s':>9} "
-        f"{'srv CPU':>8} {'gen CPU':>8} {'errors':>7}"
+        f"{'server':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'events/s':>9} "
+        f"{'srv CPU':>8} {'CPU us/req':>10} {'gen CPU':>8} {'errors':>7}"
     )
-    for name in ("sgtm", "bare"):
+    for name in [*report["scenarios"], "bare"]:
         r = report[name]
         errors = r["non_2xx_3xx"] + r["socket_errors"]
         print(
-            f"{name:<6} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
-            f"{r['events_per_s']:>9.0f} {r['server_cpu_pct']:>7.0f}% {r['loadgen_cpu_pct']:>7.0f}% "
-            f"{errors:>7.0f}"
+            f"{name:<8} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+            f"{r['events_per_s']:>9.0f} {r['server_cpu_pct']:>7.0f}% "
+            f"{r['cpu_us_per_request']:>10.0f} {r['loadgen_cpu_pct']:>7.0f}% {errors:>7.0f}"
         )
     print()
-    spread = f" (rounds: {', '.join(f'{x:.3f}' for x in ratios)})" if len(ratios) > 1 else ""
-    print(f"ratio sgtm/bare req/s: {report['ratio']:.3f}{spread}")
-    if len(ratios) > 1:
+    for name in report["scenarios"]:
+        rounds = report["ratio_rounds"][name]
+        cpu_rounds = report["cpu_ratio_rounds"][name]
+        spread = ""
+        if len(rounds) > 1:
+            spread = (
+                f" (rounds {', '.join(f'{x:.3f}' for x in rounds)};"
+                f" CPU {', '.join(f'{x:.3f}' for x in cpu_rounds)})"
+            )
+        print(
+            f"ratio {name}/bare: req/s {report['ratio'][name]:.3f},"
+            f" CPU per request {report['cpu_ratio'][name]:.3f}{spread}"
+        )
+    if len(report["ratio_rounds"][report["scenarios"][0]]) > 1:
         print("(figures are medians over the rounds)")
-    if report["sgtm"]["log_bytes_per_request"]:
-        print(f"sgtm log: {report['sgtm']['log_bytes_per_request']:.0f} bytes per request")
+    if "dryrun" in report["scenarios"] and report["dryrun"]["log_bytes_per_request"]:
+        print(
+            f"sgtm log (dryrun): {report['dryrun']['log_bytes_per_request']:.0f} bytes per request"
+        )
 
 
 if __name__ == "__main__":

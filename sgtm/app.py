@@ -1,9 +1,11 @@
 """create_app(): the Starlette application, its routes, middleware and lifespan.
 
-The tagging endpoint is a pure ASGI app mounted at `/`: it routes by Host to a container, reads
-the body within the limit and hands the container the `HitRequest` sgtm/ingress.py builds (the
-client IP through that container's privacy policy). `/healthz`, `/readyz` and
-`/metrics` (admin token) sit beside it. The lifespan owns the delivery (Starlette's lifespan
+The tagging endpoint is a raw ASGI hit path (`TaggingApp`) that takes every HTTP request but
+Starlette's own routes, ahead of Starlette's middleware and router: it routes by Host to a
+container, reads the body within the limit and hands the container the `HitRequest`
+sgtm/ingress.py builds (the client IP through that container's privacy policy). `/healthz`,
+`/readyz` and `/metrics` (admin token) are Starlette routes, with the middleware of
+sgtm/middleware.py. The lifespan owns the delivery (Starlette's lifespan
 pattern), so its connections open and close with the server.
 """
 
@@ -13,10 +15,11 @@ import asyncio
 import hashlib
 import hmac
 import os
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -39,7 +42,10 @@ from sgtm.middleware import (
     AccessLogMiddleware,
     BodyLimitMiddleware,
     ResponseHeadersMiddleware,
-    has_body,
+    log_request,
+    request_id,
+    stamped,
+    too_large_body,
 )
 from sgtm.plugin import ClientResponse
 from sgtm.plugins import load_registry
@@ -55,57 +61,102 @@ class ClientGone(Exception):
     """The client closed the connection before its whole body arrived."""
 
 
+class BodyTooLarge(Exception):
+    pass
+
+
+_INTERNAL_ERROR = ClientResponse(status=500, body=b"internal error\n")
+
+
 class TaggingApp:
+    """The raw ASGI hit path: every request that is not one of Starlette's routes. What the
+    middleware does for those (a request id, the body limit, the headers every answer carries,
+    a plain 500, the access line) is done here in one pass, with the same helpers."""
+
     def __init__(
-        self, router: HostRouter, body_timeout: float, recorder: TrafficRecorder | None = None
+        self,
+        router: HostRouter,
+        limits: ServerLimits,
+        metrics: Metrics,
+        recorder: TrafficRecorder | None = None,
     ) -> None:
         self.router = router
-        self.body_timeout = body_timeout
         self.recorder = recorder  # `sgtm serve --record`
+        self.metrics = metrics
+        self.body_timeout = limits.body_timeout
+        self.max_body = limits.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        info = scope.setdefault("sgtm", {})
+        started = time.perf_counter()
+        info: dict[str, Any] = {"request_id": request_id(scope)}
+        scope["sgtm"] = info
+        status = 500
+        complete = False  # whether the request's body was read to its end
+        try:
+            try:
+                response, complete = await self._answer(scope, receive, info)
+            except Exception:
+                await _send(send, _INTERNAL_ERROR, info["request_id"], False)
+                raise  # for the server's log, which then sends nothing more
+            if response is None:
+                # The client closed the connection before its whole body arrived: nobody is left
+                # to answer; the request line says 499 (nginx's "client closed request").
+                status = 499
+            else:
+                status = response.status
+                await _send(send, response, info["request_id"], complete)
+        finally:
+            log_request(self.metrics, scope, info, status, started)
+
+    async def _answer(
+        self, scope: Scope, receive: Receive, info: dict[str, Any]
+    ) -> tuple[ClientResponse | None, bool]:
+        """The answer (None when there is nobody to answer) and whether the body was read."""
+        announced = False  # a request that announces no body is complete with its headers
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if not value.isdigit() or int(value) > self.max_body:
+                    return ClientResponse(status=413, body=too_large_body(self.max_body)), False
+                announced = announced or value != b"0"
+            elif name == b"transfer-encoding":
+                announced = True
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         try:
             host = request_host(headers)
         except BadHost as exc:
-            await _send(send, ClientResponse(status=400, body=f"{exc}\n".encode()))
-            return
+            return ClientResponse(status=400, body=f"{exc}\n".encode()), not announced
         if host is None:  # HTTP/1.0 without Host: the address the request reached
             server = scope.get("server")
             host = str(server[0]) if server else ""
         info["host"] = host
         container = self.router.route(host)
         if container is None:
-            await _send(send, ClientResponse(status=404, body=b"unknown host\n"))
-            return
+            return ClientResponse(status=404, body=b"unknown host\n"), not announced
         info["container"] = container.name
+        body = b""
+        if announced:
+            try:
+                async with asyncio.timeout(self.body_timeout):
+                    body = await _read_body(receive, self.max_body)
+            except ClientGone:
+                # Half a body is not a hit: parsing it would deliver truncated events, and the
+                # browser's retry would deliver them again.
+                container.metrics.inc(
+                    "sgtm_dropped_total", container=container.name, reason="client_disconnect"
+                )
+                return None, False
+            except BodyTooLarge:
+                return ClientResponse(status=413, body=too_large_body(self.max_body)), False
+            except TimeoutError:
+                container.metrics.inc(
+                    "sgtm_dropped_total", container=container.name, reason="body_timeout"
+                )
+                late = f"request body not received within {self.body_timeout:g}s\n".encode()
+                return ClientResponse(status=408, headers={"connection": "close"}, body=late), False
         peer = scope.get("client")
         raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
         query = scope["query_string"]
         target = (raw_path + b"?" + query) if query else raw_path
-        body = b""  # a request that announces no body is complete with its headers
-        try:
-            if has_body(scope):
-                async with asyncio.timeout(self.body_timeout):
-                    body = await _read_body(receive)
-        except ClientGone:
-            # Half a body is not a hit: parsing it would deliver truncated events, and the
-            # browser's retry would deliver them again. Nobody is left to answer; the request
-            # line says 499 (nginx's "client closed request").
-            info["status"] = 499
-            container.metrics.inc(
-                "sgtm_dropped_total", container=container.name, reason="client_disconnect"
-            )
-            return
-        except TimeoutError:
-            container.metrics.inc(
-                "sgtm_dropped_total", container=container.name, reason="body_timeout"
-            )
-            body_late = f"request body not received within {self.body_timeout:g}s\n".encode()
-            late = ClientResponse(status=408, headers={"connection": "close"}, body=body_late)
-            await _send(send, late)
-            return
         request = hit_request(
             container.spec.privacy,
             method=scope["method"],
@@ -121,29 +172,59 @@ class TaggingApp:
         result = await container.handle(request)
         info["client"] = result.client
         info["events"] = result.event_count
-        await _send(send, result.response)
+        return result.response, True
 
 
-async def _read_body(receive: Receive) -> bytes:
-    """The whole body, or ClientGone."""
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    """The whole body; ClientGone, or BodyTooLarge once more than `limit` bytes arrived."""
     chunks = []
+    received = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientGone
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        received += len(chunk)
+        if received > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
 
 
-async def _send(send: Send, response: ClientResponse) -> None:
+async def _send(send: Send, response: ClientResponse, rid: str, complete: bool) -> None:
     headers = [
         (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()
     ]
     headers.extend((b"set-cookie", c.header_value().encode("latin-1")) for c in response.cookies)
     headers.append((b"content-length", str(len(response.body)).encode()))
+    headers = stamped(headers, response.status, complete)
+    headers.append((b"x-request-id", rid.encode()))
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": response.body})
+
+
+class SgtmApp(Starlette):
+    """Starlette for the lifespan and its own routes; every other HTTP request goes straight to
+    the raw hit path, past Starlette's middleware stack and router."""
+
+    def __init__(self, hits: TaggingApp | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.hits = hits
+        routes = self.router.routes
+        self.own_paths = frozenset(r.path for r in routes if isinstance(r, Route))
+        self.own_prefixes = tuple(r.path + "/" for r in routes if isinstance(r, Mount))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            self.hits is not None
+            and scope["type"] == "http"
+            and scope["path"] not in self.own_paths
+            and not scope["path"].startswith(self.own_prefixes)
+        ):
+            await self.hits(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def bearer_matches(authorization: list[str], token: str) -> bool:
@@ -168,7 +249,7 @@ def create_app(
     role: Role = "all",
     metrics: Metrics | None = None,
     recorder: TrafficRecorder | None = None,
-) -> Starlette:
+) -> SgtmApp:
     # One set of counters for the process, handed to everything that counts; /metrics renders it.
     metrics = metrics or Metrics()
     dedupe: DedupeStore
@@ -229,9 +310,10 @@ def create_app(
         Route("/readyz", readyz, methods=["GET", "HEAD"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
-    if role != "deliver":  # a deliverer's containers only run follow-up events
-        routes.append(Mount("/", app=TaggingApp(router, limits.body_timeout, recorder)))
-    app = Starlette(
+    # A deliverer's containers only run follow-up events: it answers no hits.
+    hits = TaggingApp(router, limits, metrics, recorder) if role != "deliver" else None
+    app = SgtmApp(
+        hits,
         routes=routes,
         middleware=[
             Middleware(AccessLogMiddleware, metrics=metrics),

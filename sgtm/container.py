@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from sgtm import consent
+from sgtm import consent, logs
 from sgtm.config import ClientSpec, ContainerSpec, TagSpec
 from sgtm.delivery.base import Delivery, DeliveryUnavailable, Submission
 from sgtm.event import EventData
@@ -114,10 +114,15 @@ class Container:
         self.redact = Redactor(spec.secrets)
         self.limiter = SourceLimiter(clock)
         self._origins = frozenset(spec.origins)
+        # The switch for tracing requests as they are served (previews): None, the default,
+        # costs one test per request, and no request keeps a trace of its tags.
+        self.trace_requests: Callable[[HitRequest], bool] | None = None
 
     # -- requests -------------------------------------------------------------------------
 
     async def handle(self, request: HitRequest, *, trace: bool = False) -> HandleResult:
+        if not trace and self.trace_requests is not None:
+            trace = self.trace_requests(request)
         origin = request.origin
         allowed_origin = origin if origin is not None and origin.lower() in self._origins else None
         if request.method == "OPTIONS" and allowed_origin is not None:
@@ -469,20 +474,14 @@ class Container:
     def _log_dry_run(self, tag: TagSpec, requests: list[Outbound]) -> None:
         if not log.isEnabledFor(logging.INFO):
             return
+        # At info, the request's shape only: values from a visitor (e-mails, phones, IPs,
+        # click ids in query strings) never reach the logs. Debug shows it whole.
+        full = log.isEnabledFor(logging.DEBUG)
         for outbound in requests:
             outbound = self.as_sent(tag.type_name, outbound)
-            # At info, the request's shape only: values from a visitor (e-mails, phones, IPs,
-            # click ids in query strings) never reach the logs. Debug shows it whole.
-            full = log.isEnabledFor(logging.DEBUG)
-            log.info(
-                "dry_run request",
-                extra={
-                    "container": self.name,
-                    "tag": tag.name,
-                    "method": outbound.method,
-                    **log_view(outbound, self.redact, full=full),
-                },
-            )
+            fields = {"container": self.name, "tag": tag.name, "method": outbound.method}
+            fields.update(log_view(outbound, self.redact, full=full))
+            logs.line(log, logging.INFO, "dry_run request", fields)
 
 
 _HEADER_BREAKS = str.maketrans("", "", "\r\n\0")

@@ -24,6 +24,24 @@ HELP = {
 }
 
 
+# A call site passes its labels in the same order every time: the key with the labels sorted is
+# looked up by the labels as given instead of sorted again. Shared by every Metrics (a key is only
+# a name and labels) and bounded: label values come from the config and a few fixed words, but a
+# cache must never grow with input.
+_keys: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[str, Labels]] = {}
+_MAX_KEYS = 10_000
+
+
+def _key(name: str, labels: dict[str, str]) -> tuple[str, Labels]:
+    given = (name, tuple(labels.items()))
+    key = _keys.get(given)
+    if key is None:
+        key = (name, tuple(sorted(given[1])))
+        if len(_keys) < _MAX_KEYS:
+            _keys[given] = key
+    return key
+
+
 class Metrics:
     """One process's counters and gauges. The app makes one and hands it to what counts (the
     containers, the delivery engine, the middleware); tests make their own instead of resetting
@@ -34,13 +52,13 @@ class Metrics:
         self._gauges: dict[tuple[str, Labels], float] = {}
 
     def inc(self, name: str, value: float = 1.0, **labels: str) -> None:
-        self._counters[(name, tuple(sorted(labels.items())))] += value
+        self._counters[_key(name, labels)] += value
 
     def gauge(self, name: str, value: float, **labels: str) -> None:
-        self._gauges[(name, tuple(sorted(labels.items())))] = value
+        self._gauges[_key(name, labels)] = value
 
     def value(self, name: str, **labels: str) -> float:
-        key = (name, tuple(sorted(labels.items())))
+        key = _key(name, labels)
         return self._counters.get(key, self._gauges.get(key, 0.0))
 
     def render(self) -> str:

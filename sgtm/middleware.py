@@ -1,4 +1,7 @@
-"""Pure ASGI middleware (Starlette's advice: BaseHTTPMiddleware breaks contextvars and costs more).
+"""Pure ASGI middleware (Starlette's advice: BaseHTTPMiddleware breaks contextvars and costs more)
+for the routes Starlette serves (/healthz, /readyz, /metrics). Tagging requests take the raw hit
+path (sgtm/app.py, `TaggingApp`), which does the same in one pass with the helpers below
+(`request_id`, `stamped`, `log_request`), so the two cannot drift apart.
 
 - AccessLogMiddleware: a request id, the `x-request-id` response header, and one JSON log line per
   request with no PII (no IP, no query string).
@@ -12,19 +15,74 @@ Non-HTTP scopes pass straight through.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
+import secrets
 import time
-import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sgtm import logs
 from sgtm.metrics import Metrics
 
 log = logging.getLogger("sgtm.request")
 
 _REQUEST_ID_RE = re.compile(rb"^[A-Za-z0-9._\-]{1,64}$")
+
+# Request ids correlate log lines, they protect nothing: a random prefix per process and a
+# counter (32 hex characters, as a uuid4's) is unique across workers and restarts without
+# drawing 16 random bytes per request. A forked worker draws its own prefix.
+_id_prefix = ""
+_id_counter = itertools.count()
+
+
+def _new_id_prefix() -> None:
+    global _id_prefix, _id_counter
+    _id_prefix = secrets.token_hex(8)
+    _id_counter = itertools.count()
+
+
+_new_id_prefix()
+os.register_at_fork(after_in_child=_new_id_prefix)
+
+
+def request_id(scope: Scope) -> str:
+    """The request's own `X-Request-Id` when it is a plain token, else a new id."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            if _REQUEST_ID_RE.match(value):
+                given: str = value.decode()
+                return given
+            break
+    return f"{_id_prefix}{next(_id_counter):016x}"
+
+
+def log_request(
+    metrics: Metrics, scope: Scope, info: dict[str, Any], status: int, started: float
+) -> None:
+    """The request's metric and its one access line (no IP, no query string)."""
+    container = info.get("container", "-")
+    client = info.get("client") or "-"
+    metrics.inc("sgtm_requests_total", container=container, client=client, status=str(status))
+    logs.line(
+        log,
+        logging.INFO,
+        "request",
+        {
+            "request_id": info["request_id"],
+            "method": scope["method"],
+            "host": info.get("host", ""),
+            "path": scope["path"],
+            "status": status,
+            "ms": round((time.perf_counter() - started) * 1000, 2),
+            "container": container,
+            "client": client,
+            "events": info.get("events", 0),
+        },
+    )
 
 
 class AccessLogMiddleware:
@@ -37,52 +95,22 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
         info: dict[str, Any] = scope.setdefault("sgtm", {})
-        info["request_id"] = request_id
+        info["request_id"] = rid = request_id(scope)
         status = 0
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-request-id", request_id.encode()),
-                ]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
             # No response: the app says why (499, the client went away), else it failed.
-            status = status or info.get("status", 500)
-            container = info.get("container", "-")
-            client = info.get("client") or "-"
-            self.metrics.inc(
-                "sgtm_requests_total", container=container, client=client, status=str(status)
-            )
-            log.info(
-                "request",
-                extra={
-                    "request_id": request_id,
-                    "method": scope["method"],
-                    "host": info.get("host", ""),
-                    "path": scope["path"],
-                    "status": status,
-                    "ms": round((time.perf_counter() - started) * 1000, 2),
-                    "container": container,
-                    "client": client,
-                    "events": info.get("events", 0),
-                },
-            )
-
-
-def _incoming_request_id(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == b"x-request-id":
-            return value.decode() if _REQUEST_ID_RE.match(value) else None
-    return None
+            log_request(self.metrics, scope, info, status or info.get("status", 500), started)
 
 
 PLAIN_TEXT = b"text/plain; charset=utf-8"
@@ -111,16 +139,7 @@ class ResponseHeadersMiddleware:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                headers = list(message.get("headers", []))
-                names = {name.lower() for name, _ in headers}
-                if b"content-type" not in names and message["status"] not in _NO_BODY:
-                    headers.append((b"content-type", PLAIN_TEXT))
-                if b"x-content-type-options" not in names:
-                    headers.append((b"x-content-type-options", b"nosniff"))
-                if not body_read and b"connection" not in names:
-                    # The unread rest of the body would keep the connection busy (a client can
-                    # trickle it for as long as it likes): answer, then close.
-                    headers.append((b"connection", b"close"))
+                headers = stamped(list(message.get("headers", [])), message["status"], body_read)
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -138,6 +157,22 @@ class ResponseHeadersMiddleware:
                 )
                 await send({"type": "http.response.body", "body": body})
             raise  # for the server's log, which then sends nothing more
+
+
+def stamped(
+    headers: list[tuple[bytes, bytes]], status: int, body_read: bool
+) -> list[tuple[bytes, bytes]]:
+    """`headers` (lower-case names) with what every answer carries, added when missing."""
+    names = {name.lower() for name, _ in headers}
+    if b"content-type" not in names and status not in _NO_BODY:
+        headers.append((b"content-type", PLAIN_TEXT))
+    if b"x-content-type-options" not in names:
+        headers.append((b"x-content-type-options", b"nosniff"))
+    if not body_read and b"connection" not in names:
+        # The unread rest of the body would keep the connection busy (a client can trickle it
+        # for as long as it likes): answer, then close.
+        headers.append((b"connection", b"close"))
+    return headers
 
 
 def has_body(scope: Scope) -> bool:
@@ -190,8 +225,12 @@ class BodyLimitMiddleware:
                 await _too_large(send, self.max_bytes)
 
 
+def too_large_body(limit: int) -> bytes:
+    return f"request body over the {limit}-byte limit\n".encode()
+
+
 async def _too_large(send: Send, limit: int) -> None:
-    body = f"request body over the {limit}-byte limit\n".encode()
+    body = too_large_body(limit)
     await send(
         {
             "type": "http.response.start",

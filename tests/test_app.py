@@ -178,6 +178,74 @@ async def test_a_request_without_a_body_is_complete_with_its_headers() -> None:
     assert len(delivery.submitted) == 1
 
 
+async def test_hits_and_starlette_routes_carry_the_same_request_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The raw hit path and the middleware of Starlette's routes: one access line each, the same
+    fields, a request id in the answer (the caller's own when it is a plain token)."""
+    caplog.set_level("INFO", logger="sgtm.request")
+    hit = await call(app(), "GET", HIT, [*HOST, ("x-request-id", "edge-42")])
+    health = await call(app(), "GET", "/healthz", HOST)
+    assert hit.header("x-request-id") == "edge-42"
+    generated = health.header("x-request-id")
+    assert generated is not None and len(generated) == 32 and int(generated, 16) >= 0
+    lines = [r.__dict__ for r in caplog.records if r.getMessage() == "request"]
+    keys = ("request_id", "method", "host", "path", "status", "container", "client", "events")
+    assert [{k: line[k] for k in keys} for line in lines] == [
+        {
+            "request_id": "edge-42",
+            "method": "GET",
+            "host": "shop.example",
+            "path": "/g/collect",
+            "status": 200,
+            "container": "shop",
+            "client": "ga4",
+            "events": 1,
+        },
+        {
+            "request_id": generated,
+            "method": "GET",
+            "host": "",
+            "path": "/healthz",
+            "status": 200,
+            "container": "-",
+            "client": "-",
+            "events": 0,
+        },
+    ]
+
+
+def test_request_ids_are_unique_and_differ_between_processes() -> None:
+    from sgtm.middleware import request_id
+
+    scope: dict[str, Any] = {"headers": [(b"x-request-id", b"{{secret.X}}")]}  # not a token
+    ids = [request_id(scope) for _ in range(1000)]
+    assert len(set(ids)) == 1000 and all(len(i) == 32 for i in ids)
+    assert len({i[:16] for i in ids}) == 1  # the process's prefix
+    import os
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a forked worker draws its own prefix
+        os.write(write, request_id({"headers": []}).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.close(write)
+    assert len(child) == 32 and child[:16] != ids[0][:16]
+
+
+async def test_a_body_over_the_limit_while_reading_is_413_without_a_length() -> None:
+    chunks = [b"en=x&" * 100, b"en=y&" * 100]
+    answer = await call(
+        app(max_body_bytes=600), "POST", HIT, [*HOST, ("transfer-encoding", "chunked")], chunks
+    )
+    assert (answer.status, answer.body) == (413, b"request body over the 600-byte limit\n")
+    assert answer.header("connection") == "close"
+    assert_plain_and_nosniff(answer)
+
+
 async def test_each_app_counts_in_its_own_metrics() -> None:
     """Metrics are handed to an app, not kept in a module: two apps never see each other's."""
     first, second = app(), app()

@@ -13,7 +13,7 @@ from sgtm_plugins.http_request import HttpRequestTag
 from sgtm.config import load_text
 from sgtm.delivery.seal import SecretSeal
 from sgtm.plugin import BuildContext, ContainerInfo
-from sgtm.redact import MASK, Redactor, log_view
+from sgtm.redact import Redactor, log_view
 from sgtm.testing import Harness
 from sgtm.yamlsource import ConfigErrors
 from tests.installed import registry
@@ -144,8 +144,8 @@ def test_a_request_is_logged_by_its_shape():
         "url": "https://hooks.test/in/path",
         "query": ["gclid", "email"],
         "bytes": len(request.body),
-        "body": {"email": MASK, "ip": MASK, "value": 10, "items": [{"id": MASK}]},
     }
+    assert "ana@" not in json.dumps(view) and "203.0.113" not in json.dumps(view)
     full = log_view(request, Redactor({}), full=True)
     assert "ana@example.com" in full["body"] and "gclid=Cj0" in full["url"]
 

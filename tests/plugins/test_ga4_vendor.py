@@ -108,14 +108,14 @@ def test_serve_forwards_every_corpus_hit_with_its_parameters(tmp_path: Path) -> 
         shapes.append((_names(got.query), _names(got.body.decode())))
     assert expected == {}
     # The dry_run tag logs what it would send by shape (core rule: no visitor's value in a log):
-    # Google's URL, the query's names and the body line's names, each the same as a sent hit's.
+    # Google's URL, the query's names (each the same as a sent hit's) and the body's size.
     logged = []
     for record in logs:
         assert record["url"] == "https://region1.google-analytics.com/g/collect"
-        assert set(record["body"].values()) == {"***"}
+        assert "body" not in record and record["bytes"] > 0
         assert not [cid for cid in client_ids if cid in json.dumps(record)]
-        logged.append((tuple(record["query"]), tuple(record["body"])))
-    assert sorted(logged) == sorted(shapes)
+        logged.append(tuple(record["query"]))
+    assert sorted(logged) == sorted(query for query, _ in shapes)
 
 
 def _names(line: str) -> tuple[str, ...]:
