@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 
 import msgspec
 
+from sgtm.kit.http import batch_request
 from sgtm.kit.mapping import text
 from sgtm.plugin import (
     Batching,
@@ -97,13 +98,8 @@ class Ga4MpTag(Tag[Ga4MpSettings]):
                     properties[name] = prop
         latest = sorted(properties.items(), key=lambda p: -p[1]["timestamp_micros"])
         events = [outbound.batch_item["event"] for outbound in outbounds]
-        return Outbound(
-            method=first.method,
-            url=first.url,
-            headers=dict(first.headers),
-            body=request_body(envelope, events, dict(latest[:MAX_USER_PROPERTIES])),
-            destination=first.destination,
-            timeout=first.timeout,
+        return batch_request(
+            outbounds, request_body(envelope, events, dict(latest[:MAX_USER_PROPERTIES]))
         )
 
     def classify(self, status: int, headers: dict[str, str], body: bytes) -> Verdict:

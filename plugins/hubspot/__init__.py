@@ -23,7 +23,7 @@ from typing import Any, Literal
 import msgspec
 
 from sgtm.kit import mapping as m
-from sgtm.kit.http import http_url
+from sgtm.kit.http import batch_request, http_url
 from sgtm.plugin import (
     Batching,
     BuildContext,
@@ -154,17 +154,8 @@ class HubSpotTag(Tag[HubSpotSettings]):
         return [self.merge([outbound])]
 
     def merge(self, outbounds: list[Outbound]) -> Outbound:
-        first = outbounds[0]
         body = {"inputs": inputs([o.batch_item for o in outbounds])}
-        return Outbound(
-            method=first.method,
-            url=first.url,
-            headers=first.headers,
-            body=msgspec.json.encode(body),
-            destination=first.destination,
-            idempotency_key=first.idempotency_key if len(outbounds) == 1 else None,
-            batch_item=first.batch_item if len(outbounds) == 1 else None,
-        )
+        return batch_request(outbounds, msgspec.json.encode(body))
 
     def classify(self, status: int, headers: dict[str, str], body: bytes) -> Outcome | Verdict:
         return classify(status, headers, body)

@@ -19,6 +19,7 @@ from urllib.parse import quote, urlencode
 
 import msgspec
 
+from sgtm.kit.http import batch_request
 from sgtm.plugin import (
     Batching,
     BuildContext,
@@ -82,14 +83,7 @@ class MetaCapiTag(Tag[MetaCapiSettings]):
         first = outbounds[0]
         envelope = msgspec.json.decode(first.body)
         envelope["data"] = [outbound.batch_item for outbound in outbounds]
-        return Outbound(
-            method=first.method,
-            url=first.url,
-            headers=dict(first.headers),
-            body=msgspec.json.encode(envelope),
-            destination=first.destination,
-            timeout=first.timeout,
-        )
+        return batch_request(outbounds, msgspec.json.encode(envelope))
 
     def classify(self, status: int, headers: dict[str, str], body: bytes) -> Verdict:
         return classify(status, headers, body)

@@ -23,7 +23,7 @@ import msgspec
 from sgtm.kit import hashing as pii
 from sgtm.kit import mapping as m
 from sgtm.kit.hashing import check_calling_code
-from sgtm.kit.http import http_url, json_or_none
+from sgtm.kit.http import batch_request, http_url, json_or_none
 from sgtm.plugin import (
     Batching,
     BuildContext,
@@ -203,15 +203,9 @@ class ResponsysTag(Tag[ResponsysSettings]):
                 },
                 "recipientData": items,
             }
-        return Outbound(
-            method=first.method,
-            url=first.url,
-            headers=first.headers,
-            # Responsys asks for non-ASCII characters as \uXXXX escapes.
-            body=json.dumps(body, ensure_ascii=True, separators=(",", ":")).encode(),
-            destination=first.destination,
-            idempotency_key=first.idempotency_key if len(outbounds) == 1 else None,
-            batch_item=first.batch_item if len(outbounds) == 1 else None,
+        # Responsys asks for non-ASCII characters as \uXXXX escapes.
+        return batch_request(
+            outbounds, json.dumps(body, ensure_ascii=True, separators=(",", ":")).encode()
         )
 
     def dedupe_key(self, event: EventData, settings: ResponsysSettings) -> tuple[str, float] | None:

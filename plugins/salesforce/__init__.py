@@ -16,7 +16,7 @@ from urllib.parse import urlencode, urlsplit
 import msgspec
 
 from sgtm.kit import mapping as m
-from sgtm.kit.http import http_url, json_or_none
+from sgtm.kit.http import batch_request, http_url, json_or_none
 from sgtm.plugin import (
     Batching,
     BuildContext,
@@ -135,17 +135,8 @@ class SalesforceTag(Tag[SalesforceSettings]):
         return [self.merge([outbound])]
 
     def merge(self, outbounds: list[Outbound]) -> Outbound:
-        first = outbounds[0]
         body = {"allOrNone": False, "records": [o.batch_item for o in outbounds]}
-        return Outbound(
-            method=first.method,
-            url=first.url,
-            headers=first.headers,
-            body=msgspec.json.encode(body),
-            destination=first.destination,
-            idempotency_key=first.idempotency_key if len(outbounds) == 1 else None,
-            batch_item=first.batch_item if len(outbounds) == 1 else None,
-        )
+        return batch_request(outbounds, msgspec.json.encode(body))
 
     # -- credentials ----------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from sgtm.kit.http import batch_request
 from sgtm.plugin import (
     Batching,
     BuildContext,
@@ -76,14 +77,7 @@ class TikTokTag(Tag[TikTokSettings]):
         first = outbounds[0]
         envelope = msgspec.json.decode(first.body)
         envelope["data"] = [outbound.batch_item for outbound in outbounds]
-        return Outbound(
-            method=first.method,
-            url=first.url,
-            headers=dict(first.headers),
-            body=msgspec.json.encode(envelope),
-            destination=first.destination,
-            timeout=first.timeout,
-        )
+        return batch_request(outbounds, msgspec.json.encode(envelope))
 
     def classify(self, status: int, headers: dict[str, str], body: bytes) -> Verdict:
         return classify(status, headers, body)

@@ -3,7 +3,8 @@
 - `sgtm.kit.cookies`: first-party cookies a client sets (domain from the Public Suffix List,
   consent check, RFC 6265 value check, cookie settings block).
 - `sgtm.kit.hashing`: SHA-256 of personal data, "already hashed" detection, E.164 phones.
-- `sgtm.kit.http`: settings URLs checked at load, vendor answers that may not be JSON.
+- `sgtm.kit.http`: settings URLs checked at load, vendor answers that may not be JSON, the one
+  request a batching tag sends for several outbounds.
 - `sgtm.kit.inbound`: requests servers send: bounded JSON bodies, raw-body HMACs compared in
   constant time, senders' rates.
 - `sgtm.kit.mapping`: field maps from event data (`{vendor_field: "dotted.key"}`) and value
