@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -28,11 +29,12 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 
+from sgtm.alerts import alerter_for
 from sgtm.composition import build_engine
 from sgtm.config import ContainerSpec, load_containers
 from sgtm.container import Container, DedupeStore
 from sgtm.dedupe import MemoryDedupe
-from sgtm.delivery.base import Delivery
+from sgtm.delivery.base import Delivery, DeliveryUnavailable
 from sgtm.delivery.engine import DeliveryEngine
 from sgtm.event import EventData
 from sgtm.ingress import BadHost, HostRouter, hit_request, request_host
@@ -55,6 +57,8 @@ from sgtm.record import TrafficRecorder
 # their requests; `deliver` sends what is stored and serves only /healthz, /readyz and /metrics.
 Role = Literal["all", "ingest", "deliver"]
 ROLES: tuple[Role, ...] = get_args(Role)
+
+log = logging.getLogger("sgtm.app")
 
 
 class ClientGone(Exception):
@@ -167,6 +171,7 @@ class TaggingApp:
             scheme=str(scope.get("scheme", "http")),
             host=host,
         )
+        request.request_id = info.get("request_id", "")
         if self.recorder is not None:
             self.recorder.record(container.spec, request, target.decode("latin-1"))
         result = await container.handle(request)
@@ -259,7 +264,9 @@ def create_app(
         delivery, dedupe = engine, engine.store
     else:
         dedupe = MemoryDedupe()
-    containers = [Container(spec, delivery, dedupe, metrics=metrics) for spec in specs]
+    containers = [
+        Container(spec, delivery, dedupe, metrics=metrics, log_refusals=True) for spec in specs
+    ]
     if isinstance(delivery, DeliveryEngine):
         by_name = {c.name: c for c in containers}
 
@@ -274,9 +281,13 @@ def create_app(
     admin_token = os.environ.get("SGTM_ADMIN_TOKEN", "")
     limits = limits or limits_from_env()
 
+    alerter = alerter_for([s.alerts for s in specs if s.alerts is not None], metrics.samples)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Metrics]]:
         await delivery.start()
+        if alerter is not None:
+            await alerter.start()
         if recorder is not None:
             recorder.start()
         state["ready"] = True
@@ -285,6 +296,8 @@ def create_app(
             yield {"sgtm.metrics": metrics}
         finally:
             state["ready"] = False
+            if alerter is not None:
+                await alerter.close()
             if recorder is not None:
                 await asyncio.to_thread(recorder.close)
             await delivery.close()
@@ -303,6 +316,8 @@ def create_app(
         if not bearer_matches(request.headers.getlist("authorization"), admin_token):
             challenge = {"www-authenticate": "Bearer"}
             return PlainTextResponse("unauthorized\n", status_code=401, headers=challenge)
+        if isinstance(delivery, DeliveryEngine):
+            await _read_queue_depths(delivery)
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
     routes: list[BaseRoute] = [
@@ -325,7 +340,18 @@ def create_app(
     app.state.containers = containers
     app.state.delivery = delivery
     app.state.metrics = metrics
+    app.state.alerter = alerter
     return app
+
+
+async def _read_queue_depths(engine: DeliveryEngine) -> None:
+    """The queue depth gauges as of this scrape; a store that does not answer within a second
+    leaves the last values (and says so) rather than holding the scrape."""
+    try:
+        async with asyncio.timeout(1.0):
+            await engine.queue_depths()
+    except (DeliveryUnavailable, TimeoutError) as exc:
+        log.warning("queue depths not read for /metrics: %s", type(exc).__name__)
 
 
 def app_from_env() -> Starlette:

@@ -18,6 +18,7 @@ from urllib.parse import unquote_plus, urlsplit
 import msgspec
 
 from sgtm import fields
+from sgtm.alerts import AlertRules, AlertsConfig, check_alerts
 from sgtm.consent import KNOWN_TYPES as CONSENT_TYPES
 from sgtm.delivery.base import check_name
 from sgtm.delivery.policy import (
@@ -123,6 +124,7 @@ class ContainerFile(_Strict):
     transformations: list[Any] = []
     tags: list[Any] = []
     delivery: StoreConfig | None = None  # the outbox store; every container must agree
+    alerts: AlertsConfig | None = None  # the operator's webhook (sgtm/alerts.py)
     # Environment variables whose values are secrets wherever they are used, besides the values
     # of settings that plugins declare `Secret`.
     secrets: list[str] = []
@@ -174,6 +176,7 @@ class ContainerSpec:
     source: Source | None = None  # positions, for errors found across files
     warnings: list[ConfigError] = field(default_factory=list)
     delivery: StoreConfig | None = None
+    alerts: AlertRules | None = None
 
 
 def validation_message(exc: msgspec.ValidationError) -> tuple[str, str, bool]:
@@ -352,6 +355,7 @@ class _Loader:
             for rel, message in check_store(top.delivery):
                 self.error(join_path("delivery", rel), message)
         self.listed_secrets(top.secrets)
+        alerts = self.alerts(top.alerts, name) if top.alerts is not None else None
         if self.errors:
             # Secrets found after an error was worded are masked in it too.
             final = Redactor(self.secrets)
@@ -371,7 +375,25 @@ class _Loader:
             source=self.src,
             warnings=self.warnings,
             delivery=top.delivery,
+            alerts=alerts and dataclasses.replace(alerts, redact=Redactor(self.secrets)),
         )
+
+    def alerts(self, cfg: AlertsConfig, container: str) -> AlertRules | None:
+        """The webhook URL is a secret (a Slack URL is its own credential): it must come from
+        the environment, and is masked wherever it could be shown."""
+        path = "alerts.webhook.url"
+        substituted = [(name, value) for name, value in self.src.env_values.get(path, []) if value]
+        url_name = substituted[0][0] if substituted else "ALERTS_WEBHOOK_URL"
+        for name, value in substituted:
+            self.secrets[value] = name
+        if cfg.webhook.url:
+            self.secrets[cfg.webhook.url] = url_name
+        if not substituted:
+            self.error(path, "take the webhook URL from the environment (`${NAME}`): a secret")
+        rules, problems = check_alerts(cfg, container, url_name)
+        for rel, message in problems:
+            self.error(join_path("alerts", rel), message)
+        return rules
 
     def hosts(self, hosts: list[str]) -> tuple[str, ...]:
         out = []

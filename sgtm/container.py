@@ -41,7 +41,8 @@ from sgtm.plugin import (
 )
 from sgtm.privacy import anonymize_ip
 from sgtm.ratelimit import SourceLimiter
-from sgtm.redact import Redactor, log_view
+from sgtm.ratelog import RateLimitedLog
+from sgtm.redact import Redactor, hide_values, log_view
 from sgtm.request import HitRequest
 from sgtm.scope import Scope
 from sgtm.transformations import apply_all
@@ -92,6 +93,8 @@ class Container:
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = random_id,
         metrics: Metrics | None = None,
+        *,
+        log_refusals: bool = False,
         rng: random.Random = SYSTEM_RANDOM,
         tag_ids: Callable[[str], Callable[[], str]] | None = None,
     ) -> None:
@@ -117,6 +120,10 @@ class Container:
         # The switch for tracing requests as they are served (previews): None, the default,
         # costs one test per request, and no request keeps a trace of its tags.
         self.trace_requests: Callable[[HitRequest], bool] | None = None
+        # A server logs the events its tags refuse (`sgtm emulate` and `sgtm audit` report them
+        # in their output instead): one line per (tag, reason) a minute, so a tag refusing
+        # every event does not write a line per event (sgtm_tags_total counts them all).
+        self.refusals = RateLimitedLog(log) if log_refusals else None
 
     # -- requests -------------------------------------------------------------------------
 
@@ -364,6 +371,7 @@ class Container:
                     outcome="fired" if outcome.fired else (outcome.reason or "").split(":")[0],
                 )
                 if outcome.fired and not tag.dry_run:
+                    event_id = _event_id(event)
                     submissions.extend(
                         Submission(
                             container=self.name,
@@ -372,11 +380,15 @@ class Container:
                             outbound=outbound,
                             created=now,
                             nonce=outcome.nonce,
+                            event_id=event_id,
+                            request_id=request.request_id if request is not None else "",
                         )
                         for outbound in outcome.requests
                     )
                 elif outcome.fired:
                     self._log_dry_run(tag, outcome.requests)
+                elif self.refusals is not None and (outcome.reason or "").startswith("invalid"):
+                    self._log_refusal(self.refusals, tag.name, outcome.reason or "", request)
                 if trace:
                     tag_traces.append(outcome)
             if trace:
@@ -453,6 +465,23 @@ class Container:
             )
         return TagTrace(tag.name, tag.type_name, True, None, requests, warnings, ctx.nonce)
 
+    def _log_refusal(
+        self, refusals: RateLimitedLog, tag: str, reason: str, request: HitRequest | None
+    ) -> None:
+        # The reason is worded by the tag and may quote the event's values: logged with them
+        # hidden (docs/operations.md, Logs); `sgtm emulate` shows it whole.
+        shown = hide_values(reason)
+        refusals.warning(
+            (tag, shown),
+            "tag refused an event",
+            {
+                "container": self.name,
+                "tag": tag,
+                "reason": shown,
+                "request_id": request.request_id if request is not None else "",
+            },
+        )
+
     def as_sent(self, tag_type: str, outbound: Outbound) -> Outbound:
         """The request as the vendor receives it when it travels alone (a batch of one)."""
         tag = next(t.type for t in self.spec.tags if t.type_name == tag_type)
@@ -482,6 +511,16 @@ class Container:
             fields = {"container": self.name, "tag": tag.name, "method": outbound.method}
             fields.update(log_view(outbound, self.redact, full=full))
             logs.line(log, logging.INFO, "dry_run request", fields)
+
+
+def _event_id(event: EventData) -> str:
+    """The event's own `event_id` as delivery lines show it: text or a number, at most 128
+    characters, without control characters; "" when it has none."""
+    raw = event.get("event_id")
+    if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+        return ""
+    text = str(raw)[:128]
+    return text if text.isprintable() else "".join(c for c in text if c.isprintable())
 
 
 _HEADER_BREAKS = str.maketrans("", "", "\r\n\0")

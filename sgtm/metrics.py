@@ -7,6 +7,7 @@ single-threaded so no lock is needed.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -21,6 +22,7 @@ HELP = {
     "sgtm_delivery_breaker_open_total": "Times a lane's circuit breaker opened",
     "sgtm_delivery_auth_refresh_total": "Credentials refreshed after the vendor refused one",
     "sgtm_delivery_queue_depth": "Deliveries waiting in the outbox, per lane (all instances)",
+    "sgtm_delivery_breaker_state": "1 while a lane's circuit breaker is open, else 0",
 }
 
 
@@ -60,6 +62,16 @@ class Metrics:
     def value(self, name: str, **labels: str) -> float:
         key = _key(name, labels)
         return self._counters.get(key, self._gauges.get(key, 0.0))
+
+    def samples(self, names: Iterable[str]) -> list[tuple[str, dict[str, str], float]]:
+        """The current value of every series of the named counters and gauges, with its
+        labels (what the alerts webhook's rules read)."""
+        wanted = set(names)
+        return [
+            (name, dict(labels), count)
+            for (name, labels), count in [*self._counters.items(), *self._gauges.items()]
+            if name in wanted
+        ]
 
     def render(self) -> str:
         """Prometheus text format."""

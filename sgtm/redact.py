@@ -71,3 +71,48 @@ def log_view(outbound: Outbound, redact: Redactor, *, full: bool = False) -> dic
     if outbound.body:
         view["bytes"] = len(outbound.body)
     return view
+
+
+HIDDEN = "'…'"
+_REASON_LIMIT = 300
+
+
+def hide_values(text: str) -> str:
+    """A message with the values it quotes hidden, for log lines that tags and plugins word:
+    `value '12,50' is not a number` -> `value '…' is not a number`. Tags quote what an event
+    carries with `!r` (docs/plugins.md), so a quoted run is a visitor's value; as a safety net,
+    words with an `@` (e-mail addresses) or seven digits or more (phone numbers, ids) are hidden
+    too, and control characters become spaces. One pass, linear in the text; at most 300
+    characters. The same words with other values give the same text, which is what lets a log
+    line be rate-limited per reason."""
+    out: list[str] = []
+    i, n = 0, len(text)
+    word: list[str] = []
+
+    def end_word() -> None:
+        if word:
+            token = "".join(word)
+            digits = sum(c.isdigit() for c in token)
+            out.append(HIDDEN if "@" in token or digits >= 7 else token)
+            word.clear()
+
+    while i < n:
+        c = text[i]
+        opens = c in "'\"" and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_"))
+        if opens:
+            end_word()
+            j = i + 1
+            while j < n and text[j] != c:
+                j += 2 if text[j] == "\\" else 1
+            out.append(HIDDEN)
+            i = j + 1
+            continue
+        if c.isspace() or ord(c) < 32 or ord(c) == 127:
+            end_word()
+            out.append(" ")
+        else:
+            word.append(c)
+        i += 1
+    end_word()
+    hidden = "".join(out)
+    return hidden if len(hidden) <= _REASON_LIMIT else hidden[: _REASON_LIMIT - 1] + "…"

@@ -33,6 +33,9 @@ class HitRequest:
     host: str = ""
     scheme: str = "https"
     trusted_sender: bool = False
+    # The server's id of this request (x-request-id), for delivery logs; not part of what the
+    # request is (serve and emulate build equal requests).
+    request_id: str = field(default="", compare=False)
 
     @cached_property
     def query(self) -> dict[str, str]:

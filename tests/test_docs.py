@@ -78,7 +78,11 @@ def test_docs_have_container_examples():
     ("file", "line", "text"), CONTAINERS, ids=[f"{f}:{n}" for f, n, _ in CONTAINERS]
 )
 def test_container_examples_validate(file, line, text):
-    env = {name: f"test-{name.lower()}" for name in ENV_REF.findall(text)}
+    # Webhook URLs are checked as URLs (alerts.webhook.url): give them one.
+    env = {
+        name: f"https://hooks.test/{name.lower()}" if "WEBHOOK" in name else f"test-{name.lower()}"
+        for name in ENV_REF.findall(text)
+    }
     load_text(text, f"{file}:{line}", slack_registry(), environ=env)
 
 

@@ -24,6 +24,10 @@ class Submission(msgspec.Struct, kw_only=True):
     outbound: Outbound
     created: float  # seconds since the epoch; ages out after the delivery's max age
     nonce: str = ""  # binds the request's credential placeholders (BuildContext.nonce)
+    # What delivery log lines name the job by: the event's own event_id ("" without one) and the
+    # id of the request that caused it (the `x-request-id` of its request line).
+    event_id: str = ""
+    request_id: str = ""
 
     @property
     def lane(self) -> str:

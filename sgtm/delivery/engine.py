@@ -50,7 +50,7 @@ from sgtm.delivery.transport import Response, Transport, TransportError
 from sgtm.metrics import Metrics
 from sgtm.plugin import Credential, Outbound, Tag, Verdict, as_verdict, makes_events
 from sgtm.ratelimit import TokenBucket
-from sgtm.redact import Redactor
+from sgtm.redact import Redactor, hide_values
 
 log = logging.getLogger("sgtm.delivery")
 
@@ -221,6 +221,7 @@ class DeliveryEngine:
         self._stopping = False
         self._stopped = asyncio.Event()
         self._unroutable: set[str] = set()
+        self._depth_lanes: set[str] = set()  # lanes whose queue depth gauge was set
         self._orphan_max_age = max(
             [DEFAULT_MAX_AGE, *(route.policy.max_age for route in self.routes.values())]
         )
@@ -279,6 +280,8 @@ class DeliveryEngine:
             outbound=outbound,
             created=submission.created,
             nonce=nonce,
+            event_id=submission.event_id,
+            request_id=submission.request_id,
         )
         try:
             data = encode_payload(payload)
@@ -392,10 +395,20 @@ class DeliveryEngine:
         # the dead letters, where `sgtm dlq` shows them and can replay them.
         for key in list(self._unroutable):
             await self._expire(key, self._orphan_max_age, now)
+        depths = await self.queue_depths()
+        self._unroutable = {key for key in self._unroutable if depths.get(key, 0) > 0}
+
+    async def queue_depths(self) -> dict[str, int]:
+        """The outbox's depth per lane, read from the store's counters (one cheap query) into
+        the `sgtm_delivery_queue_depth` gauges; a lane emptied since the last read shows 0.
+        `/metrics` calls it at each scrape, so the gauge is as current as the scrape."""
         depths = await self.store.depth()
+        for key in self._depth_lanes - depths.keys():
+            self.metrics.gauge("sgtm_delivery_queue_depth", 0.0, lane=key)
         for key, depth in depths.items():
             self.metrics.gauge("sgtm_delivery_queue_depth", depth, lane=key)
-        self._unroutable = {key for key in self._unroutable if depths.get(key, 0) > 0}
+        self._depth_lanes = set(depths)
+        return depths
 
     async def _expire(self, key: str, max_age: float, now: float) -> None:
         expired = 0
@@ -576,7 +589,8 @@ class DeliveryEngine:
         except Exception as exc:
             log.exception("tag merge() failed", extra={"lane": lane.key})
             reason = f"merge failed ({type(exc).__name__})"
-            await self._settle(lane, jobs, [Verdict(outcome="dead", reason=reason)] * len(jobs))
+            dead = [Verdict(outcome="dead", reason=reason)] * len(jobs)
+            await self._settle(lane, jobs, dead, payloads=payloads)
             return
         request = route.seal.unseal(request, nonces)
         policy = lane.policy
@@ -603,6 +617,10 @@ class DeliveryEngine:
                 verdicts = [await self._follow_up(lane, response, outbounds[0])]
         failed = response is None or all(v.outcome == "retry" for v in verdicts)
         change = lane.breaker.record(not failed, now)
+        if change is not None:
+            # 1 while open (half-open included): what dashboards and the alerts webhook watch.
+            state = 1.0 if change == "open" else 0.0
+            self.metrics.gauge("sgtm_delivery_breaker_state", state, lane=lane.key, **lane.labels)
         if change == "open":
             self.metrics.inc("sgtm_delivery_breaker_open_total", 1.0, **lane.labels)
             log.warning("circuit open: vendor failing", extra={"lane": lane.key, "error": error})
@@ -613,22 +631,9 @@ class DeliveryEngine:
             pause = max((v.retry_after or 0.0) for v in verdicts)
             if pause > 0:
                 lane.paused_until = max(lane.paused_until, now + pause)
-        status = response.status if response is not None else 0
-        # Successes at debug: at thousands per second they would drown what needs reading.
-        level = logging.INFO if failed or status >= 300 else logging.DEBUG
-        if log.isEnabledFor(level):
-            log.log(
-                level,
-                "delivery",
-                extra={
-                    "lane": lane.key,
-                    "status": status,
-                    "items": len(jobs),
-                    "ms": ms,
-                    "error": error,
-                },
-            )
-        await self._settle(lane, jobs, verdicts, response=response, ms=ms, error=error)
+        await self._settle(
+            lane, jobs, verdicts, payloads=payloads, response=response, ms=ms, error=error
+        )
 
     async def _send(
         self, lane: Lane, request: Outbound, nonces: set[str], time_limit: float
@@ -719,6 +724,7 @@ class DeliveryEngine:
         jobs: list[Job],
         verdicts: list[Verdict],
         *,
+        payloads: list[Payload],
         response: Response | None = None,
         ms: float = 0.0,
         error: str = "",
@@ -728,9 +734,11 @@ class DeliveryEngine:
         done: list[Job] = []
         retries: list[Retry] = []
         dead: list[DeadLetter] = []
-        for job, verdict in zip(jobs, verdicts, strict=True):
+        lines = OutcomeLines(lane.key, status, ms, lane.route.redact)
+        for job, verdict, payload in zip(jobs, verdicts, payloads, strict=True):
             if verdict.outcome == "done":
                 done.append(job)
+                lines.add("done", payload, job, "")
                 continue
             job.attempts += 1
             job.history = trim_history(
@@ -744,18 +752,18 @@ class DeliveryEngine:
             elif verdict.outcome == "retry":
                 due = now + self.backoff(job.attempts, verdict.retry_after)
                 retries.append(Retry(job=job, due=due))
+                why = verdict.reason or error or f"vendor answered {status}"
+                lines.add("retry", payload, job, why)
                 continue
-            dead.append(self._dead_letter(lane, job, reason, response, now))
+            letter = self._dead_letter(lane, job, reason, response, now)
+            dead.append(letter)
+            lines.add("dead", payload, job, letter.reason)
         await self._settler.settle(done, retries, dead)
         labels = lane.labels
         for outcome, count in (("done", len(done)), ("retry", len(retries)), ("dead", len(dead))):
             if count:
                 self.metrics.inc("sgtm_deliveries_total", float(count), outcome=outcome, **labels)
-        if dead:
-            log.warning(
-                "dead-lettered deliveries",
-                extra={"lane": lane.key, "count": len(dead), "status": status},
-            )
+        lines.write()
 
     def backoff(self, attempts: int, retry_after: float | None) -> float:
         """Full jitter (uniform between 0 and the exponential cap), at least the vendor's wait."""
@@ -792,6 +800,52 @@ class DeliveryEngine:
 
 
 _PRIVATE_HEADERS = frozenset({"set-cookie", "authorization", "proxy-authorization"})
+_OUTCOME_LINES = {
+    "done": (logging.INFO, "delivered"),
+    "retry": (logging.INFO, "delivery will be retried"),
+    "dead": (logging.WARNING, "delivery dead-lettered"),
+}
+
+
+class OutcomeLines:
+    """The log lines of one send's outcomes, one per outcome: `delivered` (info), `delivery
+    will be retried` (info), `delivery dead-lettered` (warning), each with the lane, the vendor's
+    status (0: no answer), the time the send took and the `event_id` and `request_id` of its job;
+    for a batch, `items` and the lists `event_ids` and `request_ids` (each request once). A
+    retry says why (`error`) and the attempts so far; a dead letter its reason."""
+
+    __slots__ = ("groups", "lane", "ms", "redact", "status")
+
+    def __init__(self, lane: str, status: int, ms: float, redact: Redactor) -> None:
+        self.lane = lane
+        self.status = status
+        self.ms = ms
+        self.redact = redact
+        self.groups: dict[str, list[tuple[Payload, Job, str]]] = {}
+
+    def add(self, outcome: str, payload: Payload, job: Job, reason: str) -> None:
+        self.groups.setdefault(outcome, []).append((payload, job, reason))
+
+    def write(self) -> None:
+        for outcome, rows in self.groups.items():
+            level, message = _OUTCOME_LINES[outcome]
+            if not log.isEnabledFor(level):
+                continue
+            extra: dict[str, Any] = {"lane": self.lane, "status": self.status, "ms": self.ms}
+            if len(rows) == 1:
+                extra["event_id"] = rows[0][0].event_id
+                extra["request_id"] = rows[0][0].request_id
+            else:
+                extra["items"] = len(rows)
+                extra["event_ids"] = [payload.event_id for payload, _, _ in rows]
+                extra["request_ids"] = list(dict.fromkeys(p.request_id for p, _, _ in rows))
+            if outcome != "done":
+                extra["attempts"] = max(job.attempts for _, job, _ in rows)
+                # Tags word reasons, sometimes from the vendor's answer: secrets masked and
+                # quoted values hidden, as in the lines of refused events.
+                reason = hide_values(self.redact(rows[0][2]))
+                extra["error" if outcome == "retry" else "reason"] = reason
+            log.log(level, message, extra=extra)
 
 
 class OutcomeWriter:

@@ -42,6 +42,9 @@ class Payload(msgspec.Struct, array_like=True):
     # The nonce the request's placeholders are bound to (sgtm.placeholders): "" when it has
     # none; None for jobs stored before nonces existed.
     nonce: str | None = None
+    # For the delivery's log lines (Submission): "" in jobs stored before they existed.
+    event_id: str = ""
+    request_id: str = ""
 
     def nonces(self) -> set[str]:
         """The nonces whose placeholders may be filled in this job's request."""

@@ -25,7 +25,7 @@ from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery.base import Submission
 from sgtm.delivery.engine import DeliveryEngine, Lane, _batch_key, split
 from sgtm.delivery.recorder import RecorderDelivery
-from sgtm.delivery.store import Job, Store
+from sgtm.delivery.store import Job, Payload, Store
 from sgtm.delivery.transport import Response, Transport
 from sgtm.ingress import recorded_host, recorded_request
 from sgtm.plugin import (
@@ -337,6 +337,7 @@ class _Attempt(DeliveryEngine):
         jobs: list[Job],
         verdicts: list[Verdict],
         *,
+        payloads: list[Payload],
         response: Response | None = None,
         ms: float = 0.0,
         error: str = "",
