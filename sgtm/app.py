@@ -32,12 +32,12 @@ from starlette.types import Receive, Scope, Send
 from sgtm.alerts import alerter_for
 from sgtm.composition import build_engine
 from sgtm.config import ContainerSpec, load_containers
-from sgtm.container import Container, DedupeStore
+from sgtm.container import DedupeStore
 from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery.base import Delivery, DeliveryUnavailable
 from sgtm.delivery.engine import DeliveryEngine
 from sgtm.event import EventData
-from sgtm.ingress import BadHost, HostRouter, hit_request, request_host
+from sgtm.ingress import BadHost, hit_request, request_host
 from sgtm.limits import ServerLimits, limits_from_env
 from sgtm.metrics import Metrics
 from sgtm.middleware import (
@@ -52,6 +52,7 @@ from sgtm.middleware import (
 from sgtm.plugin import ClientResponse
 from sgtm.plugins import load_registry
 from sgtm.record import TrafficRecorder
+from sgtm.reload import LiveContainers, Reloader, ReloadOptions, container_set, files_version
 
 # What a `sgtm serve` process does: `all` ingests and delivers; `ingest` answers hits and stores
 # their requests; `deliver` sends what is stored and serves only /healthz, /readyz and /metrics.
@@ -79,12 +80,12 @@ class TaggingApp:
 
     def __init__(
         self,
-        router: HostRouter,
+        live: LiveContainers,
         limits: ServerLimits,
         metrics: Metrics,
         recorder: TrafficRecorder | None = None,
     ) -> None:
-        self.router = router
+        self.live = live  # read once per request: a reload never changes a request's container
         self.recorder = recorder  # `sgtm serve --record`
         self.metrics = metrics
         self.body_timeout = limits.body_timeout
@@ -133,7 +134,7 @@ class TaggingApp:
             server = scope.get("server")
             host = str(server[0]) if server else ""
         info["host"] = host
-        container = self.router.route(host)
+        container = self.live.current.router.route(host)
         if container is None:
             return ClientResponse(status=404, body=b"unknown host\n"), not announced
         info["container"] = container.name
@@ -252,9 +253,12 @@ def create_app(
     *,
     limits: ServerLimits | None = None,
     role: Role = "all",
+    reload: ReloadOptions | None = None,
     metrics: Metrics | None = None,
     recorder: TrafficRecorder | None = None,
 ) -> SgtmApp:
+    """`reload`: where the containers came from, to load them again on SIGHUP or, with
+    `watch`, when the files change (sgtm/reload.py); without it they are fixed."""
     # One set of counters for the process, handed to everything that counts; /metrics renders it.
     metrics = metrics or Metrics()
     dedupe: DedupeStore
@@ -264,19 +268,17 @@ def create_app(
         delivery, dedupe = engine, engine.store
     else:
         dedupe = MemoryDedupe()
-    containers = [
-        Container(spec, delivery, dedupe, metrics=metrics, log_refusals=True) for spec in specs
-    ]
+    version = (reload.version or files_version(reload.paths)) if reload else "static"
+    live = LiveContainers(container_set(specs, version, delivery, dedupe, metrics))
+    reloader = Reloader(live, reload, delivery, dedupe, metrics) if reload is not None else None
     if isinstance(delivery, DeliveryEngine):
-        by_name = {c.name: c for c in containers}
 
         async def follow_ups(container: str, tag: str, events: list[EventData]) -> None:
-            found = by_name.get(container)
+            found = live.current.by_name.get(container)
             if found is not None:  # a container the config no longer has: nothing runs them
                 await found.follow_up(tag, events)
 
         delivery.follow_ups = follow_ups
-    router = HostRouter(containers)
     state = {"ready": False}
     admin_token = os.environ.get("SGTM_ADMIN_TOKEN", "")
     limits = limits or limits_from_env()
@@ -293,7 +295,11 @@ def create_app(
         state["ready"] = True
         try:
             # Lifespan state reaches the HTTP protocol too (sgtm/protocol.py counts refusals).
-            yield {"sgtm.metrics": metrics}
+            if reloader is None:
+                yield {"sgtm.metrics": metrics}
+            else:
+                async with reloader.running():
+                    yield {"sgtm.metrics": metrics}
         finally:
             state["ready"] = False
             if alerter is not None:
@@ -306,8 +312,10 @@ def create_app(
         return PlainTextResponse("ok\n")
 
     async def readyz(request: Request) -> Response:
-        if state["ready"] and containers:
-            return PlainTextResponse(f"ready: {len(containers)} container(s)\n")
+        # A reload swaps the set in one step: readiness never drops while one runs.
+        count = len(live.current.containers)
+        if state["ready"] and count:
+            return PlainTextResponse(f"ready: {count} container(s)\n")
         return PlainTextResponse("not ready\n", status_code=503)
 
     async def metrics_endpoint(request: Request) -> Response:
@@ -326,7 +334,7 @@ def create_app(
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
     # A deliverer's containers only run follow-up events: it answers no hits.
-    hits = TaggingApp(router, limits, metrics, recorder) if role != "deliver" else None
+    hits = TaggingApp(live, limits, metrics, recorder) if role != "deliver" else None
     app = SgtmApp(
         hits,
         routes=routes,
@@ -337,7 +345,8 @@ def create_app(
         ],
         lifespan=lifespan,
     )
-    app.state.containers = containers
+    app.state.live = live  # live.current.containers: the containers served now
+    app.state.reloader = reloader
     app.state.delivery = delivery
     app.state.metrics = metrics
     app.state.alerter = alerter
@@ -356,9 +365,12 @@ async def _read_queue_depths(engine: DeliveryEngine) -> None:
 
 def app_from_env() -> Starlette:
     """Factory for `uvicorn --factory` with several workers: config paths in SGTM_CONFIG, the
-    process's role in SGTM_ROLE."""
+    process's role in SGTM_ROLE, the `--watch` interval (seconds) in SGTM_WATCH. Each worker
+    reloads on its own: on the SIGHUP the master passes on, and by watching the files."""
     from sgtm import logs
+    from sgtm.reload import defer_sighup
 
+    defer_sighup()
     logs.setup(os.environ.get("SGTM_LOG_LEVEL", "info"))
     paths: list[str | Path] = [
         p for p in os.environ.get("SGTM_CONFIG", "config").split(os.pathsep) if p
@@ -366,4 +378,10 @@ def app_from_env() -> Starlette:
     role = os.environ.get("SGTM_ROLE", "all")
     if role not in ROLES:
         raise ValueError(f"SGTM_ROLE: expected one of {', '.join(ROLES)}, got {role!r}")
-    return create_app(load_containers(paths, load_registry()), role=role)
+    watch = float(os.environ["SGTM_WATCH"]) if os.environ.get("SGTM_WATCH") else None
+    # Hashed before loading: a file written meanwhile then differs from it, and is loaded again.
+    version = files_version(paths)
+    registry = load_registry()
+    specs = load_containers(paths, registry)
+    reload = ReloadOptions(tuple(paths), watch=watch, version=version, registry=registry)
+    return create_app(specs, role=role, reload=reload)

@@ -57,6 +57,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="stop recording when FILE reaches this size (default 256 MiB)",
     )
+    serve.add_argument(
+        "--watch",
+        action="store_true",
+        help="reload the containers when their files change (SIGHUP always reloads)",
+    )
+    serve.add_argument(
+        "--watch-interval",
+        default="1s",
+        help="how often --watch looks at the files (default 1s; a change is loaded once the"
+        " files held still for one interval)",
+    )
 
     validate = commands.add_parser("validate", help="check container files; print every error")
     validate.add_argument("paths", nargs="+")
@@ -151,7 +162,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if isinstance(recorder, str):
         print(f"sgtm serve: {recorder}", file=sys.stderr)
         return 2
-    specs = _load(args.config)
+    from sgtm.delivery.policy import parse_duration
+    from sgtm.reload import ReloadOptions, defer_sighup, files_version
+
+    try:
+        interval = parse_duration(args.watch_interval)
+    except ValueError as exc:
+        print(f"sgtm serve: --watch-interval: {exc}", file=sys.stderr)
+        return 2
+    if interval <= 0:
+        print("sgtm serve: --watch-interval: must be more than 0", file=sys.stderr)
+        return 2
+    defer_sighup()  # a SIGHUP while starting is acted on once the server listens
+    version = files_version(args.config)  # before loading: see ReloadOptions.version
+    plugins = load_registry()
+    specs = _load(args.config, plugins)
     if specs is None:
         return 1
     problem = asyncio.run(_store_problem(specs))
@@ -167,9 +192,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["SGTM_CONFIG"] = os.pathsep.join(str(Path(p).resolve()) for p in args.config)
         os.environ["SGTM_LOG_LEVEL"] = args.log_level
         os.environ["SGTM_ROLE"] = args.role
-        uvicorn.run("sgtm.app:app_from_env", factory=True, workers=args.workers, **options)
+        os.environ["SGTM_WATCH"] = str(interval) if args.watch else ""
+        config = uvicorn.Config(
+            "sgtm.app:app_from_env", factory=True, workers=args.workers, **options
+        )
+        from sgtm.workers import ReloadingWorkers
+
+        with contextlib.suppress(KeyboardInterrupt):
+            ReloadingWorkers(config, sockets=[config.bind_socket()]).run()
     else:
-        app = create_app(specs, limits=limits, role=args.role, recorder=recorder)
+        watch = interval if args.watch else None
+        reload = ReloadOptions(tuple(args.config), watch=watch, version=version, registry=plugins)
+        app = create_app(specs, limits=limits, role=args.role, reload=reload, recorder=recorder)
         uvicorn.run(app, **options)
     return 0
 

@@ -23,6 +23,10 @@ HELP = {
     "sgtm_delivery_auth_refresh_total": "Credentials refreshed after the vendor refused one",
     "sgtm_delivery_queue_depth": "Deliveries waiting in the outbox, per lane (all instances)",
     "sgtm_delivery_breaker_state": "1 while a lane's circuit breaker is open, else 0",
+    "sgtm_config_version_info": "The config version served (a hash of the container files)",
+    "sgtm_config_reload_total": "Config reloads, by result (success, failure, unchanged)",
+    "sgtm_config_last_reload_success_timestamp_seconds": "When the config was last reloaded",
+    "sgtm_config_last_reload_failure_timestamp_seconds": "When a config reload last failed",
 }
 
 
@@ -58,6 +62,11 @@ class Metrics:
 
     def gauge(self, name: str, value: float, **labels: str) -> None:
         self._gauges[_key(name, labels)] = value
+
+    def clear(self, name: str) -> None:
+        """Forget every series of a gauge (an info metric whose label changed)."""
+        for key in [key for key in self._gauges if key[0] == name]:
+            del self._gauges[key]
 
     def value(self, name: str, **labels: str) -> float:
         key = _key(name, labels)

@@ -96,7 +96,8 @@ class TrafficRecorder:
         self._encoder = msgspec.json.Encoder()
         self._thread: threading.Thread | None = None
         self._file: BinaryIO | None = None
-        self._filters: dict[int, tuple[frozenset[str], Redactor]] = {}
+        # Per container version (a reload brings new specs): the headers kept and the masking.
+        self._filters: dict[int, tuple[ContainerSpec, frozenset[str], Redactor]] = {}
 
     def start(self) -> None:
         """Opens the file for appending (an error here stops `sgtm serve` before it listens)."""
@@ -115,10 +116,12 @@ class TrafficRecorder:
         self._queue.put(self._encoder.encode(self.line(spec, request, target)) + b"\n")
 
     def line(self, spec: ContainerSpec, request: HitRequest, target: str) -> RequestLine:
-        filters = self._filters.get(id(spec))
-        if filters is None:
-            filters = self._filters[id(spec)] = (client_headers(spec), Redactor(spec.secrets))
-        wanted, redact = filters
+        cached = self._filters.get(id(spec))
+        if cached is None or cached[0] is not spec:
+            if len(self._filters) > 64:  # versions a reload replaced
+                self._filters.clear()
+            cached = self._filters[id(spec)] = (spec, client_headers(spec), Redactor(spec.secrets))
+        _, wanted, redact = cached
         headers = {}
         for name, value in request.headers.items():
             if name in wanted:

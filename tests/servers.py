@@ -37,6 +37,7 @@ from sgtm.cli import uvicorn_options
 from sgtm.config import load_containers
 from sgtm.limits import limits_from_env
 from sgtm.logs import JsonFormatter
+from sgtm.reload import ReloadOptions
 from sgtm.testing.vendor import FakeVendor, Received, Reply, free_port
 from tests.installed import registry
 
@@ -149,7 +150,11 @@ class SgtmServer(_Logs):
     start at zero, as in a new process."""
 
     def __init__(
-        self, config: str | Path, env: dict[str, str] | None = None, **app_options: Any
+        self,
+        config: str | Path,
+        env: dict[str, str] | None = None,
+        watch: float | None = None,
+        **app_options: Any,
     ) -> None:
         env = dict(env or {})
         if {"SGTM_HEADER_TIMEOUT", "SGTM_MAX_HEADER_BYTES"} & set(env):
@@ -160,9 +165,15 @@ class SgtmServer(_Logs):
         self.data_dir = env.setdefault("SGTM_DATA_DIR", _data_dir(config))
         self._logs = _LogRecords()
         with mock.patch.dict(os.environ, env):
+            # Reloads read the files again with this environment (a thread takes no signals:
+            # `reload()` below is this server's SIGHUP).
+            reload = ReloadOptions(
+                (config,), watch=watch, environ=dict(os.environ), sighup=False, registry=registry()
+            )
             specs = load_containers([config], registry(), dict(os.environ))
             limits = limits_from_env()
-            app = create_app(specs, limits=limits, **app_options)  # e.g. recorder=
+            app = create_app(specs, limits=limits, reload=reload, **app_options)
+        self.app = app
         self.metrics = app.state.metrics
         options = uvicorn_options("127.0.0.1", self.port, limits)
         self.server = uvicorn.Server(uvicorn.Config(app, **options))
@@ -186,6 +197,13 @@ class SgtmServer(_Logs):
 
     def logs(self) -> str:
         return self._logs.text()
+
+    def reload(self, timeout: float = 30.0) -> bool:
+        """What SIGHUP does to `sgtm serve`: load the containers again, on the server's loop;
+        whether the new version is served."""
+        reloader = self.app.state.reloader
+        future = asyncio.run_coroutine_threadsafe(reloader.reload("test"), reloader.loop)
+        return bool(future.result(timeout))
 
     def stop(self) -> int:
         """Shut down as on SIGTERM: stop accepting, drain deliveries, close the store."""

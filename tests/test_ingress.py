@@ -192,7 +192,7 @@ async def test_serve_and_emulate_build_the_same_request() -> None:
     emulator = Emulator(specs, now=1_700_000_000)
     served: list[Any] = []
     emulated: list[Any] = []
-    spy(app.state.containers[0], served)
+    spy(app.state.live.current.containers[0], served)
     spy(emulator.containers[0], emulated)
     headers = {
         "Host": "Shop.Example.",

@@ -62,6 +62,10 @@ class CredentialManager:
             return credential
         return await self._single_flight(key, tag, settings, time_limit)
 
+    def forget(self, key: str) -> None:
+        """Drop the cached token of `key`: its settings changed (a config reload)."""
+        self._cache.pop(key, None)
+
     async def refresh(
         self, key: str, tag: Tag[Any], settings: Any, time_limit: float, failed: Credential
     ) -> Credential:

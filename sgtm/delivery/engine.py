@@ -221,19 +221,15 @@ class DeliveryEngine:
         self._stopping = False
         self._stopped = asyncio.Event()
         self._unroutable: set[str] = set()
+        # Routes a reload removed: requests built by the version before it (hits in flight
+        # during the swap) are still sealed with their secrets when they are stored.
+        self._former: dict[tuple[str, str], TagRoute] = {}
         self._depth_lanes: set[str] = set()  # lanes whose queue depth gauge was set
-        self._orphan_max_age = max(
-            [DEFAULT_MAX_AGE, *(route.policy.max_age for route in self.routes.values())]
-        )
+        _check_routes(self.routes)
+        self._orphan_max_age = _orphan_max_age(self.routes)
         # Where events a tag makes from a vendor's answer go (`Tag.follow_up`): the server sets
         # it to run them in their container. (container, tag, events); raises when not stored.
         self.follow_ups: FollowUps | None = None
-        for route in self.routes.values():
-            if makes_events(route.type) and route.policy.batched:
-                raise ValueError(
-                    f"tag {route.container}/{route.tag}: a tag type that batches cannot make "
-                    "events from answers (follow_up)"
-                )
 
     # -- the Delivery interface -----------------------------------------------------------
 
@@ -266,7 +262,8 @@ class DeliveryEngine:
     def job_for(self, submission: Submission, due: float) -> NewJob | None:
         """The outbox job of a submission: its request with configured secrets sealed,
         encoded as the store keeps it; None (counted and logged) when it cannot be stored."""
-        route = self.routes.get((submission.container, submission.tag))
+        key = (submission.container, submission.tag)
+        route = self.routes.get(key) or self._former.get(key)
         outbound, nonce = submission.outbound, submission.nonce
         if route is not None and route.seal:
             candidate = nonce or placeholders.new_nonce()
@@ -346,6 +343,66 @@ class DeliveryEngine:
         if lane.breaker.is_open or lane.policy.batching.flush_every:
             return False  # it would not progress now; its jobs are safe in the store
         return not lane.idle
+
+    # -- reload ---------------------------------------------------------------------------
+
+    def reroute(self, routes: Mapping[tuple[str, str], TagRoute]) -> list[Job]:
+        """Switch to the tags of a reloaded config (ValueError, and nothing changed, when one
+        cannot be sent). Lanes of removed tags retire: their sends in flight finish on the old
+        route, and the jobs they leased ahead are returned, to go back to the store at once
+        (`release_retired`); the tag's stored jobs wait under the removed-tag rule. Lanes of
+        changed tags take the new route for their next sends; tags that come back get their
+        lanes again. Synchronous, so the caller swaps containers and routes in one step."""
+        new = dict(routes)
+        _check_routes(new)
+        for key, route in new.items():
+            old = self.routes.get(key) or self._former.get(key)
+            if old is None:
+                continue
+            if old.seal.values.items() - route.seal.values.items():
+                # Jobs stored by the old version keep its secrets' placeholders: unseal them too.
+                merged = {v: n for n, v in (old.seal.values | route.seal.values).items()}
+                route.seal = SecretSeal(merged)
+            if old.settings != route.settings:
+                self.credentials.forget(f"{route.container}/{route.tag}")
+        handed_back: list[Job] = []
+        retired: list[str] = []
+        for lane in list(self.lanes.values()):
+            parts = LaneKey.decode(lane.key)
+            now_route = new.get((parts.container, parts.tag))
+            if now_route is None:
+                lane.retired = True
+                del self.lanes[lane.key]
+                retired.append(lane.key)
+                handed_back += lane.ahead
+                lane.ahead = []
+                lane.wake.set()
+            elif now_route is not lane.route:
+                self._reroute_lane(lane, now_route)
+        self._former = {k: v for k, v in (self._former | self.routes).items() if k not in new}
+        self.routes = new
+        self._orphan_max_age = _orphan_max_age(new)
+        if self.sends and self._supervisor is not None and not self._stopping:
+            for lane_text in [*self._unroutable, *retired]:
+                parts = LaneKey.decode(lane_text)
+                if (parts.container, parts.tag) in new:
+                    self._unroutable.discard(lane_text)
+                self._lane(lane_text)  # a tag back gets its lane; a removed one is warned of
+        return handed_back
+
+    def _reroute_lane(self, lane: Lane, route: TagRoute) -> None:
+        old = lane.route
+        lane.route = route
+        lane.policy = route.policy
+        if route.policy.rate_limit != old.policy.rate_limit:
+            limit = route.policy.rate_limit
+            lane.bucket = TokenBucket(limit, self.clock) if limit else None
+        lane.wake.set()
+
+    async def release_retired(self, jobs: list[Job]) -> None:
+        """Hand jobs leased ahead by retired lanes back to the store, due now."""
+        if jobs:
+            await self.store.release(jobs, self.clock())
 
     # -- lanes ----------------------------------------------------------------------------
 
@@ -485,6 +542,10 @@ class DeliveryEngine:
             if leased[short:]:
                 lane.ahead = leased[short:]
                 lane.ahead_until = now + lease_for - policy.timeout * 3
+        if lane.retired:  # a reload removed its tag while the lease was on its way
+            await self.store.release([*jobs, *lane.ahead], now)
+            lane.ahead = []
+            return
         if len(jobs) < want:
             lane.linger_next = True
         if not jobs:
@@ -797,6 +858,20 @@ class DeliveryEngine:
             response=last,
             history=job.history,
         )
+
+
+def _check_routes(routes: Mapping[tuple[str, str], TagRoute]) -> None:
+    for route in routes.values():
+        if makes_events(route.type) and route.policy.batched:
+            raise ValueError(
+                f"tag {route.container}/{route.tag}: a tag type that batches cannot make "
+                "events from answers (follow_up)"
+            )
+
+
+def _orphan_max_age(routes: Mapping[tuple[str, str], TagRoute]) -> float:
+    """How long jobs of a tag the config does not have wait: the longest max age it has."""
+    return max([DEFAULT_MAX_AGE, *(route.policy.max_age for route in routes.values())])
 
 
 _PRIVATE_HEADERS = frozenset({"set-cookie", "authorization", "proxy-authorization"})
