@@ -39,10 +39,11 @@ def corpus_lines() -> list[str]:
     return lines
 
 
-def child_cpu(args: list[str], env: dict[str, str]) -> float:
-    """CPU seconds (user + system) of one child run."""
+def child_cpu(args: list[str], env: dict[str, str], cwd: Path) -> float:
+    """CPU seconds (user + system) of one child run. It runs outside the repository, so that
+    `python -m sgtm` imports what PYTHONPATH names, not the tree in the current directory."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run(args, env=env, stdout=subprocess.DEVNULL, check=True)
+    subprocess.run(args, env=env, cwd=cwd, stdout=subprocess.DEVNULL, check=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
@@ -51,9 +52,10 @@ def rate(config: Path, many: Path, one: Path, count: int, pythonpath: str | None
     env = dict(os.environ)
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
+    config = config.resolve()
     base = [sys.executable, "-m", "sgtm", "emulate", "-c", str(config), "--now", "1767225600"]
-    startup = child_cpu([*base, "--requests", str(one)], env)
-    total = child_cpu([*base, "--requests", str(many)], env)
+    startup = child_cpu([*base, "--requests", str(one)], env, many.parent)
+    total = child_cpu([*base, "--requests", str(many)], env, many.parent)
     return (count - 1) / max(total - startup, 1e-9)
 
 

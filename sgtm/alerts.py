@@ -236,6 +236,11 @@ class Alerter:
         self._queue: asyncio.Queue[Message] = asyncio.Queue(queue_size)
         self._tasks: list[asyncio.Task[None]] = []
 
+    def replace_rules(self, rules: Sequence[AlertRules]) -> None:
+        """The rules of a reloaded config; what was said and counted for a container stays."""
+        self.rules = list(rules)
+        self._state = {r.container: self._state.get(r.container) or _State() for r in self.rules}
+
     async def start(self) -> None:
         await self.transport.start()
         self.started = self.clock()

@@ -52,7 +52,14 @@ from sgtm.middleware import (
 from sgtm.plugin import ClientResponse
 from sgtm.plugins import load_registry
 from sgtm.record import TrafficRecorder
-from sgtm.reload import LiveContainers, Reloader, ReloadOptions, container_set, files_version
+from sgtm.reload import (
+    ContainerSet,
+    LiveContainers,
+    Reloader,
+    ReloadOptions,
+    container_set,
+    files_version,
+)
 
 # What a `sgtm serve` process does: `all` ingests and delivers; `ingest` answers hits and stores
 # their requests; `deliver` sends what is stored and serves only /healthz, /readyz and /metrics.
@@ -270,7 +277,6 @@ def create_app(
         dedupe = MemoryDedupe()
     version = (reload.version or files_version(reload.paths)) if reload else "static"
     live = LiveContainers(container_set(specs, version, delivery, dedupe, metrics))
-    reloader = Reloader(live, reload, delivery, dedupe, metrics) if reload is not None else None
     if isinstance(delivery, DeliveryEngine):
 
         async def follow_ups(container: str, tag: str, events: list[EventData]) -> None:
@@ -284,6 +290,17 @@ def create_app(
     limits = limits or limits_from_env()
 
     alerter = alerter_for([s.alerts for s in specs if s.alerts is not None], metrics.samples)
+
+    def swapped(new: ContainerSet) -> None:
+        rules = [s.alerts for s in new.specs if s.alerts is not None]
+        if alerter is not None:
+            alerter.replace_rules(rules)
+        elif rules:
+            log.warning("alerts: sections new to this process apply after a restart")
+
+    reloader = None
+    if reload is not None:
+        reloader = Reloader(live, reload, delivery, dedupe, metrics, on_swap=swapped)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Metrics]]:

@@ -55,7 +55,7 @@ class Regex:
     """A compiled config regex. Matches give the groups: `[0]` the whole match, `[n]` group n
     ("" when it did not take part)."""
 
-    __slots__ = ("compiled", "ignore_case", "pattern")
+    __slots__ = ("_memo", "compiled", "ignore_case", "pattern")
 
     def __init__(self, pattern: str, *, ignore_case: bool = False) -> None:
         options = re2.Options()
@@ -67,15 +67,37 @@ class Regex:
             raise RegexError(_explain(pattern, exc)) from None
         self.pattern = pattern
         self.ignore_case = ignore_case
+        # Hits repeat their inputs (a site's page paths, hostnames, event names): answers for
+        # short texts are kept, at most _MEMO_ENTRIES, the lot dropped when full (bounded
+        # whatever a client sends; an answer is a tuple of strings, shared safely).
+        self._memo: dict[tuple[bool, str], tuple[str, ...] | None] = {}
 
     def search(self, text: str) -> tuple[str, ...] | None:
-        return _groups(self.compiled.search(_encodable(text)))
+        return self._answer(False, text)
 
     def fullmatch(self, text: str) -> tuple[str, ...] | None:
-        return _groups(self.compiled.fullmatch(_encodable(text)))
+        return self._answer(True, text)
+
+    def _answer(self, full: bool, text: str) -> tuple[str, ...] | None:
+        key = (full, text)
+        try:
+            return self._memo[key]
+        except KeyError:
+            pass
+        subject = _encodable(text)
+        found = _groups(self.compiled.fullmatch(subject) if full else self.compiled.search(subject))
+        if len(text) <= _MEMO_CHARS:
+            if len(self._memo) >= _MEMO_ENTRIES:
+                self._memo.clear()
+            self._memo[key] = found
+        return found
 
     def __repr__(self) -> str:
         return f"Regex({self.pattern!r}, ignore_case={self.ignore_case})"
+
+
+_MEMO_ENTRIES = 1024
+_MEMO_CHARS = 512
 
 
 def _groups(match: Any) -> tuple[str, ...] | None:

@@ -254,3 +254,21 @@ def test_regex_table_on_re2_with_hostile_input() -> None:
     assert resolve_table(table, {"subject": "https://www.shop.example/p"}) == "shop"
     (regex,) = table.settings._compiled
     assert isinstance(regex.compiled, type(re2.compile("x")))
+
+
+def test_answers_are_memoized_bounded_and_the_same() -> None:
+    """Hits repeat their inputs, so a Regex keeps its answers for short texts; the memo never
+    holds more than its bound, and long texts are answered every time, never kept."""
+    from sgtm import regex
+
+    pattern = Regex(r"^/p/([^/]+)")
+    assert pattern.search("/p/shoe") == ("/p/shoe", "shoe") == pattern.search("/p/shoe")
+    assert pattern.fullmatch("/p/shoe") == ("/p/shoe", "shoe")
+    assert pattern.fullmatch("/p/shoe/x") is None and pattern.search("/p/shoe/x") is not None
+    for n in range(regex._MEMO_ENTRIES * 3):
+        assert pattern.search(f"/p/{n}") == (f"/p/{n}", str(n))
+        assert len(pattern._memo) <= regex._MEMO_ENTRIES
+    long_text = "/p/" + "x" * regex._MEMO_CHARS
+    pattern._memo.clear()
+    assert pattern.search(long_text) == (long_text, long_text[3:])
+    assert pattern._memo == {}

@@ -36,7 +36,8 @@ def write_config(tmp_path: Path, vendor_url: str) -> Path:
             f"""\
             version: 1
             clients:
-              - {{name: ga4, type: ga4}}
+              # The server's limit (1 MiB), not the client's 64 KiB: parsing it must be linear.
+              - {{name: ga4, type: ga4, settings: {{max_body_bytes: 1048576}}}}
             variables:
               section:
                 type: regex_table

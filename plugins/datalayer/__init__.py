@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 
 from sgtm.kit.cookies import CookieSettings
+from sgtm.kit.inbound import check_size
 from sgtm.plugin import (
     BadRequest,
     Client,
@@ -51,6 +52,9 @@ class DataLayerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
     script_max_age: int = 3600
     # Events beyond this many in one request are dropped (counted as datalayer.too_many_events).
     max_events: int = 100
+    # sgtm.js sends with fetch keepalive / sendBeacon, which browsers cap at 64 KiB: a larger body
+    # is no browser's, and decoding 1 MiB of JSON would cost over a hundred hits. 413 above it.
+    max_body_bytes: int = 65536
     # Only these event names become events (null: all); others are dropped and counted.
     events: list[str] | None = None
     # The first-party client id cookie (Stape's Data Client name); null: no cookie.
@@ -72,6 +76,8 @@ class DataLayerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
             raise ValueError("script_max_age: must be between 0 and 31536000 seconds")
         if not 1 <= self.max_events <= MAX_EVENTS:
             raise ValueError(f"max_events: must be between 1 and {MAX_EVENTS}")
+        if not 1024 <= self.max_body_bytes <= 1024 * 1024:
+            raise ValueError("max_body_bytes: must be between 1024 and 1048576")
         if self.events is not None and (not self.events or not all(n.strip() for n in self.events)):
             raise ValueError("events: list event names, or leave it out to accept every event")
         if self.client_id_cookie is not None and not _COOKIE_NAME.fullmatch(self.client_id_cookie):
@@ -95,6 +101,7 @@ class DataLayerClient(Client[DataLayerSettings]):
             return []  # sgtm.js: `respond` serves it
         if request.method not in ("GET", "POST"):
             raise BadRequest("use POST (or GET)", status=405, headers={"allow": "GET, POST"})
+        check_size(request, settings.max_body_bytes)
         data_tag = decode.is_data_tag(request)
         raw = decode.entries(request)
         if len(raw) > settings.max_events:

@@ -15,6 +15,7 @@ from urllib.parse import unquote_plus
 import msgspec
 
 from sgtm.kit.cookies import CookieSettings
+from sgtm.kit.inbound import check_size
 from sgtm.plugin import (
     Client,
     ClientContext,
@@ -22,7 +23,6 @@ from sgtm.plugin import (
     EventData,
     HitRequest,
     PersonalData,
-    copy_event,
     hookimpl,
     set_path,
 )
@@ -40,6 +40,9 @@ CLAIM_PEEK_BYTES = 8192
 class GA4Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     path: str = "/g/collect"
     max_events: int = 100
+    # gtag sends batches with sendBeacon, which browsers refuse over 64 KiB: a larger body is no
+    # browser's, and parsing 1 MiB would cost a hundred hits. Larger bodies get 413.
+    max_body_bytes: int = 65536
     # Real sGTM event data shows only page_location (the Page Hostname / Page Path variables
     # derive from it); True also writes page_hostname / page_path into the event.
     derive_page_fields: bool = False
@@ -53,6 +56,10 @@ class GA4Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # x-fb-ck-fbp / x-fb-ck-fbc).
     meta_cookies: bool = False
     cookies: CookieSettings = msgspec.field(default_factory=CookieSettings)
+
+    def __post_init__(self) -> None:
+        if not 1024 <= self.max_body_bytes <= 1024 * 1024:
+            raise ValueError("max_body_bytes: must be between 1024 and 1048576")
 
 
 class GA4Client(Client[GA4Settings]):
@@ -74,6 +81,7 @@ class GA4Client(Client[GA4Settings]):
     def parse(
         self, request: HitRequest, settings: GA4Settings, ctx: ClientContext
     ) -> list[EventData]:
+        check_size(request, settings.max_body_bytes)
         events = parse_hits(
             request.query_string,
             request.body,
@@ -140,7 +148,9 @@ def _scan_v_tid(query: str) -> dict[str, str]:
 def _merge_header_hints(event: EventData, hints: dict[str, Any]) -> None:
     from_hit = event.get("client_hints")
     # Hit params describe the browser more precisely than the headers, so they win.
-    merged = copy_event(hints)  # events must not share the brands list
+    merged = dict(hints)
+    if "brands" in hints:  # events must not share the brands list
+        merged["brands"] = [dict(brand) for brand in hints["brands"]]
     if isinstance(from_hit, dict):
         merged.update(from_hit)
     event["client_hints"] = merged

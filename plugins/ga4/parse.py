@@ -48,6 +48,13 @@ Choices where the reference is silent or uncertain:
   variables do). `derive_page_fields=True` writes them. An explicit `dh` always maps to
   `page_hostname`.
 
+Speed: values that repeat from hit to hit (client hints `uafvl` and the Sec-CH-UA headers,
+consent `gcs`/`gcd`, items, percent-encoded page URLs and titles) are decoded once and memoized
+in small LRU caches keyed by their raw text. Each cache is bounded in entries and takes only
+values up to a size, so a client sending endless distinct values only evicts entries (and gets
+the uncached speed); what a cache returns is immutable or copied, so no event shares state with
+another. The output is byte for byte the same as without them (tests/ga4_corpus).
+
 Limits (each drop is counted with the reason in brackets):
 - `max_events` body lines per request (default 100) [ga4.too_many_events];
 - MAX_PARAMS params per query string or line [ga4.too_many_params];
@@ -59,6 +66,7 @@ Limits (each drop is counted with the reason in brackets):
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import re
@@ -92,6 +100,10 @@ _FALSE = frozenset({"0", "false", ""})
 
 def to_number(raw: str) -> int | float | None:
     text = raw.strip()
+    # Most numbers a hit carries are small integers (`_s=3`, `_et=1520`, `qt=2`): 15 digits are
+    # below 2**53, so the int is the value the float path would give.
+    if len(text) < 16 and text.isdigit() and text.isascii():
+        return int(text)
     if len(text) > MAX_NUMBER_CHARS or not _is_plain_decimal(text):
         return None
     value = float(text)
@@ -138,14 +150,27 @@ def to_str(raw: str) -> str:
     return raw
 
 
+# Memoized values: at most this many characters of raw text, and this many entries per cache.
+_MEMO_CHARS = 2048
+_MEMO_ENTRIES = 512
+_SEC_CH_UA = 64 * MAX_BRANDS
+assert _SEC_CH_UA <= _MEMO_CHARS
+
+
 def full_version_list(raw: str) -> list[dict[str, str]]:
     """`uafvl`: `brand;version` pairs joined by `|`, each brand percent-encoded once more."""
+    pairs = _version_pairs(raw) if len(raw) <= _MEMO_CHARS else _version_pairs.__wrapped__(raw)
+    return [{"brand": brand, "version": version} for brand, version in pairs]
+
+
+@functools.lru_cache(maxsize=_MEMO_ENTRIES)
+def _version_pairs(raw: str) -> tuple[tuple[str, str], ...]:
     out = []
     for entry in raw.split("|", MAX_BRANDS)[:MAX_BRANDS]:
         if entry:
             brand, _, version = entry.partition(";")
-            out.append({"brand": unquote(brand), "version": version})
-    return out
+            out.append((unquote(brand), version))
+    return tuple(out)
 
 
 # Param -> (event data paths, converter). Paths are dotted: `a.b` is key `b` of object `a`.
@@ -360,13 +385,19 @@ def parse_query(query: str, drop: Drop = _no_drop) -> dict[str, str]:
 
 def _unquote_plus(raw: str) -> str:
     """`unquote_plus` with the same results (broken escapes stay literal, bad UTF-8 becomes
-    U+FFFD), faster: most names and many values carry no escapes at all."""
+    U+FFFD), faster: most names and many values carry no escapes at all, and escaped values
+    (page URLs and titles) repeat from hit to hit."""
     if "%" in raw:
-        try:
-            return unquote_to_bytes(raw.replace("+", " ")).decode("utf-8", "replace")
-        except UnicodeEncodeError:  # a lone surrogate: only urllib's decoder keeps it
-            return unquote_plus(raw)
+        return _decode(raw) if len(raw) <= _MEMO_CHARS else _decode.__wrapped__(raw)
     return raw.replace("+", " ") if "+" in raw else raw
+
+
+@functools.lru_cache(maxsize=4 * _MEMO_ENTRIES)
+def _decode(raw: str) -> str:
+    try:
+        return unquote_to_bytes(raw.replace("+", " ")).decode("utf-8", "replace")
+    except UnicodeEncodeError:  # a lone surrogate: only urllib's decoder keeps it
+        return unquote_plus(raw)
 
 
 def map_hit(
@@ -385,8 +416,11 @@ def map_hit(
 
     items: dict[int, str] = {}
     for name, raw in params.items():
-        if (target := _TARGETS.get(name)) is not None:
-            keys, convert = target
+        kind, arg = _plan(name)
+        if kind is _COPY:
+            event[arg] = raw
+        elif kind is _CONVERT:
+            keys, convert = arg
             value = convert(raw)
             if value is None:
                 drop("ga4.invalid_param", 1)
@@ -396,17 +430,15 @@ def map_hit(
                     event[key] = value
                 else:
                     _object(event, key[0])[key[1]] = value
-        elif name.startswith(_EVENT_PARAM_PREFIXES) or name in CONSUMED:
-            continue
-        elif name.startswith(_PREFIXES):
+        elif kind is _PREFIXED:
             _map_prefixed(event, name, raw, drop)
-        elif match := _ITEM_PARAM.fullmatch(name):
-            items[int(match[1])] = raw
-        elif passthrough_unknown and _PASSTHROUGH_NAME.fullmatch(name):
-            if name.startswith("_"):
-                _object(event, "x-ga-system_properties")[name[1:]] = raw
-            else:
-                event[f"x-ga-mp2-{name}"] = raw
+        elif kind is _ITEM:
+            items[arg] = raw
+        elif kind is _SYSTEM:
+            if passthrough_unknown:
+                _object(event, "x-ga-system_properties")[arg] = raw
+        elif kind is _MP2 and passthrough_unknown:
+            event[arg] = raw
 
     if items and (mapped := _map_items(items, drop)):
         event["items"] = mapped
@@ -423,6 +455,35 @@ def map_hit(
     if derive_page_fields:
         _derive_page_fields(event)
     return event
+
+
+# What map_hit does with a param, by its name alone: decided once per name (names repeat on
+# every hit), in a bounded cache like the values'.
+_COPY = "copy"  # a string param with one top-level key: arg is the key
+_CONVERT = "convert"  # arg is (keys, converter) from _TARGETS
+_PREFIXED = "prefixed"  # up. upn. sst. (ep. and epn. are mapped first, then skipped)
+_ITEM = "item"  # prN: arg is N
+_SYSTEM = "system"  # an unknown `_name`: arg is the key under x-ga-system_properties
+_MP2 = "mp2"  # an unknown name: arg is its x-ga-mp2- key
+_SKIP = "skip"
+
+
+@functools.lru_cache(maxsize=4 * _MEMO_ENTRIES)
+def _plan(name: str) -> tuple[str, Any]:
+    if (target := _TARGETS.get(name)) is not None:
+        keys, convert = target
+        if convert is to_str and len(keys) == 1 and type(keys[0]) is str:
+            return _COPY, keys[0]
+        return _CONVERT, target
+    if name.startswith(_EVENT_PARAM_PREFIXES) or name in CONSUMED:
+        return _SKIP, None
+    if name.startswith(_PREFIXES):
+        return _PREFIXED, None
+    if match := _ITEM_PARAM.fullmatch(name):
+        return _ITEM, int(match[1])
+    if _PASSTHROUGH_NAME.fullmatch(name):
+        return (_SYSTEM, name[1:]) if name.startswith("_") else (_MP2, f"x-ga-mp2-{name}")
+    return _SKIP, None
 
 
 def _map_prefixed(event: EventData, name: str, raw: str, drop: Drop) -> None:
@@ -476,7 +537,17 @@ def _map_items(raw_items: dict[int, str], drop: Drop) -> list[dict[str, Any]]:
 
 def parse_item(raw: str, drop: Drop = _no_drop) -> dict[str, Any]:
     """`id<v>~nm<v>~k0<name>~v0<value>…`: fields keep the valid parts of a damaged item."""
+    fields, invalid = _item(raw) if len(raw) <= _MEMO_CHARS else _item.__wrapped__(raw)
+    if invalid:
+        drop("ga4.invalid_param", invalid)
+    return dict(fields)
+
+
+@functools.lru_cache(maxsize=_MEMO_ENTRIES)
+def _item(raw: str) -> tuple[tuple[tuple[str, Any], ...], int]:
+    """An item's fields (values are strings and numbers: immutable) and its invalid count."""
     item: dict[str, Any] = {}
+    invalid = 0
     custom_names: dict[str, str] = {}
     custom_values: list[str] = []
     for part in raw.split("~"):
@@ -487,7 +558,7 @@ def parse_item(raw: str, drop: Drop = _no_drop) -> dict[str, Any]:
         elif field := ITEM_FIELDS.get(part[:2]):
             value: Any = part[2:]
             if field in ITEM_NUMBER_FIELDS and (value := to_number(value)) is None:
-                drop("ga4.invalid_param", 1)
+                invalid += 1
                 continue
             item[field] = value
     for digits_and_value in custom_values:
@@ -497,7 +568,7 @@ def parse_item(raw: str, drop: Drop = _no_drop) -> dict[str, Any]:
             if digits in custom_names:
                 item.setdefault(custom_names[digits], digits_and_value[end:])
                 break
-    return item
+    return tuple(item.items()), invalid
 
 
 def consent_state(gcs: str | None, gcd: str | None) -> dict[str, bool]:
@@ -507,6 +578,13 @@ def consent_state(gcs: str | None, gcd: str | None) -> dict[str, bool]:
     carry a default and an update state; the update wins when set, so `u` (granted default,
     denied update) is denied and `l` (nothing set) states nothing. gcd overrides gcs.
     """
+    if (gcs is None or len(gcs) <= _MEMO_CHARS) and (gcd is None or len(gcd) <= _MEMO_CHARS):
+        return dict(_consent_state(gcs, gcd))
+    return dict(_consent_state.__wrapped__(gcs, gcd))
+
+
+@functools.lru_cache(maxsize=_MEMO_ENTRIES)
+def _consent_state(gcs: str | None, gcd: str | None) -> tuple[tuple[str, bool], ...]:
     state: dict[str, bool] = {}
     if gcs and gcs.startswith("G1"):
         for consent_type, digit in zip(("ad_storage", "analytics_storage"), gcs[2:4], strict=False):
@@ -517,7 +595,7 @@ def consent_state(gcs: str | None, gcd: str | None) -> dict[str, bool]:
             granted = gcd_letter(gcd[offset : offset + 1])
             if granted is not None:
                 state[consent_type] = granted
-    return state
+    return tuple(state.items())
 
 
 def gcd_letter(letter: str) -> bool | None:
@@ -569,19 +647,21 @@ def header_client_hints(headers: Mapping[str, str]) -> dict[str, Any]:
     included. Hit params (`uap`, `uamb`, ...) override these.
     """
     hints: dict[str, Any] = {}
-    if header := headers.get("sec-ch-ua"):
-        brands = [
-            {"brand": _unescape(brand), "version": _unescape(version)}
-            for brand, version in _brand_versions(header[: 64 * MAX_BRANDS])
-        ]
-        if brands:
-            hints["brands"] = brands[:MAX_BRANDS]
+    # At most 64 characters per brand are read (2048: the memo's own limit too).
+    if (header := headers.get("sec-ch-ua")) and (brands := _header_brands(header[:_SEC_CH_UA])):
+        hints["brands"] = [{"brand": brand, "version": version} for brand, version in brands]
     mobile = headers.get("sec-ch-ua-mobile", "").strip()
     if mobile in ("?0", "?1"):
         hints["mobile"] = mobile == "?1"
     if (platform := headers.get("sec-ch-ua-platform")) is not None:
         hints["platform"] = platform[:MAX_VALUE_CHARS]
     return hints
+
+
+@functools.lru_cache(maxsize=_MEMO_ENTRIES)
+def _header_brands(header: str) -> tuple[tuple[str, str], ...]:
+    pairs = [(_unescape(brand), _unescape(version)) for brand, version in _brand_versions(header)]
+    return tuple(pairs[:MAX_BRANDS])
 
 
 def _brand_versions(header: str) -> list[tuple[str, str]]:

@@ -46,6 +46,9 @@ def server(tmp_path_factory: pytest.TempPathFactory, vendor: FakeVendor) -> Iter
             clients:
               - name: web
                 type: datalayer
+                # The server's own limit is what these tests reach (the client's default is
+                # 64 KiB: tests/plugins/test_datalayer.py).
+                settings: {{max_body_bytes: 1048576}}
             triggers:
               everything: {{all: []}}
             tags:

@@ -22,7 +22,7 @@ from sgtm_plugins.ga4.parse import (
 )
 
 from sgtm.event import EventData
-from sgtm.plugin import ClientContext, ContainerInfo
+from sgtm.plugin import BadRequest, ClientContext, ContainerInfo
 from sgtm.request import HitRequest
 
 NOW = 1_700_000_123.456
@@ -1043,3 +1043,30 @@ def test_fast_unquote_decodes_exactly_as_urllib():
     for _ in range(20000):
         raw = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 10)))
         assert _unquote_plus(raw) == unquote_plus(raw), raw
+
+
+# --- body size (issue #8) ---------------------------------------------------------------------
+
+
+def test_a_body_over_max_body_bytes_is_refused_unparsed() -> None:
+    """gtag batches with sendBeacon, which browsers cap at 64 KiB: a bigger body is no browser's
+    and is refused whole (413) before a line of it is parsed."""
+    line = b"en=scroll&epn.percent_scrolled=90&ep.x=" + b"y" * 60 + b"\n"
+    fits = line * (65536 // len(line))
+    ctx = context()
+    events = GA4Client().parse(request("v=2&tid=G-1&cid=1.2", fits), GA4Settings(), ctx)
+    assert len(events) == 100 and ctx.dropped == {
+        "ga4.too_many_events": len(fits) // len(line) - 100
+    }
+    over = fits + line
+    with pytest.raises(BadRequest, match="body over 65536 bytes") as refused:
+        GA4Client().parse(request("v=2&tid=G-1&cid=1.2", over), GA4Settings(), context())
+    assert refused.value.status == 413
+    bigger = GA4Settings(max_body_bytes=1024 * 1024)
+    assert len(GA4Client().parse(request("v=2&tid=G-1&cid=1.2", over), bigger, context())) == 100
+
+
+@pytest.mark.parametrize("size", [1023, 1024 * 1024 + 1])
+def test_max_body_bytes_is_checked(size: int) -> None:
+    with pytest.raises(ValueError, match="max_body_bytes: must be between 1024 and 1048576"):
+        msgspec.convert({"max_body_bytes": size}, GA4Settings)
