@@ -53,6 +53,7 @@ from sgtm.plugin import ClientResponse
 from sgtm.plugins import load_registry
 from sgtm.preview import Previews
 from sgtm.preview import requested as preview_id
+from sgtm.record import TrafficRecorder
 from sgtm.reload import (
     ContainerSet,
     LiveContainers,
@@ -91,13 +92,15 @@ class TaggingApp:
         live: LiveContainers,
         limits: ServerLimits,
         metrics: Metrics,
+        recorder: TrafficRecorder | None = None,
         previews: Previews | None = None,
     ) -> None:
         self.live = live  # read once per request: a reload never changes a request's container
+        self.recorder = recorder  # `sgtm serve --record`
+        self.previews = previews  # None unless the admin surface is on
         self.metrics = metrics
         self.body_timeout = limits.body_timeout
         self.max_body = limits.max_body_bytes
-        self.previews = previews  # None unless the admin surface is on
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -181,6 +184,8 @@ class TaggingApp:
             host=host,
         )
         request.request_id = info.get("request_id", "")
+        if self.recorder is not None:
+            self.recorder.record(container.spec, request, target.decode("latin-1"))
         preview = preview_id(request) if self.previews is not None else None
         if preview is None:
             result = await container.handle(request)
@@ -266,6 +271,7 @@ def create_app(
     role: Role = "all",
     reload: ReloadOptions | None = None,
     metrics: Metrics | None = None,
+    recorder: TrafficRecorder | None = None,
 ) -> SgtmApp:
     """`reload`: where the containers came from, to load them again on SIGHUP or, with
     `watch`, when the files change (sgtm/reload.py); without it they are fixed."""
@@ -319,6 +325,8 @@ def create_app(
         await delivery.start()
         if alerter is not None:
             await alerter.start()
+        if recorder is not None:
+            recorder.start()
         state["ready"] = True
         try:
             # Lifespan state reaches the HTTP protocol too (sgtm/protocol.py counts refusals).
@@ -331,6 +339,8 @@ def create_app(
             state["ready"] = False
             if alerter is not None:
                 await alerter.close()
+            if recorder is not None:
+                await asyncio.to_thread(recorder.close)
             await delivery.close()
 
     async def healthz(request: Request) -> Response:
@@ -360,7 +370,7 @@ def create_app(
         Mount("/_sgtm", app=admin),
     ]
     # A deliverer's containers only run follow-up events: it answers no hits.
-    hits = TaggingApp(live, limits, metrics, previews) if role != "deliver" else None
+    hits = TaggingApp(live, limits, metrics, recorder, previews) if role != "deliver" else None
     app = SgtmApp(
         hits,
         routes=routes,
