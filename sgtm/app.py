@@ -281,11 +281,7 @@ def create_app(
     alerter = alerter_for([s.alerts for s in specs if s.alerts is not None], metrics.samples)
 
     def swapped(new: ContainerSet) -> None:
-        rules = [s.alerts for s in new.specs if s.alerts is not None]
-        if alerter is not None:
-            alerter.replace_rules(rules)
-        elif rules:
-            log.warning("alerts: sections new to this process apply after a restart")
+        alerter.replace_rules([s.alerts for s in new.specs if s.alerts is not None])
 
     reloader = None
     if reload is not None:
@@ -294,8 +290,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Metrics]]:
         await delivery.start()
-        if alerter is not None:
-            await alerter.start()
+        await alerter.start()
         state["ready"] = True
         try:
             # Lifespan state reaches the HTTP protocol too (sgtm/protocol.py counts refusals).
@@ -306,8 +301,7 @@ def create_app(
                     yield {"sgtm.metrics": metrics}
         finally:
             state["ready"] = False
-            if alerter is not None:
-                await alerter.close()
+            await alerter.close()
             await delivery.close()
 
     async def healthz(request: Request) -> Response:
