@@ -341,3 +341,22 @@ def test_a_reload_gives_the_alerter_the_new_rules_and_keeps_what_it_said():
     watch.replace_rules([rules(container="blog")])  # shop's section removed
     counters.set("sgtm_delivery_breaker_state", 0, container="shop", tag="meta", lane=LANE)
     assert watch.check(1010) == []
+
+
+@pytest.mark.e2e
+def test_with_workers_and_watch_every_worker_watches(tmp_path, vendor):
+    config = tmp_path / "shop.yaml"
+    config.write_text(container(vendor.url, "A"))
+    argv = ("--workers", "2", "--watch", "--watch-interval", "100ms")
+    with SgtmProcess(config, {}, *argv) as proc:
+        wait_until(
+            lambda: proc.logs().count("Application startup complete") == 2, "both workers started"
+        )
+        write(config, container(vendor.url, "B"))
+        wait_until(
+            lambda: sum(r["msg"] == "config reloaded" for r in proc.log_records()) == 2,
+            "both workers reloaded",
+        )
+        for n in range(10):
+            with httpx.Client() as client:
+                assert version_of(hit(client, proc.url, str(n))) == "B"
