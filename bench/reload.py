@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -88,16 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.rounds):
             results["quiet"].append(load(server, mix, wrk, args.duration))
             stop = threading.Event()
-            count: list[int] = []
-            pid = server.proc.pid
-            thread = threading.Thread(
-                target=lambda: count.append(reloading(config, pid, args.every, stop))
-            )
-            thread.start()
-            results["reloading"].append(load(server, mix, wrk, args.duration))
-            stop.set()
-            thread.join()
-            signals += count[0]
+            with ThreadPoolExecutor(1) as pool:
+                sending = pool.submit(reloading, config, server.proc.pid, args.every, stop)
+                results["reloading"].append(load(server, mix, wrk, args.duration))
+                stop.set()
+                signals += sending.result()
         time.sleep(1.0)  # the last reload's line
     finally:
         server.stop()
