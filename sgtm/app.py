@@ -51,6 +51,7 @@ from sgtm.middleware import (
 )
 from sgtm.plugin import ClientResponse
 from sgtm.plugins import load_registry
+from sgtm.record import TrafficRecorder
 from sgtm.reload import (
     ContainerSet,
     LiveContainers,
@@ -84,8 +85,15 @@ class TaggingApp:
     middleware does for those (a request id, the body limit, the headers every answer carries,
     a plain 500, the access line) is done here in one pass, with the same helpers."""
 
-    def __init__(self, live: LiveContainers, limits: ServerLimits, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        live: LiveContainers,
+        limits: ServerLimits,
+        metrics: Metrics,
+        recorder: TrafficRecorder | None = None,
+    ) -> None:
         self.live = live  # read once per request: a reload never changes a request's container
+        self.recorder = recorder  # `sgtm serve --record`
         self.metrics = metrics
         self.body_timeout = limits.body_timeout
         self.max_body = limits.max_body_bytes
@@ -172,6 +180,8 @@ class TaggingApp:
             host=host,
         )
         request.request_id = info.get("request_id", "")
+        if self.recorder is not None:
+            self.recorder.record(container.spec, request, target.decode("latin-1"))
         result = await container.handle(request)
         info["client"] = result.client
         info["events"] = result.event_count
@@ -252,6 +262,7 @@ def create_app(
     role: Role = "all",
     reload: ReloadOptions | None = None,
     metrics: Metrics | None = None,
+    recorder: TrafficRecorder | None = None,
 ) -> SgtmApp:
     """`reload`: where the containers came from, to load them again on SIGHUP or, with
     `watch`, when the files change (sgtm/reload.py); without it they are fixed."""
@@ -296,6 +307,8 @@ def create_app(
         await delivery.start()
         if alerter is not None:
             await alerter.start()
+        if recorder is not None:
+            recorder.start()
         state["ready"] = True
         try:
             # Lifespan state reaches the HTTP protocol too (sgtm/protocol.py counts refusals).
@@ -308,6 +321,8 @@ def create_app(
             state["ready"] = False
             if alerter is not None:
                 await alerter.close()
+            if recorder is not None:
+                await asyncio.to_thread(recorder.close)
             await delivery.close()
 
     async def healthz(request: Request) -> Response:
@@ -336,7 +351,7 @@ def create_app(
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
     # A deliverer's containers only run follow-up events: it answers no hits.
-    hits = TaggingApp(live, limits, metrics) if role != "deliver" else None
+    hits = TaggingApp(live, limits, metrics, recorder) if role != "deliver" else None
     app = SgtmApp(
         hits,
         routes=routes,
