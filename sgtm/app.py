@@ -292,11 +292,7 @@ def create_app(
     alerter = alerter_for([s.alerts for s in specs if s.alerts is not None], metrics.samples)
 
     def swapped(new: ContainerSet) -> None:
-        rules = [s.alerts for s in new.specs if s.alerts is not None]
-        if alerter is not None:
-            alerter.replace_rules(rules)
-        elif rules:
-            log.warning("alerts: sections new to this process apply after a restart")
+        alerter.replace_rules([s.alerts for s in new.specs if s.alerts is not None])
 
     reloader = None
     if reload is not None:
@@ -305,8 +301,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Metrics]]:
         await delivery.start()
-        if alerter is not None:
-            await alerter.start()
+        await alerter.start()
         if recorder is not None:
             recorder.start()
         state["ready"] = True
@@ -319,8 +314,7 @@ def create_app(
                     yield {"sgtm.metrics": metrics}
         finally:
             state["ready"] = False
-            if alerter is not None:
-                await alerter.close()
+            await alerter.close()
             if recorder is not None:
                 await asyncio.to_thread(recorder.close)
             await delivery.close()
