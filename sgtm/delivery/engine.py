@@ -28,7 +28,7 @@ from typing import Any
 
 import msgspec
 
-from sgtm import placeholders
+from sgtm import logs, placeholders
 from sgtm.delivery.base import DeliveryUnavailable, LaneKey, Submission, lane_key
 from sgtm.delivery.credentials import CredentialError, CredentialManager, fill, needs_credential
 from sgtm.delivery.policy import DEFAULT_MAX_AGE, LanePolicy
@@ -920,7 +920,7 @@ class OutcomeLines:
                 # quoted values hidden, as in the lines of refused events.
                 reason = hide_values(self.redact(rows[0][2]))
                 extra["error" if outcome == "retry" else "reason"] = reason
-            log.log(level, message, extra=extra)
+            logs.line(log, level, message, extra)  # one per send at info: the direct writer
 
 
 class OutcomeWriter:
