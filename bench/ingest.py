@@ -53,6 +53,7 @@ SCENARIOS = {
     "outbox": "the same tags sending: the SQLite outbox, delivery to a vendor on loopback",
     "notags": "the GA4 client alone, no tags",
     "healthz": "GET /healthz",
+    "record": "dryrun with `sgtm serve --record` (every hit written to a file)",
 }
 
 # -- the container --------------------------------------------------------------------------------
@@ -789,11 +790,19 @@ def main(argv: list[str] | None = None) -> int:
         elif name == "notags":
             config = workdir / "notags.yaml"
             config.write_text(CONTAINER_YAML.split("\nvariables:")[0] + "\n")
+        record: tuple[str, ...] = ()
+        if name == "record":
+            record = (
+                "--record",
+                str(workdir / "recorded.ndjson"),
+                "--record-max-bytes",
+                "1" + "0" * 12,
+            )
         scenario_env = {**env, "SGTM_DATA_DIR": str(workdir / f"data-{name}")}
         log_path = sgtm_log if name == "dryrun" else workdir / f"sgtm-{name}.log"
         servers[name] = Server(
             name,
-            [*sgtm_cmd, "serve", "-c", str(config), "--log-level", args.log_level],
+            [*sgtm_cmd, "serve", "-c", str(config), "--log-level", args.log_level, *record],
             scenario_env,
             "/healthz",
             log_path,

@@ -236,6 +236,11 @@ class Alerter:
         self._queue: asyncio.Queue[Message] = asyncio.Queue(queue_size)
         self._tasks: list[asyncio.Task[None]] = []
 
+    def replace_rules(self, rules: Sequence[AlertRules]) -> None:
+        """The rules of a reloaded config; what was said and counted for a container stays."""
+        self.rules = list(rules)
+        self._state = {r.container: self._state.get(r.container) or _State() for r in self.rules}
+
     async def start(self) -> None:
         await self.transport.start()
         self.started = self.clock()
@@ -254,6 +259,8 @@ class Alerter:
 
     def check(self, now: float) -> list[Message]:
         """The messages due now (already counted against deduplication and the caps)."""
+        if not self.rules:
+            return []
         samples = self.read(WATCHED)
         by_container: dict[str, list[Sample]] = collections.defaultdict(list)
         for sample in samples:
@@ -433,11 +440,10 @@ def alerter_for(
     rules: Sequence[AlertRules],
     read: Callable[[Iterable[str]], list[Sample]],
     environ: Mapping[str, str] | None = None,
-) -> Alerter | None:
-    """The process's alerter, or None when no container has an `alerts:` section. The rules
-    are checked every `SGTM_ALERTS_INTERVAL` (default 5s)."""
-    if not rules:
-        return None
+) -> Alerter:
+    """The process's alerter, checking the rules every `SGTM_ALERTS_INTERVAL` (default 5s). It
+    runs without rules too (reading nothing), so a reload that adds an `alerts:` section
+    takes effect."""
     raw = (os.environ if environ is None else environ).get("SGTM_ALERTS_INTERVAL", "5s")
     try:
         interval = parse_duration(raw)

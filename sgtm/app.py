@@ -51,7 +51,15 @@ from sgtm.middleware import (
 )
 from sgtm.plugin import ClientResponse
 from sgtm.plugins import load_registry
-from sgtm.reload import LiveContainers, Reloader, ReloadOptions, container_set, files_version
+from sgtm.record import TrafficRecorder
+from sgtm.reload import (
+    ContainerSet,
+    LiveContainers,
+    Reloader,
+    ReloadOptions,
+    container_set,
+    files_version,
+)
 
 # What a `sgtm serve` process does: `all` ingests and delivers; `ingest` answers hits and stores
 # their requests; `deliver` sends what is stored and serves only /healthz, /readyz and /metrics.
@@ -77,8 +85,15 @@ class TaggingApp:
     middleware does for those (a request id, the body limit, the headers every answer carries,
     a plain 500, the access line) is done here in one pass, with the same helpers."""
 
-    def __init__(self, live: LiveContainers, limits: ServerLimits, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        live: LiveContainers,
+        limits: ServerLimits,
+        metrics: Metrics,
+        recorder: TrafficRecorder | None = None,
+    ) -> None:
         self.live = live  # read once per request: a reload never changes a request's container
+        self.recorder = recorder  # `sgtm serve --record`
         self.metrics = metrics
         self.body_timeout = limits.body_timeout
         self.max_body = limits.max_body_bytes
@@ -165,6 +180,8 @@ class TaggingApp:
             host=host,
         )
         request.request_id = info.get("request_id", "")
+        if self.recorder is not None:
+            self.recorder.record(container.spec, request, target.decode("latin-1"))
         result = await container.handle(request)
         info["client"] = result.client
         info["events"] = result.event_count
@@ -245,6 +262,7 @@ def create_app(
     role: Role = "all",
     reload: ReloadOptions | None = None,
     metrics: Metrics | None = None,
+    recorder: TrafficRecorder | None = None,
 ) -> SgtmApp:
     """`reload`: where the containers came from, to load them again on SIGHUP or, with
     `watch`, when the files change (sgtm/reload.py); without it they are fixed."""
@@ -259,7 +277,6 @@ def create_app(
         dedupe = MemoryDedupe()
     version = (reload.version or files_version(reload.paths)) if reload else "static"
     live = LiveContainers(container_set(specs, version, delivery, dedupe, metrics))
-    reloader = Reloader(live, reload, delivery, dedupe, metrics) if reload is not None else None
     if isinstance(delivery, DeliveryEngine):
 
         async def follow_ups(container: str, tag: str, events: list[EventData]) -> None:
@@ -274,11 +291,19 @@ def create_app(
 
     alerter = alerter_for([s.alerts for s in specs if s.alerts is not None], metrics.samples)
 
+    def swapped(new: ContainerSet) -> None:
+        alerter.replace_rules([s.alerts for s in new.specs if s.alerts is not None])
+
+    reloader = None
+    if reload is not None:
+        reloader = Reloader(live, reload, delivery, dedupe, metrics, on_swap=swapped)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Metrics]]:
         await delivery.start()
-        if alerter is not None:
-            await alerter.start()
+        await alerter.start()
+        if recorder is not None:
+            recorder.start()
         state["ready"] = True
         try:
             # Lifespan state reaches the HTTP protocol too (sgtm/protocol.py counts refusals).
@@ -289,8 +314,9 @@ def create_app(
                     yield {"sgtm.metrics": metrics}
         finally:
             state["ready"] = False
-            if alerter is not None:
-                await alerter.close()
+            await alerter.close()
+            if recorder is not None:
+                await asyncio.to_thread(recorder.close)
             await delivery.close()
 
     async def healthz(request: Request) -> Response:
@@ -319,7 +345,7 @@ def create_app(
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
     # A deliverer's containers only run follow-up events: it answers no hits.
-    hits = TaggingApp(live, limits, metrics) if role != "deliver" else None
+    hits = TaggingApp(live, limits, metrics, recorder) if role != "deliver" else None
     app = SgtmApp(
         hits,
         routes=routes,

@@ -1,4 +1,4 @@
-"""The `sgtm` command: serve | validate | emulate | audit | schema | plugins | dlq."""
+"""The `sgtm` command: serve | validate | emulate | test | diff | audit | schema | plugins | dlq."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import argparse
 import asyncio
 import contextlib
 import os
+import secrets
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import msgspec
 
@@ -20,6 +20,9 @@ from sgtm.config import ContainerSpec, load_containers
 from sgtm.limits import ServerLimits, limits_from_env
 from sgtm.plugins import PluginError, Registry, load_registry
 from sgtm.yamlsource import ConfigErrors
+
+if TYPE_CHECKING:
+    from sgtm.record import TrafficRecorder
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,6 +45,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         " deliver: send what is stored (serves only /healthz, /readyz, /metrics)",
     )
     serve.add_argument("--log-level", default=os.environ.get("SGTM_LOG_LEVEL", "info"))
+    serve.add_argument(
+        "--record",
+        metavar="FILE",
+        default=None,
+        help="append incoming tagging requests to FILE as `sgtm emulate --requests` lines",
+    )
+    serve.add_argument(
+        "--record-max-bytes",
+        type=int,
+        default=None,
+        help="stop recording when FILE reaches this size (default 256 MiB)",
+    )
     serve.add_argument(
         "--watch",
         action="store_true",
@@ -69,16 +84,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     emulate.add_argument("--ip", default="127.0.0.1")
     emulate.add_argument("--host", default=None, help="Host header / container to use")
     emulate.add_argument("--now", default=None, help="fixed clock: epoch seconds or ISO 8601")
+    emulate.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the ids clients and tags generate (default: 0 with --now, else random)",
+    )
+    emulate.add_argument("--pretty", action="store_true", help="indented JSON")
 
     commands.add_parser("schema", help="print the JSON Schema of container files")
 
     plugins = commands.add_parser("plugins", help="list installed plugins and their types")
     plugins.add_argument("--json", action="store_true")
 
-    from sgtm import audit, dlq
+    from sgtm import audit, diff, dlq, scenarios
 
     audit.add_parser(commands)
     dlq.add_parser(commands)
+    scenarios.add_parser(commands)
+    diff.add_parser(commands)
 
     args = parser.parse_args(argv)
     try:
@@ -90,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "plugins": cmd_plugins,
             "audit": audit.run,
             "dlq": dlq.run,
+            "test": scenarios.run,
+            "diff": diff.run,
         }[args.command]
         return handler(args)
     except PluginError as exc:
@@ -132,6 +158,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"sgtm serve: {exc}", file=sys.stderr)
         return 2
+    recorder = _recorder(args)
+    if isinstance(recorder, str):
+        print(f"sgtm serve: {recorder}", file=sys.stderr)
+        return 2
     from sgtm.delivery.policy import parse_duration
     from sgtm.reload import ReloadOptions, defer_sighup, files_version
 
@@ -173,8 +203,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         watch = interval if args.watch else None
         reload = ReloadOptions(tuple(args.config), watch=watch, version=version, registry=plugins)
-        uvicorn.run(create_app(specs, limits=limits, role=args.role, reload=reload), **options)
+        app = create_app(specs, limits=limits, role=args.role, reload=reload, recorder=recorder)
+        uvicorn.run(app, **options)
     return 0
+
+
+def _recorder(args: argparse.Namespace) -> TrafficRecorder | str | None:
+    """The `--record` writer, None without it, or why it cannot be."""
+    from sgtm.record import DEFAULT_MAX_BYTES, TrafficRecorder
+
+    if args.record is None:
+        return None if args.record_max_bytes is None else "--record-max-bytes needs --record"
+    if args.workers > 1:
+        return "--record writes from one process: use it with --workers 1"
+    if args.role == "deliver":
+        return "--record records the hits a server answers: not with --role deliver"
+    try:
+        open(args.record, "ab").close()
+    except OSError as exc:
+        return f"--record: {exc}"
+    max_bytes = args.record_max_bytes if args.record_max_bytes is not None else DEFAULT_MAX_BYTES
+    if max_bytes <= 0:
+        return "--record-max-bytes: expected a positive number of bytes"
+    return TrafficRecorder(args.record, max_bytes)
 
 
 def uvicorn_options(host: str, port: int, limits: ServerLimits) -> dict[str, Any]:
@@ -225,12 +276,17 @@ async def _store_problem(specs: list[ContainerSpec]) -> str | None:
 
 
 def _parse_now(value: str | None) -> float:
-    if value is None:
-        return time.time()
-    try:
-        return float(value)
-    except ValueError:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    from sgtm.emulate import parse_now
+
+    return time.time() if value is None else parse_now(value)
+
+
+def seed_for(now: str | None, seed: int | None) -> int:
+    """The seed of generated ids: as given, else fixed when the clock is (`--now`), so the same
+    input prints the same bytes; else random."""
+    if seed is not None:
+        return seed
+    return 0 if now is not None else secrets.randbits(64)
 
 
 def _open(path: str) -> TextIO:
@@ -248,9 +304,15 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"sgtm emulate: --now: not a time: {args.now!r}", file=sys.stderr)
         return 2
-    emulator = Emulator(specs, now)
+    emulator = Emulator(specs, now, seed_for(args.now, args.seed))
     out = sys.stdout
     encoder = msgspec.json.Encoder()
+
+    def write(result: dict[str, Any]) -> None:
+        data = encoder.encode(result)
+        if args.pretty:
+            data = msgspec.json.format(data, indent=2)
+        out.write(data.decode() + "\n")
 
     async def run() -> None:
         if args.url is not None:
@@ -269,7 +331,7 @@ def cmd_emulate(args: argparse.Namespace) -> int:
                 ip=args.ip,
                 host=args.host,
             )
-            out.write(encoder.encode(await emulator.request(line)).decode() + "\n")
+            write(await emulator.request(line))
             return
         path = args.requests if args.requests is not None else args.events
         with _open(path) as handle:
@@ -280,7 +342,7 @@ def cmd_emulate(args: argparse.Namespace) -> int:
                     result = await emulator.events([value], args.host)
                 else:
                     result = await emulator.request(request_line(number, value))
-                out.write(encoder.encode(result).decode() + "\n")
+                write(result)
 
     try:
         asyncio.run(run())

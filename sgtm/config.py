@@ -19,6 +19,7 @@ import msgspec
 
 from sgtm import fields
 from sgtm.alerts import AlertRules, AlertsConfig, check_alerts
+from sgtm.consent import KNOWN_TYPES as CONSENT_TYPES
 from sgtm.delivery.base import check_name
 from sgtm.delivery.policy import (
     StoreConfig,
@@ -34,6 +35,7 @@ from sgtm.plugins import Registry
 from sgtm.privacy import PrivacyPolicy, parse_networks
 from sgtm.redact import Redactor
 from sgtm.scope import BUILTINS, BoundVariable
+from sgtm.suggest import hint
 from sgtm.templates import (
     Renderer,
     TemplateError,
@@ -44,7 +46,15 @@ from sgtm.templates import (
 )
 from sgtm.transformations import Transformation
 from sgtm.triggers import Condition, ConditionError, compile_condition
-from sgtm.yamlsource import ConfigError, ConfigErrors, Source, join_path, load, load_section
+from sgtm.yamlsource import (
+    ConfigError,
+    ConfigErrors,
+    Source,
+    join_path,
+    load,
+    load_section,
+    parent_path,
+)
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
@@ -194,11 +204,50 @@ def _join(base: str, rel: str) -> str:
     return f"{base}.{rel}" if base else rel
 
 
+def _keys_at(typ: Any, rel: str) -> list[str]:
+    """The keys the Struct at `rel` (a path inside `typ`) accepts, for "did you mean"."""
+    info: Any = msgspec.inspect.type_info(typ)
+    for part in re.split(r"\.|\[\d+\]", rel):
+        if not part:
+            continue
+        info = _unwrap(info)
+        if isinstance(info, msgspec.inspect.DictType):
+            info = info.value_type
+            continue
+        if not isinstance(info, msgspec.inspect.StructType):
+            return []
+        found = next((f for f in info.fields if f.encode_name == part), None)
+        if found is None:
+            return []
+        info = found.type
+    info = _unwrap(info)
+    if isinstance(info, msgspec.inspect.StructType):
+        return [f.encode_name for f in info.fields]
+    return []
+
+
+def _unwrap(info: Any) -> Any:
+    """Through optional, annotated and list types to the Struct (or dict) inside."""
+    for _ in range(16):
+        if isinstance(info, msgspec.inspect.Metadata):
+            info = info.type
+        elif isinstance(info, msgspec.inspect.UnionType):
+            inner = [t for t in info.types if not isinstance(t, msgspec.inspect.NoneType)]
+            if not inner:
+                return info
+            info = inner[0]
+        elif isinstance(info, (msgspec.inspect.ListType, msgspec.inspect.VarTupleType)):
+            info = info.item_type
+        else:
+            return info
+    return info
+
+
 class _Loader:
     def __init__(self, source: Source, registry: Registry) -> None:
         self.src = source
         self.registry = registry
-        self.errors: list[ConfigError] = []
+        self.errors: list[ConfigError] = list(source.errors)
         self.warnings: list[ConfigError] = []
         self.secrets: dict[str, str] = dict(source.secrets)  # value -> name, grows as we go
         self.redact = Redactor(source.secrets)
@@ -206,12 +255,25 @@ class _Loader:
         # is not a second error (the definition's own error says what is wrong).
         self.declared_variables: set[str] = set()
         self.declared_triggers: set[str] = set()
+        self.declared_tags: set[str] = set()
 
     def error(self, path: str, message: str, *, at_key: bool = False) -> None:
+        if path in self.src.failed:
+            return  # the YAML loader's error there (an unset `${NAME}`) says it already
         self.errors.append(self.src.error(path, self.redact(message), at_key=at_key))
 
     def is_variable(self, name: str) -> bool:
         return name in self.declared_variables or name in BUILTINS
+
+    def variable_hint(self, name: str) -> str:
+        return hint(name, [*sorted(self.declared_variables), *BUILTINS])
+
+    def condition_error(self, exc: ConditionError) -> None:
+        message = str(exc)
+        unknown = re.fullmatch(r"unknown variable '(.*)'", message, re.S)
+        if unknown:
+            message += self.variable_hint(unknown.group(1))
+        self.error(exc.path, message, at_key=exc.at_key)
 
     def convert(self, data: Any, typ: type[Any], path: str) -> Any:
         try:
@@ -225,6 +287,9 @@ class _Loader:
                 rel, message = head, rest
             elif sep and rel and join_path(_join(path, rel), head) in self.src.value_pos:
                 rel, message = join_path(rel, head), rest
+            if at_key and message == "unknown key":
+                key = rel.rpartition(".")[2]
+                message += hint(key, _keys_at(typ, parent_path(rel)))
             self.error(_join(path, rel), message, at_key=at_key)
         except re.error as exc:
             self.error(path, str(exc))
@@ -242,7 +307,7 @@ class _Loader:
             if key in fields:
                 clean[key] = value
             else:
-                self.error(key, "unknown key", at_key=True)
+                self.error(key, "unknown key" + hint(key, fields), at_key=True)
         version = clean.get("version")
         if "version" not in clean:
             self.error("version", "required (this sgtm reads `version: 1`)", at_key=True)
@@ -254,6 +319,9 @@ class _Loader:
                 return msgspec.convert(clean, ContainerFile, strict=False)
             except msgspec.ValidationError as exc:
                 rel, message, at_key = validation_message(exc)
+                if at_key and message == "unknown key":
+                    key = rel.rpartition(".")[2]
+                    message += hint(key, _keys_at(ContainerFile, parent_path(rel)))
                 self.error(rel, message, at_key=at_key)
                 clean.pop(re.split(r"[.\[]", rel, maxsplit=1)[0], None)
         return None
@@ -271,6 +339,12 @@ class _Loader:
         variables = self.variables(top.variables)
         triggers = self.triggers(top.triggers, variables)
         clients = self.clients(top.clients)
+        if not top.clients:
+            self.warnings.append(
+                self.src.error(
+                    "clients", "no clients: this container claims no request (only events fed in)"
+                )
+            )
         tags = self.tags(top.tags, triggers, variables)
         transformations = self.transformations(top.transformations, tags, variables)
         for tag in tags:
@@ -380,7 +454,9 @@ class _Loader:
             if vtype is None:
                 known = ", ".join(sorted(self.registry.variables))
                 self.error(
-                    join_path(path, "type"), f"unknown variable type {type_name!r} (known: {known})"
+                    join_path(path, "type"),
+                    f"unknown variable type {type_name!r}"
+                    f"{hint(str(type_name), self.registry.variables)} (known: {known})",
                 )
                 continue
             raw = {k: v for k, v in spec.items() if k != "type"}
@@ -392,7 +468,8 @@ class _Loader:
             path = join_path("variables", name)
             for ref in bound.type.references(bound.settings):
                 if not self.is_variable(ref):
-                    self.error(join_path(path, "input"), f"unknown variable '{ref}'")
+                    message = f"unknown variable '{ref}'{self.variable_hint(ref)}"
+                    self.error(join_path(path, "input"), message)
             self.check_templates(bound.settings and msgspec.to_builtins(bound.settings), path, out)
         return out
 
@@ -400,7 +477,8 @@ class _Loader:
         for rel, ref in walk_references(value):
             if ref.startswith("event.") or self.is_variable(ref):
                 continue
-            self.error(_join(path, rel), f"unknown variable '{ref}' in template")
+            message = f"unknown variable '{ref}' in template{self.variable_hint(ref)}"
+            self.error(_join(path, rel), message)
 
     def triggers(
         self, raw: dict[str, Any], variables: dict[str, BoundVariable]
@@ -412,7 +490,7 @@ class _Loader:
             try:
                 out[name] = compile_condition(spec, path, self.is_variable)
             except ConditionError as exc:
-                self.error(exc.path, str(exc), at_key=exc.at_key)
+                self.condition_error(exc)
         return out
 
     def clients(self, raw: list[Any]) -> list[ClientSpec]:
@@ -430,7 +508,9 @@ class _Loader:
             if ctype is None:
                 known = ", ".join(sorted(self.registry.clients))
                 self.error(
-                    join_path(path, "type"), f"unknown client type '{cfg.type}' (known: {known})"
+                    join_path(path, "type"),
+                    f"unknown client type '{cfg.type}'{hint(cfg.type, self.registry.clients)}"
+                    f" (known: {known})",
                 )
                 continue
             settings_path = join_path(path, "settings")
@@ -455,13 +535,24 @@ class _Loader:
             elif (problem := check_name(cfg.name)) is not None:
                 self.error(join_path(path, "name"), f"tag name {cfg.name!r} {problem}")
             seen.add(cfg.name)
+            self.declared_tags.add(cfg.name)
+            self.consent_types(cfg.consent, join_path(path, "consent"))
+            if not cfg.triggers and not cfg.paused:
+                self.warnings.append(
+                    self.src.error(
+                        join_path(path, "name"),
+                        f"tag '{cfg.name}' has no triggers: no event can fire it",
+                    )
+                )
             fire = self.trigger_refs(cfg.triggers, triggers, join_path(path, "triggers"))
             block = self.trigger_refs(cfg.block, triggers, join_path(path, "block"))
             ttype = self.registry.tags.get(cfg.type)
             if ttype is None:
                 known = ", ".join(sorted(self.registry.tags))
                 self.error(
-                    join_path(path, "type"), f"unknown tag type '{cfg.type}' (known: {known})"
+                    join_path(path, "type"),
+                    f"unknown tag type '{cfg.type}'{hint(cfg.type, self.registry.tags)}"
+                    f" (known: {known})",
                 )
                 continue
             settings_path = join_path(path, "settings")
@@ -579,6 +670,15 @@ class _Loader:
                     )
                 )
 
+    def consent_types(self, names: list[str], path: str) -> None:
+        for i, name in enumerate(names):
+            if name not in CONSENT_TYPES:
+                known = ", ".join(CONSENT_TYPES)
+                self.error(
+                    join_path(path, i),
+                    f"unknown consent type '{name}'{hint(name, CONSENT_TYPES)} (known: {known})",
+                )
+
     def trigger_refs(
         self, names: list[str], triggers: dict[str, Condition], path: str
     ) -> tuple[Condition, ...]:
@@ -587,7 +687,8 @@ class _Loader:
             if name in triggers:
                 out.append(triggers[name])
             elif name not in self.declared_triggers:
-                self.error(join_path(path, i), f"unknown trigger '{name}'")
+                message = f"unknown trigger '{name}'{hint(name, sorted(self.declared_triggers))}"
+                self.error(join_path(path, i), message)
         return tuple(out)
 
     def transformations(
@@ -604,7 +705,10 @@ class _Loader:
                 if name not in tag_names:
                     # A warning, not an error: DESIGN's minimal example names a tag that its own
                     # container lacks, and every build must accept that example.
-                    message = f"no tag named '{name}': this transformation affects no tag by it"
+                    message = (
+                        f"no tag named '{name}'{hint(name, sorted(self.declared_tags))}:"
+                        " this transformation affects no tag by it"
+                    )
                     self.warnings.append(
                         self.src.error(join_path(join_path(path, "tags"), j), message)
                     )
@@ -623,7 +727,7 @@ class _Loader:
                 try:
                     when = compile_condition(cfg.when, join_path(path, "when"), self.is_variable)
                 except ConditionError as exc:
-                    self.error(exc.path, str(exc), at_key=exc.at_key)
+                    self.condition_error(exc)
             out.append(
                 Transformation(
                     kind=cfg.type,

@@ -14,8 +14,18 @@ from sgtm import event as ev
 
 STATE_KEYS = ("consent_state", "x-sst-system_properties.consent.consentGrantedState")
 
-# The consent types tags usually name (Google consent mode v2); any other name is allowed.
-KNOWN_TYPES = ("ad_storage", "analytics_storage", "ad_user_data", "ad_personalization")
+# The consent types a tag may require: Google consent mode v2's, and the three other storage
+# types sGTM knows. Any other name in a container is an error (a typo would make the tag fire
+# for visitors who denied consent).
+KNOWN_TYPES = (
+    "ad_storage",
+    "analytics_storage",
+    "ad_user_data",
+    "ad_personalization",
+    "functionality_storage",
+    "personalization_storage",
+    "security_storage",
+)
 
 
 def state(event: ev.EventData) -> dict[str, bool]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from sgtm.delivery.base import Delivery, DeliveryUnavailable, Submission
 from sgtm.event import EventData
 from sgtm.metrics import Metrics
 from sgtm.plugin import (
+    SYSTEM_RANDOM,
     BadRequest,
     BuildContext,
     ClientContext,
@@ -93,10 +95,16 @@ class Container:
         metrics: Metrics | None = None,
         *,
         log_refusals: bool = False,
+        rng: random.Random = SYSTEM_RANDOM,
+        tag_ids: Callable[[str], Callable[[], str]] | None = None,
     ) -> None:
         self.spec = spec
         self.metrics = metrics or Metrics()
-        self.new_id = new_id
+        # Where clients (rng) and each tag (tag_ids(name), else new_id) draw new ids: random
+        # when serving; `sgtm emulate` seeds them per input and tag, so one tag's draws never
+        # shift another's.
+        self.rng = rng
+        self.tag_ids = tag_ids or (lambda _tag: new_id)
         self.name = spec.name
         self.delivery = delivery
         self.dedupe = dedupe
@@ -180,7 +188,7 @@ class Container:
             return HandleResult(client.name, limited, error="rate limited")
 
         now = self.clock()
-        ctx = ClientContext(client_name=client.name, container=self.info, now=now)
+        ctx = ClientContext(client_name=client.name, container=self.info, now=now, random=self.rng)
         try:
             events = client.type.parse(request, client.settings, ctx)
         except BadRequest as exc:
@@ -444,7 +452,11 @@ class Container:
             return skip("dedupe")
 
         ctx = BuildContext(
-            tag_name=tag.name, container=self.info, now=now, request=request, new_id=self.new_id
+            tag_name=tag.name,
+            container=self.info,
+            now=now,
+            request=request,
+            new_id=self.tag_ids(tag.name),
         )
         try:
             requests = [safe_headers(outbound) for outbound in tag.type.build(view, settings, ctx)]

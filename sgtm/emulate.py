@@ -1,5 +1,8 @@
 """`sgtm emulate`: the container as a pure function of recorded requests or events.
 
+This is the one runner `sgtm emulate`, `sgtm test` (sgtm/scenarios.py) and `sgtm diff`
+(sgtm/diff.py) share: they differ only in what they do with its output.
+
 It runs the real pipeline with delivery replaced by a recorder, an in-memory dedupe store for the
 run and a fixed clock (`--now`), so the same input always prints the same output: one JSON
 object per request, one line each, in docs/design.md's format. A recorded request line is routed
@@ -10,8 +13,11 @@ Secrets from the environment are shown as `${NAME}`.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
 
@@ -43,14 +49,36 @@ class Emulator:
         recorder = RecorderDelivery()
         dedupe = MemoryDedupe()
         clock = lambda: now  # noqa: E731 - the fixed clock is the point
-        ids = random.Random(seed)  # ids tags draw (ctx.unique_id) repeat from run to run
-
-        def new_id() -> str:
-            return f"{ids.getrandbits(128):032x}"
-
-        self.containers = [Container(spec, recorder, dedupe, clock, new_id) for spec in specs]
+        self.seed = seed
+        self.inputs = 0  # inputs run so far: ids are drawn per input, container and tag
+        self.streams: dict[str, random.Random] = {}
+        self.containers = [
+            Container(spec, recorder, dedupe, clock, tag_ids=self._tag_ids) for spec in specs
+        ]
         self.router = HostRouter(self.containers)
         self.now = now
+
+    def _stream(self, key: str) -> random.Random:
+        """The generator of `key` for the current input: the same seed, input number and key
+        give the same ids, whatever other tags or inputs drew (`sgtm diff` compares versions
+        of a container where a tag may fire or not)."""
+        stream = self.streams.get(key)
+        if stream is None:
+            stream = self.streams[key] = random.Random(f"{self.seed}/{self.inputs}/{key}")
+        return stream
+
+    def _tag_ids(self, tag: str) -> Callable[[], str]:
+        # One container runs an input: the tag's name is key enough, and the same in the two
+        # versions `sgtm diff` compares, whatever their files are called.
+        def new_id() -> str:
+            return f"{self._stream(f'tag/{tag}').getrandbits(128):032x}"
+
+        return new_id
+
+    def _next_input(self, container: Container) -> None:
+        self.inputs += 1
+        self.streams = {}
+        container.rng = self._stream("client")
 
     def container_for(self, host: str | None) -> Container:
         container = self.router.route(host)
@@ -77,6 +105,7 @@ class Emulator:
             peer=line.ip,
             host=host,
         )
+        self._next_input(container)
         result = await container.handle(request, trace=True)
         return render_result(result, container)
 
@@ -85,6 +114,7 @@ class Emulator:
             container = self.container_for(host_name(host) if host else None)
         except BadHost as exc:
             raise InputError(str(exc)) from None
+        self._next_input(container)
         _, traces = await container.run_events(events, None, None, self.now, trace=True)
         return {
             "client": None,
@@ -160,6 +190,8 @@ def render_outbound(outbound: Outbound, redact: Redactor) -> dict[str, Any]:
 def ndjson(lines: Iterable[str]) -> Iterator[tuple[int, Any]]:
     """(line number, decoded value) for each non-blank line; InputError names the bad line."""
     for number, line in enumerate(lines, start=1):
+        if len(line) > MAX_LINE_CHARS:
+            raise InputError(f"line {number}: longer than {MAX_LINE_CHARS} characters")
         if not line.strip():
             continue
         try:
@@ -173,3 +205,94 @@ def request_line(number: int, value: Any) -> RequestLine:
         return msgspec.convert(value, RequestLine)
     except msgspec.ValidationError as exc:
         raise InputError(f"line {number}: {exc}") from None
+
+
+MAX_LINE_CHARS = 16 * 1024 * 1024
+
+
+def parse_now(value: str | float) -> float:
+    """Epoch seconds or ISO 8601 (`2026-01-01T00:00:00Z`); ValueError otherwise."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip()
+    try:
+        return float(text)
+    except ValueError:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone (add Z or +00:00)")
+    return moment.timestamp()
+
+
+def request_view(request: dict[str, Any]) -> dict[str, Any]:
+    """A rendered request (`render_outbound`) in parts, as `sgtm test` addresses them and
+    `sgtm diff` compares them: the URL's components and query parameters, headers by lower-case
+    name, the body as parsed."""
+    parts = urlsplit(request["url"])
+    query: dict[str, Any] = {}
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name in query:
+            previous = query[name]
+            query[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            query[name] = value
+    return {
+        "method": request["method"],
+        "url": {
+            "scheme": parts.scheme,
+            "host": parts.netloc,
+            "path": parts.path,
+            "query": query,
+        },
+        "headers": {k.lower(): v for k, v in request["headers"].items()},
+        "body": request["body"],
+    }
+
+
+_STEP = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
+MISSING = object()
+
+
+def path_steps(path: str) -> list[str | int] | None:
+    """`data[0].event_name` as steps (["data", 0, "event_name"]); None if it is not a path."""
+    steps: list[str | int] = []
+    position = 0
+    while position < len(path):
+        if path[position] == "." and steps and position + 1 < len(path):
+            position += 1
+        match = _STEP.match(path, position)
+        if match is None:
+            return None
+        steps.append(int(match.group(1)) if match.group(1) is not None else match.group(2))
+        position = match.end()
+    return steps or None
+
+
+def path_get(value: Any, steps: list[str | int]) -> Any:
+    """The value at `steps` inside `value`, or MISSING."""
+    for step in steps:
+        if isinstance(step, int):
+            if not isinstance(value, list) or step >= len(value):
+                return MISSING
+        elif not isinstance(value, dict) or step not in value:
+            return MISSING
+        value = value[step]
+    return value
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Every leaf of a JSON value by its path (`body.data[0].event_name`); empty containers are
+    leaves, so a list that became empty is seen."""
+    out: dict[str, Any] = {}
+    stack: list[tuple[str, Any]] = [(prefix, value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, dict) and item:
+            for key, child in item.items():
+                stack.append((f"{path}.{key}" if path else str(key), child))
+        elif isinstance(item, list) and item:
+            for index, child in enumerate(item):
+                stack.append((f"{path}[{index}]", child))
+        else:
+            out[path] = item
+    return out

@@ -16,6 +16,7 @@ contract, and how it is deprecated first, is in docs/plugin-contract-changelog.m
 
 from __future__ import annotations
 
+import random
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,7 +75,7 @@ __all__ = [
 
 # MAJOR.MINOR of this contract: a minor release only adds; anything removed or changed in a way
 # a plugin would notice waits for the next major, deprecated (with a warning) until then.
-CONTRACT_VERSION = "1.1"
+CONTRACT_VERSION = "1.2"
 
 
 # A settings field that holds a secret (an access token, an API key, a signing secret): its value
@@ -200,6 +201,10 @@ class ContainerInfo:
     consent_default: str = "granted"
 
 
+# What serving draws random values from (ClientContext.random): the OS's CSPRNG.
+SYSTEM_RANDOM = secrets.SystemRandom()
+
+
 @dataclass(slots=True)
 class ClientContext:
     client_name: str
@@ -210,6 +215,9 @@ class ClientContext:
     dropped: dict[str, int] = field(default_factory=dict)
     # Cookies `parse` decided on (e.g. a first-party id it generated); `respond` sends them.
     cookies: list[Cookie] = field(default_factory=list)
+    # Where new random values come from (a first-party id the client generates): the OS's CSPRNG
+    # when serving, a seeded generator in `sgtm emulate` so its output repeats run to run.
+    random: random.Random = field(default_factory=lambda: SYSTEM_RANDOM)
 
     def drop(self, reason: str, count: int = 1) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + count

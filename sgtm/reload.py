@@ -19,7 +19,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -150,9 +150,11 @@ class Reloader:
         delivery: Delivery,
         dedupe: DedupeStore,
         metrics: Metrics,
+        on_swap: Callable[[ContainerSet], None] | None = None,
     ) -> None:
         self.live = live
         self.metrics = metrics
+        self.on_swap = on_swap  # what else follows the config (the alerter's rules)
         self.registry = options.registry or load_registry()
         self.options = options
         self.delivery = delivery
@@ -198,6 +200,8 @@ class Reloader:
         except ValueError as exc:
             return self._failed(why, old, [str(exc)])
         self.live.current = new
+        if self.on_swap is not None:
+            self.on_swap(new)
         self.show_version(version)
         self.metrics.inc(RELOADS, result="success")
         self.metrics.gauge(LAST_SUCCESS, time.time())
@@ -277,6 +281,10 @@ class Reloader:
         """SIGHUP (in the main thread) and the watcher, for the server's lifetime."""
         loop = self.loop = asyncio.get_running_loop()
         self.show_version(self.live.current.version)
+        # The version served was loaded at start; 0: no reload has failed (so a rule can
+        # compare the two from the first scrape).
+        self.metrics.gauge(LAST_SUCCESS, time.time())
+        self.metrics.gauge(LAST_FAILURE, 0.0)
         on_signal = self.options.sighup and threading.current_thread() is threading.main_thread()
         if on_signal:
             loop.add_signal_handler(signal.SIGHUP, self.request, "SIGHUP")

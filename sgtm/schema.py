@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from sgtm.config import ClientConfig, ConsentConfig, DedupeConfig, PrivacyConfig, TagConfig
+from sgtm.consent import KNOWN_TYPES
 from sgtm.delivery.policy import StoreConfig, TagDeliveryConfig
 from sgtm.plugins import Registry
 from sgtm.triggers import OPERATORS
@@ -41,6 +42,8 @@ def container_schema(registry: Registry) -> dict[str, Any]:
             props = dict(shape["properties"])
             props["type"] = {"const": name, "description": plugin_type.description}
             props["settings"] = _ref(plugin_type.Settings.__name__)
+            if "consent" in props:
+                props["consent"] = {"type": "array", "items": {"enum": list(KNOWN_TYPES)}}
             variants.append({**shape, "properties": props, "title": f"{kind} {name}"})
         return {"oneOf": variants} if variants else shape
 

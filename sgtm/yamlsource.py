@@ -61,6 +61,11 @@ class Source:
     secrets: dict[str, str] = field(default_factory=dict)  # secret value -> env var name
     # config path -> [(env var name, value)] for every `${NAME}` substituted there
     env_values: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    # Problems met while building the data (a missing environment variable, a duplicate key),
+    # which `load` leaves to its caller so the rest of the file is checked too, and the paths
+    # they are at (their value is "" or None: other errors there would only repeat them).
+    errors: list[ConfigError] = field(default_factory=list)
+    failed: set[str] = field(default_factory=set)
 
     def error(self, path: str, message: str, *, at_key: bool = False) -> ConfigError:
         line, column = self.position(path, at_key=at_key)
@@ -92,15 +97,28 @@ def parent_path(path: str) -> str:
     return path.rpartition(".")[0]
 
 
-def load(text: str, file: str, environ: Mapping[str, str] | None = None) -> Source:
-    """Parse YAML text into a Source; raises ConfigErrors listing every problem found."""
+def load(
+    text: str, file: str, environ: Mapping[str, str] | None = None, *, substitute: bool = True
+) -> Source:
+    """Parse YAML text into a Source. Raises ConfigErrors when the text is not YAML; problems
+    met while building its values (a missing environment variable, a duplicate key) are in
+    `Source.errors`, so the caller checks the rest of the file too and reports them all.
+    `substitute=False` keeps `${NAME}` as written (scenario files compare output that shows
+    secrets so)."""
     builder = _Builder(file, os.environ if environ is None else environ)
+    builder.substitute_env = substitute
     node = _compose(text, file)
     try:
         data = builder.build(node, "")
     except RecursionError:
         raise ConfigErrors([ConfigError(file, 1, 1, "", _TOO_DEEP)]) from None
-    return builder.source(data)
+    source = Source(file, data, builder.value_pos, builder.key_pos, builder.secrets)
+    source.env_values = builder.env_values
+    source.errors = builder.errors
+    source.failed = builder.failed
+    if builder.count > MAX_NODES:  # the rest was not built: checking it would only mislead
+        raise ConfigErrors(builder.errors)
+    return source
 
 
 def load_section(
@@ -129,10 +147,7 @@ def _compose(text: str, file: str) -> yaml.Node:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise ConfigErrors(
-            [ConfigError(file, line, column, "", f"invalid YAML: {problem}")]
-        ) from None
+        raise ConfigErrors([ConfigError(file, line, column, "", _for_people(exc))]) from None
     except yaml.YAMLError as exc:
         raise ConfigErrors([ConfigError(file, 1, 1, "", f"invalid YAML: {exc}")]) from None
     except RecursionError:
@@ -140,6 +155,40 @@ def _compose(text: str, file: str) -> yaml.Node:
     if node is None:
         raise ConfigErrors([ConfigError(file, 1, 1, "", "the file is empty")])
     return node
+
+
+def _for_people(exc: yaml.MarkedYAMLError) -> str:
+    """PyYAML's parser message, said as what is most likely wrong in the file."""
+    problem = exc.problem or exc.context or "invalid YAML"
+    started = exc.context_mark
+    since = f" (the block starts at line {started.line + 1})" if started is not None else ""
+    if problem.startswith("expected <block end>"):
+        return (
+            "invalid YAML: bad indentation: this line is indented differently from the lines"
+            f" of its block{since}"
+        )
+    if problem == "mapping values are not allowed here":
+        return (
+            "invalid YAML: unexpected ':': this line is indented more than the key above it"
+            " (bad indentation), or a value containing ': ' needs quotes"
+        )
+    if "'\\t'" in problem:
+        return "invalid YAML: a tab character: YAML indents with spaces only"
+    if problem == "could not find expected ':'":
+        return "invalid YAML: a line without 'key: value' (a ':' is missing, or bad indentation)"
+    if exc.context == "while scanning a quoted scalar":
+        opened = f" (it opens at line {started.line + 1})" if started is not None else ""
+        return f"invalid YAML: a quoted string is never closed{opened}"
+    if problem.startswith("did not find expected '-'"):
+        return "invalid YAML: bad indentation: a list item ('- ') not aligned with the others"
+    if problem.startswith("did not find expected key"):
+        return f"invalid YAML: bad indentation: expected a key aligned with the others{since}"
+    if problem.startswith("found undefined alias"):
+        return f"invalid YAML: {problem} (an anchor must be defined with &name before *name)"
+    if exc.context in ("while parsing a flow sequence", "while parsing a flow mapping"):
+        opened = f" at line {started.line + 1}" if started is not None else ""
+        return f"invalid YAML: {problem}: the [list] or {{mapping}} opened{opened} is not closed"
+    return f"invalid YAML: {problem}"
 
 
 _TOO_DEEP = "invalid YAML: nested too deeply"
@@ -188,6 +237,8 @@ class _Builder:
         self.key_pos: dict[str, tuple[int, int]] = {}
         self.secrets: dict[str, str] = {}
         self.env_values: dict[str, list[tuple[str, str]]] = {}
+        self.failed: set[str] = set()
+        self.substitute_env = True
         self.count = 0
         self.scalars = _Constructor()
 
@@ -199,6 +250,7 @@ class _Builder:
 
     def fail(self, node: yaml.Node, path: str, message: str) -> None:
         mark = node.start_mark
+        self.failed.add(path)
         self.errors.append(ConfigError(self.file, mark.line + 1, mark.column + 1, path, message))
 
     def build(self, node: yaml.Node, path: str) -> Any:
@@ -250,7 +302,7 @@ class _Builder:
             problem = getattr(exc, "problem", None) or f"{node.value!r} is not a valid {node.tag}"
             self.fail(node, path, f"invalid YAML value: {problem}")
             return None
-        if isinstance(value, str) and "$" in value:
+        if isinstance(value, str) and "$" in value and self.substitute_env:
             return self.substitute(value, node, path)
         if isinstance(value, (bytes, bytearray)) or type(value).__module__ == "datetime":
             # YAML timestamps and binaries are not config values; keep what the user wrote.

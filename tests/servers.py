@@ -150,7 +150,11 @@ class SgtmServer(_Logs):
     start at zero, as in a new process."""
 
     def __init__(
-        self, config: str | Path, env: dict[str, str] | None = None, watch: float | None = None
+        self,
+        config: str | Path,
+        env: dict[str, str] | None = None,
+        watch: float | None = None,
+        **app_options: Any,
     ) -> None:
         env = dict(env or {})
         if {"SGTM_HEADER_TIMEOUT", "SGTM_MAX_HEADER_BYTES"} & set(env):
@@ -168,7 +172,7 @@ class SgtmServer(_Logs):
             )
             specs = load_containers([config], registry(), dict(os.environ))
             limits = limits_from_env()
-            app = create_app(specs, limits=limits, reload=reload)
+            app = create_app(specs, limits=limits, reload=reload, **app_options)
         self.app = app
         self.metrics = app.state.metrics
         options = uvicorn_options("127.0.0.1", self.port, limits)

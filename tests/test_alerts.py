@@ -416,3 +416,20 @@ def test_a_hanging_webhook_never_holds_a_hit(tmp_path):
                 for _ in range(20):
                     assert httpx.get(server.url + HIT, timeout=20).status_code == 200
                 assert '"alert sent"' not in server.logs()
+
+
+@pytest.mark.e2e
+def test_an_alerts_section_added_by_a_reload_takes_effect(tmp_path):
+    with FakeVendor(default_status=503) as vendor, FakeVendor() as webhook:
+        path = container(tmp_path, vendor.url)
+        with_alerts = path.read_text()
+        start, end = with_alerts.index("alerts:"), with_alerts.index("tags:")
+        path.write_text(with_alerts[:start] + with_alerts[end:])  # no alerts yet
+        env = {**FAST, "SGTM_TEST_WEBHOOK": webhook.url + "/hook"}
+        with SgtmServer(path, env) as server:
+            path.write_text(with_alerts)
+            assert server.reload()
+            for _ in range(5):
+                assert httpx.get(server.url + HIT).status_code == 200
+            wait_until(lambda: posted(webhook), "the alert of the reloaded section")
+    assert posted(webhook)[0].startswith("sgtm shop: lane shop/hook/")

@@ -1096,6 +1096,11 @@ def cli(monkeypatch, capsys, tmp_path) -> Callable[..., tuple[int, str, str]]:
     return run
 
 
+def not_warnings(stderr: str) -> list[str]:
+    """stderr without the loader's warnings (these containers have no clients: events only)."""
+    return [line for line in stderr.splitlines() if not line.startswith("warning: ")]
+
+
 def tag_names(violations: list[str]) -> set[str]:
     return {re.search(r"tag (\S+)", line)[1] for line in violations}  # type: ignore[index]
 
@@ -1112,7 +1117,7 @@ def test_cli_deny_fails_with_each_violation(tmp_path):
     )
     assert done.returncode == 1, done.stderr
     assert "  webhook (http_request)\n" in done.stdout
-    violations = done.stderr.splitlines()
+    violations = not_warnings(done.stderr)
     assert (
         "denied clear:email: container direct, tag webhook (http_request) sends email clear at"
         " body $.user_data.email_address"
@@ -1134,7 +1139,7 @@ def test_cli_json_and_several_rules(cli, tmp_path):
         "audit", "shop.yaml", "--json", "--deny", "clear:date_of_birth", "--deny", "ungated:ip"
     )
     assert code == 1
-    assert err.splitlines() == [  # in the report's order
+    assert not_warnings(err) == [  # in the report's order
         "denied ungated:ip: container direct, tag ga4 (ga4) sends ip clear at query _uip",
         "denied ungated:ip: container direct, tag webhook (http_request) sends ip clear at"
         " body $.ip_override",
@@ -1165,7 +1170,7 @@ def test_cli_passes_a_container_that_keeps_its_rules(cli, tmp_path):
         '    settings: {pixel_id: "1", access_token: "${META_TOKEN}"}\n'
     )
     code, out, err = cli("audit", "shop.yaml", "--deny", "clear:email", "--deny", "ungated:*")
-    assert (code, err) == (0, "")
+    assert (code, not_warnings(err)) == (0, [])
     assert "    email          sha256      body $.data[0].user_data.em\n" in out
 
 

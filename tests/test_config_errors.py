@@ -131,17 +131,20 @@ CASES = [
           - name: a
            type: http_request
         """,
-        ["shop.yaml:4:4: invalid YAML: expected <block end>, but found '<block mapping start>'"],
+        [
+            "shop.yaml:4:4: invalid YAML: bad indentation: this line is indented differently"
+            " from the lines of its block (the block starts at line 3)"
+        ],
     ),
     (
         "syntax: tab",
         "version: 1\ntags:\n\t- a\n",
-        ["shop.yaml:3:1: invalid YAML: found character '\\t' that cannot start any token"],
+        ["shop.yaml:3:1: invalid YAML: a tab character: YAML indents with spaces only"],
     ),
     (
         "syntax: unclosed quote",
         'version: 1\nname: "shop\n',
-        ["shop.yaml:3:1: invalid YAML: found unexpected end of stream"],
+        ["shop.yaml:3:1: invalid YAML: a quoted string is never closed (it opens at line 2)"],
     ),
     (
         "syntax: two documents",
@@ -176,7 +179,7 @@ CASES = [
         version: 1
         tagz: []
         """,
-        ["shop.yaml:2:1: tagz: unknown key"],
+        ["shop.yaml:2:1: tagz: unknown key (did you mean 'tags'?)"],
     ),
     (
         "unknown key in a tag",
@@ -208,7 +211,7 @@ CASES = [
         privacy:
           anonymise_ip: true
         """,
-        ["shop.yaml:3:3: privacy.anonymise_ip: unknown key"],
+        ["shop.yaml:3:3: privacy.anonymise_ip: unknown key (did you mean 'anonymize_ip'?)"],
     ),
     (
         "wrong type: priority",
@@ -472,7 +475,8 @@ CASES = [
         """,
         [
             "shop.yaml:5:12: variables.tier.input: unknown variable 'level'",
-            "shop.yaml:9:12: variables.section.input: unknown variable 'path_name'",
+            "shop.yaml:9:12: variables.section.input: unknown variable 'path_name'"
+            " (did you mean 'page_hostname'?)",
         ],
     ),
     (
@@ -684,6 +688,7 @@ CASES = [
             "for the tag 'tag:yaml.org,2002:python/name:os.system'",
             "shop.yaml:5:39: clients[0].priority: invalid YAML value: 'abc' is not a valid "
             "tag:yaml.org,2002:int",
+            "shop.yaml:2:7: name: Expected `str | null`, got `array`",
         ],
     ),
     (
@@ -935,7 +940,7 @@ def test_a_top_level_error_does_not_hide_the_others() -> None:
           - {name: a, type: nope}
         """
     assert errors(text) == [
-        "shop.yaml:2:1: tagz: unknown key",
+        "shop.yaml:2:1: tagz: unknown key (did you mean 'tags'?)",
         "shop.yaml:4:21: tags[0].type: unknown tag type 'nope' (known: http_request)",
     ]
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -199,3 +201,23 @@ def test_every_metric_the_dashboard_and_rules_use_is_exposed(exposed):
     assert used <= exposed, f"not on /metrics: {sorted(used - exposed)}"
     for expected in ("sgtm_delivery_queue_depth", "sgtm_delivery_breaker_state"):
         assert expected in used
+
+
+def promtool_check(path: Path) -> subprocess.CompletedProcess[str]:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: apt-get install prometheus (.ci/run does it)"
+    return subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_promtool_accepts_the_rules_and_refuses_a_broken_one(tmp_path):
+    """Prometheus's own checker, on the file and on a copy with one expression broken."""
+    done = promtool_check(RULES)
+    count = len(rules_exprs(yaml.safe_load(RULES.read_text())))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"SUCCESS: {count} rules found" in done.stdout
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(RULES.read_text().replace("[10m]))", "[10m])", 1))
+    refused = promtool_check(broken)
+    assert refused.returncode != 0 and "parse error" in refused.stdout + refused.stderr

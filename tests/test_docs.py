@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from sgtm import hookspecs
 from sgtm.config import load_text
@@ -198,3 +199,73 @@ def test_no_merge_conflict_markers_are_committed():
     marker = re.compile(r"^(<{7}|>{7}) ", re.M)
     found = [f for f in files if (ROOT / f).is_file() and marker.search((ROOT / f).read_text())]
     assert found == []
+
+
+def test_readme_first_emulate_example_shows_its_tags_firing(tmp_path):
+    """README: the first `sgtm emulate` command prints the tag decisions the README shows, and
+    the `--requests` line it shows gives the same output as that command."""
+    readme = [b for b in blocks("sh") + blocks("json") if b[0] == "README.md"]
+    readme.sort(key=lambda b: b[1])
+    commands = [text for _, _, text in readme if "sgtm emulate" in text]
+    args = shlex.split(commands[0].replace("\\\n", " "))
+    assert args[:2] == [".venv/bin/sgtm", "emulate"] and "--now" in args
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(ROOT)
+        result = run_cli(*args[1:])
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stdout.splitlines()
+    (event,) = json.loads(line)["events"]
+    decisions = [{k: t[k] for k in ("name", "fired", "reason")} for t in event["tags"]]
+    shown = [json.loads(text) for _, _, text in readme if text.startswith("[")]
+    assert decisions == shown[0]
+    assert any(d["name"] == "meta" and d["fired"] for d in decisions)
+
+    (request_line,) = [text for _, _, text in readme if text.startswith('{"url"')]
+    config_at = args.index("-c") + 1
+    now_at = args.index("--now") + 1
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(ROOT)
+        recorded = run_cli(
+            "emulate", "-c", args[config_at], "--now", args[now_at], "--requests", "-",
+            stdin=request_line,
+        )  # fmt: skip
+    assert recorded.returncode == 0, recorded.stderr
+    assert recorded.stdout == result.stdout
+
+
+def test_testing_page_examples_run_as_shown(tmp_path):
+    """docs/testing.md: its scenario file passes on its container; without the tag's consent
+    it fails as the page shows; its diff prints what the page shows."""
+    page = sorted(
+        (b for b in blocks("yaml") + blocks("sh") + blocks("text") if b[0] == "docs/testing.md"),
+        key=lambda b: b[1],
+    )
+    (config,) = [text for _, _, text in page if text.startswith("version: 1")]
+    (scenario,) = [text for _, _, text in page if text.startswith("container:")]
+    failing_output, diff_output = [text for _, _, text in page if text.startswith(("ok", "line"))]
+    test_command = next(text for _, _, text in page if text.startswith("sgtm test"))
+    diff_command = next(text for _, _, text in page if text.startswith("sgtm diff"))
+    env = {"CRM_TOKEN": "crm-token-value-0001", "PATH": "/usr/bin:/bin"}
+    (tmp_path / "shop.yaml").write_text(config)
+    (tmp_path / "shop.test.yaml").write_text(scenario)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        passed = run_cli(*shlex.split(test_command)[1:], env=env)
+        assert passed.returncode == 0, passed.stdout + passed.stderr
+        assert passed.stdout.endswith("3 passed, 0 failed\n")
+        assert (tmp_path / "report.xml").exists()
+
+        (tmp_path / "shop.yaml").write_text(config.replace("    consent: [ad_user_data]\n", ""))
+        failed = run_cli("test", "shop.test.yaml", env=env)
+        assert failed.returncode == 1
+        assert failed.stdout == failing_output
+
+        (tmp_path / "live").mkdir()
+        (tmp_path / "live" / "shop.yaml").write_text(config)
+        (tmp_path / "shop.yaml").write_text(config.replace("[ad_user_data]", "[ad_storage]"))
+        first = yaml.safe_load(scenario)["cases"][0]["request"]
+        (tmp_path / "recorded.ndjson").write_text(json.dumps(first) + "\n")
+        differs = run_cli(*shlex.split(diff_command)[1:], env=env)
+        assert differs.returncode == 1
+        assert differs.stdout == diff_output
+        assert env["CRM_TOKEN"] not in passed.stdout + failed.stdout + differs.stdout

@@ -26,6 +26,7 @@ from tests.servers import FakeVendor, SgtmProcess, SgtmServer, wait_until
 
 ORIGIN = "https://a.example"
 TOKEN = "reload-test-admin-token"
+SECRET = "reload-hook-secret-5309"
 
 
 def container(vendor_url: str, version: str) -> str:
@@ -172,6 +173,13 @@ def test_hits_during_repeated_reloads_are_each_answered_by_one_version(tmp_path,
             r"shop\.yaml:\d+:\d+: .*RELOAD_NOT_SET",
         ),
         ("no container", None, r"no \*\.yaml container files found"),
+        (
+            "a secret in a bad value",
+            "version: 1\nname: shop\nclients:\n  - {name: dl, type: datalayer}\n"
+            "tags:\n  - {name: hook, type: http_request, settings:"
+            " {url: 'ftp://h/${HOOK_SECRET}', hmac_secret: '${HOOK_SECRET}'}}\n",
+            r"shop\.yaml:6:\d+: .*got 'ftp://h/\$\{HOOK_SECRET\}'",
+        ),
     ],
 )
 def test_an_invalid_version_is_logged_and_the_old_one_keeps_serving(
@@ -182,7 +190,8 @@ def test_an_invalid_version_is_logged_and_the_old_one_keeps_serving(
     path = config / "shop.yaml"
     path.write_text(container(vendor.url, "A"))
     old = files_version([config])
-    with SgtmServer(config, {"SGTM_ADMIN_TOKEN": TOKEN}) as server, httpx.Client() as client:
+    env = {"SGTM_ADMIN_TOKEN": TOKEN, "HOOK_SECRET": SECRET}
+    with SgtmServer(config, env) as server, httpx.Client() as client:
         if text is None:
             path.unlink()
         else:
@@ -208,6 +217,7 @@ def test_an_invalid_version_is_logged_and_the_old_one_keeps_serving(
         assert server.metrics.value("sgtm_config_version_info", version=old) == 0  # one series
         wait_until(lambda: len(vendor.received) == 2, "deliveries")
         assert delivered(vendor) == {"after": "A", "fixed": "B"}
+        assert SECRET not in server.logs()
 
 
 def test_a_reload_of_unchanged_files_keeps_the_version(tmp_path, vendor):
@@ -309,8 +319,25 @@ def test_watch_reloads_when_a_file_changes(tmp_path, vendor):
         assert response.status_code == 200 and version_of(response) == "A"
 
 
-def test_watch_interval_must_be_a_duration():
+@pytest.mark.parametrize("interval", ["soon", "0", "-1s", "", "1e400s"])
+def test_watch_interval_must_be_a_positive_duration(interval):
     from tests.cli import run_cli
 
-    done = run_cli("serve", "-c", "config", "--watch", "--watch-interval", "soon")
+    done = run_cli("serve", "-c", "config", "--watch", "--watch-interval", interval)
     assert done.returncode == 2 and "--watch-interval" in done.stderr
+
+
+def test_a_reload_gives_the_alerter_the_new_rules_and_keeps_what_it_said():
+    from tests.test_alerts import LANE, Counters, alerter, rules
+
+    counters = Counters()
+    watch = alerter(counters)
+    counters.set("sgtm_delivery_breaker_state", 1, container="shop", tag="meta", lane=LANE)
+    assert [m.key for m in watch.check(1000)] == [("open", LANE)]
+    counters.set("sgtm_delivery_breaker_state", 1, container="blog", tag="m", lane="blog/m/x")
+    watch.replace_rules([rules(), rules(container="blog")])  # the reload added blog's section
+    # shop's open breaker was said already: not again; blog's is new.
+    assert [m.key for m in watch.check(1005)] == [("open", "blog/m/x")]
+    watch.replace_rules([rules(container="blog")])  # shop's section removed
+    counters.set("sgtm_delivery_breaker_state", 0, container="shop", tag="meta", lane=LANE)
+    assert watch.check(1010) == []

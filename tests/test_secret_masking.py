@@ -60,7 +60,7 @@ async def test_a_declared_secret_is_masked_whatever_its_variable_is_called():
 def test_a_secret_written_in_the_file_is_masked_and_warned_about():
     spec = load(META % "EAAB-literal-token-in-the-file")
     assert spec.secrets == {"EAAB-literal-token-in-the-file": "TAGS_0_SETTINGS_ACCESS_TOKEN"}
-    (warning,) = spec.warnings
+    (warning,) = [w for w in spec.warnings if w.path != "clients"]
     assert str(warning).startswith("shop.yaml:7:")
     assert "take it from the environment" in warning.message
 
@@ -79,7 +79,7 @@ tags:
 """
     spec = load(text, {"HOOK_CODE": "c0de-from-the-env"})
     assert spec.secrets == {"c0de-from-the-env": "HOOK_CODE"}
-    assert [w.path for w in spec.warnings] == ["secrets[1]"]
+    assert [w.path for w in spec.warnings if w.path != "clients"] == ["secrets[1]"]
 
 
 def test_a_secret_never_comes_from_event_data():

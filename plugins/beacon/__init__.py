@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 
 from sgtm.kit.cookies import CookieSettings, visitor_id
+from sgtm.kit.inbound import decode_json
 from sgtm.plugin import (
     BadRequest,
     Client,
@@ -135,16 +136,7 @@ def _read_body(request: HitRequest, settings: BeaconSettings) -> Any:
         raise BadRequest(f"body over {settings.max_body_bytes} bytes", status=413)
     if not request.body.strip():
         raise BadRequest("empty body: send a JSON object")
-    try:
-        request.body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BadRequest(f"body is not UTF-8 (byte {exc.start})") from None
-    try:
-        return msgspec.json.decode(request.body)
-    except RecursionError:
-        raise BadRequest("body is not valid JSON: nested too deep") from None
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise BadRequest(f"body is not valid JSON: {exc}") from None
+    return decode_json(request.body, "body")
 
 
 @hookimpl

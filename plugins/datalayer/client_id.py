@@ -17,7 +17,7 @@ An event's own `client_id` always wins. The carried ids never stay in event data
 
 from __future__ import annotations
 
-import secrets
+import random
 
 from sgtm.kit.cookies import (
     CookieSettings,
@@ -34,8 +34,8 @@ TEMPORARY = "_dcid_temp"
 MAX_CHARS = 256
 
 
-def new_id(now: float) -> str:
-    return f"dcid.1.{int(now * 1000)}.{secrets.randbelow(900_000_000) + 100_000_000}"
+def new_id(now: float, rng: random.Random) -> str:
+    return f"dcid.1.{int(now * 1000)}.{rng.randrange(100_000_000, 1_000_000_000)}"
 
 
 def assign(
@@ -52,13 +52,18 @@ def assign(
         client_id = carried or temporary
     elif storage_granted(events, "analytics_storage", ctx):
         cookie = request.cookies.get(cookie_name)
-        client_id = (cookie if _valid(cookie) else None) or carried or temporary or new_id(ctx.now)
+        client_id = (
+            (cookie if _valid(cookie) else None)
+            or carried
+            or temporary
+            or new_id(ctx.now, ctx.random)
+        )
         domain = cookie_domain(request.host, settings)
         ctx.cookies.append(
             make_cookie(cookie_name, client_id, MAX_AGE, domain, settings, http_only=True)
         )
     else:
-        client_id = temporary or new_id(ctx.now)
+        client_id = temporary or new_id(ctx.now, ctx.random)
     if client_id:
         for event in events:
             event.setdefault("client_id", client_id)

@@ -10,7 +10,8 @@ Two senders reach the `datalayer` endpoint:
   base of the event and the body's keys win, as in Stape's Data Client.
 
 Everything that cannot be used raises `BadRequest` with a message that says why (400, or 415 for
-another Content-Type). Limits: MAX_DEPTH nested objects/arrays, checked without recursion.
+another Content-Type). Limits: `sgtm.kit.inbound.MAX_DEPTH` nested objects/arrays, checked
+without recursion.
 """
 
 from __future__ import annotations
@@ -19,11 +20,9 @@ import base64
 import binascii
 from typing import Any
 
-import msgspec
-
+from sgtm.kit.inbound import decode_json
 from sgtm.plugin import BadRequest, HitRequest
 
-MAX_DEPTH = 32
 # What a sendBeacon string, a JSON Blob and a fetch without a Content-Type send.
 CONTENT_TYPES = frozenset({"text/plain", "application/json", ""})
 # Query parameters of the Data Tag protocol that carry data, not event fields.
@@ -73,41 +72,6 @@ def query_event(request: HitRequest) -> dict[str, Any]:
     if "dtcd" in request.query:
         event.update(_object(decode_json(request.query["dtcd"].encode(), "dtcd"), "dtcd"))
     return event
-
-
-def decode_json(raw: bytes, what: str) -> Any:
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BadRequest(f"{what} is not UTF-8 (byte {exc.start})") from None
-    try:
-        value = msgspec.json.decode(raw)
-    except RecursionError:
-        raise BadRequest(f"{what} is nested deeper than {MAX_DEPTH} levels") from None
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"{what} is not valid JSON: {exc}") from None
-    if depth(value) > MAX_DEPTH:
-        raise BadRequest(f"{what} is nested deeper than {MAX_DEPTH} levels")
-    return value
-
-
-def depth(value: Any) -> int:
-    """Levels of nested objects and arrays (a scalar is 0, `{}` is 1)."""
-    deepest = 0
-    stack = [(value, 1)]
-    while stack:
-        node, level = stack.pop()
-        if isinstance(node, dict):
-            children: Any = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
-        deepest = max(deepest, level)
-        if level > MAX_DEPTH:
-            break
-        stack.extend((c, level + 1) for c in children if isinstance(c, (dict, list)))
-    return deepest
 
 
 def _base64(text: str) -> bytes:

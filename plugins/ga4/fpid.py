@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import random
 import re
-import secrets
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
@@ -48,8 +48,8 @@ def parse_fpid(value: str | None) -> Fpid | None:
     return Fpid(cookie=value, client_id=f"{payload}.{match[3]}")
 
 
-def new_fpid(domain: str | None, now: float) -> Fpid:
-    payload = base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+def new_fpid(domain: str | None, now: float, rng: random.Random) -> Fpid:
+    payload = base64.b64encode(rng.randbytes(32)).decode("ascii")
     labels = len(domain.split(".")) if domain else 1
     seconds = int(now)
     return Fpid(
@@ -78,7 +78,7 @@ def server_client_id(
     if fpid is None:
         if FPID_NAME in request.cookies:
             ctx.drop("ga4.invalid_fpid")
-        fpid = new_fpid(domain, ctx.now)
+        fpid = new_fpid(domain, ctx.now, ctx.random)
     for event in events:
         if "client_id" in event:
             event["x-ga-js_client_id"] = event["client_id"]

@@ -50,10 +50,11 @@ Choices where the reference is silent or uncertain:
 
 Speed: what repeats from hit to hit (`name=value` pairs such as the page URL and title, client
 hints `uafvl` and the Sec-CH-UA headers, consent `gcs`/`gcd`, items, what to do with each param
-name) is decoded once and memoized in small LRU caches keyed by its raw text. Each cache is bounded in entries and takes only
-values up to a size, so a client sending endless distinct values only evicts entries (and gets
-the uncached speed); what a cache returns is immutable or copied, so no event shares state with
-another. The output is byte for byte the same as without them (tests/ga4_corpus).
+name) is decoded once and memoized in small LRU caches keyed by its raw text. Each cache is
+bounded in entries and takes only values up to a size, so a client sending endless distinct values
+only evicts entries (and gets the uncached speed); what a cache returns is immutable or copied, so
+no event shares state with another. The output is byte for byte the same as without them
+(tests/ga4_corpus, tests/plugins/test_ga4_parse_memo.py).
 
 Limits (each drop is counted with the reason in brackets):
 - `max_events` body lines per request (default 100) [ga4.too_many_events];

@@ -4,8 +4,6 @@ the server with the capi-param-builder rules ported in `.normalize`."""
 
 from __future__ import annotations
 
-import secrets
-
 from sgtm.kit.cookies import (
     CookieSettings,
     cookie_domain,
@@ -57,8 +55,9 @@ def meta_cookies(
     domain = cookie_domain(request.host, settings)
     index = subdomain_index(domain or request.host)
     now_ms = int(ctx.now * 1000)
-    # Meta's builder draws floor(Math.random() * 2147483647): the same range, from a CSPRNG.
-    fbp = fbp_from(existing_fbp, index, now_ms, secrets.randbelow(2_147_483_647))
+    # Meta's builder draws floor(Math.random() * 2147483647): the same range, from ctx.random (a
+    # CSPRNG when serving).
+    fbp = fbp_from(existing_fbp, index, now_ms, ctx.random.randrange(2_147_483_647))
 
     referer = request.headers.get("referer")
     page_url = next((e["page_location"] for e in events if "page_location" in e), None)

@@ -920,7 +920,7 @@ class OutcomeLines:
                 # quoted values hidden, as in the lines of refused events.
                 reason = hide_values(self.redact(rows[0][2]))
                 extra["error" if outcome == "retry" else "reason"] = reason
-            logs.line(log, level, message, extra)  # one per send at info: the direct writer
+            logs.line(log, level, message, extra)
 
 
 class OutcomeWriter:

@@ -1,11 +1,14 @@
 """Reading requests that servers send: JSON bodies, HMAC signatures, senders' rates.
 
 For server-to-server clients (the built-in `webhook`, `meta_leadgen` and `ga4_mp` clients use
-it). Every check raises `BadRequest` with a 4xx and a message that says what to fix; none of them
-echoes a secret or more than a few characters of the input.
+it; `decode_json` serves the browser clients as well). Every check raises `BadRequest` with a 4xx
+and a message that says what to fix; none of them echoes a secret or more than a few characters
+of the input.
 
-- `json_body`: POST only (405), a JSON media type (415), at most `max_bytes` (413), UTF-8, valid
-  JSON, nested at most `MAX_DEPTH` levels (400).
+- `json_body`: POST only (405), a JSON media type (415), at most `max_bytes` (413), then
+  `decode_json`.
+- `decode_json(raw, what)`: UTF-8, valid JSON, nested at most `MAX_DEPTH` levels (400); browser
+  clients use it too, for bodies and for JSON carried in a query parameter.
 - `hmac_digest` / `same` / `any_same`: a signature is computed over the raw body bytes exactly
   as received (never over re-serialized JSON: senders that escape non-ASCII characters sign the
   escaped bytes) and compared in constant time.
@@ -68,20 +71,24 @@ def json_body(request: HitRequest, max_bytes: int, media_types: Iterable[str] = 
         )
     if not request.body.strip():
         raise BadRequest("empty body: send JSON")
+    return decode_json(request.body, "body")
+
+
+def decode_json(raw: bytes, what: str) -> Any:
+    """`raw` as JSON, or BadRequest (400) saying what is wrong with `what` (e.g. "body")."""
     try:
-        request.body.decode("utf-8")
+        raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise BadRequest(f"body is not UTF-8 (byte {exc.start})") from None
+        raise BadRequest(f"{what} is not UTF-8 (byte {exc.start})") from None
+    too_deep = f"{what} is not valid JSON: nested deeper than {MAX_DEPTH} levels"
     try:
-        value = msgspec.json.decode(request.body)
+        value = msgspec.json.decode(raw)
     except RecursionError:
-        raise BadRequest(
-            f"body is not usable JSON: nested deeper than {MAX_DEPTH} levels"
-        ) from None
+        raise BadRequest(too_deep) from None
     except msgspec.DecodeError as exc:
-        raise BadRequest(f"body is not valid JSON: {exc}") from None
+        raise BadRequest(f"{what} is not valid JSON: {exc}") from None
     if depth(value) > MAX_DEPTH:
-        raise BadRequest(f"body is not usable JSON: nested deeper than {MAX_DEPTH} levels")
+        raise BadRequest(too_deep)
     return value
 
 

@@ -634,8 +634,14 @@ async def test_created_at_format(created_at: str, valid: bool) -> None:
         (b'{"a": "\xff\xfe"}', 400, b"body is not UTF-8 (byte 7)"),
         (b"", 400, b"empty body"),
         (b"  \n", 400, b"empty body"),
-        (b"[" * 30000 + b"]" * 30000, 400, b"body is not valid JSON: nested too deep"),
-        (b'{"a":' * 10000 + b"1" + b"}" * 10000, 400, b"body is not valid JSON: nested too deep"),
+        (b"[" * 30000 + b"]" * 30000, 400, b"body is not valid JSON: nested deeper than 32 levels"),
+        (
+            b'{"a":' * 10000 + b"1" + b"}" * 10000,
+            400,
+            b"body is not valid JSON: nested deeper than 32 levels",
+        ),
+        # Parsed fine, but deeper than any event: refused before a tag walks it.
+        (b'{"a":' * 33 + b"1" + b"}" * 33, 400, b"body is not valid JSON: nested deeper than 32"),
         (b'{"session_id": "' + b"x" * 70000 + b'"}', 413, b"body over 65536 bytes"),
     ],
 )

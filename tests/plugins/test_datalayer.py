@@ -17,13 +17,13 @@ from urllib.parse import quote, urlencode
 
 import pytest
 from sgtm_plugins.datalayer import PIXEL, DataLayerClient, DataLayerSettings, script
-from sgtm_plugins.datalayer.decode import MAX_DEPTH
 from sgtm_plugins.datalayer.mapping import MAX_ITEMS
 
 from sgtm.config import load_text
 from sgtm.container import Container, HandleResult
 from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery.recorder import RecorderDelivery
+from sgtm.kit.inbound import MAX_DEPTH
 from sgtm.request import HitRequest
 from sgtm.yamlsource import ConfigErrors
 from tests.installed import registry

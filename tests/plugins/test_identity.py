@@ -22,7 +22,7 @@ from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery.recorder import RecorderDelivery
 from sgtm.kit import cookies as kit_cookies
 from sgtm.kit.cookies import CookieSettings, cookie_domain, is_cookie_value, query_param
-from sgtm.plugin import ClientContext, ContainerInfo, Cookie
+from sgtm.plugin import SYSTEM_RANDOM, ClientContext, ContainerInfo, Cookie
 from sgtm.request import HitRequest
 from tests.installed import registry
 from tests.servers import SgtmServer
@@ -363,16 +363,18 @@ def test_parse_fpid_rejects(value: str | None) -> None:
 
 @pytest.mark.parametrize(("domain", "labels"), [("loja.com.br", 3), ("shop.example", 2), (None, 1)])
 def test_new_fpid_format(domain: str | None, labels: int) -> None:
-    fpid = new_fpid(domain, NOW)
+    fpid = new_fpid(domain, NOW, SYSTEM_RANDOM)
     match = FPID.fullmatch(fpid.cookie)
     assert match and int(match[1]) == labels and match[3] == "1700000000"
     assert parse_fpid(fpid.cookie) == fpid
-    assert len({new_fpid(domain, NOW).client_id for _ in range(50)}) == 50
+    assert len({new_fpid(domain, NOW, SYSTEM_RANDOM).client_id for _ in range(50)}) == 50
 
 
 def test_fplc_is_derived_from_fpid_and_hides_it() -> None:
-    fpid = new_fpid("shop.example", NOW)
-    assert fplc_for(fpid) == fplc_for(fpid) != fplc_for(new_fpid("shop.example", NOW))
+    fpid = new_fpid("shop.example", NOW, SYSTEM_RANDOM)
+    assert (
+        fplc_for(fpid) == fplc_for(fpid) != fplc_for(new_fpid("shop.example", NOW, SYSTEM_RANDOM))
+    )
     assert fpid.client_id.split(".")[0] not in fplc_for(fpid)
     assert is_cookie_value(fplc_for(fpid))
 
