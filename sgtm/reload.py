@@ -255,6 +255,10 @@ class Reloader:
         editor's save in several writes is loaded once, whole)."""
         paths = self.options.paths
         seen = await asyncio.to_thread(snapshot, paths)
+        # A change between loading and this first look shows in the version (hashed before
+        # loading), not in the snapshot: load it now rather than miss it.
+        if await asyncio.to_thread(files_version, paths) != self.live.current.version:
+            await self.reload("watch")
         pending = None
         while True:
             await asyncio.sleep(interval)

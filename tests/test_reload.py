@@ -280,6 +280,7 @@ def test_sighup_to_the_master_reloads_every_worker(tmp_path, vendor):
         wait_until(
             lambda: sum(r["msg"] == "config reloaded" for r in proc.log_records()) == 2,
             "both workers reloaded",
+            timeout=30,  # two processes loading on a busy machine
         )
         # New connections go to either worker: every answer is B.
         for n in range(10):
@@ -341,3 +342,46 @@ def test_a_reload_gives_the_alerter_the_new_rules_and_keeps_what_it_said():
     watch.replace_rules([rules(container="blog")])  # shop's section removed
     counters.set("sgtm_delivery_breaker_state", 0, container="shop", tag="meta", lane=LANE)
     assert watch.check(1010) == []
+
+
+@pytest.mark.e2e
+def test_with_workers_and_watch_every_worker_watches(tmp_path, vendor):
+    config = tmp_path / "shop.yaml"
+    config.write_text(container(vendor.url, "A"))
+    argv = ("--workers", "2", "--watch", "--watch-interval", "100ms")
+    with SgtmProcess(config, {}, *argv) as proc:
+        wait_until(
+            lambda: proc.logs().count("Application startup complete") == 2, "both workers started"
+        )
+        write(config, container(vendor.url, "B"))
+        wait_until(
+            lambda: sum(r["msg"] == "config reloaded" for r in proc.log_records()) == 2,
+            "both workers reloaded",
+            timeout=30,  # two processes loading on a busy machine
+        )
+        for n in range(10):
+            with httpx.Client() as client:
+                assert version_of(hit(client, proc.url, str(n))) == "B"
+
+
+async def test_watch_loads_a_change_made_while_the_server_was_starting(tmp_path, vendor):
+    from sgtm.config import load_containers
+    from sgtm.dedupe import MemoryDedupe
+    from sgtm.delivery.recorder import RecorderDelivery
+    from sgtm.metrics import Metrics
+    from sgtm.reload import LiveContainers, Reloader, ReloadOptions, container_set
+    from tests.installed import registry
+    from tests.servers import eventually
+
+    config = tmp_path / "shop.yaml"
+    config.write_text(container(vendor.url, "A"))
+    version = files_version([config])  # hashed before loading, as `sgtm serve` does
+    specs = load_containers([config], registry())
+    write(config, container(vendor.url, "B"))  # before the watcher's first look
+    delivery, dedupe, metrics = RecorderDelivery(), MemoryDedupe(), Metrics()
+    live = LiveContainers(container_set(specs, version, delivery, dedupe, metrics))
+    options = ReloadOptions((config,), watch=3600, sighup=False, registry=registry())
+    reloader = Reloader(live, options, delivery, dedupe, metrics)
+    async with reloader.running():  # the next poll is an hour away: only the first look can see B
+        await eventually(lambda: live.current.version == files_version([config]), "B loaded")
+    assert metrics.value("sgtm_config_reload_total", result="success") == 1
