@@ -55,7 +55,7 @@ CSP = (
 SECURITY_HEADERS = {
     "content-security-policy": CSP,
     "cache-control": "no-store",
-    "referrer-policy": "no-referrer",
+    "referrer-policy": "same-origin",  # no-referrer would make form posts say Origin: null
     "x-frame-options": "DENY",
 }
 STATIC = {"admin.js": "text/javascript", "admin.css": "text/css"}

@@ -74,7 +74,7 @@ function healthSection() {
       body.replaceChildren(
         rows.length ? table(["Lane", "Queue", "Rate", "Breaker", "Last error"], rows)
           : el("p", { text: "No lane has work or has sent since this process started." }),
-        note ? el("p", { class: "note", text: note }) : null,
+        ...(note ? [el("p", { class: "note", text: note })] : []),
       );
     } catch (error) {
       body.replaceChildren(errorBox(error));
