@@ -279,21 +279,46 @@ class _Loader:
         try:
             return msgspec.convert(data, typ, strict=False)
         except msgspec.ValidationError as exc:
-            rel, message, at_key = validation_message(exc)
-            # A Settings __post_init__ check: "field: message" points at the field (of a nested
-            # Struct too, such as a regex_table row).
-            head, sep, rest = message.partition(": ")
-            if sep and not rel and head in getattr(typ, "__struct_fields__", ()):
-                rel, message = head, rest
-            elif sep and rel and join_path(_join(path, rel), head) in self.src.value_pos:
-                rel, message = join_path(rel, head), rest
-            if at_key and message == "unknown key":
-                key = rel.rpartition(".")[2]
-                message += hint(key, _keys_at(typ, parent_path(rel)))
-            self.error(_join(path, rel), message, at_key=at_key)
+            self.validation_error(exc, typ, path)
         except re.error as exc:
             self.error(path, str(exc))
         return None
+
+    def convert_each_key(self, data: Any, typ: type[Any], path: str) -> Any:
+        """`convert` of a tag or client entry that reports every bad key, not only the first: a
+        key in error is reported and left out, and the rest decoded again, so the entry's other
+        checks (triggers, consent, settings) still run. None when a key it cannot do without
+        (`name`, `type`, `settings`) is wrong; the file fails to load either way."""
+        if not isinstance(data, dict):
+            return self.convert(data, typ, path)
+        essential = {"name", "type", "settings"}
+        data = dict(data)
+        for _ in range(len(data) + 1):
+            try:
+                return msgspec.convert(data, typ, strict=False)
+            except msgspec.ValidationError as exc:
+                rel = self.validation_error(exc, typ, path)
+                key = re.split(r"[.\[]", rel, maxsplit=1)[0]
+                if key in essential or key not in data:
+                    return None
+                del data[key]
+        return None
+
+    def validation_error(self, exc: msgspec.ValidationError, typ: type[Any], path: str) -> str:
+        """Reports msgspec's error at its file position; returns its path relative to `path`."""
+        rel, message, at_key = validation_message(exc)
+        # A Settings __post_init__ check: "field: message" points at the field (of a nested
+        # Struct too, such as a regex_table row).
+        head, sep, rest = message.partition(": ")
+        if sep and not rel and head in getattr(typ, "__struct_fields__", ()):
+            rel, message = head, rest
+        elif sep and rel and join_path(_join(path, rel), head) in self.src.value_pos:
+            rel, message = join_path(rel, head), rest
+        if at_key and message == "unknown key":
+            key = rel.rpartition(".")[2]
+            message += hint(key, _keys_at(typ, parent_path(rel)))
+        self.error(_join(path, rel), message, at_key=at_key)
+        return rel
 
     def top_level(self) -> ContainerFile | None:
         """Decode the top level section by section, so one bad section hides no other."""
@@ -498,7 +523,7 @@ class _Loader:
         seen: set[str] = set()
         for i, item in enumerate(raw):
             path = join_path("clients", i)
-            cfg = self.convert(item, ClientConfig, path)
+            cfg = self.convert_each_key(item, ClientConfig, path)
             if cfg is None:
                 continue
             if cfg.name in seen:
@@ -527,7 +552,7 @@ class _Loader:
         seen: set[str] = set()
         for i, item in enumerate(raw):
             path = join_path("tags", i)
-            cfg = self.convert(item, TagConfig, path)
+            cfg = self.convert_each_key(item, TagConfig, path)
             if cfg is None:
                 continue
             if cfg.name in seen:

@@ -217,6 +217,34 @@ def test_several_errors_of_one_tag_are_all_reported() -> None:
     ]
 
 
+def test_every_bad_key_of_a_tag_and_a_client_is_reported() -> None:
+    text = """\
+        version: 1
+        clients:
+          - {name: web, type: test, priorty: 3, trust_hit_ip: maybe}
+        triggers:
+          purchase: {event_name: purchase}
+        tags:
+          - name: a
+            type: http_request
+            trigers: [purchase]
+            dry_run: sometimes
+            consent: [ad_storag]
+            block: [nope]
+            settings: {url: "https://x.example", colour: red}
+        """
+    assert [m.split(": ", 2)[1:] for m in errors(text)] == [
+        ["clients[0].priorty", "unknown key (did you mean 'priority'?)"],
+        ["clients[0].trust_hit_ip", "Expected `bool`, got `str`"],
+        ["tags[0].trigers", "unknown key (did you mean 'triggers'?)"],
+        ["tags[0].dry_run", "Expected `bool`, got `str`"],
+        ["tags[0].consent[0]", errors(text)[4].split(": ", 2)[2]],
+        ["tags[0].block[0]", "unknown trigger 'nope'"],
+        ["tags[0].settings.colour", "unknown key"],
+    ]
+    assert "unknown consent type 'ad_storag'" in errors(text)[4]
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
