@@ -1,6 +1,6 @@
 """`sgtm emulate` requests per second of CPU on the GA4 corpus.
 
-    .venv/bin/python bench/emulate.py [--requests 4000] [--rounds 3] [--config bench/ingest.yaml]
+    .venv/bin/python bench/emulate.py [--requests 10000] [--rounds 3] [--config bench/ingest.yaml]
 
 The requests of tests/ga4_corpus (real gtag.js hits, GETs and batched POSTs) are repeated to
 `--requests` NDJSON lines and run through `sgtm emulate --requests` in a child process, its
@@ -61,7 +61,7 @@ def rate(config: Path, many: Path, one: Path, count: int, pythonpath: str | None
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--requests", type=int, default=4000)
+    parser.add_argument("--requests", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--config", type=Path, default=HERE / "ingest.yaml")
     parser.add_argument("--before", help="PYTHONPATH holding the code to compare with")

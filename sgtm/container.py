@@ -120,6 +120,9 @@ class Container:
         # The switch for tracing requests as they are served (previews): None, the default,
         # costs one test per request, and no request keeps a trace of its tags.
         self.trace_requests: Callable[[HitRequest], bool] | None = None
+        # Outcomes of skipped tags when nothing traces, by tag and fixed reason (bounded by the
+        # config: trigger, blocked, paused, dedupe, consent:<type>).
+        self._skipped: dict[tuple[str, str], TagTrace] = {}
         # A server logs the events its tags refuse (`sgtm emulate` and `sgtm audit` report them
         # in their output instead): one line per (tag, reason) a minute, so a tag refusing
         # every event does not write a line per event (sgtm_tags_total counts them all).
@@ -363,7 +366,7 @@ class Container:
             for tag in self.spec.tags:
                 if follow_up and makes_events(tag.type):
                     continue
-                outcome = await self._run_tag(tag, event, scope, request, now, marked)
+                outcome = await self._run_tag(tag, event, scope, request, now, marked, trace)
                 self.metrics.inc(
                     "sgtm_tags_total",
                     container=self.name,
@@ -403,9 +406,18 @@ class Container:
         request: HitRequest | None,
         now: float,
         marked: list[str] | None,
+        trace: bool = False,
     ) -> TagTrace:
         def skip(reason: str) -> TagTrace:
-            return TagTrace(tag.name, tag.type_name, False, reason)
+            if trace:
+                return TagTrace(tag.name, tag.type_name, False, reason)
+            # Nobody keeps an outcome when nothing traces: one per tag and fixed reason serves
+            # every event (the reasons with a message are made anew, below).
+            key = (tag.name, reason)
+            shared = self._skipped.get(key)
+            if shared is None:
+                shared = self._skipped[key] = TagTrace(tag.name, tag.type_name, False, reason)
+            return shared
 
         if tag.paused:
             return skip("paused")
@@ -427,12 +439,15 @@ class Container:
                 rendered = tag.render_settings(view_scope)
                 settings = msgspec.convert(rendered, tag.type.Settings, strict=False)
             except (msgspec.ValidationError, ValueError) as exc:
-                return skip(f"invalid: settings: {self.redact(str(exc))}")
+                return TagTrace(
+                    tag.name, tag.type_name, False, f"invalid: settings: {self.redact(str(exc))}"
+                )
 
         try:
             dedupe = self._dedupe_key(tag, view, view_scope, settings)
         except Exception as exc:
-            return skip(f"invalid: dedupe key: {type(exc).__name__}")
+            reason = f"invalid: dedupe key: {type(exc).__name__}"
+            return TagTrace(tag.name, tag.type_name, False, reason)
         if dedupe is not None and await self.dedupe.seen(*dedupe):
             return skip("dedupe")
 
@@ -450,9 +465,10 @@ class Container:
                 # Nothing was sent: a corrected resend of this event must not count as a repeat.
                 await self.dedupe.forget([dedupe[0]])
             if isinstance(exc, InvalidEvent):
-                return skip(f"invalid: {self.redact(str(exc))}")
+                return TagTrace(tag.name, tag.type_name, False, f"invalid: {self.redact(str(exc))}")
             log.exception("tag build() failed", extra={"tag": tag.name})
-            return skip(f"invalid: tag error ({type(exc).__name__})")
+            reason = f"invalid: tag error ({type(exc).__name__})"
+            return TagTrace(tag.name, tag.type_name, False, reason)
         if dedupe is not None and marked is not None:
             marked.append(dedupe[0])
         warnings = [self.redact(w) for w in ctx.warnings]

@@ -48,12 +48,13 @@ Choices where the reference is silent or uncertain:
   variables do). `derive_page_fields=True` writes them. An explicit `dh` always maps to
   `page_hostname`.
 
-Speed: values that repeat from hit to hit (client hints `uafvl` and the Sec-CH-UA headers,
-consent `gcs`/`gcd`, items, percent-encoded page URLs and titles) are decoded once and memoized
-in small LRU caches keyed by their raw text. Each cache is bounded in entries and takes only
-values up to a size, so a client sending endless distinct values only evicts entries (and gets
-the uncached speed); what a cache returns is immutable or copied, so no event shares state with
-another. The output is byte for byte the same as without them (tests/ga4_corpus).
+Speed: what repeats from hit to hit (`name=value` pairs such as the page URL and title, client
+hints `uafvl` and the Sec-CH-UA headers, consent `gcs`/`gcd`, items, what to do with each param
+name) is decoded once and memoized in small LRU caches keyed by its raw text. Each cache is
+bounded in entries and takes only values up to a size, so a client sending endless distinct values
+only evicts entries (and gets the uncached speed); what a cache returns is immutable or copied, so
+no event shares state with another. The output is byte for byte the same as without them
+(tests/ga4_corpus, tests/plugins/test_ga4_parse_memo.py).
 
 Limits (each drop is counted with the reason in brackets):
 - `max_events` body lines per request (default 100) [ga4.too_many_events];
@@ -367,37 +368,38 @@ def parse_query(query: str, drop: Drop = _no_drop) -> dict[str, str]:
     for pair in pairs:
         if not pair:
             continue
-        raw_name, _, raw_value = pair.partition("=")
-        name = _unquote_plus(raw_name)
-        if not name or len(name) > MAX_KEY_CHARS:
-            drop("ga4.invalid_param", 1)
-            continue
-        if len(raw_value) > _MAX_RAW_VALUE_CHARS:
-            drop("ga4.param_too_long", 1)
-            continue
-        value = _unquote_plus(raw_value)
-        if len(value) > MAX_VALUE_CHARS:
-            drop("ga4.param_too_long", 1)
-            continue
-        params.setdefault(name, value)
+        refused, name, value = _pair(pair) if len(pair) <= _MEMO_CHARS else _pair.__wrapped__(pair)
+        if refused:
+            drop(refused, 1)
+        else:
+            params.setdefault(name, value)
     return params
+
+
+@functools.lru_cache(maxsize=8 * _MEMO_ENTRIES)
+def _pair(pair: str) -> tuple[str, str, str]:
+    """One `name=value` decoded: ("", name, value), or (the drop reason, "", "")."""
+    raw_name, _, raw_value = pair.partition("=")
+    name = _unquote_plus(raw_name)
+    if not name or len(name) > MAX_KEY_CHARS:
+        return "ga4.invalid_param", "", ""
+    if len(raw_value) > _MAX_RAW_VALUE_CHARS:
+        return "ga4.param_too_long", "", ""
+    value = _unquote_plus(raw_value)
+    if len(value) > MAX_VALUE_CHARS:
+        return "ga4.param_too_long", "", ""
+    return "", name, value
 
 
 def _unquote_plus(raw: str) -> str:
     """`unquote_plus` with the same results (broken escapes stay literal, bad UTF-8 becomes
-    U+FFFD), faster: most names and many values carry no escapes at all, and escaped values
-    (page URLs and titles) repeat from hit to hit."""
+    U+FFFD), faster: most names and many values carry no escapes at all."""
     if "%" in raw:
-        return _decode(raw) if len(raw) <= _MEMO_CHARS else _decode.__wrapped__(raw)
+        try:
+            return unquote_to_bytes(raw.replace("+", " ")).decode("utf-8", "replace")
+        except UnicodeEncodeError:  # a lone surrogate: only urllib's decoder keeps it
+            return unquote_plus(raw)
     return raw.replace("+", " ") if "+" in raw else raw
-
-
-@functools.lru_cache(maxsize=4 * _MEMO_ENTRIES)
-def _decode(raw: str) -> str:
-    try:
-        return unquote_to_bytes(raw.replace("+", " ")).decode("utf-8", "replace")
-    except UnicodeEncodeError:  # a lone surrogate: only urllib's decoder keeps it
-        return unquote_plus(raw)
 
 
 def map_hit(

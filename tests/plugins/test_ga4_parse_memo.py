@@ -115,7 +115,7 @@ def test_two_events_of_one_request_share_nothing() -> None:
 
 
 def test_the_caches_stay_bounded_under_endless_distinct_values() -> None:
-    caches = [parse._decode, parse._item, parse._version_pairs, parse._consent_state]
+    caches = [parse._pair, parse._item, parse._version_pairs, parse._consent_state]
     caches += [parse._header_brands, parse._plan]
     for n in range(5000):
         parse.parse_hits(
@@ -127,11 +127,11 @@ def test_the_caches_stay_bounded_under_endless_distinct_values() -> None:
         info = cache.cache_info()  # type: ignore[attr-defined]
         assert info.maxsize is not None and info.currsize <= info.maxsize, cache
     # Values over the memo's size are decoded, never kept.
-    parse._decode.cache_clear()
+    parse._pair.cache_clear()
     assert parse.parse_query("dl=" + "%41" * 5000) == {"dl": "A" * 5000}
-    assert parse._decode.cache_info().currsize == 0
-    assert parse.parse_query("dl=%41") == {"dl": "A"}
-    assert parse._decode.cache_info().currsize == 1
+    assert parse._pair.cache_info().currsize == 0
+    assert parse.parse_query("dl=%41&dl=%42") == {"dl": "A"}
+    assert parse._pair.cache_info().currsize == 2
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["update"]:
