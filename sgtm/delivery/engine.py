@@ -400,9 +400,14 @@ class DeliveryEngine:
         lane.wake.set()
 
     async def release_retired(self, jobs: list[Job]) -> None:
-        """Hand jobs leased ahead by retired lanes back to the store, due now."""
-        if jobs:
+        """Hand jobs leased ahead by retired lanes back to the store, due now. A store that
+        cannot take them only delays them: their leases end and they are due again."""
+        if not jobs:
+            return
+        try:
             await self.store.release(jobs, self.clock())
+        except DeliveryUnavailable as exc:
+            log.warning("jobs of retired lanes wait for their leases to end: %s", exc)
 
     # -- lanes ----------------------------------------------------------------------------
 

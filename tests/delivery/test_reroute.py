@@ -121,3 +121,22 @@ async def test_a_reroute_that_cannot_be_sent_changes_nothing(stores):
     else:
         raise AssertionError("a batching tag with follow-ups was accepted")
     assert eng.routes == {("shop", "hook"): hook}
+
+
+async def test_jobs_handed_back_while_the_store_is_down_wait_for_their_leases(stores, caplog):
+    from sgtm.delivery.base import DeliveryUnavailable
+    from sgtm.delivery.store import Job
+
+    eng = DeliveryEngine(stores.new(), {}, options=FAST)
+    await eng.start()
+    try:
+
+        async def refuse(jobs, now):
+            raise DeliveryUnavailable("store down")
+
+        eng.store.release = refuse  # type: ignore[method-assign]
+        job = Job(id="1", lane="shop/hook/x", created=0, attempts=0, payload=b"")
+        await eng.release_retired([job])  # logged, not raised: the reload already happened
+        assert "wait for their leases to end" in caplog.text
+    finally:
+        await eng.close()
