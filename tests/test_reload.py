@@ -385,3 +385,26 @@ async def test_watch_loads_a_change_made_while_the_server_was_starting(tmp_path,
     async with reloader.running():  # the next poll is an hour away: only the first look can see B
         await eventually(lambda: live.current.version == files_version([config]), "B loaded")
     assert metrics.value("sgtm_config_reload_total", result="success") == 1
+
+
+def test_a_new_version_keeps_the_senders_rates_and_the_traced_requests(tmp_path, vendor):
+    from sgtm.config import load_containers
+    from sgtm.dedupe import MemoryDedupe
+    from sgtm.delivery.recorder import RecorderDelivery
+    from sgtm.metrics import Metrics
+    from sgtm.reload import container_set
+    from tests.installed import registry
+
+    config = tmp_path / "shop.yaml"
+    config.write_text(container(vendor.url, "A"))
+    delivery, dedupe, metrics = RecorderDelivery(), MemoryDedupe(), Metrics()
+    old = container_set(load_containers([config], registry()), "a", delivery, dedupe, metrics)
+    (shop,) = old.containers
+    shop.trace_requests = lambda request: True
+    config.write_text(container(vendor.url, "B"))
+    specs = load_containers([config], registry())
+    new = container_set(specs, "b", delivery, dedupe, metrics, old)
+    (renewed,) = new.containers
+    assert renewed is not shop and renewed.spec is not shop.spec
+    assert renewed.limiter is shop.limiter
+    assert renewed.trace_requests is shop.trace_requests
