@@ -275,3 +275,31 @@ def test_health_shows_lanes_with_depth_rate_breaker_and_last_error(server, vendo
     assert found["destination"] == vendor.url
     assert found["breaker"] == "closed" and found["last_error"]["error"].startswith("500")
     wait_until(lambda: get(server, "health").json()["lanes"][0]["rate"] > 0, "a rate")
+
+
+@pytest.mark.e2e
+def test_preview_sessions_are_shared_by_the_workers_of_one_server(tmp_path, vendor):
+    from tests.servers import SgtmProcess
+
+    config = write_container(tmp_path, vendor.url)
+    env = {"SGTM_ADMIN_TOKEN": TOKEN, "SGTM_DATA_DIR": str(tmp_path / "data")}
+    with SgtmProcess(config, env, "--workers", "2") as proc:
+        id = httpx.post(f"{proc.url}/_sgtm/api/preview", headers=AUTH).json()["id"]
+        workers = set()  # request ids start with a prefix drawn per process
+        for n in range(40):
+            hit = httpx.get(proc.url + HIT.format(n=n), headers={"x-sgtm-preview": id})
+            workers.add(hit.headers["x-request-id"][:16])
+        assert len(workers) == 2  # both workers traced hits of a session one of them started
+
+        def delivered() -> bool:
+            found = httpx.get(f"{proc.url}/_sgtm/api/preview/{id}", headers=AUTH).json()
+            states = [
+                r["delivery"]["state"]
+                for t in found["traces"]
+                for e in t["events"]
+                for tag in e["tags"]
+                for r in tag["requests"]
+            ]
+            return len(found["traces"]) == 40 and states == ["delivered"] * 40
+
+        wait_until(delivered, "every traced hit delivered", 20)
