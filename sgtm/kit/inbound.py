@@ -60,6 +60,15 @@ def check_size(request: HitRequest, max_bytes: int) -> None:
 
 def json_body(request: HitRequest, max_bytes: int, media_types: Iterable[str] = JSON_TYPES) -> Any:
     """The decoded JSON body; BadRequest (405, 413, 415, 400) for anything else."""
+    check_json_request(request, max_bytes, media_types)
+    return decode_json(request.body, "body")
+
+
+def check_json_request(
+    request: HitRequest, max_bytes: int, media_types: Iterable[str] = JSON_TYPES
+) -> None:
+    """`json_body`'s checks without the decoding, for a client that decodes only the parts it
+    needs (msgspec types, `msgspec.Raw`)."""
     require_post(request)
     check_size(request, max_bytes)
     found = media_type(request)
@@ -71,7 +80,6 @@ def json_body(request: HitRequest, max_bytes: int, media_types: Iterable[str] = 
         )
     if not request.body.strip():
         raise BadRequest("empty body: send JSON")
-    return decode_json(request.body, "body")
 
 
 def decode_json(raw: bytes, what: str) -> Any:
