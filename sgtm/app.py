@@ -27,7 +27,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sgtm.alerts import alerter_for
 from sgtm.composition import build_engine
@@ -51,6 +51,8 @@ from sgtm.middleware import (
 )
 from sgtm.plugin import ClientResponse
 from sgtm.plugins import load_registry
+from sgtm.preview import Previews
+from sgtm.preview import requested as preview_id
 from sgtm.record import TrafficRecorder
 from sgtm.reload import (
     ContainerSet,
@@ -91,9 +93,11 @@ class TaggingApp:
         limits: ServerLimits,
         metrics: Metrics,
         recorder: TrafficRecorder | None = None,
+        previews: Previews | None = None,
     ) -> None:
         self.live = live  # read once per request: a reload never changes a request's container
         self.recorder = recorder  # `sgtm serve --record`
+        self.previews = previews  # None unless the admin surface is on
         self.metrics = metrics
         self.body_timeout = limits.body_timeout
         self.max_body = limits.max_body_bytes
@@ -182,7 +186,12 @@ class TaggingApp:
         request.request_id = info.get("request_id", "")
         if self.recorder is not None:
             self.recorder.record(container.spec, request, target.decode("latin-1"))
-        result = await container.handle(request)
+        preview = preview_id(request) if self.previews is not None else None
+        if preview is None:
+            result = await container.handle(request)
+        else:
+            assert self.previews is not None
+            result = await self.previews.handle(container, request, preview)
         info["client"] = result.client
         info["events"] = result.event_count
         return result.response, True
@@ -288,6 +297,15 @@ def create_app(
     state = {"ready": False}
     admin_token = os.environ.get("SGTM_ADMIN_TOKEN", "")
     limits = limits or limits_from_env()
+    from sgtm.admin import admin_app, not_found
+
+    admin: ASGIApp = not_found
+    previews: Previews | None = None
+    if admin_token:
+        durable = delivery if isinstance(delivery, DeliveryEngine) else None
+        if durable is not None:
+            previews = Previews(durable.store)
+        admin = admin_app(admin_token, durable.store if durable else None, durable, previews)
 
     alerter = alerter_for([s.alerts for s in specs if s.alerts is not None], metrics.samples)
 
@@ -343,9 +361,10 @@ def create_app(
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/readyz", readyz, methods=["GET", "HEAD"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Mount("/_sgtm", app=admin),
     ]
     # A deliverer's containers only run follow-up events: it answers no hits.
-    hits = TaggingApp(live, limits, metrics, recorder) if role != "deliver" else None
+    hits = TaggingApp(live, limits, metrics, recorder, previews) if role != "deliver" else None
     app = SgtmApp(
         hits,
         routes=routes,

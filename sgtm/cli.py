@@ -97,10 +97,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     plugins = commands.add_parser("plugins", help="list installed plugins and their types")
     plugins.add_argument("--json", action="store_true")
 
-    from sgtm import audit, diff, dlq, scenarios
+    from sgtm import audit, diff, dlq, history, scenarios
 
     audit.add_parser(commands)
     dlq.add_parser(commands)
+    history.add_parser(commands)
     scenarios.add_parser(commands)
     diff.add_parser(commands)
 
@@ -114,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "plugins": cmd_plugins,
             "audit": audit.run,
             "dlq": dlq.run,
+            "trace": history.run,
             "test": scenarios.run,
             "diff": diff.run,
         }[args.command]

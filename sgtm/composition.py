@@ -36,10 +36,10 @@ def open_store(spec: StoreSpec) -> Store:
     if spec.kind == "redis":
         from sgtm.delivery.redis_store import RedisStore
 
-        return RedisStore(spec.url, prefix=spec.prefix)
+        return RedisStore(spec.url, prefix=spec.prefix, history=spec.history)
     from sgtm.delivery.sqlite_store import SqliteStore
 
-    return SqliteStore(spec.path)
+    return SqliteStore(spec.path, history=spec.history)
 
 
 def routes_for(specs: Sequence[ContainerSpec]) -> dict[tuple[str, str], TagRoute]:

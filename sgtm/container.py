@@ -73,6 +73,7 @@ class TagTrace:
 class EventTrace:
     data: EventData
     tags: list[TagTrace]
+    event_id: str = ""  # the delivery history's key for the event, when a tag sent something
 
 
 @dataclass(slots=True)
@@ -105,6 +106,7 @@ class Container:
         # shift another's.
         self.rng = rng
         self.tag_ids = tag_ids or (lambda _tag: new_id)
+        self.new_id = new_id  # ids drawn for events without one (the delivery history's key)
         self.name = spec.name
         self.delivery = delivery
         self.dedupe = dedupe
@@ -130,14 +132,19 @@ class Container:
 
     # -- requests -------------------------------------------------------------------------
 
-    async def handle(self, request: HitRequest, *, trace: bool = False) -> HandleResult:
+    async def handle(
+        self, request: HitRequest, *, trace: bool = False, preview: str = ""
+    ) -> HandleResult:
+        """`preview`: the request is traced for a preview session, and each request a tag built
+        carries `<preview>/<event>/<tag>/<request>` (indexes in the trace) to its delivery, so
+        the session shows how it went."""
         if not trace and self.trace_requests is not None:
             trace = self.trace_requests(request)
         origin = request.origin
         allowed_origin = origin if origin is not None and origin.lower() in self._origins else None
         if request.method == "OPTIONS" and allowed_origin is not None:
             return HandleResult(None, self._preflight(request, allowed_origin))
-        result = await self._handle(request, trace)
+        result = await self._handle(request, trace or bool(preview), preview)
         headers = result.response.headers
         if allowed_origin is not None:
             headers["access-control-allow-origin"] = allowed_origin
@@ -169,7 +176,7 @@ class Container:
             },
         )
 
-    async def _handle(self, request: HitRequest, trace: bool) -> HandleResult:
+    async def _handle(self, request: HitRequest, trace: bool, preview: str) -> HandleResult:
         for client in self.spec.clients:
             try:
                 claimed = client.type.claim(request, client.settings)
@@ -223,7 +230,7 @@ class Container:
         try:
             events = await self._drop_resent(client, events, marked)
             submissions, traces = await self.run_events(
-                events, request, client.name, now, trace, marked
+                events, request, client.name, now, trace, marked, preview=preview
             )
             if submissions:
                 await self.delivery.submit(submissions)
@@ -352,6 +359,7 @@ class Container:
         trace: bool,
         marked: list[str] | None = None,
         follow_up: bool = False,
+        preview: str = "",
     ) -> tuple[list[Submission], list[EventTrace]]:
         """Run every tag on every event. Dedupe keys newly marked as seen for tags that fired
         are appended to `marked`, so a caller that cannot store the result can release them.
@@ -359,10 +367,11 @@ class Container:
         run on them, so no chain of answers and events can loop."""
         submissions: list[Submission] = []
         traces: list[EventTrace] = []
-        for event in events:
+        for event_index, event in enumerate(events):
             self.metrics.inc("sgtm_events_total", container=self.name, client=client_name or "-")
             scope = Scope(event, request, client_name, self.spec.variables)
-            tag_traces = []
+            tag_traces: list[TagTrace] = []
+            ids: tuple[str, str] | None = None  # the event's history keys, once it sends
             for tag in self.spec.tags:
                 if follow_up and makes_events(tag.type):
                     continue
@@ -374,7 +383,9 @@ class Container:
                     outcome="fired" if outcome.fired else (outcome.reason or "").split(":")[0],
                 )
                 if outcome.fired and not tag.dry_run:
-                    event_id = _event_id(event)
+                    if ids is None:
+                        ids = self._history_keys(event)
+                    at = f"{preview}/{event_index}/{len(tag_traces)}/" if preview else ""
                     submissions.extend(
                         Submission(
                             container=self.name,
@@ -383,10 +394,12 @@ class Container:
                             outbound=outbound,
                             created=now,
                             nonce=outcome.nonce,
-                            event_id=event_id,
+                            event_id=ids[0],
                             request_id=request.request_id if request is not None else "",
+                            transaction_id=ids[1],
+                            preview=f"{at}{number}" if preview else "",
                         )
-                        for outbound in outcome.requests
+                        for number, outbound in enumerate(outcome.requests)
                     )
                 elif outcome.fired:
                     self._log_dry_run(tag, outcome.requests)
@@ -395,8 +408,17 @@ class Container:
                 if trace:
                     tag_traces.append(outcome)
             if trace:
-                traces.append(EventTrace(event, tag_traces))
+                traces.append(EventTrace(event, tag_traces, ids[0] if ids else ""))
         return submissions, traces
+
+    def _history_keys(self, event: EventData) -> tuple[str, str]:
+        """The keys the delivery history finds an event by: its own `event_id` (else one drawn
+        for it, which its preview trace shows) and its `transaction_id` ("" when none)."""
+        transaction_id = event.get("transaction_id")
+        return (
+            _event_id(event) or self.new_id(),
+            str(transaction_id) if isinstance(transaction_id, str | int) else "",
+        )
 
     async def _run_tag(
         self,

@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import sys
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ import msgspec
 
 from sgtm.composition import open_store
 from sgtm.config import delivery_store
+from sgtm.delivery.base import DeliveryUnavailable
 from sgtm.delivery.policy import StoreSpec, parse_duration, store_spec
 from sgtm.delivery.store import DeadLetter, Store
 from sgtm.yamlsource import ConfigErrors
@@ -54,8 +57,7 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        spec = store_from_configs(args.config)
-        return asyncio.run(_run(args, spec))
+        return asyncio.run(_run(args))
     except DlqError as exc:
         print(f"sgtm dlq: {exc}", file=sys.stderr)
         return 2
@@ -85,15 +87,27 @@ def parse_when(text: str, now: float) -> float:
     return when.timestamp()
 
 
-async def _run(args: argparse.Namespace, spec: StoreSpec) -> int:
+@contextlib.asynccontextmanager
+async def open_from_configs(paths: list[str]) -> AsyncIterator[Store]:
+    """The open store the containers name (`sgtm dlq`, `sgtm trace`); DlqError when there is
+    none."""
+    spec = store_from_configs(paths)
     if spec.kind == "sqlite" and not (Path(spec.path) / "sgtm.db").exists():
         raise DlqError(f"no store at {spec.path} (set -c or SGTM_DATA_DIR)")
     store = open_store(spec)
-    await store.open()
     try:
-        return await _command(args, store)
+        await store.open()
+    except DeliveryUnavailable as exc:
+        raise DlqError(str(exc)) from None
+    try:
+        yield store
     finally:
         await store.close()
+
+
+async def _run(args: argparse.Namespace) -> int:
+    async with open_from_configs(args.config) as store:
+        return await _command(args, store)
 
 
 async def _command(args: argparse.Namespace, store: Store) -> int:
@@ -137,15 +151,15 @@ async def _command(args: argparse.Namespace, store: Store) -> int:
     raise DlqError(f"unknown command {args.dlq_command!r}")
 
 
-def _iso(ts: float) -> str:
+def iso_time(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def summary(letter: DeadLetter) -> dict[str, Any]:
     return {
         "id": letter.id,
-        "died": _iso(letter.died),
-        "created": _iso(letter.created),
+        "died": iso_time(letter.died),
+        "created": iso_time(letter.created),
         "container": letter.container,
         "tag": letter.tag,
         "tag_type": letter.tag_type,
@@ -190,7 +204,7 @@ def details(letter: DeadLetter) -> dict[str, Any]:
             }
         ),
         "history": [
-            {"at": _iso(a.at), "status": a.status, "error": a.error, "ms": a.ms}
+            {"at": iso_time(a.at), "status": a.status, "error": a.error, "ms": a.ms}
             for a in letter.history
         ],
     }
@@ -201,7 +215,8 @@ def _table(letters: list[DeadLetter]) -> str:
     for x in letters:
         status = str(x.response.status) if x.response else "-"
         reason = x.reason if len(x.reason) <= 60 else x.reason[:57] + "..."
-        rows.append((x.id, _iso(x.died), f"{x.container}/{x.tag}", str(x.attempts), status, reason))
+        tag = f"{x.container}/{x.tag}"
+        rows.append((x.id, iso_time(x.died), tag, str(x.attempts), status, reason))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = [
         "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]

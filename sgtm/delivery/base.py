@@ -24,10 +24,14 @@ class Submission(msgspec.Struct, kw_only=True):
     outbound: Outbound
     created: float  # seconds since the epoch; ages out after the delivery's max age
     nonce: str = ""  # binds the request's credential placeholders (BuildContext.nonce)
-    # What delivery log lines name the job by: the event's own event_id ("" without one) and the
-    # id of the request that caused it (the `x-request-id` of its request line).
+    # What delivery log lines and the delivery history name the job by: the event's own
+    # event_id (else one drawn for it; "" from callers that set none) and the id of the request
+    # that caused it (the `x-request-id` of its request line); the event's transaction_id.
     event_id: str = ""
     request_id: str = ""
+    transaction_id: str = ""
+    # For a traced request, where its preview session shows the delivery (Payload.preview).
+    preview: str = ""
 
     @property
     def lane(self) -> str:

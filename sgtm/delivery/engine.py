@@ -17,6 +17,7 @@ stored request unchanged, so idempotency keys and event ids stay the same.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import email.utils
 import logging
@@ -35,11 +36,13 @@ from sgtm.delivery.policy import DEFAULT_MAX_AGE, LanePolicy
 from sgtm.delivery.seal import SecretSeal
 from sgtm.delivery.store import (
     BODY_LIMIT,
+    PREVIEW_RESPONSE_LIMIT,
     Attempt,
     DeadLetter,
     Job,
     LastResponse,
     NewJob,
+    Outcome,
     Payload,
     Retry,
     Store,
@@ -53,6 +56,9 @@ from sgtm.ratelimit import TokenBucket
 from sgtm.redact import Redactor, hide_values
 
 log = logging.getLogger("sgtm.delivery")
+
+RATE_SAMPLES = 4096  # send times a lane keeps to tell its rate over the last minute
+PREVIEW_STATES = {"done": "delivered", "retry": "retrying", "dead": "dead"}
 
 FollowUps = Callable[[str, str, list[dict[str, Any]]], Awaitable[None]]
 
@@ -178,6 +184,9 @@ class Lane:
         self.flushing = False
         self.idle_since: float | None = None
         self.retired = False
+        # For the admin's health view: when recent sends ended, and the last failure.
+        self.sent: collections.deque[float] = collections.deque(maxlen=RATE_SAMPLES)
+        self.last_error: tuple[float, str] | None = None
         self.task: asyncio.Task[None] | None = None
 
     @property
@@ -279,6 +288,8 @@ class DeliveryEngine:
             nonce=nonce,
             event_id=submission.event_id,
             request_id=submission.request_id,
+            transaction_id=submission.transaction_id,
+            preview=submission.preview,
         )
         try:
             data = encode_payload(payload)
@@ -334,6 +345,36 @@ class DeliveryEngine:
         await self._settler.idle()
         await self.transport.close()
         await self.store.close()
+
+    async def health(self) -> list[dict[str, Any]]:
+        """Per lane, for the admin's view: the queue depth (the store's, every engine's jobs)
+        and what this process sees of it: sends per second over the last minute, breaker
+        state, last error."""
+        depths = await self.store.depth()
+        now = self.clock()
+        rows = []
+        for key in sorted(set(depths) | set(self.lanes)):
+            parts = LaneKey.decode(key)
+            lane = self.lanes.get(key)
+            row: dict[str, Any] = {
+                "lane": key,
+                "container": parts.container,
+                "tag": parts.tag,
+                "destination": parts.destination,
+                "depth": depths.get(key, 0),
+                "rate": 0.0,
+                "breaker": "closed",
+                "last_error": None,
+            }
+            if lane is not None:
+                recent = sum(1 for at in lane.sent if now - at <= 60.0)
+                row["rate"] = round(recent / 60.0, 2)
+                if lane.breaker.is_open:
+                    row["breaker"] = "half-open" if now >= lane.breaker.open_until else "open"
+                if lane.last_error is not None:
+                    row["last_error"] = {"at": lane.last_error[0], "error": lane.last_error[1]}
+            rows.append(row)
+        return rows
 
     def _busy(self, lane: Lane) -> bool:
         if lane.inflight:
@@ -457,6 +498,7 @@ class DeliveryEngine:
         # the dead letters, where `sgtm dlq` shows them and can replay them.
         for key in list(self._unroutable):
             await self._expire(key, self._orphan_max_age, now)
+        await self.store.prune(now)
         depths = await self.queue_depths()
         self._unroutable = {key for key in self._unroutable if depths.get(key, 0) > 0}
 
@@ -697,6 +739,11 @@ class DeliveryEngine:
             pause = max((v.retry_after or 0.0) for v in verdicts)
             if pause > 0:
                 lane.paused_until = max(lane.paused_until, now + pause)
+        lane.sent.append(now)
+        if failed or any(v.outcome == "dead" for v in verdicts):
+            status = response.status if response is not None else 0
+            why = error or next((v.reason for v in verdicts if v.reason), "") or ""
+            lane.last_error = (now, f"{status or 'no answer'}: {why}".rstrip(": "))
         await self._settle(
             lane, jobs, verdicts, payloads=payloads, response=response, ms=ms, error=error
         )
@@ -800,8 +847,12 @@ class DeliveryEngine:
         done: list[Job] = []
         retries: list[Retry] = []
         dead: list[DeadLetter] = []
+        outcomes = [
+            self._outcome(lane, job, payload, verdict, status, response, now)
+            for job, payload, verdict in zip(jobs, payloads, verdicts, strict=True)
+        ]
         lines = OutcomeLines(lane.key, status, ms, lane.route.redact)
-        for job, verdict, payload in zip(jobs, verdicts, payloads, strict=True):
+        for job, verdict, payload, record in zip(jobs, verdicts, payloads, outcomes, strict=True):
             if verdict.outcome == "done":
                 done.append(job)
                 lines.add("done", payload, job, "")
@@ -824,12 +875,43 @@ class DeliveryEngine:
             letter = self._dead_letter(lane, job, reason, response, now)
             dead.append(letter)
             lines.add("dead", payload, job, letter.reason)
-        await self._settler.settle(done, retries, dead)
+            record.state = "dead"  # also a retry past its max age
+        await self._settler.settle(done, retries, dead, outcomes)
         labels = lane.labels
         for outcome, count in (("done", len(done)), ("retry", len(retries)), ("dead", len(dead))):
             if count:
                 self.metrics.inc("sgtm_deliveries_total", float(count), outcome=outcome, **labels)
         lines.write()
+
+    def _outcome(
+        self,
+        lane: Lane,
+        job: Job,
+        payload: Payload,
+        verdict: Verdict,
+        status: int,
+        response: Response | None,
+        now: float,
+    ) -> Outcome:
+        """The job's delivery history record; for a traced request, with the start of the
+        vendor's answer (secrets masked), which its preview session shows."""
+        answer = ""
+        if payload.preview and response is not None:
+            text = response.body[: PREVIEW_RESPONSE_LIMIT * 4].decode("utf-8", "replace")
+            answer = lane.route.redact(text[:PREVIEW_RESPONSE_LIMIT])
+        return Outcome(
+            event_id=payload.event_id,
+            transaction_id=payload.transaction_id,
+            job=f"{job.lane}#{job.id}@{job.created!r}",
+            container=payload.container,
+            tag=payload.tag,
+            state=PREVIEW_STATES[verdict.outcome],
+            attempts=job.attempts + 1,
+            status=status,
+            at=now,
+            preview=payload.preview,
+            response=answer,
+        )
 
     def backoff(self, attempts: int, retry_after: float | None) -> float:
         """Full jitter (uniform between 0 and the exponential cap), at least the vendor's wait."""
@@ -928,6 +1010,9 @@ class OutcomeLines:
             logs.line(log, level, message, extra)
 
 
+_Settlement = tuple[list[Job], list[Retry], list[DeadLetter], list[Outcome], asyncio.Future[None]]
+
+
 class OutcomeWriter:
     """Writes the outcomes of many sends in one store call (group commit): outcomes that come
     while a write is in flight wait for it and go together in the next, so at thousands of sends
@@ -935,14 +1020,19 @@ class OutcomeWriter:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._pending: list[tuple[list[Job], list[Retry], list[DeadLetter], asyncio.Future[None]]]
-        self._pending = []
+        self._pending: list[_Settlement] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def settle(self, done: list[Job], retry: list[Retry], dead: list[DeadLetter]) -> None:
+    async def settle(
+        self,
+        done: list[Job],
+        retry: list[Retry],
+        dead: list[DeadLetter],
+        outcomes: list[Outcome],
+    ) -> None:
         """Returns once written; raises what the store raised (DeliveryUnavailable)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((done, retry, dead, future))
+        self._pending.append((done, retry, dead, outcomes, future))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write())
         await future
@@ -958,9 +1048,10 @@ class OutcomeWriter:
             error: BaseException | None = None
             try:
                 await self.store.settle(
-                    [job for done, _, _, _ in group for job in done],
-                    [r for _, retry, _, _ in group for r in retry],
-                    [letter for _, _, dead, _ in group for letter in dead],
+                    [job for done, *_ in group for job in done],
+                    [r for _, retry, *_ in group for r in retry],
+                    [letter for _, _, dead, *_ in group for letter in dead],
+                    [o for *_, outcomes, _ in group for o in outcomes],
                 )
             except Exception as exc:
                 error = exc

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from sgtm.delivery.store import DEFAULT_HISTORY_RETENTION
 from sgtm.plugin import Batching, RateLimit, Tag
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -59,6 +60,9 @@ class StoreConfig(_Strict):
     url: str | None = None  # redis: redis://host:port/db (may be "${REDIS_URL}")
     prefix: str = "sgtm"  # redis: key prefix, so several deployments can share one server
     max_age: Duration = DEFAULT_MAX_AGE
+    # How long each delivery's outcome stays findable by event id (`sgtm trace`, the admin
+    # API); 0 keeps no history.
+    history: Duration = DEFAULT_HISTORY_RETENTION
 
 
 class TagDeliveryConfig(_Strict):
@@ -82,6 +86,7 @@ class StoreSpec:
     path: str = ""  # sqlite directory, resolved
     url: str = ""
     prefix: str = "sgtm"
+    history: float = DEFAULT_HISTORY_RETENTION  # seconds the delivery history keeps an outcome
 
     def describe(self) -> str:
         if self.kind == "sqlite":
@@ -109,10 +114,11 @@ def default_data_dir() -> str:
 def store_spec(cfg: StoreConfig | None) -> StoreSpec:
     if cfg is None:
         return StoreSpec(kind="sqlite", path=default_data_dir())
+    history = parse_duration(cfg.history)
     if cfg.store == "redis":
-        return StoreSpec(kind="redis", url=cfg.url or "", prefix=cfg.prefix)
+        return StoreSpec(kind="redis", url=cfg.url or "", prefix=cfg.prefix, history=history)
     path = str(Path(cfg.path).resolve()) if cfg.path else default_data_dir()
-    return StoreSpec(kind="sqlite", path=path)
+    return StoreSpec(kind="sqlite", path=path, history=history)
 
 
 def lane_policy(
@@ -191,6 +197,10 @@ def check_store(cfg: StoreConfig) -> list[tuple[str, str]]:
             problems.append(("max_age", "must be more than zero"))
     except ValueError as exc:
         problems.append(("max_age", str(exc)))
+    try:
+        parse_duration(cfg.history)
+    except ValueError as exc:
+        problems.append(("history", str(exc)))
     if cfg.store == "redis" and not cfg.url:
         problems.append(("url", "required for store: redis (e.g. redis://127.0.0.1:6379/0)"))
     if cfg.store == "sqlite" and cfg.url:

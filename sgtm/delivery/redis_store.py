@@ -20,6 +20,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -29,13 +30,22 @@ from redis.exceptions import NoScriptError, RedisError
 from sgtm.delivery.base import DeliveryUnavailable
 from sgtm.delivery.policy import redact_url
 from sgtm.delivery.store import (
+    DEFAULT_HISTORY_RETENTION,
+    MAX_PREVIEWS,
+    MAX_TRACES,
+    PREVIEW_LIFE,
     Attempt,
     DeadLetter,
     Job,
     NewJob,
+    Outcome,
+    PreviewData,
     Retry,
+    decode_outcome,
     decode_payload,
     encode,
+    latest,
+    preview_session,
 )
 
 log = logging.getLogger("sgtm.delivery.redis")
@@ -153,8 +163,16 @@ return 0
 class RedisStore:
     name = "redis"
 
-    def __init__(self, url: str, *, prefix: str = "sgtm", owner: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "sgtm",
+        owner: str | None = None,
+        history: float = DEFAULT_HISTORY_RETENTION,
+    ) -> None:
         self.url = url
+        self.history_retention = history  # seconds; 0 keeps no delivery history
         self.prefix = prefix
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self._base = "{" + prefix + "}"
@@ -315,7 +333,13 @@ class RedisStore:
             raise DeliveryUnavailable(f"redis: {exc}") from exc
         return float(first[0][1]) if first else None
 
-    async def settle(self, done: list[Job], retry: list[Retry], dead: list[DeadLetter]) -> None:
+    async def settle(
+        self,
+        done: list[Job],
+        retry: list[Retry],
+        dead: list[DeadLetter],
+        outcomes: Sequence[Outcome] = (),
+    ) -> None:
         # One round trip: every lane's scripts in one pipeline (each script is atomic; outcomes
         # of different jobs need not be atomic together).
         calls: list[tuple[str, list[str], list[Any]]] = []
@@ -335,7 +359,32 @@ class RedisStore:
                 ("retry", [self._due(lane), self._jobs, self._owners], [self.owner, *args])
             )
         calls += self._dead_calls(dead, self.owner, time.time())
-        await self._pipeline(calls)
+        await self._pipeline(calls, self._outcome_commands(outcomes) if outcomes else None)
+
+    def _outcome_commands(self, outcomes: Sequence[Outcome]) -> Callable[[Any], None]:
+        """Commands that record outcomes: per event a hash of its deliveries (and per
+        transaction the set of its event ids) that expires after the retention; per preview
+        session a hash of delivery states that lives no longer than a session can."""
+        retention = max(1, int(self.history_retention))
+        keep = self.history_retention > 0
+
+        def add(pipe: Any) -> None:
+            for outcome in outcomes:
+                blob = encode(outcome)
+                if keep:
+                    events = self._key("history", "event", outcome.event_id)
+                    pipe.hset(events, outcome.job, blob)
+                    pipe.expire(events, retention)
+                    if outcome.transaction_id:
+                        orders = self._key("history", "transaction", outcome.transaction_id)
+                        pipe.sadd(orders, outcome.event_id)
+                        pipe.expire(orders, retention)
+                if outcome.preview:
+                    states = self._preview_key(preview_session(outcome.preview), "deliveries")
+                    pipe.hset(states, outcome.preview, blob)
+                    pipe.expire(states, int(PREVIEW_LIFE))
+
+        return add
 
     def _dead_calls(
         self, letters: list[DeadLetter], owner: str, now: float
@@ -362,16 +411,23 @@ class RedisStore:
             int(moved) for moved in await self._pipeline(self._dead_calls(letters, owner, now))
         )
 
-    async def _pipeline(self, calls: list[tuple[str, list[str], list[Any]]]) -> list[Any]:
-        """Run scripts (name, keys, args) in one round trip. By hash: a server that lost its
-        script cache (restarted) has them loaded again and the calls run again, which the
-        scripts allow (a second run finds the work done and changes nothing)."""
-        if not calls:
+    async def _pipeline(
+        self,
+        calls: list[tuple[str, list[str], list[Any]]],
+        extra: Callable[[Any], None] | None = None,
+    ) -> list[Any]:
+        """Run scripts (name, keys, args), then the commands `extra` adds, in one round trip.
+        By hash: a server that lost its script cache (restarted) has them loaded again and the
+        calls run again, which the scripts allow (a second run finds the work done and changes
+        nothing; `extra`'s commands only set values)."""
+        if not calls and extra is None:
             return []
         for attempt in (1, 2):
             pipe = self.r.pipeline(transaction=False)
             for name, keys, args in calls:
                 pipe.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
+            if extra is not None:
+                extra(pipe)
             try:
                 return list(await pipe.execute())
             except NoScriptError:
@@ -561,6 +617,95 @@ class RedisStore:
                 removed += len(ids)
         except (RedisError, OSError) as exc:
             raise DeliveryUnavailable(f"redis: {exc}") from exc
+
+    # -- delivery history and preview sessions -------------------------------------------
+
+    def _preview_key(self, id: str, part: str) -> str:
+        return self._key("preview", id, part)
+
+    async def history(
+        self, *, event_id: str | None = None, transaction_id: str | None = None, limit: int = 200
+    ) -> list[Outcome]:
+        try:
+            if event_id is not None:
+                events = [event_id]
+            elif transaction_id:
+                found = await self.r.smembers(self._key("history", "transaction", transaction_id))
+                events = sorted(e.decode() for e in found)[:limit]
+            else:
+                return []
+            outcomes: list[Outcome] = []
+            for event in events:
+                blobs = await self.r.hvals(self._key("history", "event", event))
+                outcomes += [decode_outcome(b) for b in blobs]
+        except (RedisError, OSError) as exc:
+            raise DeliveryUnavailable(f"redis: {exc}") from exc
+        return latest(outcomes)[:limit]
+
+    async def prune(self, now: float) -> int:
+        # History expires by itself (a TTL per event); ended sessions' keys go here.
+        try:
+            ended = await self.r.zrangebyscore(self._key("previews"), "-inf", now)
+            if ended:
+                await self._end_previews([i.decode() for i in ended])
+        except (RedisError, OSError) as exc:
+            raise DeliveryUnavailable(f"redis: {exc}") from exc
+        return len(ended)
+
+    async def _end_previews(self, ids: list[str]) -> None:
+        pipe = self.r.pipeline(transaction=True)
+        pipe.zrem(self._key("previews"), *ids)
+        for id in ids:
+            pipe.delete(self._preview_key(id, "traces"), self._preview_key(id, "deliveries"))
+        await pipe.execute()
+
+    async def preview_open(self, id: str, expires: float, now: float) -> None:
+        previews = self._key("previews")
+        try:
+            ended = await self.r.zrangebyscore(previews, "-inf", now)
+            live = await self.r.zrangebyscore(previews, f"({now}", "+inf")
+            ended += live[: max(0, len(live) - MAX_PREVIEWS + 1)]
+            if ended:
+                await self._end_previews([i.decode() for i in ended])
+            await self.r.zadd(previews, {id: expires})
+        except (RedisError, OSError) as exc:
+            raise DeliveryUnavailable(f"redis: {exc}") from exc
+
+    async def preview_expires(self, id: str, now: float) -> float | None:
+        try:
+            expires = await self.r.zscore(self._key("previews"), id)
+        except (RedisError, OSError) as exc:
+            raise DeliveryUnavailable(f"redis: {exc}") from exc
+        return None if expires is None or expires <= now else float(expires)
+
+    async def preview_add(self, id: str, trace: bytes) -> None:
+        expires = await self.preview_expires(id, time.time())
+        if expires is None:
+            return
+        traces = self._preview_key(id, "traces")
+        try:
+            pipe = self.r.pipeline(transaction=True)
+            pipe.rpush(traces, trace)
+            pipe.ltrim(traces, -MAX_TRACES, -1)
+            pipe.expireat(traces, int(expires) + 1)
+            await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise DeliveryUnavailable(f"redis: {exc}") from exc
+
+    async def preview_read(self, id: str, now: float) -> PreviewData | None:
+        expires = await self.preview_expires(id, now)
+        if expires is None:
+            return None
+        try:
+            traces = await self.r.lrange(self._preview_key(id, "traces"), 0, -1)
+            states = await self.r.hgetall(self._preview_key(id, "deliveries"))
+        except (RedisError, OSError) as exc:
+            raise DeliveryUnavailable(f"redis: {exc}") from exc
+        return PreviewData(
+            expires=expires,
+            traces=list(traces),
+            deliveries={ref.decode(): decode_outcome(blob) for ref, blob in states.items()},
+        )
 
     # -- dedupe ---------------------------------------------------------------------------
 

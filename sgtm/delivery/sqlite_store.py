@@ -27,20 +27,28 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sgtm.delivery.base import DeliveryUnavailable
 from sgtm.delivery.store import (
+    DEFAULT_HISTORY_RETENTION,
+    MAX_PREVIEWS,
+    MAX_TRACES,
     DeadLetter,
     Job,
     NewJob,
+    Outcome,
+    PreviewData,
     Retry,
     decode_history,
+    decode_outcome,
     decode_payload,
     decode_response,
     encode,
+    latest,
+    preview_session,
 )
 
 log = logging.getLogger("sgtm.delivery.sqlite")
@@ -85,6 +93,33 @@ CREATE TABLE IF NOT EXISTS schedule (
     lane TEXT PRIMARY KEY,
     next_flush REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS history (
+    event_id TEXT NOT NULL,
+    job TEXT NOT NULL,
+    transaction_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    outcome BLOB NOT NULL,
+    PRIMARY KEY (event_id, job)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS history_transaction ON history (transaction_id)
+    WHERE transaction_id != '';
+CREATE INDEX IF NOT EXISTS history_at ON history (at);
+CREATE TABLE IF NOT EXISTS preview (
+    id TEXT PRIMARY KEY,
+    expires REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS preview_trace (
+    seq INTEGER PRIMARY KEY,
+    session TEXT NOT NULL,
+    trace BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS preview_trace_session ON preview_trace (session, seq);
+CREATE TABLE IF NOT EXISTS preview_delivery (
+    ref TEXT PRIMARY KEY,
+    session TEXT NOT NULL,
+    outcome BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS preview_delivery_session ON preview_delivery (session);
 CREATE TABLE IF NOT EXISTS dedupe (
     key TEXT PRIMARY KEY,
     expires REAL NOT NULL
@@ -135,8 +170,10 @@ class SqliteStore:
         owner: str | None = None,
         busy_timeout: float = 10.0,
         synchronous: str = "FULL",
+        history: float = DEFAULT_HISTORY_RETENTION,
     ) -> None:
         self.directory = Path(directory)
+        self.history_retention = history  # seconds; 0 keeps no delivery history
         self.path = self.directory / FILE_NAME
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self.busy_timeout = busy_timeout
@@ -344,8 +381,24 @@ class SqliteStore:
 
         return await self._call(run)
 
-    async def settle(self, done: list[Job], retry: list[Retry], dead: list[DeadLetter]) -> None:
+    async def settle(
+        self,
+        done: list[Job],
+        retry: list[Retry],
+        dead: list[DeadLetter],
+        outcomes: Sequence[Outcome] = (),
+    ) -> None:
         owner = self.owner
+        history = (
+            [(o.event_id, o.job, o.transaction_id, o.at, encode(o)) for o in outcomes]
+            if self.history_retention > 0
+            else []
+        )
+        previews = [
+            (o.preview, preview_session(o.preview), encode(o), preview_session(o.preview))
+            for o in outcomes
+            if o.preview
+        ]
         retries = [
             (r.due, r.job.attempts, encode(r.job.history), int(r.job.id), owner) for r in retry
         ]
@@ -375,6 +428,18 @@ class SqliteStore:
                     _insert_dead(conn, letter)
                     removed[letter.lane] = removed.get(letter.lane, 0) - 1
             _add_depth(conn, removed.items())
+            if history:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO history (event_id, job, transaction_id, at, outcome)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    history,
+                )
+            if previews:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO preview_delivery (ref, session, outcome)"
+                    " SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM preview WHERE id = ?)",
+                    previews,
+                )
 
         await self._call(run)
 
@@ -493,7 +558,7 @@ class SqliteStore:
         return await self._call(run)
 
     async def dead_letter(self, id: str) -> DeadLetter | None:
-        if not id.isdigit():
+        if not _row_id(id):
             return None
 
         def run(conn: sqlite3.Connection) -> DeadLetter | None:
@@ -505,7 +570,7 @@ class SqliteStore:
         return await self._call(run)
 
     async def replay(self, *, ids: list[str] | None, tag: str | None, now: float) -> int:
-        if ids is not None and not all(i.isdigit() for i in ids):
+        if ids is not None and not all(_row_id(i) for i in ids):
             return 0
         where, args = _dead_filter(tag=tag, ids=ids)
 
@@ -530,6 +595,99 @@ class SqliteStore:
             return conn.execute("DELETE FROM dead WHERE died < ?", (before,)).rowcount
 
         return await self._call(run, durable=True)
+
+    # -- delivery history and preview sessions -------------------------------------------
+
+    async def history(
+        self, *, event_id: str | None = None, transaction_id: str | None = None, limit: int = 200
+    ) -> list[Outcome]:
+        if event_id is not None:
+            where, key = "event_id = ?", event_id
+        elif transaction_id:
+            # Every delivery of the events of that transaction, as Redis keeps them.
+            where = "event_id IN (SELECT event_id FROM history WHERE transaction_id = ?)"
+            key = transaction_id
+        else:
+            return []
+
+        def run(conn: sqlite3.Connection) -> list[Outcome]:
+            rows = conn.execute(
+                f"SELECT outcome FROM history WHERE {where} ORDER BY at LIMIT ?", (key, limit)
+            ).fetchall()
+            return latest([decode_outcome(r[0]) for r in rows])
+
+        return await self._call(run)
+
+    async def prune(self, now: float) -> int:
+        cutoff = now - self.history_retention
+
+        def run(conn: sqlite3.Connection) -> int:
+            removed = conn.execute("DELETE FROM history WHERE at < ?", (cutoff,)).rowcount
+            ended = conn.execute("SELECT id FROM preview WHERE expires <= ?", (now,)).fetchall()
+            for (id,) in ended:
+                _end_preview(conn, id)
+            return removed + len(ended)
+
+        return await self._call(run)
+
+    async def preview_open(self, id: str, expires: float, now: float) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            ended = conn.execute("SELECT id FROM preview WHERE expires <= ?", (now,)).fetchall()
+            for (gone,) in ended:
+                _end_preview(conn, gone)
+            live = conn.execute("SELECT id FROM preview ORDER BY expires").fetchall()
+            for (oldest,) in live[: max(0, len(live) - MAX_PREVIEWS + 1)]:
+                _end_preview(conn, oldest)
+            conn.execute("INSERT INTO preview (id, expires) VALUES (?, ?)", (id, expires))
+
+        await self._call(run, durable=True)
+
+    async def preview_expires(self, id: str, now: float) -> float | None:
+        def run(conn: sqlite3.Connection) -> float | None:
+            row = conn.execute(
+                "SELECT expires FROM preview WHERE id = ? AND expires > ?", (id, now)
+            ).fetchone()
+            return None if row is None else float(row[0])
+
+        return await self._call(run)
+
+    async def preview_add(self, id: str, trace: bytes) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            cur = conn.execute(
+                "INSERT INTO preview_trace (session, trace)"
+                " SELECT ?, ? WHERE EXISTS (SELECT 1 FROM preview WHERE id = ?)",
+                (id, trace, id),
+            )
+            if cur.rowcount:
+                conn.execute(
+                    "DELETE FROM preview_trace WHERE session = ? AND seq <= ("
+                    " SELECT seq FROM preview_trace WHERE session = ?"
+                    " ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                    (id, id, MAX_TRACES),
+                )
+
+        await self._call(run)
+
+    async def preview_read(self, id: str, now: float) -> PreviewData | None:
+        def run(conn: sqlite3.Connection) -> PreviewData | None:
+            row = conn.execute(
+                "SELECT expires FROM preview WHERE id = ? AND expires > ?", (id, now)
+            ).fetchone()
+            if row is None:
+                return None
+            traces = conn.execute(
+                "SELECT trace FROM preview_trace WHERE session = ? ORDER BY seq", (id,)
+            ).fetchall()
+            deliveries = conn.execute(
+                "SELECT ref, outcome FROM preview_delivery WHERE session = ?", (id,)
+            ).fetchall()
+            return PreviewData(
+                expires=float(row[0]),
+                traces=[t[0] for t in traces],
+                deliveries={ref: decode_outcome(o) for ref, o in deliveries},
+            )
+
+        return await self._call(run)
 
     # -- dedupe ---------------------------------------------------------------------------
 
@@ -625,6 +783,17 @@ def _add_depth(conn: sqlite3.Connection, changes: Iterable[tuple[str, int]]) -> 
         " ON CONFLICT (lane) DO UPDATE SET depth = MAX(depth + ?, 0)",
         [(lane, n, n) for lane, n in changes if n],
     )
+
+
+def _row_id(id: str) -> bool:
+    """Whether a dead letter id someone typed can be one: SQLite row ids are 64-bit."""
+    return id.isascii() and id.isdigit() and int(id) < 2**63
+
+
+def _end_preview(conn: sqlite3.Connection, id: str) -> None:
+    conn.execute("DELETE FROM preview WHERE id = ?", (id,))
+    conn.execute("DELETE FROM preview_trace WHERE session = ?", (id,))
+    conn.execute("DELETE FROM preview_delivery WHERE session = ?", (id,))
 
 
 def _process_exists(pid: int) -> bool:

@@ -13,6 +13,7 @@ anything.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import msgspec
@@ -22,6 +23,11 @@ from sgtm.plugin import Outbound
 
 HISTORY_LIMIT = 20  # attempts kept per job: the first few and the latest are the useful ones
 BODY_LIMIT = 4096  # bytes of a vendor's response body kept with a dead letter
+DEFAULT_HISTORY_RETENTION = 24 * 3600.0  # how long each delivery's outcome stays findable
+PREVIEW_LIFE = 3600.0  # a preview session ends an hour after it started
+MAX_PREVIEWS = 20  # live preview sessions per store: starting one more ends the oldest
+MAX_TRACES = 200  # traced requests kept per preview session, newest
+PREVIEW_RESPONSE_LIMIT = 512  # characters of a vendor's answer shown in a preview trace
 
 
 class Attempt(msgspec.Struct, array_like=True):
@@ -42,9 +48,13 @@ class Payload(msgspec.Struct, array_like=True):
     # The nonce the request's placeholders are bound to (sgtm.placeholders): "" when it has
     # none; None for jobs stored before nonces existed.
     nonce: str | None = None
-    # For the delivery's log lines (Submission): "" in jobs stored before they existed.
+    # For the delivery's log lines and history (Submission): "" in jobs stored before they
+    # existed. The history finds deliveries by event_id and transaction_id.
     event_id: str = ""
     request_id: str = ""
+    transaction_id: str = ""
+    # Where a preview session shows this request's delivery ("" when it is not traced).
+    preview: str = ""
 
     def nonces(self) -> set[str]:
         """The nonces whose placeholders may be filled in this job's request."""
@@ -103,6 +113,29 @@ class DeadLetter(msgspec.Struct, kw_only=True):
         return decode_payload(self.payload).outbound
 
 
+class Outcome(msgspec.Struct, array_like=True):
+    """One delivery's latest state, kept by event id for the delivery history (and, for a
+    traced request, shown in its preview session). Written with the settlement that made it."""
+
+    event_id: str
+    transaction_id: str
+    job: str  # the outbox job's id: one record per delivery, replaced as it moves on
+    container: str
+    tag: str
+    state: str  # "delivered" | "retrying" | "dead"
+    attempts: int
+    status: int  # the vendor's HTTP status; 0: no answer (timeout, connection error)
+    at: float
+    preview: str = ""  # the preview reference of a traced request (Payload.preview)
+    response: str = ""  # the start of the vendor's answer, kept for preview sessions only
+
+
+class PreviewData(msgspec.Struct, kw_only=True):
+    expires: float
+    traces: list[bytes]  # oldest first, each an encoded trace (sgtm.preview)
+    deliveries: dict[str, Outcome]  # by preview reference (Payload.preview)
+
+
 class Store(Protocol):
     name: str
 
@@ -128,8 +161,15 @@ class Store(Protocol):
         """When the lane's earliest job is due (leased jobs: when their lease ends)."""
         ...
 
-    async def settle(self, done: list[Job], retry: list[Retry], dead: list[DeadLetter]) -> None:
-        """One transaction: delete what was delivered, reschedule retries, move dead letters."""
+    async def settle(
+        self,
+        done: list[Job],
+        retry: list[Retry],
+        dead: list[DeadLetter],
+        outcomes: Sequence[Outcome] = (),
+    ) -> None:
+        """One transaction: delete what was delivered, reschedule retries, move dead letters,
+        and record the outcomes in the delivery history (and in their preview sessions)."""
 
     async def release(self, jobs: list[Job], now: float) -> None:
         """Give leases back (shutdown): the jobs are due again at once."""
@@ -169,6 +209,32 @@ class Store(Protocol):
 
     async def purge(self, before: float) -> int:
         """Delete dead letters that died before `before`; how many."""
+        ...
+
+    # -- delivery history and preview sessions -------------------------------------------
+
+    async def history(
+        self, *, event_id: str | None = None, transaction_id: str | None = None, limit: int = 200
+    ) -> list[Outcome]:
+        """The latest outcome of each delivery of an event (or of a transaction), oldest first."""
+        ...
+
+    async def prune(self, now: float) -> int:
+        """Forget history older than the retention and preview sessions that expired."""
+        ...
+
+    async def preview_open(self, id: str, expires: float, now: float) -> None:
+        """Start a preview session; the oldest live one ends when there are MAX_PREVIEWS."""
+
+    async def preview_expires(self, id: str, now: float) -> float | None:
+        """When a live session ends; None for an unknown or expired one."""
+        ...
+
+    async def preview_add(self, id: str, trace: bytes) -> None:
+        """Keep a trace (its newest MAX_TRACES) of a live session."""
+
+    async def preview_read(self, id: str, now: float) -> PreviewData | None:
+        """A live session's traces and delivery states; None for an unknown or expired one."""
         ...
 
     # -- dedupe ---------------------------------------------------------------------------
@@ -214,3 +280,23 @@ def trim_history(history: list[Attempt]) -> list[Attempt]:
     if len(history) <= HISTORY_LIMIT:
         return history
     return history[:5] + history[-(HISTORY_LIMIT - 5) :]
+
+
+_outcome_decoder = msgspec.msgpack.Decoder(Outcome)
+
+
+def decode_outcome(data: bytes) -> Outcome:
+    return _outcome_decoder.decode(data)
+
+
+def preview_session(reference: str) -> str:
+    """The session id a preview reference (`session/trace/event/tag/request`) belongs to."""
+    return reference.partition("/")[0]
+
+
+def latest(outcomes: list[Outcome]) -> list[Outcome]:
+    """One outcome per delivery, the latest, oldest delivery first."""
+    by_job: dict[str, Outcome] = {}
+    for outcome in sorted(outcomes, key=lambda o: o.at):
+        by_job[outcome.job] = outcome
+    return list(by_job.values())

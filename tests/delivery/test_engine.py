@@ -592,10 +592,10 @@ class SlowSettles:
     def __getattr__(self, name):
         return getattr(self.store, name)
 
-    async def settle(self, done, retry, dead):
+    async def settle(self, done, retry, dead, outcomes=()):
         self.settles.append(len(done) + len(retry) + len(dead))
         await self.release.wait()
-        await self.store.settle(done, retry, dead)
+        await self.store.settle(done, retry, dead, outcomes)
 
 
 async def test_the_concurrency_slot_is_free_once_the_vendor_answers(stores):
