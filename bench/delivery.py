@@ -81,14 +81,18 @@ def disk_mb(directory: str) -> float:
     return sum(p.stat().st_size for p in Path(directory).glob("*")) / 2**20
 
 
+HISTORY = {"seconds": 24 * 3600.0}  # the delivery history's retention (--history; 0: none)
+
+
 def make_store(kind: str, directory: str) -> Store:
     if kind == "redis":
         from sgtm.delivery.redis_store import RedisStore
 
-        return RedisStore("redis://127.0.0.1:6379/0", prefix=f"bench-{Path(directory).name}")
+        prefix = f"bench-{Path(directory).name}"
+        return RedisStore("redis://127.0.0.1:6379/0", prefix=prefix, history=HISTORY["seconds"])
     from sgtm.delivery.sqlite_store import SqliteStore
 
-    return SqliteStore(directory)
+    return SqliteStore(directory, history=HISTORY["seconds"])
 
 
 async def drop(store: Store, kind: str) -> None:
@@ -482,7 +486,15 @@ def main() -> None:
     parser.add_argument("--engine", action="store_true", help="the engine in process instead")
     parser.add_argument("--events", type=int, default=20_000, help="--engine: events per part")
     parser.add_argument("--backlog", type=int, default=0, help="events of the backlog part")
+    parser.add_argument(
+        "--history",
+        default="24h",
+        help="--engine: the delivery history's retention (0: outcomes are not recorded)",
+    )
     args = parser.parse_args()
+    from sgtm.delivery.policy import parse_duration
+
+    HISTORY["seconds"] = parse_duration(args.history)
     if not args.engine and not args.backlog:
         pace(args)
         return

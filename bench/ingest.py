@@ -54,6 +54,7 @@ SCENARIOS = {
     "notags": "the GA4 client alone, no tags",
     "healthz": "GET /healthz",
     "record": "dryrun with `sgtm serve --record` (every hit written to a file)",
+    "admin": "dryrun with the admin surface on (SGTM_ADMIN_TOKEN) and no preview session open",
 }
 
 # -- the container --------------------------------------------------------------------------------
@@ -799,6 +800,8 @@ def main(argv: list[str] | None = None) -> int:
                 "1" + "0" * 12,
             )
         scenario_env = {**env, "SGTM_DATA_DIR": str(workdir / f"data-{name}")}
+        if name == "admin":
+            scenario_env["SGTM_ADMIN_TOKEN"] = "bench-admin-token"
         log_path = sgtm_log if name == "dryrun" else workdir / f"sgtm-{name}.log"
         servers[name] = Server(
             name,
