@@ -129,10 +129,16 @@ _PY_TYPES: dict[str, Any] = {
 }
 
 
+# A sender learns what to fix from the first errors; listing one per item of a 500-item body
+# would cost as much as 40 hits to refuse it.
+MAX_ERRORS = 20
+
+
 def validate(value: Any, schema: Schema) -> list[AjvError]:
+    """Ajv-style errors, at most MAX_ERRORS of them (validation stops there)."""
     errors: list[AjvError] = []
     _check(value, schema, "", "#", errors)
-    return errors
+    return errors[:MAX_ERRORS]
 
 
 def _error(path: str, schema_path: str, keyword: str, message: str, **params: Any) -> AjvError:
@@ -152,6 +158,8 @@ def _is_type(value: Any, name: str) -> bool:
 
 
 def _check(value: Any, schema: Schema, path: str, spath: str, errors: list[AjvError]) -> None:
+    if len(errors) >= MAX_ERRORS:
+        return
     if "enum" in schema and value not in schema["enum"]:
         errors.append(
             _error(
@@ -241,6 +249,8 @@ def _check_array(
         errors.append(_error(path, spath, "minItems", message, limit=limit))
     if "items" in schema:
         for index, item in enumerate(value):
+            if len(errors) >= MAX_ERRORS:
+                return
             _check(item, schema["items"], f"{path}/{index}", f"{spath}/items", errors)
 
 

@@ -98,8 +98,8 @@ class MetaLeadgenClient(Client[MetaLeadgenSettings]):
         expected = "sha256=" + inbound.hmac_digest(settings.app_secret, request.body)
         if not inbound.same(expected, given.strip().lower()):
             raise BadRequest("invalid X-Hub-Signature-256", status=401)
-        notification = inbound.json_body(request, settings.max_body_bytes)
-        return leads(notification, ctx)
+        inbound.check_json_request(request, settings.max_body_bytes)
+        return leads(leadgen_values(request.body), ctx)
 
     def respond(
         self,
@@ -158,23 +158,89 @@ def challenge(request: HitRequest, settings: MetaLeadgenSettings) -> str:
     return found
 
 
-def leads(notification: Any, ctx: ClientContext) -> list[EventData]:
-    """One `generate_lead` event per `leadgen` change of a `page` notification."""
-    if not isinstance(notification, dict) or not isinstance(notification.get("entry"), list):
-        raise BadRequest("not a Graph API webhook notification (no entry list)")
-    if notification.get("object") != "page":
+# A notification is decoded only as deep as the leadgen changes: the values of other changes
+# (a page's feed, mentions ...) stay undecoded bytes, so a large notification of them costs a
+# scan of the body, not a Python object per field.
+_OBJECT = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_ARRAY = msgspec.json.Decoder(list[msgspec.Raw])
+_TEXT = msgspec.json.Decoder(str)
+
+
+class _Change(msgspec.Struct):
+    field: str | None = None
+    value: msgspec.Raw | None = None
+
+
+class _Entry(msgspec.Struct):
+    changes: list[_Change] = []
+
+
+class _Notification(msgspec.Struct):
+    entry: list[_Entry]
+    object: str | None = None
+
+
+_NOTIFICATION = msgspec.json.Decoder(_Notification)
+
+
+def leadgen_values(body: bytes) -> list[Any]:
+    """The decoded `value` of every `leadgen` change of a `page` notification, in order."""
+    try:
+        body.decode("utf-8")
+        typed = _NOTIFICATION.decode(body)  # the usual shape, in one pass of msgspec
+    except (UnicodeDecodeError, msgspec.DecodeError, RecursionError):
+        return _tolerant_leadgen_values(body)
+    if typed.object != "page":
+        return []
+    return [
+        None if change.value is None else inbound.decode_json(bytes(change.value), "body")
+        for entry in typed.entry
+        for change in entry.changes
+        if change.field == "leadgen"
+    ]
+
+
+def _tolerant_leadgen_values(body: bytes) -> list[Any]:
+    """`leadgen_values` for a notification with parts of unexpected types, which are skipped."""
+    try:
+        body.decode("utf-8")
+        notification = _OBJECT.decode(body)
+        entries = _ARRAY.decode(notification["entry"])
+    except (UnicodeDecodeError, msgspec.DecodeError, RecursionError, KeyError):
+        inbound.decode_json(body, "body")  # raises when the body is not usable JSON at all
+        raise BadRequest("not a Graph API webhook notification (no entry list)") from None
+    if _part(_TEXT, notification.get("object")) != "page":
         return []  # another object's notification: nothing for this client
+    values: list[Any] = []
+    for raw_entry in entries:
+        entry = _part(_OBJECT, raw_entry) or {}
+        for raw_change in _part(_ARRAY, entry.get("changes")) or []:
+            change = _part(_OBJECT, raw_change) or {}
+            if _part(_TEXT, change.get("field")) == "leadgen":
+                found = change.get("value")
+                values.append(None if found is None else inbound.decode_json(bytes(found), "body"))
+    return values
+
+
+def _part(decoder: msgspec.json.Decoder[Any], raw: msgspec.Raw | None) -> Any:
+    """One undecoded part as the decoder's type, or None when it is absent or of another type."""
+    if raw is None:
+        return None
+    try:
+        return decoder.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+
+
+def leads(values: list[Any], ctx: ClientContext) -> list[EventData]:
+    """One `generate_lead` event per leadgen change value that names a lead."""
     out: list[EventData] = []
-    for entry in notification["entry"]:
-        changes = entry.get("changes") if isinstance(entry, dict) else None
-        for change in changes if isinstance(changes, list) else []:
-            if not isinstance(change, dict) or change.get("field") != "leadgen":
-                continue
-            event = lead(change.get("value"))
-            if event is None:
-                ctx.drop("meta_leadgen.invalid_change")
-                continue
-            out.append(event)
+    for value in values:
+        event = lead(value)
+        if event is None:
+            ctx.drop("meta_leadgen.invalid_change")
+            continue
+        out.append(event)
     if len(out) > MAX_LEADS:
         raise BadRequest(f"{len(out)} leads in one notification; at most {MAX_LEADS}", status=413)
     return out

@@ -828,3 +828,14 @@ def test_real_server_beacons(tmp_path: Path) -> None:
                 "AD-42",
             )
             assert sent["ip_override"] == "127.0.0.1"
+
+
+async def test_a_body_with_an_error_per_item_lists_the_first_twenty() -> None:
+    """Refusing a 500-item body must not cost an error object per item."""
+    items = [{"sku": "x", "quantity": 1, "price": 1.0}] * 500  # no promotional_price
+    body = {"session_id": "s", "order_id": "o", "items": items}
+    result = await post(container(), "/beacon/conversion", body)
+    assert result.response.status == 422 and result.events == []
+    errors = json.loads(result.response.body)
+    assert len(errors) == 20
+    assert errors[-1]["instancePath"].startswith("/items/")

@@ -215,9 +215,44 @@ async def test_a_change_without_a_usable_leadgen_id_is_dropped_and_the_rest_kept
     assert [t.data["lead_id"] for t in result.events] == ["9"]
 
 
+async def test_parts_of_other_types_are_skipped_and_other_changes_are_never_decoded():
+    """Only leadgen changes are decoded: another change may hold anything (deep, huge), and an
+    entry or change of the wrong JSON type is skipped like one of another field."""
+    c, _ = container()
+    deep = "[" * 200 + "]" * 200
+    raw = (
+        '{"object": "page", "entry": ["x", 7, {"changes": {"a": 1}}, {"id": "1", "changes": ['
+        f'{{"field": "feed", "value": {deep}}}, 5, {{"field": 9, "value": 1}}, '
+        '{"field": "leadgen", "value": {"leadgen_id": 44, "page_id": "{{secret.APP_SECRET}}"}}'
+        "]}]}"
+    ).encode()
+    result = await c.handle(notification(raw=raw), trace=True)
+    assert result.response.status == 200
+    assert [t.data["lead_id"] for t in result.events] == ["44"]
+    assert "page_id" not in result.events[0].data  # not an id: never taken
+
+
 @pytest.mark.parametrize(
     ("raw", "content_type", "status", "message"),
     [
+        (
+            b'{"object": "page", "entry": [{"changes": [{"field": "leadgen", "value": '
+            + b"[" * 40
+            + b"]" * 40
+            + b"}]}]}",
+            "application/json",
+            400,
+            b"nested deeper than 32",
+        ),
+        # Invalid UTF-8 is refused even where the part would be skipped.
+        (b'{"object": "page", "entry": [], "x": "\xc3\x28"}', "application/json", 400, b"UTF-8"),
+        # Deep nesting in a part that is skipped costs a scan, not an error.
+        (
+            b'{"object": "page", "entry": [1], "x": [' + b"[" * 500 + b"]" * 500 + b"]}",
+            "application/json",
+            200,
+            b"",
+        ),
         (b"nope", "application/json", 400, b"body is not valid JSON"),
         (b"[]", "application/json", 400, b"not a Graph API webhook notification"),
         (b'{"object": "page", "entry": {}}', "application/json", 400, b"not a Graph API"),
