@@ -19,6 +19,7 @@ import io
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -160,7 +161,12 @@ class SgtmServer(_Logs):
         if {"SGTM_HEADER_TIMEOUT", "SGTM_MAX_HEADER_BYTES"} & set(env):
             # The HTTP protocol reads these once per process: only a process of its own has them.
             raise ValueError("header limits need their own process: use SgtmProcess")
-        self.port = free_port()
+        # The listening socket is bound here and handed to uvicorn: a port picked first and
+        # bound later can be taken in between by another test process.
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.bind(("127.0.0.1", 0))
+        self.port = self.socket.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = env.setdefault("SGTM_DATA_DIR", _data_dir(config))
         self._logs = _LogRecords()
@@ -193,7 +199,7 @@ class SgtmServer(_Logs):
 
     def _run(self) -> None:
         self._logs.thread = threading.get_ident()
-        self.server.run()
+        self.server.run(sockets=[self.socket])
 
     def logs(self) -> str:
         return self._logs.text()
@@ -209,6 +215,7 @@ class SgtmServer(_Logs):
         """Shut down as on SIGTERM: stop accepting, drain deliveries, close the store."""
         self.server.should_exit = True
         self.thread.join(timeout=30)
+        self.socket.close()
         self._logs.stop()
         return 0
 
