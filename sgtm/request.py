@@ -88,8 +88,11 @@ def _unquote_cookie(value: str) -> str:
     if "\\" not in text:
         return text
     if _COOKIE_OCTAL.search(text) is None:
-        # Only `\c` escapes: split at the escaped backslashes (str.split pairs them from the
-        # left, as the escapes do), and every backslash left in a piece escapes the next char.
+        # Only `\c` escapes. Escaped backslashes pair from the left, as str.replace pairs them;
+        # every backslash left after that escapes the next char and goes. Three passes in C: a
+        # cookie of 32 K backslashes costs no Python step per escape.
+        if "\x00" not in text:
+            return text.replace("\\\\", "\x00").replace("\\", "").replace("\x00", "\\")
         return "\\".join(piece.replace("\\", "") for piece in text.split("\\\\"))
     return _COOKIE_ESCAPE.sub(_unescape_cookie, text)
 

@@ -168,7 +168,7 @@ _TEXT = msgspec.json.Decoder(str)
 
 class _Change(msgspec.Struct):
     field: str | None = None
-    value: msgspec.Raw | None = None
+    value: msgspec.Raw = msgspec.Raw(b"null")  # msgspec takes Raw alone, not in a union
 
 
 class _Entry(msgspec.Struct):
@@ -193,7 +193,7 @@ def leadgen_values(body: bytes) -> list[Any]:
     if typed.object != "page":
         return []
     return [
-        None if change.value is None else inbound.decode_json(bytes(change.value), "body")
+        inbound.decode_json(bytes(change.value), "body")
         for entry in typed.entry
         for change in entry.changes
         if change.field == "leadgen"

@@ -316,3 +316,19 @@ def test_on_a_real_server_meta_verifies_then_delivers_a_lead(tmp_path):
     leads = sorted(msgspec.json.decode(r.body)["lead_id"] for r in received)
     assert leads == ["123123123123", "123123123124"]
     assert APP_SECRET not in logs and VERIFY_TOKEN not in logs
+
+
+def test_a_usual_notification_is_read_in_one_typed_pass():
+    """The fast path (msgspec Structs, other changes' values left as raw bytes) must accept what
+    Meta sends; only odd shapes take the tolerant path."""
+    from sgtm_plugins.meta_leadgen import _NOTIFICATION, leadgen_values
+
+    raw = msgspec.json.encode(SAMPLE)
+    typed = _NOTIFICATION.decode(raw)
+    assert typed.object == "page"
+    assert [c.field for e in typed.entry for c in e.changes] == [
+        c["field"] for e in SAMPLE["entry"] for c in e["changes"]
+    ]
+    assert leadgen_values(raw) == [
+        c["value"] for e in SAMPLE["entry"] for c in e["changes"] if c["field"] == "leadgen"
+    ]
