@@ -119,9 +119,6 @@ class Container:
         self.redact = Redactor(spec.secrets)
         self.limiter = SourceLimiter(clock)
         self._origins = frozenset(spec.origins)
-        # The switch for tracing requests as they are served (previews): None, the default,
-        # costs one test per request, and no request keeps a trace of its tags.
-        self.trace_requests: Callable[[HitRequest], bool] | None = None
         # Outcomes of skipped tags when nothing traces, by tag and fixed reason (bounded by the
         # config: trigger, blocked, paused, dedupe, consent:<type>).
         self._skipped: dict[tuple[str, str], TagTrace] = {}
@@ -138,8 +135,6 @@ class Container:
         """`preview`: the request is traced for a preview session, and each request a tag built
         carries `<preview>/<event>/<tag>/<request>` (indexes in the trace) to its delivery, so
         the session shows how it went."""
-        if not trace and self.trace_requests is not None:
-            trace = self.trace_requests(request)
         origin = request.origin
         allowed_origin = origin if origin is not None and origin.lower() in self._origins else None
         if request.method == "OPTIONS" and allowed_origin is not None:

