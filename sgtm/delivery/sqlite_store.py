@@ -160,6 +160,13 @@ def _resolve_all(results: list[tuple[_Op, Any, BaseException | None]]) -> None:
         _resolve(op.future, value, error)
 
 
+# Owners of the stores open in this process. A lease whose owner has this process's pid but is
+# not one of them was left by an earlier process that had the same pid (a restarted container
+# is pid 1 again); one that is, belongs to a store still at work here (a tool reading the outbox
+# beside a server in one process) and is never taken from it.
+_OPEN_OWNERS: set[str] = set()
+
+
 class SqliteStore:
     name = "sqlite"
 
@@ -200,6 +207,7 @@ class SqliteStore:
             self._thread.join()
             self._thread = None
             raise DeliveryUnavailable(f"cannot open {self.path}: {error}") from error
+        _OPEN_OWNERS.add(self.owner)
         await self._call(self._release_dead_owners)
 
     async def close(self) -> None:
@@ -208,6 +216,7 @@ class SqliteStore:
         self._ops.put(None)
         await asyncio.to_thread(self._thread.join)
         self._thread = None
+        _OPEN_OWNERS.discard(self.owner)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -512,8 +521,8 @@ class SqliteStore:
             if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
                 continue
             pid = int(parts[1])
-            if pid != os.getpid() and _process_exists(pid):
-                continue  # another live worker of this machine
+            if owner in _OPEN_OWNERS or (pid != os.getpid() and _process_exists(pid)):
+                continue  # a store open in this process, or another live worker of this machine
             cur = conn.execute(
                 "UPDATE outbox SET due = ?, owner = '' WHERE owner = ?", (time.time(), owner)
             )

@@ -287,3 +287,34 @@ def test_lane_keys_read_back_what_they_wrote_and_what_was_stored_before() -> Non
     assert LaneKey.decode(lane_key("shop", "hook", outbound)) == LaneKey(
         "shop", "hook", "https://api.example:8443"
     )
+
+
+async def test_sqlite_leases_of_a_store_open_in_this_process_are_kept_at_another_open(tmp_path):
+    """A second store opened in the same process (a tool reading the outbox beside a server)
+    leaves the first one's leases alone; a lease of this pid whose store is closed was left by
+    an earlier process with the same pid, and is released."""
+    import os
+    import socket
+
+    from sgtm.delivery.sqlite_store import SqliteStore
+
+    serving = SqliteStore(tmp_path)
+    await serving.open()
+    now = time.time()
+    await serving.enqueue(new_jobs(2, now))
+    held = await serving.lease(LANE, now, 1, 30)
+    assert len(held) == 1
+    reader = SqliteStore(tmp_path)
+    await reader.open()
+    try:
+        # Only the job the server did not lease is there to take.
+        assert len(await reader.lease(LANE, time.time() + 1, 10, 30)) == 1
+    finally:
+        await reader.close()
+    await serving.close()
+    earlier = SqliteStore(tmp_path, owner=f"{socket.gethostname()}:{os.getpid()}:gone")
+    await earlier.open()  # its owner is open now: what the closed stores held is released
+    try:
+        assert len(await earlier.lease(LANE, time.time() + 1, 10, 30)) == 2
+    finally:
+        await earlier.close()
