@@ -608,7 +608,7 @@ def python_load(host: str, mix: list[Hit], connections: int, duration: float) ->
 
 
 def wrk_load(
-    wrk: str, host: str, connections: int, threads: int, duration: float
+    wrk: str, host: str, connections: int, threads: int, duration: float, script: Path
 ) -> dict[str, Any]:
     argv = [
         wrk,
@@ -618,7 +618,7 @@ def wrk_load(
         "--timeout",
         "5s",
         "-s",
-        str(MIX_LUA),
+        str(script),
         f"http://{host}",
     ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60, check=False)
@@ -684,9 +684,16 @@ def measure(
 ) -> dict[str, Any]:
     assert server.proc is not None
 
+    script = MIX_LUA
+    if wrk and mix_lua(mix) != MIX_LUA.read_text():
+        # A scenario with its own requests (/healthz) gets its own script: wrk sends what its
+        # script says, not the Python mix.
+        script = server.log_path.with_suffix(".lua")
+        script.write_text(mix_lua(mix))
+
     def load(duration: float) -> dict[str, Any]:
         if wrk:
-            return wrk_load(wrk, server.host, args.connections, args.threads, duration)
+            return wrk_load(wrk, server.host, args.connections, args.threads, duration, script)
         return python_load(server.host, mix, args.connections, duration)
 
     if args.warmup > 0:
