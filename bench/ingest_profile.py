@@ -99,9 +99,10 @@ async def run(args: argparse.Namespace) -> None:
     mix = build_mix()
     sgtm_app = create_app(load_containers([CONFIG], load_registry()), delivery=NoDelivery())
     apps = {"sgtm": sgtm_app, "bare": bare_app.create_app()}
-    warm = min(2000, args.requests)
+    warm = min(2000, args.requests) if args.warmup is None else args.warmup
     results = {}
-    for name, app in apps.items():
+    for name in args.apps.split(","):
+        app = apps[name]
         await drive(app, mix, warm)
         if args.cprofile and name == "sgtm":
             profiler = cProfile.Profile()
@@ -112,6 +113,8 @@ async def run(args: argparse.Namespace) -> None:
             seconds, statuses = await drive(app, mix, args.requests)
         results[name] = seconds / args.requests * 1e6
         print(f"{name}: {results[name]:7.1f} us CPU/request  statuses {statuses}")
+    if len(results) < 2:
+        return
     events = sum(h.events for h in mix) / len(mix)
     print(
         f"sgtm - bare: {results['sgtm'] - results['bare']:.1f} us/request "
@@ -129,6 +132,8 @@ def main() -> None:
     parser.add_argument("--cprofile", action="store_true", help="profile sgtm's requests")
     parser.add_argument("--sort", default="tottime", help="pstats sort key (tottime, cumulative)")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--apps", default="sgtm,bare", help="which apps to drive: sgtm, bare")
+    parser.add_argument("--warmup", type=int, help="unmeasured requests first (min(2000, N))")
     args = parser.parse_args()
     if not 0 < args.requests <= 1_000_000:
         parser.error("--requests must be in (0, 1000000]")
