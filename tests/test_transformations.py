@@ -283,24 +283,63 @@ def test_transformations_run_in_order(
     assert run(*transformations) == expected
 
 
-def test_the_view_shares_no_mutable_structure_with_the_original() -> None:
+def test_the_view_copies_only_what_transformations_write_under() -> None:
+    # Copy on write: the containers on the way to a changed path are the view's own, the rest is
+    # shared with the event (as the event itself is with a tag that has no transformation; tags
+    # never modify what they get).
     original = event()
-    view = apply_all((augment({"x": 1}),), original, Scope(original, None, None, VARIABLES))
+    view = apply_all(
+        (exclude("user_data.address.city", "items.1.price"), augment({"items.0.brand": "A"})),
+        original,
+        Scope(original, None, None, VARIABLES),
+    )
+    assert original == event()
     assert view is not original
     assert view["user_data"] is not original["user_data"]
     assert view["user_data"]["address"] is not original["user_data"]["address"]
     assert view["items"] is not original["items"]
     assert view["items"][0] is not original["items"][0]
-    view["user_data"]["address"]["city"] = "changed"
-    view["items"][0]["price"] = 0
-    assert original == event()
+    assert view["items"][1] is not original["items"][1]
+    assert view["user_data"]["address"] == {"country": "BR"}
+    assert view["items"] == [
+        {"item_id": "SKU1", "price": 10, "brand": "A"},
+        {"item_id": "SKU2"},
+    ]
+    untouched = apply_all((augment({"x": 1}),), original, Scope(original, None, None, VARIABLES))
+    assert untouched["user_data"] is original["user_data"]
 
 
-def test_allow_view_does_not_alias_the_original() -> None:
+@pytest.mark.parametrize(
+    "transformations",
+    [
+        # allow keeps the event's values; what runs after it writes under them
+        (allow("user_data.address"), exclude("user_data.address.city")),
+        (allow("user_data"), augment({"user_data.address.city": "x"})),
+        (allow("items"), exclude("items.0"), augment({"items.0.price": 1})),
+        # an augmented value taken from the event, then changed under it
+        (augment({"copy": "{{event.user_data}}"}), exclude("copy.address.city")),
+        (augment({"copy": "{{event.items}}"}), exclude("copy.0"), augment({"copy.0.p": 2})),
+        # the same container reached twice
+        (exclude("items.0.price"), exclude("items.0.item_id"), augment({"items.0.x": 1})),
+    ],
+)
+def test_writes_after_allow_or_augment_never_reach_the_original(
+    transformations: tuple[Transformation, ...],
+) -> None:
+    run(*transformations)  # run() checks that the original is unchanged
+
+
+def test_an_augmented_variable_value_is_not_changed_for_other_tags() -> None:
+    settings = registry().variables["constant"].Settings
+    shared = BoundVariable(
+        "meta", registry().variables["constant"], msgspec.convert({"value": {"a": 1}}, settings)
+    )
     original = event()
-    view = apply_all((allow("user_data.address"),), original, Scope(original, None, None, {}))
-    view["user_data"]["address"]["city"] = "changed"
-    assert original["user_data"]["address"]["city"] == "São Paulo"
+    scope = Scope(original, None, None, {"meta": shared})
+    chain = (augment({"meta": "{{meta}}"}), exclude("meta.a"))
+    assert apply_all(chain, original, scope)["meta"] == {}
+    assert apply_all(chain, original, scope)["meta"] == {}
+    assert scope.var("meta") == {"a": 1}
 
 
 def test_no_transformations_returns_the_event_unchanged() -> None:
