@@ -36,7 +36,7 @@ class Scope:
     reads a variable, computed at most once per Scope.
     """
 
-    __slots__ = ("_cache", "client_name", "event", "request", "variables")
+    __slots__ = ("_cache", "_parent", "_shared", "client_name", "event", "request", "variables")
 
     def __init__(
         self,
@@ -50,6 +50,18 @@ class Scope:
         self.client_name = client_name
         self.variables = variables
         self._cache: dict[str, Any] = {}
+        self._parent: Scope | None = None
+        self._shared: frozenset[str] = frozenset()
+
+    def view(self, event: ev.EventData, shared: frozenset[str]) -> Scope:
+        """A Scope of a tag's view of this Scope's event (its transformations applied). The
+        variables named in `shared` read nothing the transformations wrote
+        (`sgtm.variables.view_shared`): their values are this Scope's, computed once for every
+        tag; the others are computed on the view."""
+        scope = Scope(event, self.request, self.client_name, self.variables)
+        scope._parent = self
+        scope._shared = shared
+        return scope
 
     def key(self, path: str) -> Any:
         return ev.get(self.event, path)
@@ -59,6 +71,9 @@ class Scope:
             return self._cache[name]
         except KeyError:
             pass
+        if name in self._shared:
+            value = self._cache[name] = self._parent.var(name)  # type: ignore[union-attr]
+            return value
         bound = self.variables.get(name)
         if bound is not None:
             self._cache[name] = (
@@ -91,6 +106,21 @@ def _page_part(part: str) -> Callable[[Scope], Any]:
 
     return get
 
+
+# The event keys each built-in variable reads (the others read the request or nothing).
+BUILTIN_READS: dict[str, tuple[str, ...]] = {
+    "event_name": ("event_name",),
+    "page_location": ("page_location",),
+    "page_path": ("page_path", "page_location"),
+    "page_hostname": ("page_hostname", "page_location"),
+    "page_referrer": ("page_referrer",),
+    "client_id": ("client_id",),
+    "user_id": ("user_id",),
+    "ip_override": ("ip_override",),
+    "user_agent": ("user_agent",),
+    "analytics_session_id": ("ga_session_id",),
+    "analytics_session_number": ("ga_session_number",),
+}
 
 # sGTM's built-in variables (reference/sgtm-model.md §5), by their snake_case names.
 BUILTINS: dict[str, Callable[[Scope], Any]] = {

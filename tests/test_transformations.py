@@ -10,6 +10,9 @@ import pytest
 
 from sgtm import event as ev
 from sgtm.config import load_text
+from sgtm.container import Container
+from sgtm.dedupe import MemoryDedupe
+from sgtm.delivery.recorder import RecorderDelivery
 from sgtm.event import copy_event
 from sgtm.scope import BUILTINS, BoundVariable, Scope
 from sgtm.templates import compile_value
@@ -417,3 +420,45 @@ def test_loader_gives_each_tag_the_transformations_that_affect_it() -> None:
         "user_data": {"phone_number": "1"},
     }
     assert source["currency"] == "USD"
+
+
+async def test_tags_read_variables_on_their_own_view_of_the_event() -> None:
+    # Each tag's variables see its transformations: one reading a key a transformation wrote
+    # gets the new value, one reading nothing changed gets the event's (computed once).
+    text = textwrap.dedent(
+        """\
+        version: 1
+        variables:
+          email: {type: event_data, key: user_data.email_address}
+          host: {type: lookup, input: page_hostname, map: {a.example: web}, default: other}
+          first: {type: event_data, key: items.1.item_id}
+        triggers:
+          all: {all: []}
+        transformations:
+          - {type: augment, set: {user_data.email_address: hidden}, tags: [masked]}
+          - {type: exclude, params: [items.0], tags: [masked]}
+          - {type: augment, set: {page_location: "https://b.example/"}, tags: [moved]}
+          - {type: allow, params: [event_name], tags: [allowed]}
+        tags:
+        """
+    )
+    body = '{e: "{{email}}", h: "{{host}}", f: "{{first}}"}'
+    for name in ("plain", "masked", "moved", "allowed"):
+        text += f"  - {{name: {name}, type: http_request, triggers: [all],"
+        text += f' settings: {{url: "https://t.example/", body: {body}}}}}\n'
+    spec = load_text(text, "views.yaml", registry(), environ={})
+    container = Container(spec, RecorderDelivery(), MemoryDedupe())
+    source = {
+        "event_name": "e",
+        "page_location": "https://a.example/x",
+        "user_data": {"email_address": "a@b.example"},
+        "items": [{"item_id": "A"}, {"item_id": "B"}, {"item_id": "C"}],
+    }
+    _, (trace,) = await container.run_events([source], None, "ga4", 0.0, trace=True)
+    bodies = {tag.name: msgspec.json.decode(tag.requests[0].body) for tag in trace.tags}
+    assert bodies == {
+        "plain": {"e": "a@b.example", "h": "web", "f": "B"},
+        "masked": {"e": "hidden", "h": "web", "f": "C"},
+        "moved": {"e": "a@b.example", "h": "other", "f": "B"},
+        "allowed": {"e": None, "h": "other", "f": None},
+    }
