@@ -46,6 +46,7 @@ from sgtm.redact import Redactor, hide_values, log_view
 from sgtm.request import HitRequest
 from sgtm.scope import Scope
 from sgtm.transformations import Transformation, apply_all
+from sgtm.triggers import Condition, any_of
 from sgtm.variables import view_shared
 
 log = logging.getLogger("sgtm.container")
@@ -86,6 +87,17 @@ class HandleResult:
     error: str | None = None
 
 
+@dataclass(slots=True)
+class _TagPlan:
+    """A tag as `run_events` runs it, with what can be worked out once at load."""
+
+    spec: TagSpec
+    fires: Condition  # any of its triggers
+    blocked: Condition  # any of its blocking triggers
+    shared: frozenset[str]  # the variables its view of an event reads from the event's Scope
+    makes_events: bool
+
+
 class Container:
     def __init__(
         self,
@@ -120,12 +132,16 @@ class Container:
         self.redact = Redactor(spec.secrets)
         self.limiter = SourceLimiter(clock)
         self._origins = frozenset(spec.origins)
-        # Per tag, the variables its view of an event (transformations applied) reads from the
-        # event's Scope instead of computing them again.
-        self._view_shared = {
-            tag.name: view_shared(spec.variables, _written(tag.transformations))
+        self._plans = [
+            _TagPlan(
+                spec=tag,
+                fires=any_of(tag.triggers),
+                blocked=any_of(tag.block),
+                shared=view_shared(spec.variables, _written(tag.transformations)),
+                makes_events=makes_events(tag.type),
+            )
             for tag in spec.tags
-        }
+        ]
         # Outcomes of skipped tags when nothing traces, by tag and fixed reason (bounded by the
         # config: trigger, blocked, paused, dedupe, consent:<type>).
         self._skipped: dict[tuple[str, str], TagTrace] = {}
@@ -374,10 +390,11 @@ class Container:
             scope = Scope(event, request, client_name, self.spec.variables)
             tag_traces: list[TagTrace] = []
             ids: tuple[str, str] | None = None  # the event's history keys, once it sends
-            for tag in self.spec.tags:
-                if follow_up and makes_events(tag.type):
+            for plan in self._plans:
+                if follow_up and plan.makes_events:
                     continue
-                outcome = await self._run_tag(tag, event, scope, request, now, marked, trace)
+                tag = plan.spec
+                outcome = await self._run_tag(plan, event, scope, request, now, marked, trace)
                 self.metrics.inc(
                     "sgtm_tags_total",
                     container=self.name,
@@ -422,9 +439,20 @@ class Container:
             str(transaction_id) if isinstance(transaction_id, str | int) else "",
         )
 
+    def _skip(self, tag: TagSpec, reason: str, trace: bool) -> TagTrace:
+        if trace:
+            return TagTrace(tag.name, tag.type_name, False, reason)
+        # Nobody keeps an outcome when nothing traces: one per tag and fixed reason serves
+        # every event (the reasons with a message are made anew, in _run_tag).
+        key = (tag.name, reason)
+        shared = self._skipped.get(key)
+        if shared is None:
+            shared = self._skipped[key] = TagTrace(tag.name, tag.type_name, False, reason)
+        return shared
+
     async def _run_tag(
         self,
-        tag: TagSpec,
+        plan: _TagPlan,
         event: EventData,
         scope: Scope,
         request: HitRequest | None,
@@ -432,29 +460,19 @@ class Container:
         marked: list[str] | None,
         trace: bool = False,
     ) -> TagTrace:
-        def skip(reason: str) -> TagTrace:
-            if trace:
-                return TagTrace(tag.name, tag.type_name, False, reason)
-            # Nobody keeps an outcome when nothing traces: one per tag and fixed reason serves
-            # every event (the reasons with a message are made anew, below).
-            key = (tag.name, reason)
-            shared = self._skipped.get(key)
-            if shared is None:
-                shared = self._skipped[key] = TagTrace(tag.name, tag.type_name, False, reason)
-            return shared
-
+        tag = plan.spec
         if tag.paused:
-            return skip("paused")
-        if not any(condition(scope) for condition in tag.triggers):
-            return skip("trigger")
-        if any(condition(scope) for condition in tag.block):
-            return skip("blocked")
+            return self._skip(tag, "paused", trace)
+        if not plan.fires(scope):
+            return self._skip(tag, "trigger", trace)
+        if plan.blocked(scope):
+            return self._skip(tag, "blocked", trace)
         denied = consent.first_denied(tag.consent, event, self.spec.consent_default_granted)
         if denied is not None:
-            return skip(f"consent:{denied}")
+            return self._skip(tag, f"consent:{denied}", trace)
 
         view = apply_all(tag.transformations, event, scope)
-        view_scope = scope if view is event else scope.view(view, self._view_shared[tag.name])
+        view_scope = scope if view is event else scope.view(view, plan.shared)
         settings = tag.settings
         if tag.render_settings is not None:
             try:
@@ -471,7 +489,7 @@ class Container:
             reason = f"invalid: dedupe key: {type(exc).__name__}"
             return TagTrace(tag.name, tag.type_name, False, reason)
         if dedupe is not None and await self.dedupe.seen(*dedupe):
-            return skip("dedupe")
+            return self._skip(tag, "dedupe", trace)
 
         ctx = BuildContext(
             tag_name=tag.name,
@@ -544,8 +562,10 @@ class Container:
         # At info, the request's shape only: values from a visitor (e-mails, phones, IPs,
         # click ids in query strings) never reach the logs. Debug shows it whole.
         full = log.isEnabledFor(logging.DEBUG)
+        batching = tag.type.batching
         for outbound in requests:
-            outbound = self.as_sent(tag.type_name, outbound)
+            if batching:  # as it travels alone, as as_sent() gives it
+                outbound = tag.type.merge([outbound])
             fields = {"container": self.name, "tag": tag.name, "method": outbound.method}
             fields.update(log_view(outbound, self.redact, full=full))
             logs.line(log, logging.INFO, "dry_run request", fields)
@@ -582,7 +602,8 @@ def safe_headers(outbound: Outbound) -> Outbound:
     """The request with CR, LF and NUL removed from header values: a value that came from a hit
     can never end a header and start another (response splitting, smuggled auth headers)."""
     headers = outbound.headers
-    if not any("\r" in v or "\n" in v or "\0" in v for v in headers.values()):
+    values = "".join(headers.values())  # one scan of all the values, not three per value
+    if "\r" not in values and "\n" not in values and "\0" not in values:
         return outbound
     clean = {k: v.translate(_HEADER_BREAKS) for k, v in headers.items()}
     return msgspec.structs.replace(outbound, headers=clean)

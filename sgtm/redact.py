@@ -9,6 +9,7 @@ the URL's path, the query's names and the body's size, never a string a visitor 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection, Mapping
 from typing import Any
@@ -64,13 +65,24 @@ def log_view(outbound: Outbound, redact: Redactor, *, full: bool = False) -> dic
             "url": placeholders.for_display(redact(outbound.url)),
             "body": placeholders.for_display(redact(body)),
         }
-    parts = urlsplit(outbound.url)
-    view: dict[str, Any] = {"url": f"{parts.scheme}://{parts.netloc}{redact(parts.path)}"}
-    if parts.query:
-        view["query"] = [name for name, _ in parse_qsl(parts.query, keep_blank_values=True)]
+    origin, path, query = _url_shape(outbound.url)
+    view: dict[str, Any] = {"url": f"{origin}{redact(path)}"}
+    if query is not None:
+        view["query"] = list(query)
     if outbound.body:
         view["bytes"] = len(outbound.body)
     return view
+
+
+@functools.lru_cache(maxsize=256)
+def _url_shape(url: str) -> tuple[str, str, tuple[str, ...] | None]:
+    """`scheme://netloc`, the path and the query's parameter names (None without a query):
+    split once per URL, as most tags send every event to the same few."""
+    parts = urlsplit(url)
+    names = None
+    if parts.query:
+        names = tuple(name for name, _ in parse_qsl(parts.query, keep_blank_values=True))
+    return f"{parts.scheme}://{parts.netloc}", parts.path, names
 
 
 HIDDEN = "'…'"

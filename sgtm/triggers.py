@@ -14,7 +14,7 @@ anything that is not a number; `in` takes a list; `exists: true` means present a
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sgtm.regex import Regex, RegexError
@@ -55,7 +55,7 @@ def compile_condition(raw: Any, path: str, is_variable: Callable[[str], bool]) -
     from sgtm.yamlsource import join_path
 
     if isinstance(raw, list):
-        return _all(
+        return all_of(
             [compile_condition(c, join_path(path, i), is_variable) for i, c in enumerate(raw)]
         )
     if not isinstance(raw, dict):
@@ -74,7 +74,7 @@ def compile_condition(raw: Any, path: str, is_variable: Callable[[str], bool]) -
             parts = [
                 compile_condition(c, join_path(sub, i), is_variable) for i, c in enumerate(items)
             ]
-            return _all(parts) if combinator == "all" else _any(parts)
+            return all_of(parts) if combinator == "all" else any_of(parts)
     if "not" in keys:
         if keys != {"not"}:
             raise ConditionError(path, "`not` must be the only key of its condition")
@@ -88,16 +88,44 @@ def compile_condition(raw: Any, path: str, is_variable: Callable[[str], bool]) -
     return _leaf(raw, path, is_variable)
 
 
-def _all(parts: list[Condition]) -> Condition:
+def never(scope: Scope) -> bool:
+    return False
+
+
+# A loop, not all()/any() over a generator (a frame resumed per item): a trigger runs per event
+# and tag.
+def all_of(parts: Sequence[Condition]) -> Condition:
+    """A condition true when every one of `parts` is (`always` when there are none)."""
     if not parts:
         return always
     if len(parts) == 1:
         return parts[0]
-    return lambda scope: all(p(scope) for p in parts)
+    conditions = tuple(parts)
+
+    def check(scope: Scope) -> bool:
+        for condition in conditions:  # noqa: SIM110 - see above
+            if not condition(scope):
+                return False
+        return True
+
+    return check
 
 
-def _any(parts: list[Condition]) -> Condition:
-    return lambda scope: any(p(scope) for p in parts)
+def any_of(parts: Sequence[Condition]) -> Condition:
+    """A condition true when one of `parts` is (`never` when there are none)."""
+    if not parts:
+        return never
+    if len(parts) == 1:
+        return parts[0]
+    conditions = tuple(parts)
+
+    def check(scope: Scope) -> bool:
+        for condition in conditions:  # noqa: SIM110 - see above
+            if condition(scope):
+                return True
+        return False
+
+    return check
 
 
 def _leaf(raw: dict[str, Any], path: str, is_variable: Callable[[str], bool]) -> Condition:
@@ -129,18 +157,14 @@ def _leaf(raw: dict[str, Any], path: str, is_variable: Callable[[str], bool]) ->
     negate = op.startswith("not_")
     test = _operator(op.removeprefix("not_"), raw[op], join_path(path, op), ignore_case)
 
+    # One closure per source and sign: a leaf costs its read and its test, nothing in between.
     if source == "var":
-
-        def get(scope: Scope) -> Any:
-            return scope.var(name)
-    else:
-
-        def get(scope: Scope) -> Any:
-            return scope.key(name)
-
+        if negate:
+            return lambda scope: not test(scope.var(name))
+        return lambda scope: test(scope.var(name))
     if negate:
-        return lambda scope: not test(get(scope))
-    return lambda scope: test(get(scope))
+        return lambda scope: not test(scope.key(name))
+    return lambda scope: test(scope.key(name))
 
 
 def _number(value: Any) -> float | None:
@@ -213,8 +237,6 @@ def _operator(op: str, expected: Any, path: str, ignore_case: bool) -> Callable[
             raise ConditionError(path, str(exc)) from None
         return lambda v: v is not None and pattern.search(to_text(v)) is not None
     want = _text(expected, ignore_case) or ""
-    if op == "equals":
-        return lambda v: _text(v, ignore_case) == want
     if op == "contains":
 
         def contains(v: Any) -> bool:
@@ -224,8 +246,22 @@ def _operator(op: str, expected: Any, path: str, ignore_case: bool) -> Callable[
             return text is not None and want in text
 
         return contains
+    test = _text_test(op, want)
+    if test is None:
+        raise ConditionError(path, f"unknown operator '{op}'")  # pragma: no cover - guarded above
+    if ignore_case:
+        # Text as _text gives it: a str lowered, anything else through to_text.
+        return lambda v: test(v.lower() if v.__class__ is str else _text(v, True))
+    return lambda v: test(v if v.__class__ is str else _text(v, False))
+
+
+def _text_test(op: str, want: str) -> Callable[[Any], bool] | None:
+    """`equals`, `starts_with` or `ends_with` on a value already turned into text (None for
+    None); None for another operator."""
+    if op == "equals":
+        return lambda t: t == want
     if op == "starts_with":
-        return lambda v: (t := _text(v, ignore_case)) is not None and t.startswith(want)
+        return lambda t: t is not None and t.startswith(want)
     if op == "ends_with":
-        return lambda v: (t := _text(v, ignore_case)) is not None and t.endswith(want)
-    raise ConditionError(path, f"unknown operator '{op}'")  # pragma: no cover - guarded above
+        return lambda t: t is not None and t.endswith(want)
+    return None
