@@ -83,6 +83,9 @@ def set_path(event: EventData, path: str, value: Any) -> None:
     Like `get`, an existing list is walked by index (`items.0.price`); it is replaced only when
     the next part is not one of its indexes.
     """
+    if "." not in path:  # a top-level key, as most are
+        event[path] = value
+        return
     parts = path.split(".")
     node: Any = event  # a dict, or a list whose index `part` was checked on the way
     for i, part in enumerate(parts[:-1]):
@@ -121,6 +124,8 @@ def own_path(event: EventData, path: str, owned: dict[int, Any]) -> None:
     not yet owned is replaced by a shallow copy of it. Then `set_path` and `delete_path` on
     `event` (owned itself) change only owned containers: copy on write, for a view of an event
     that shares with it whatever is not written under. Walks the same way as those two."""
+    if "." not in path:  # a top-level key: `event` itself is the container
+        return
     parts = path.split(".")
     node: Any = event
     for part in parts[:-1]:

@@ -63,22 +63,50 @@ def to_text(value: Any) -> str:
     return str(value)
 
 
+# How a compiled piece is rendered: as it is, read straight from the Scope (a variable, an
+# event key), or by calling its renderer. Settings are rendered per event and tag: a read is
+# one call, not a call of a closure that calls it.
+_FIXED, _VAR, _KEY, _RENDER = range(4)
+_Piece = tuple[int, Any]
+
+
+def _reference(name: str) -> _Piece:
+    if name.startswith("event."):
+        return _KEY, name[len("event.") :]
+    return _VAR, name
+
+
+def _render_all(pieces: list[_Piece], scope: Scope) -> list[Any]:
+    out = []
+    for kind, arg in pieces:
+        if kind == _VAR:
+            out.append(scope.var(arg))
+        elif kind == _FIXED:
+            out.append(arg)
+        elif kind == _KEY:
+            out.append(scope.key(arg))
+        else:
+            out.append(arg(scope))
+    return out
+
+
 def compile_string(text: str) -> Renderer:
     whole = _REF_RE.fullmatch(text.strip())
     if whole:
         return _lookup(whole.group(1))
-    pieces: list[str | Renderer] = []
+    pieces: list[_Piece] = []
     last = 0
     for match in _REF_RE.finditer(text):
         if match.start() > last:
-            pieces.append(text[last : match.start()])
-        pieces.append(_lookup(match.group(1)))
+            pieces.append((_FIXED, text[last : match.start()]))
+        pieces.append(_reference(match.group(1)))
         last = match.end()
     if last < len(text):
-        pieces.append(text[last:])
+        pieces.append((_FIXED, text[last:]))
 
     def render(scope: Scope) -> str:
-        return "".join(p if isinstance(p, str) else to_text(p(scope)) for p in pieces)
+        values = _render_all(pieces, scope)
+        return "".join([v if v.__class__ is str else to_text(v) for v in values])
 
     return render
 
@@ -155,10 +183,23 @@ def compile_value(
             exc.path = exc.path.lstrip(".")
             raise
     if isinstance(value, dict):
-        parts = {k: compile_value(v, urls, (*path, k)) for k, v in value.items()}
-        return lambda scope: {k: r(scope) for k, r in parts.items()}
-    items = [compile_value(v, urls, (*path, i)) for i, v in enumerate(value)]
-    return lambda scope: [r(scope) for r in items]
+        keys = list(value)
+        values = [_piece(v, urls, (*path, k)) for k, v in value.items()]
+        return lambda scope: dict(zip(keys, _render_all(values, scope), strict=True))
+    items = [_piece(v, urls, (*path, i)) for i, v in enumerate(value)]
+    return lambda scope: _render_all(items, scope)
+
+
+def _piece(value: Any, urls: tuple[FieldPath, ...], path: tuple[str | int, ...]) -> _Piece:
+    """A value inside a structure: fixed, a whole reference read as it is (not in a URL, whose
+    values are encoded), or rendered."""
+    if not has_template(value):
+        return _FIXED, value
+    if isinstance(value, str) and not fields.matches(path, urls):
+        whole = _REF_RE.fullmatch(value.strip())
+        if whole:
+            return _reference(whole.group(1))
+    return _RENDER, compile_value(value, urls, path)
 
 
 def walk_references(value: Any, path: str = "") -> list[tuple[str, str]]:
