@@ -358,16 +358,17 @@ def parse_query(query: str, drop: Drop = _no_drop) -> dict[str, str]:
 
 # A decoded param with what `_map` does with it, planned when it is decoded (and memoized with
 # it): (name, value, kind, arg, converted). The kinds and their args:
-_COPY = 0  # a string param with one top-level key: arg is the key
-_SET = 1  # a converted param: arg is its keys (a key, or (object, key)), converted its value
-_CALL = 2  # a param whose converted value is mutable (uafvl): converted is the converter
-_INVALID = 3  # a value its converter refused, or a prefixed param without a name: dropped
-_PREFIXED = 4  # up. upn. sst.: arg is (object, key), converted the value
-_ITEM = 5  # prN: arg is N
-_SYSTEM = 6  # an unknown `_name`: arg is the key under x-ga-system_properties
-_MP2 = 7  # an unknown name: arg is its x-ga-mp2- key
-_SKIP = 8  # read by name (em, gcs, _uip, ...) or not mapped at all
-_EVENT_PARAM = 9  # ep./epn., mapped before the rest: arg is the key, or the user_data path
+_TOP = 0  # a converted value for one top-level key: arg is the key
+_NESTED = 1  # a converted value for one key of an object: arg is (object, key)
+_SET = 2  # a converted value for several keys (a key, or (object, key)): arg is the keys
+_CALL = 3  # a param whose converted value is mutable (uafvl): converted is the converter
+_INVALID = 4  # a value its converter refused, or a prefixed param without a name: dropped
+_PREFIXED = 5  # up. upn. sst.: arg is (object, key), converted the value
+_ITEM = 6  # prN: arg is N
+_SYSTEM = 7  # an unknown `_name`: arg is the key under x-ga-system_properties
+_MP2 = 8  # an unknown name: arg is its x-ga-mp2- key
+_SKIP = 9  # read by name (em, gcs, _uip, ...) or not mapped at all
+_EVENT_PARAM = 10  # ep./epn., mapped before the rest: arg is the key, or the user_data path
 _NAME, _VALUE, _KIND, _ARG, _CONVERTED = range(5)
 Param = tuple[str, str, int, Any, Any]
 # Only immutable values are converted when decoding (they are shared by every hit that sends
@@ -424,11 +425,16 @@ def _param(name: str, value: str) -> Param:
     converted: Any = None
     if kind == _SET:
         keys, convert = arg
-        if convert in _IMMUTABLE_RESULTS:
-            converted = convert(value)
-            kind, arg = (_INVALID, None) if converted is None else (_SET, keys)
+        if convert not in _IMMUTABLE_RESULTS:
+            return name, value, _CALL, keys, convert
+        converted = convert(value)
+        if converted is None:
+            kind, arg = _INVALID, None
+        elif len(keys) > 1:
+            arg = keys
         else:
-            kind, arg, converted = _CALL, keys, convert
+            arg = keys[0]
+            kind = _TOP if type(arg) is str else _NESTED
     elif kind in (_PREFIXED, _EVENT_PARAM):
         prefix, _, key = name.partition(".")
         container, convert = PREFIXED[prefix + "."]
@@ -476,8 +482,14 @@ def _map(
 
     items: dict[int, str] = {}
     for _name, value, kind, arg, converted in params.values():
-        if kind == _COPY:
-            event[arg] = value
+        if kind == _TOP:
+            event[arg] = converted
+        elif kind == _NESTED:
+            # _object(event, arg[0]), inline: most of a hit's params land in an object.
+            parent = event.get(arg[0])
+            if not isinstance(parent, dict):
+                parent = event[arg[0]] = {}
+            parent[arg[1]] = converted
         elif kind == _SET:
             for key in arg:
                 if type(key) is str:
@@ -527,11 +539,9 @@ def _map(
 @functools.lru_cache(maxsize=4 * _MEMO_ENTRIES)
 def _plan(name: str) -> tuple[int, Any]:
     """What `_map` does with a param, by its name alone: decided once per name (names repeat on
-    every hit), in a bounded cache like the values'. `_SET` here is any converted param."""
+    every hit), in a bounded cache like the values'. `_SET` here is any param of PARAMS, with
+    its (keys, converter); `_param` narrows it once it has the value."""
     if (target := _TARGETS.get(name)) is not None:
-        keys, convert = target
-        if convert is to_str and len(keys) == 1 and type(keys[0]) is str:
-            return _COPY, keys[0]
         return _SET, target
     if name.startswith(_EVENT_PARAM_PREFIXES):
         return _EVENT_PARAM, None
