@@ -353,11 +353,11 @@ def parse_hits(
 
 def parse_query(query: str, drop: Drop = _no_drop) -> dict[str, str]:
     """Decode a query string leniently; the first occurrence of a name wins."""
-    return {name: param[_VALUE] for name, param in _decoded(query, drop).items()}
+    return {name: param[1] for name, param in _decoded(query, drop).items()}
 
 
 # A decoded param with what `_map` does with it, planned when it is decoded (and memoized with
-# it): (name, value, kind, arg, converted). The kinds and their args:
+# it): a `Param` below. The kinds and their args:
 _TOP = 0  # a converted value for one top-level key: arg is the key
 _NESTED = 1  # a converted value for one key of an object: arg is (object, key)
 _SET = 2  # a converted value for several keys (a key, or (object, key)): arg is the keys
@@ -369,7 +369,8 @@ _SYSTEM = 7  # an unknown `_name`: arg is the key under x-ga-system_properties
 _MP2 = 8  # an unknown name: arg is its x-ga-mp2- key
 _SKIP = 9  # read by name (em, gcs, _uip, ...) or not mapped at all
 _EVENT_PARAM = 10  # ep./epn., mapped before the rest: arg is the key, or the user_data path
-_NAME, _VALUE, _KIND, _ARG, _CONVERTED = range(5)
+
+# (name, value, kind, arg, converted): a plain tuple, which unpacks faster than a NamedTuple.
 Param = tuple[str, str, int, Any, Any]
 # Only immutable values are converted when decoding (they are shared by every hit that sends
 # the same pair); a converter making lists or dicts runs for each hit.
@@ -389,8 +390,8 @@ def _decoded(query: str, drop: Drop) -> dict[str, Param]:
         refused, param = _pair(pair) if len(pair) <= _MEMO_CHARS else _pair.__wrapped__(pair)
         if param is None:
             drop(refused, 1)
-        elif param[_NAME] not in params:
-            params[param[_NAME]] = param
+        elif param[0] not in params:
+            params[param[0]] = param
     return params
 
 
@@ -520,13 +521,13 @@ def _map(
     if items and (mapped := _map_items(items, drop)):
         event["items"] = mapped
     if (em := params.get("em")) is not None:
-        decoded, invalid = user_data.decode(em[_VALUE])
+        decoded, invalid = user_data.decode(em[1])
         if invalid:
             drop("ga4.invalid_param", invalid)
         if decoded:
             user_data.merge(_object(event, "user_data"), decoded)
     gcs, gcd = params.get("gcs"), params.get("gcd")
-    if (gcs or gcd) and (state := consent_state(gcs and gcs[_VALUE], gcd and gcd[_VALUE])):
+    if (gcs or gcd) and (state := consent_state(gcs and gcs[1], gcd and gcd[1])):
         consent = _object(_object(event, "x-sst-system_properties"), "consent")
         consent["consentGrantedState"] = state
     if ip := _ip_override(params, drop):
@@ -659,7 +660,7 @@ def _ip_override(params: dict[str, Param], drop: Drop) -> str | None:
         param = params.get(name)
         if param is None:
             continue
-        raw = param[_VALUE]
+        raw = param[1]
         try:
             ipaddress.ip_address(raw.strip())
         except ValueError:
