@@ -26,7 +26,7 @@ from sgtm import consent, logs
 from sgtm.config import ClientSpec, ContainerSpec, TagSpec
 from sgtm.delivery.base import Delivery, DeliveryUnavailable, Submission
 from sgtm.event import EventData
-from sgtm.metrics import Metrics
+from sgtm.metrics import Labels, Metrics, counter_key
 from sgtm.plugin import (
     SYSTEM_RANDOM,
     BadRequest,
@@ -96,6 +96,8 @@ class _TagPlan:
     blocked: Condition  # any of its blocking triggers
     shared: frozenset[str]  # the variables its view of an event reads from the event's Scope
     makes_events: bool
+    # Its sgtm_tags_total series by outcome label (fired, trigger, consent, invalid...).
+    counters: dict[str, tuple[str, Labels]] = field(default_factory=dict)
 
 
 class Container:
@@ -132,6 +134,7 @@ class Container:
         self.redact = Redactor(spec.secrets)
         self.limiter = SourceLimiter(clock)
         self._origins = frozenset(spec.origins)
+        self._events_counters: dict[str, tuple[str, Labels]] = {}
         self._plans = [
             _TagPlan(
                 spec=tag,
@@ -385,8 +388,14 @@ class Container:
         run on them, so no chain of answers and events can loop."""
         submissions: list[Submission] = []
         traces: list[EventTrace] = []
+        client_label = client_name or "-"
+        events_counter = self._events_counters.get(client_label)
+        if events_counter is None:  # one per client and tag that makes follow-ups
+            events_counter = self._events_counters[client_label] = counter_key(
+                "sgtm_events_total", container=self.name, client=client_label
+            )
         for event_index, event in enumerate(events):
-            self.metrics.inc("sgtm_events_total", container=self.name, client=client_name or "-")
+            self.metrics.add(events_counter)
             scope = Scope(event, request, client_name, self.spec.variables)
             tag_traces: list[TagTrace] = []
             ids: tuple[str, str] | None = None  # the event's history keys, once it sends
@@ -395,12 +404,13 @@ class Container:
                     continue
                 tag = plan.spec
                 outcome = await self._run_tag(plan, event, scope, request, now, marked, trace)
-                self.metrics.inc(
-                    "sgtm_tags_total",
-                    container=self.name,
-                    tag=tag.name,
-                    outcome="fired" if outcome.fired else (outcome.reason or "").split(":")[0],
-                )
+                label = "fired" if outcome.fired else (outcome.reason or "").split(":")[0]
+                counter = plan.counters.get(label)
+                if counter is None:  # one per outcome label: a few words, not the messages
+                    counter = plan.counters[label] = counter_key(
+                        "sgtm_tags_total", container=self.name, tag=tag.name, outcome=label
+                    )
+                self.metrics.add(counter)
                 if outcome.fired and not tag.dry_run:
                     if ids is None:
                         ids = self._history_keys(event)
@@ -566,8 +576,12 @@ class Container:
         for outbound in requests:
             if batching:  # as it travels alone, as as_sent() gives it
                 outbound = tag.type.merge([outbound])
-            fields = {"container": self.name, "tag": tag.name, "method": outbound.method}
-            fields.update(log_view(outbound, self.redact, full=full))
+            fields = {
+                "container": self.name,
+                "tag": tag.name,
+                "method": outbound.method,
+                **log_view(outbound, self.redact, full=full),
+            }
             logs.line(log, logging.INFO, "dry_run request", fields)
 
 

@@ -96,8 +96,8 @@ class HttpRequestTag(Tag[HttpRequestSettings]):
                 raise InvalidEvent(f"body is not JSON-serializable: {exc}") from None
         if settings.method in ("GET", "DELETE") and settings.body is None:
             body, content_type = b"", None
-        headers = {k: v for k, v in settings.headers.items()}
-        if content_type and not any(k.lower() == "content-type" for k in headers):
+        headers = dict(settings.headers)
+        if content_type and (not headers or "content-type" not in {k.lower() for k in headers}):
             headers["Content-Type"] = settings.content_type or content_type
         event_id = event.get("event_id")
         # Without an event id, two genuine events with equal bodies are still two events: a
