@@ -403,7 +403,9 @@ class Container:
                 if follow_up and plan.makes_events:
                     continue
                 tag = plan.spec
-                outcome = await self._run_tag(plan, event, scope, request, now, marked, trace)
+                outcome = self._screen(plan, event, scope, trace)
+                if outcome is None:
+                    outcome = await self._run_tag(plan, event, scope, request, now, marked, trace)
                 label = "fired" if outcome.fired else (outcome.reason or "").split(":")[0]
                 counter = plan.counters.get(label)
                 if counter is None:  # one per outcome label: a few words, not the messages
@@ -460,16 +462,11 @@ class Container:
             shared = self._skipped[key] = TagTrace(tag.name, tag.type_name, False, reason)
         return shared
 
-    async def _run_tag(
-        self,
-        plan: _TagPlan,
-        event: EventData,
-        scope: Scope,
-        request: HitRequest | None,
-        now: float,
-        marked: list[str] | None,
-        trace: bool = False,
-    ) -> TagTrace:
+    def _screen(
+        self, plan: _TagPlan, event: EventData, scope: Scope, trace: bool
+    ) -> TagTrace | None:
+        """Why the tag does not fire on this event (paused, triggers, blocking triggers,
+        consent), or None: decided without a coroutine, as most tags skip most events."""
         tag = plan.spec
         if tag.paused:
             return self._skip(tag, "paused", trace)
@@ -480,7 +477,20 @@ class Container:
         denied = consent.first_denied(tag.consent, event, self.spec.consent_default_granted)
         if denied is not None:
             return self._skip(tag, f"consent:{denied}", trace)
+        return None
 
+    async def _run_tag(
+        self,
+        plan: _TagPlan,
+        event: EventData,
+        scope: Scope,
+        request: HitRequest | None,
+        now: float,
+        marked: list[str] | None,
+        trace: bool = False,
+    ) -> TagTrace:
+        """The tag on an event that passed `_screen`."""
+        tag = plan.spec
         view = apply_all(tag.transformations, event, scope)
         view_scope = scope if view is event else scope.view(view, plan.shared)
         settings = tag.settings

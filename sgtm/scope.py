@@ -36,7 +36,16 @@ class Scope:
     reads a variable, computed at most once per Scope.
     """
 
-    __slots__ = ("_cache", "_parent", "_shared", "client_name", "event", "request", "variables")
+    __slots__ = (
+        "_cache",
+        "_held",
+        "_parent",
+        "_shared",
+        "client_name",
+        "event",
+        "request",
+        "variables",
+    )
 
     def __init__(
         self,
@@ -52,6 +61,7 @@ class Scope:
         self._cache: dict[str, Any] = {}
         self._parent: Scope | None = None
         self._shared: frozenset[str] = frozenset()
+        self._held: dict[Callable[[Scope], bool], bool] | None = None
 
     def view(self, event: ev.EventData, shared: frozenset[str]) -> Scope:
         """A Scope of a tag's view of this Scope's event (its transformations applied). The
@@ -62,6 +72,17 @@ class Scope:
         scope._parent = self
         scope._shared = shared
         return scope
+
+    def holds(self, condition: Callable[[Scope], bool]) -> bool:
+        """`condition(self)`, evaluated once per Scope: a transformation's `when` is the same for
+        every tag it affects."""
+        held = self._held
+        if held is None:
+            held = self._held = {}
+        elif condition in held:
+            return held[condition]
+        result = held[condition] = condition(self)
+        return result
 
     def key(self, path: str) -> Any:
         return ev.get(self.event, path)

@@ -36,7 +36,9 @@ class Transformation:
         )
 
     def applies(self, scope: Scope) -> bool:
-        return self.when is None or self.when(scope)
+        """Whether `when` holds for the event (as the client produced it: `scope` is the
+        event's own Scope, not a tag's view)."""
+        return self.when is None or scope.holds(self.when)
 
     def apply(self, view: ev.EventData, scope: Scope, owned: dict[int, Any]) -> ev.EventData:
         """This transformation on `view` (a new dict for `allow`). Containers are written only

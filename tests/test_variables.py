@@ -596,3 +596,19 @@ def test_a_view_reads_shared_variables_from_the_event_and_computes_the_others() 
     second = scope.view(view, shared)
     assert second.var("custom") == "v"
     assert counting.calls == 2
+
+
+def test_a_condition_holds_once_per_scope() -> None:
+    calls = []
+
+    def condition(scope: Scope) -> bool:
+        calls.append(scope)
+        return bool(scope.key("x"))
+
+    event = {"x": 1}
+    scope = Scope(event, None, None, {})
+    assert scope.holds(condition) is True
+    event["x"] = 0
+    assert scope.holds(condition) is True  # the event's, as it was when first asked
+    assert Scope(event, None, None, {}).holds(condition) is False
+    assert len(calls) == 2
