@@ -17,7 +17,9 @@ sgtm's JSON handler, so their formatting counts.
 Each input runs until it has used --min-seconds of CPU (at least 3 times); the figure is the
 median CPU time per request. The target from the issue: no hostile request costs more than 20
 normal ones. Requests that carry many events legitimately cost about that many hits, so the
-corpus also has the largest normal batch (100 events) as a reference.
+corpus also has the largest normal batch (100 events) as a reference, and a request is judged
+against a normal request with as many events: the hit, plus each further event at what one more
+event costs in that batch. `--check` exits 1 when the target is not met.
 """
 
 from __future__ import annotations
@@ -564,6 +566,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def report(result: dict[str, Any], target: float) -> bool:
+    """Prints the table and the verdict; whether the target is met (and no answer was a 5xx)."""
     print(
         f"{'request':50} {'bytes':>8} {'events':>6} {'µs CPU':>8} {'x hit':>6} "
         f"{'x for its events':>16} status"
@@ -574,25 +577,33 @@ def report(result: dict[str, Any], target: float) -> bool:
             f"{row['ratio']:6.1f} {row['ratio_for_events']:16.1f} {row['status']}"
         )
     hostile = [r for r in result["rows"] if r["hostile"]]
-    worst = max(hostile, key=lambda r: r["ratio"])
-    worst_fair = max(hostile, key=lambda r: r["ratio_for_events"])
+    worst = max(hostile, key=lambda r: r["ratio_for_events"])
+    single = max((r for r in hostile if r["events"] <= 1), key=lambda r: r["ratio"])
+    largest = max(hostile, key=lambda r: r["ratio"])
     errors = [r for r in hostile if r["status"] >= 500]
+    met = worst["ratio_for_events"] <= target and not errors
     print(
         f"\nnormal hit: {result['baseline_us']:.0f} µs CPU; each further event of a normal batch:"
         f" {result['per_event_us']:.0f} µs"
     )
+    # The verdict: no hostile request costs more than `target` normal requests carrying as many
+    # events. A request of n events is as many events as n hits (or a normal batch of n): it
+    # buys an attacker no more work per event than sending them apart, and the clients cap n.
     print(
-        f"worst hostile request: {worst['name']}: {worst['ratio']:.1f} normal hits"
-        f" ({worst['events']} events); target <= {target:g}:"
-        f" {'met' if worst['ratio'] <= target else 'NOT met'}"
+        f"worst hostile request for its events: {worst['name']}: "
+        f"{worst['ratio_for_events']:.1f} times a normal request with as many events "
+        f"({worst['events']}); target <= {target:g}: {'met' if met else 'NOT met'}"
     )
     print(
-        f"worst for its events: {worst_fair['name']}: {worst_fair['ratio_for_events']:.1f} times"
-        " a normal request with as many events"
+        f"  of requests of at most one event: {single['name']}: {single['ratio']:.1f} normal hits"
+    )
+    print(
+        f"  the most CPU of one request: {largest['name']}: {largest['ratio']:.1f} normal hits,"
+        f" for its {largest['events']} events"
     )
     if errors:
         print(f"5xx answers: {', '.join(r['name'] for r in errors)}")
-    return not errors
+    return met
 
 
 def main() -> None:
@@ -601,6 +612,9 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=20.0, help="the issue's ratio goal")
     parser.add_argument("--log-level", default=os.environ.get("SGTM_LOG_LEVEL", "info"))
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 when the target is not met (else: on a 5xx)"
+    )
     args = parser.parse_args()
     from sgtm import logs
 
@@ -614,7 +628,8 @@ def main() -> None:
         print(json.dumps(result))
         ok = all(r["status"] < 500 for r in result["rows"])
     else:
-        ok = report(result, args.target)
+        met = report(result, args.target)
+        ok = met or (not args.check and all(r["status"] < 500 for r in result["rows"]))
     raise SystemExit(0 if ok else 1)
 
 

@@ -45,7 +45,8 @@ from sgtm.ratelog import RateLimitedLog
 from sgtm.redact import Redactor, hide_values, log_view
 from sgtm.request import HitRequest
 from sgtm.scope import Scope
-from sgtm.transformations import apply_all
+from sgtm.transformations import Transformation, apply_all
+from sgtm.variables import view_shared
 
 log = logging.getLogger("sgtm.container")
 
@@ -119,6 +120,12 @@ class Container:
         self.redact = Redactor(spec.secrets)
         self.limiter = SourceLimiter(clock)
         self._origins = frozenset(spec.origins)
+        # Per tag, the variables its view of an event (transformations applied) reads from the
+        # event's Scope instead of computing them again.
+        self._view_shared = {
+            tag.name: view_shared(spec.variables, _written(tag.transformations))
+            for tag in spec.tags
+        }
         # Outcomes of skipped tags when nothing traces, by tag and fixed reason (bounded by the
         # config: trigger, blocked, paused, dedupe, consent:<type>).
         self._skipped: dict[tuple[str, str], TagTrace] = {}
@@ -447,9 +454,7 @@ class Container:
             return skip(f"consent:{denied}")
 
         view = apply_all(tag.transformations, event, scope)
-        view_scope = (
-            scope if view is event else Scope(view, request, scope.client_name, self.spec.variables)
-        )
+        view_scope = scope if view is event else scope.view(view, self._view_shared[tag.name])
         settings = tag.settings
         if tag.render_settings is not None:
             try:
@@ -544,6 +549,20 @@ class Container:
             fields = {"container": self.name, "tag": tag.name, "method": outbound.method}
             fields.update(log_view(outbound, self.redact, full=full))
             logs.line(log, logging.INFO, "dry_run request", fields)
+
+
+def _written(transformations: tuple[Transformation, ...]) -> list[str] | None:
+    """The event paths these transformations may write; None when one may change any (`allow`
+    keeps only what it lists)."""
+    paths: list[str] = []
+    for transformation in transformations:
+        if transformation.kind == "allow":
+            return None
+        if transformation.kind == "exclude":
+            paths.extend(transformation.params)
+        else:
+            paths.extend(path for path, _ in transformation.set)
+    return paths
 
 
 def _event_id(event: EventData) -> str:

@@ -49,6 +49,8 @@ def get(event: EventData, path: str, default: Any = None) -> Any:
     """Value at a dotted path; list indexes are allowed (`items.0.item_id`)."""
     if path in event:
         return event[path]
+    if "." not in path:  # most keys are top-level: no walk
+        return default
     node: Any = event
     for part in path.split("."):
         if isinstance(node, dict):
@@ -111,6 +113,33 @@ def delete_path(event: EventData, path: str) -> None:
         node.pop(parts[-1], None)
     elif _in_list(node, parts[-1]):
         del node[int(parts[-1])]
+
+
+def own_path(event: EventData, path: str, owned: dict[int, Any]) -> None:
+    """Make every dict or list on the way to `path`'s last part one of `owned` (by `id`; the
+    values keep each copy alive, so no id is reused while the caller holds them): a container
+    not yet owned is replaced by a shallow copy of it. Then `set_path` and `delete_path` on
+    `event` (owned itself) change only owned containers: copy on write, for a view of an event
+    that shares with it whatever is not written under. Walks the same way as those two."""
+    parts = path.split(".")
+    node: Any = event
+    for part in parts[:-1]:
+        if isinstance(node, dict):
+            key: Any = part
+            child = node.get(part)
+        elif _in_list(node, part):
+            key = int(part)
+            child = node[key]
+        else:
+            return
+        if isinstance(child, dict | list):
+            if id(child) not in owned:
+                child = child.copy()
+                owned[id(child)] = child
+                node[key] = child
+        else:
+            return  # a scalar or nothing: set_path puts a new dict there, delete_path stops
+        node = child
 
 
 def copy_event(event: EventData) -> EventData:

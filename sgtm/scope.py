@@ -36,7 +36,7 @@ class Scope:
     reads a variable, computed at most once per Scope.
     """
 
-    __slots__ = ("_cache", "client_name", "event", "request", "variables")
+    __slots__ = ("_cache", "_parent", "_shared", "client_name", "event", "request", "variables")
 
     def __init__(
         self,
@@ -50,34 +50,58 @@ class Scope:
         self.client_name = client_name
         self.variables = variables
         self._cache: dict[str, Any] = {}
+        self._parent: Scope | None = None
+        self._shared: frozenset[str] = frozenset()
+
+    def view(self, event: ev.EventData, shared: frozenset[str]) -> Scope:
+        """A Scope of a tag's view of this Scope's event (its transformations applied). The
+        variables named in `shared` read nothing the transformations wrote
+        (`sgtm.variables.view_shared`): their values are this Scope's, computed once for every
+        tag; the others are computed on the view."""
+        scope = Scope(event, self.request, self.client_name, self.variables)
+        scope._parent = self
+        scope._shared = shared
+        return scope
 
     def key(self, path: str) -> Any:
         return ev.get(self.event, path)
 
     def var(self, name: str) -> Any:
-        try:
-            return self._cache[name]
-        except KeyError:
-            pass
+        cache = self._cache
+        value = cache.get(name, _UNSET)  # not try/except: every first read would raise
+        if value is not _UNSET:
+            return value
+        if name in self._shared:
+            value = cache[name] = self._parent.var(name)  # type: ignore[union-attr]
+            return value
         bound = self.variables.get(name)
         if bound is not None:
-            self._cache[name] = (
-                None  # a variable that reads itself sees None, not a recursion error
-            )
+            cache[name] = None  # a variable that reads itself sees None, not a recursion error
             value = bound.type.resolve(bound.settings, self)
         else:
             builtin = BUILTINS.get(name)
             value = builtin(self) if builtin is not None else None
-        self._cache[name] = value
+        cache[name] = value
         return value
 
 
+_UNSET = object()
+
+
+def _top(key: str) -> Callable[[Scope], Any]:
+    # A key without dots: what `scope.key` gives, one dict lookup.
+    return lambda scope: scope.event.get(key)
+
+
 def _page_part(part: str) -> Callable[[Scope], Any]:
+    own_key = f"page_{part}"
+
     def get(scope: Scope) -> Any:
-        explicit = scope.key(f"page_{part}")
+        event = scope.event
+        explicit = event.get(own_key)
         if explicit is not None:
             return explicit
-        location = scope.key("page_location")
+        location = event.get("page_location")
         if not isinstance(location, str) or not location:
             return None
         try:
@@ -92,21 +116,36 @@ def _page_part(part: str) -> Callable[[Scope], Any]:
     return get
 
 
+# The event keys each built-in variable reads (the others read the request or nothing).
+BUILTIN_READS: dict[str, tuple[str, ...]] = {
+    "event_name": ("event_name",),
+    "page_location": ("page_location",),
+    "page_path": ("page_path", "page_location"),
+    "page_hostname": ("page_hostname", "page_location"),
+    "page_referrer": ("page_referrer",),
+    "client_id": ("client_id",),
+    "user_id": ("user_id",),
+    "ip_override": ("ip_override",),
+    "user_agent": ("user_agent",),
+    "analytics_session_id": ("ga_session_id",),
+    "analytics_session_number": ("ga_session_number",),
+}
+
 # sGTM's built-in variables (reference/sgtm-model.md §5), by their snake_case names.
 BUILTINS: dict[str, Callable[[Scope], Any]] = {
     "client_name": lambda s: s.client_name,
-    "event_name": lambda s: s.key("event_name"),
+    "event_name": _top("event_name"),
     "request_path": lambda s: s.request.path if s.request else None,
     "request_method": lambda s: s.request.method if s.request else None,
     "query_string": lambda s: s.request.query_string if s.request else None,
-    "page_location": lambda s: s.key("page_location"),
+    "page_location": _top("page_location"),
     "page_path": _page_part("path"),
     "page_hostname": _page_part("hostname"),
-    "page_referrer": lambda s: s.key("page_referrer"),
-    "client_id": lambda s: s.key("client_id"),
-    "user_id": lambda s: s.key("user_id"),
-    "ip_override": lambda s: s.key("ip_override"),
-    "user_agent": lambda s: s.key("user_agent"),
-    "analytics_session_id": lambda s: s.key("ga_session_id"),
-    "analytics_session_number": lambda s: s.key("ga_session_number"),
+    "page_referrer": _top("page_referrer"),
+    "client_id": _top("client_id"),
+    "user_id": _top("user_id"),
+    "ip_override": _top("ip_override"),
+    "user_agent": _top("user_agent"),
+    "analytics_session_id": _top("ga_session_id"),
+    "analytics_session_number": _top("ga_session_number"),
 }

@@ -2,8 +2,9 @@
 
 Each transformation has an optional `when` condition and optional `tags` (tag names) and
 `tag_types` lists; without either it affects every tag. They run in the order the container lists
-them, on a copy of the event made for the tags they affect. Triggers and consent always see the
-event as the client produced it: a transformation changes what a tag reads, not whether it fires.
+them, on a view of the event made for the tags they affect (the original is never changed).
+Triggers and consent always see the event as the client produced it: a transformation changes
+what a tag reads, not whether it fires.
 `allow` always keeps `event_name`, since no tag can work without it.
 """
 
@@ -37,25 +38,31 @@ class Transformation:
     def applies(self, scope: Scope) -> bool:
         return self.when is None or self.when(scope)
 
-    def apply(self, event: ev.EventData, scope: Scope) -> ev.EventData:
-        """This transformation on `event` (modified in place, or a new dict for `allow`)."""
+    def apply(self, view: ev.EventData, scope: Scope, owned: dict[int, Any]) -> ev.EventData:
+        """This transformation on `view` (a new dict for `allow`). Containers are written only
+        once they are in `owned` (`ev.own_path`): what the view shares with the event is never
+        changed."""
         if self.kind == "exclude":
             for path in self.params:
-                ev.delete_path(event, path)
-            return event
+                if path not in view:  # a literal key is the top level's, owned already
+                    ev.own_path(view, path, owned)
+                ev.delete_path(view, path)
+            return view
         if self.kind == "allow":
             kept: ev.EventData = {}
+            owned[id(kept)] = kept
             for path in ("event_name", *self.params):
-                if path in event:  # a literal key, dots and all, is kept as it is (`get` finds it)
-                    kept[path] = event[path]
+                if path in view:  # a literal key, dots and all, is kept as it is (`get` finds it)
+                    kept[path] = view[path]
                     continue
-                value: Any = ev.get(event, path, _ABSENT)
+                value: Any = ev.get(view, path, _ABSENT)
                 if value is not _ABSENT:
-                    ev.set_path(kept, path, value)
+                    ev.set_path(kept, path, value)  # new dicts on the way, the value shared
             return kept
         for path, render in self.set:
-            ev.set_path(event, path, render(scope))
-        return event
+            ev.own_path(view, path, owned)
+            ev.set_path(view, path, render(scope))
+        return view
 
 
 _ABSENT = object()
@@ -64,12 +71,17 @@ _ABSENT = object()
 def apply_all(
     transformations: tuple[Transformation, ...], event: ev.EventData, scope: Scope
 ) -> ev.EventData:
-    """The event as the tag sees it; the original is never modified."""
+    """The event as the tag sees it; the original is never modified. The view is a new dict
+    that shares with the event every value no transformation writes under: the dicts and lists
+    on the way to a path that changes are copied first (copy on write), not the whole event,
+    per tag. Tags never modify the event they get (`build` is pure, docs/plugins.md)."""
     view = event
+    owned: dict[int, Any] = {}  # the view's own containers by id; the values keep them alive
     for transformation in transformations:
         if not transformation.applies(scope):
             continue
-        if view is event:  # copied once, and only when something changes it
-            view = ev.copy_event(event)
-        view = transformation.apply(view, scope)
+        if view is event:  # made once, and only when something changes it
+            view = dict(event)
+            owned[id(view)] = view
+        view = transformation.apply(view, scope, owned)
     return view

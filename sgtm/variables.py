@@ -9,7 +9,7 @@ out. The per-event Scope they read is in `sgtm.scope`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import msgspec
@@ -17,8 +17,8 @@ import msgspec
 from sgtm.hookspecs import hookimpl
 from sgtm.plugin import Variable
 from sgtm.regex import Regex, RegexError
-from sgtm.scope import Scope
-from sgtm.templates import Renderer, compile_value, has_template, to_text
+from sgtm.scope import BUILTIN_READS, BUILTINS, BoundVariable, Scope
+from sgtm.templates import Renderer, compile_value, has_template, to_text, walk_references
 
 
 def _render(renderer: Renderer | None, raw: Any, scope: Scope) -> Any:
@@ -194,6 +194,101 @@ def _group_template(value: Any) -> GroupTemplate:
         return "".join(out)
 
     return insert
+
+
+# What a core variable type reads of an event: (event keys, other variables), from its settings.
+# Only these exact types: a plugin's type (or a subclass) may read anything.
+def _templates_read(*values: Any) -> tuple[list[str], list[str]]:
+    keys: list[str] = []
+    names: list[str] = []
+    for value in values:
+        for _, name in walk_references(value):
+            if name.startswith("event."):
+                keys.append(name[len("event.") :])
+            else:
+                names.append(name)
+    return keys, names
+
+
+def _lookup_reads(settings: LookupSettings) -> tuple[list[str], list[str]]:
+    keys, names = _templates_read(settings.map, settings.default)
+    return keys, [settings.input, *names]
+
+
+def _regex_table_reads(settings: RegexTableSettings) -> tuple[list[str], list[str]]:
+    keys, names = _templates_read([row.value for row in settings.patterns], settings.default)
+    return keys, [settings.input, *names]
+
+
+_READS: dict[type, Callable[[Any], tuple[list[str], list[str]]]] = {
+    EventDataVariable: lambda settings: ([settings.key], []),
+    ConstantVariable: lambda settings: ([], []),
+    RequestHeaderVariable: lambda settings: ([], []),
+    CookieVariable: lambda settings: ([], []),
+    QueryParamVariable: lambda settings: ([], []),
+    LookupVariable: _lookup_reads,
+    RegexTableVariable: _regex_table_reads,
+}
+
+
+def view_shared(
+    variables: Mapping[str, BoundVariable], written: Collection[str] | None
+) -> frozenset[str]:
+    """The variables whose value on a tag's view of an event is their value on the event itself
+    (`Scope.view`): every event key they read, themselves or through other variables, is apart
+    from the paths the tag's transformations write (`written`, None when one may change any:
+    `allow`). A plugin's variable type is never shared: what it reads is not known."""
+    written_paths = [_written_part(path) for path in written or ()]
+
+    def apart(key: str) -> bool:
+        return not any(
+            key == path or key.startswith(path + ".") or path.startswith(key + ".")
+            for path in written_paths
+        )
+
+    reads: dict[str, frozenset[str] | None] = {}
+
+    def event_keys(name: str) -> frozenset[str] | None:
+        """The event keys `name` reads, None when not known (or when it reads itself)."""
+        if name in reads:
+            return reads[name]
+        reads[name] = None  # a cycle stays unknown
+        bound = variables.get(name)
+        found: frozenset[str] | None
+        if bound is None:
+            found = frozenset(BUILTIN_READS.get(name, ()))
+        else:
+            read = _READS.get(type(bound.type))
+            found = None
+            if read is not None:
+                keys, names = read(bound.settings)
+                found = frozenset(keys)
+                for other in names:
+                    more = event_keys(other)
+                    if more is None:
+                        found = None
+                        break
+                    found |= more
+        reads[name] = found
+        return found
+
+    shared = set()
+    for name in [*variables, *BUILTINS]:
+        keys = event_keys(name)
+        if keys is not None and (written is not None or not keys) and all(map(apart, keys)):
+            shared.add(name)
+    return frozenset(shared)
+
+
+def _written_part(path: str) -> str:
+    """What a write at `path` may change: its whole path, but from a list index on, the whole
+    list (deleting an item moves the next ones; writing past the end replaces the list). The
+    top level is a dict: its keys are never indexes."""
+    parts = path.split(".")
+    for i in range(1, len(parts)):
+        if parts[i].isdigit():
+            return ".".join(parts[:i])
+    return path
 
 
 @hookimpl

@@ -23,7 +23,7 @@ def trace(*args: str) -> Ran:
 
 def test_trace_shows_an_events_deliveries(tmp_path, backend):
     store = backend or f"delivery: {{path: '{tmp_path / 'data'}'}}"
-    with FakeVendor() as vendor:
+    with FakeVendor(responses=[500, 200]) as vendor:
         config = write_container(tmp_path, vendor.url, store)
         with SgtmServer(config) as server:
             body = {"event": "purchase", "event_id": "E-7", "ecommerce": {"transaction_id": "T-7"}}
@@ -37,7 +37,7 @@ def test_trace_shows_an_events_deliveries(tmp_path, backend):
             assert shown.returncode == 0
             header, row = shown.stdout.splitlines()
             assert header.split() == ["AT", "(UTC)", "EVENT", "TAG", "STATE", "TRIES", "STATUS"]
-            assert row.split()[1:] == ["E-7", "shop/hook", "delivered", "1", "200"]
+            assert row.split()[1:] == ["E-7", "shop/hook", "delivered", "2", "200"]
             as_json = json.loads(trace("E-7", "-c", str(config), "--json").stdout)
             assert as_json["event_id"] == "E-7"
             assert [d["state"] for d in as_json["deliveries"]] == ["delivered"]

@@ -10,6 +10,9 @@ import pytest
 
 from sgtm import event as ev
 from sgtm.config import load_text
+from sgtm.container import Container
+from sgtm.dedupe import MemoryDedupe
+from sgtm.delivery.recorder import RecorderDelivery
 from sgtm.event import copy_event
 from sgtm.scope import BUILTINS, BoundVariable, Scope
 from sgtm.templates import compile_value
@@ -283,24 +286,63 @@ def test_transformations_run_in_order(
     assert run(*transformations) == expected
 
 
-def test_the_view_shares_no_mutable_structure_with_the_original() -> None:
+def test_the_view_copies_only_what_transformations_write_under() -> None:
+    # Copy on write: the containers on the way to a changed path are the view's own, the rest is
+    # shared with the event (as the event itself is with a tag that has no transformation; tags
+    # never modify what they get).
     original = event()
-    view = apply_all((augment({"x": 1}),), original, Scope(original, None, None, VARIABLES))
+    view = apply_all(
+        (exclude("user_data.address.city", "items.1.price"), augment({"items.0.brand": "A"})),
+        original,
+        Scope(original, None, None, VARIABLES),
+    )
+    assert original == event()
     assert view is not original
     assert view["user_data"] is not original["user_data"]
     assert view["user_data"]["address"] is not original["user_data"]["address"]
     assert view["items"] is not original["items"]
     assert view["items"][0] is not original["items"][0]
-    view["user_data"]["address"]["city"] = "changed"
-    view["items"][0]["price"] = 0
-    assert original == event()
+    assert view["items"][1] is not original["items"][1]
+    assert view["user_data"]["address"] == {"country": "BR"}
+    assert view["items"] == [
+        {"item_id": "SKU1", "price": 10, "brand": "A"},
+        {"item_id": "SKU2"},
+    ]
+    untouched = apply_all((augment({"x": 1}),), original, Scope(original, None, None, VARIABLES))
+    assert untouched["user_data"] is original["user_data"]
 
 
-def test_allow_view_does_not_alias_the_original() -> None:
+@pytest.mark.parametrize(
+    "transformations",
+    [
+        # allow keeps the event's values; what runs after it writes under them
+        (allow("user_data.address"), exclude("user_data.address.city")),
+        (allow("user_data"), augment({"user_data.address.city": "x"})),
+        (allow("items"), exclude("items.0"), augment({"items.0.price": 1})),
+        # an augmented value taken from the event, then changed under it
+        (augment({"copy": "{{event.user_data}}"}), exclude("copy.address.city")),
+        (augment({"copy": "{{event.items}}"}), exclude("copy.0"), augment({"copy.0.p": 2})),
+        # the same container reached twice
+        (exclude("items.0.price"), exclude("items.0.item_id"), augment({"items.0.x": 1})),
+    ],
+)
+def test_writes_after_allow_or_augment_never_reach_the_original(
+    transformations: tuple[Transformation, ...],
+) -> None:
+    run(*transformations)  # run() checks that the original is unchanged
+
+
+def test_an_augmented_variable_value_is_not_changed_for_other_tags() -> None:
+    settings = registry().variables["constant"].Settings
+    shared = BoundVariable(
+        "meta", registry().variables["constant"], msgspec.convert({"value": {"a": 1}}, settings)
+    )
     original = event()
-    view = apply_all((allow("user_data.address"),), original, Scope(original, None, None, {}))
-    view["user_data"]["address"]["city"] = "changed"
-    assert original["user_data"]["address"]["city"] == "São Paulo"
+    scope = Scope(original, None, None, {"meta": shared})
+    chain = (augment({"meta": "{{meta}}"}), exclude("meta.a"))
+    assert apply_all(chain, original, scope)["meta"] == {}
+    assert apply_all(chain, original, scope)["meta"] == {}
+    assert scope.var("meta") == {"a": 1}
 
 
 def test_no_transformations_returns_the_event_unchanged() -> None:
@@ -378,3 +420,45 @@ def test_loader_gives_each_tag_the_transformations_that_affect_it() -> None:
         "user_data": {"phone_number": "1"},
     }
     assert source["currency"] == "USD"
+
+
+async def test_tags_read_variables_on_their_own_view_of_the_event() -> None:
+    # Each tag's variables see its transformations: one reading a key a transformation wrote
+    # gets the new value, one reading nothing changed gets the event's (computed once).
+    text = textwrap.dedent(
+        """\
+        version: 1
+        variables:
+          email: {type: event_data, key: user_data.email_address}
+          host: {type: lookup, input: page_hostname, map: {a.example: web}, default: other}
+          first: {type: event_data, key: items.1.item_id}
+        triggers:
+          all: {all: []}
+        transformations:
+          - {type: augment, set: {user_data.email_address: hidden}, tags: [masked]}
+          - {type: exclude, params: [items.0], tags: [masked]}
+          - {type: augment, set: {page_location: "https://b.example/"}, tags: [moved]}
+          - {type: allow, params: [event_name], tags: [allowed]}
+        tags:
+        """
+    )
+    body = '{e: "{{email}}", h: "{{host}}", f: "{{first}}"}'
+    for name in ("plain", "masked", "moved", "allowed"):
+        text += f"  - {{name: {name}, type: http_request, triggers: [all],"
+        text += f' settings: {{url: "https://t.example/", body: {body}}}}}\n'
+    spec = load_text(text, "views.yaml", registry(), environ={})
+    container = Container(spec, RecorderDelivery(), MemoryDedupe())
+    source = {
+        "event_name": "e",
+        "page_location": "https://a.example/x",
+        "user_data": {"email_address": "a@b.example"},
+        "items": [{"item_id": "A"}, {"item_id": "B"}, {"item_id": "C"}],
+    }
+    _, (trace,) = await container.run_events([source], None, "ga4", 0.0, trace=True)
+    bodies = {tag.name: msgspec.json.decode(tag.requests[0].body) for tag in trace.tags}
+    assert bodies == {
+        "plain": {"e": "a@b.example", "h": "web", "f": "B"},
+        "masked": {"e": "hidden", "h": "web", "f": "C"},
+        "moved": {"e": "a@b.example", "h": "other", "f": "B"},
+        "allowed": {"e": None, "h": "other", "f": None},
+    }

@@ -9,8 +9,8 @@ import pytest
 
 from sgtm.plugin import Variable
 from sgtm.request import HitRequest
-from sgtm.scope import BUILTINS, BoundVariable, Scope
-from sgtm.variables import LookupVariable, RegexTableVariable
+from sgtm.scope import BUILTIN_READS, BUILTINS, BoundVariable, Scope
+from sgtm.variables import LookupVariable, RegexTableVariable, view_shared
 from tests.installed import registry
 
 
@@ -480,3 +480,119 @@ def test_a_self_reading_variable_sees_none() -> None:
     scope = Scope({}, None, None, {"me": BoundVariable("me", SelfReader(), None)})
     assert scope.var("me") == ("inner", None)
     assert scope.var("me") == ("inner", None)
+
+
+class _Reads(dict):  # type: ignore[type-arg]
+    """An event that records the keys read from it."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.read: set[str] = set()
+
+    def __contains__(self, key: object) -> bool:
+        self.read.add(str(key))
+        return super().__contains__(key)
+
+    def __getitem__(self, key: str) -> Any:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+
+@pytest.mark.parametrize("case", BUILTIN_CASES, ids=lambda case: case[0])
+def test_builtin_reads_lists_every_key_a_builtin_reads(case: tuple[Any, ...]) -> None:
+    name, event, request_, client, _ = case
+    recording = _Reads(event)
+    Scope(recording, request_, client, {}).var(name)
+    assert recording.read <= set(BUILTIN_READS.get(name, ()))
+
+
+VIEW_VARIABLES = {
+    "email": bind("email", "event_data", key="user_data.email_address"),
+    "price": bind("price", "event_data", key="items.1.price"),
+    "fixed": bind("fixed", "constant", value="c"),
+    "header": bind("header", "request_header", name="x-a"),
+    "channel": bind("channel", "lookup", input="page_hostname", map={"a.example": "web"}),
+    "by_currency": bind(
+        "by_currency", "lookup", input="fixed", map={"c": "{{event.currency}}"}, default="x"
+    ),
+    "section": bind(
+        "section",
+        "regex_table",
+        input="page_path",
+        patterns=[{"match": "^/p/(.*)", "value": "$1-{{email}}"}],
+    ),
+    "custom": BoundVariable("custom", Counting("v"), None),
+    "via_custom": bind("via_custom", "lookup", input="custom", map={}),
+}
+
+
+@pytest.mark.parametrize(
+    ("written", "not_shared"),
+    [
+        ([], {"custom", "via_custom"}),
+        (["site_section", "channel"], {"custom", "via_custom"}),
+        (["currency"], {"custom", "via_custom", "by_currency"}),
+        # the key itself, a key under it, a key above it
+        (["user_data.email_address"], {"custom", "via_custom", "email", "section"}),
+        (["user_data.email_address.x"], {"custom", "via_custom", "email", "section"}),
+        (["user_data"], {"custom", "via_custom", "email", "section"}),
+        (["user_data.phone_number"], {"custom", "via_custom"}),
+        # page_location feeds page_hostname and page_path, and what reads them
+        (
+            ["page_location"],
+            {"custom", "via_custom", "page_location", "page_path", "page_hostname"}
+            | {"channel", "section"},
+        ),
+        (["page_path"], {"custom", "via_custom", "page_path", "section"}),
+        # a list item: the whole list (removing one moves the next ones)
+        (["items.0"], {"custom", "via_custom", "price"}),
+        (["items.3.price"], {"custom", "via_custom", "price"}),
+        (["event_name"], {"custom", "via_custom", "event_name"}),
+    ],
+)
+def test_view_shared(written: list[str], not_shared: set[str]) -> None:
+    everything = set(VIEW_VARIABLES) | set(BUILTINS)
+    assert view_shared(VIEW_VARIABLES, written) == everything - not_shared
+
+
+def test_view_shared_after_allow_keeps_only_what_reads_no_event_key() -> None:
+    no_event = {"fixed", "header", "client_name", "request_path", "request_method"}
+    assert view_shared(VIEW_VARIABLES, None) == no_event | {"query_string"}
+
+
+def test_view_shared_of_variables_reading_each_other_is_none() -> None:
+    variables = {
+        "a": bind("a", "lookup", input="b", map={}),
+        "b": bind("b", "lookup", input="a", map={}),
+        "c": bind("c", "event_data", key="x"),
+    }
+    assert {"a", "b"}.isdisjoint(view_shared(variables, []))
+    assert "c" in view_shared(variables, [])
+
+
+def test_a_view_reads_shared_variables_from_the_event_and_computes_the_others() -> None:
+    counting = Counting("v")
+    variables = {**VIEW_VARIABLES, "custom": BoundVariable("custom", counting, None)}
+    event = {
+        "user_data": {"email_address": "a@b.example"},
+        "page_location": "https://a.example/p/x",
+    }
+    scope = Scope(event, None, None, variables)
+    view = {**event, "user_data": {"email_address": "changed@b.example"}}
+    shared = view_shared(variables, ["user_data.email_address"])
+    first = scope.view(view, shared)
+    assert first.var("email") == "changed@b.example"
+    assert first.var("section") == "x-changed@b.example"
+    assert first.var("channel") == "web"
+    assert first.var("custom") == "v"
+    assert scope.var("email") == "a@b.example"
+    assert scope.var("section") == "x-a@b.example"
+    # `channel` was computed once, by the event's Scope; `custom` on each Scope
+    assert scope._cache["channel"] == "web"
+    second = scope.view(view, shared)
+    assert second.var("custom") == "v"
+    assert counting.calls == 2
