@@ -37,7 +37,7 @@ from sgtm.dedupe import MemoryDedupe
 from sgtm.delivery.base import Delivery, DeliveryUnavailable
 from sgtm.delivery.engine import DeliveryEngine
 from sgtm.event import EventData
-from sgtm.ingress import BadHost, hit_request, request_host
+from sgtm.ingress import BadHost, asgi_headers, hit_request, request_host
 from sgtm.limits import ServerLimits, limits_from_env
 from sgtm.metrics import Metrics
 from sgtm.middleware import (
@@ -136,9 +136,11 @@ class TaggingApp:
                 announced = announced or value != b"0"
             elif name == b"transfer-encoding":
                 announced = True
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        headers, hosts = asgi_headers(scope["headers"])
         try:
-            host = request_host(headers)
+            if hosts > 1:
+                raise BadHost("more than one Host header")
+            host = request_host(headers.items()) if hosts else None
         except BadHost as exc:
             return ClientResponse(status=400, body=f"{exc}\n".encode()), not announced
         if host is None:  # HTTP/1.0 without Host: the address the request reached

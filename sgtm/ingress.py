@@ -94,11 +94,29 @@ def merge_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     headers: dict[str, str] = {}
     for raw_name, value in pairs:
         name = raw_name.lower()
+        headers[name] = _joined(name, headers[name], value) if name in headers else value
+    return headers
+
+
+def asgi_headers(raw: Iterable[tuple[bytes, bytes]]) -> tuple[dict[str, str], int]:
+    """An ASGI scope's header pairs decoded (latin-1) and merged as `merge_headers` does, in one
+    pass, with the number of Host headers they held."""
+    headers: dict[str, str] = {}
+    hosts = 0
+    for raw_name, raw_value in raw:
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("latin-1")
         if name in headers:
-            headers[name] += ("; " if name == "cookie" else ", ") + value
+            headers[name] = _joined(name, headers[name], value)
         else:
             headers[name] = value
-    return headers
+        if name == "host":
+            hosts += 1
+    return headers, hosts
+
+
+def _joined(name: str, first: str, then: str) -> str:
+    return first + ("; " if name == "cookie" else ", ") + then
 
 
 def hit_request(
@@ -106,7 +124,7 @@ def hit_request(
     *,
     method: str,
     target: str,
-    headers: Iterable[tuple[str, str]],
+    headers: Iterable[tuple[str, str]] | dict[str, str],
     body: bytes,
     peer: str | None,
     scheme: str,
@@ -115,10 +133,12 @@ def hit_request(
     """The request as clients see it.
 
     `target` is the request line's path and query as sent (percent-encoded); `peer` the socket's
-    address; `scheme` the socket's. The client IP and, from a trusted proxy, the scheme come from
-    the container's privacy policy; nothing else a request says about itself is believed.
+    address; `scheme` the socket's. `headers` are the request's pairs, or a dict they were
+    already merged into (`merge_headers`, `asgi_headers`), which the request then keeps. The
+    client IP and, from a trusted proxy, the scheme come from the container's privacy policy;
+    nothing else a request says about itself is believed.
     """
-    merged = merge_headers(headers)
+    merged = headers if isinstance(headers, dict) else merge_headers(headers)
     raw_path, _, query = target.partition("?")
     client_ip, trusted_sender = privacy.sender(peer, merged.get("x-forwarded-for"))
     if privacy.is_trusted(peer):

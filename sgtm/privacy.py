@@ -148,12 +148,29 @@ class PrivacyPolicy:
         through trusted proxies only, is trusted. Only a trusted sender's hit may name its own
         client IP (GA4 `_uip`, an event's `ip_override`).
         """
-        ip = client_ip(peer, forwarded_for, self.trusted_proxies)
-        trusted = self.is_trusted(ip)
-        return (anonymize_ip(ip) if self.anonymize_ip else ip), trusted
+        if forwarded_for is not None and len(forwarded_for) > _MAX_CACHED_FORWARDED_FOR:
+            return _sender.__wrapped__(self, peer, forwarded_for)
+        return _sender(self, peer, forwarded_for)
 
     def is_trusted(self, address: str | None) -> bool:
         """Whether an address (a socket peer: then we believe its X-Forwarded-* headers) is in
         `trusted_proxies`."""
+        if not self.trusted_proxies:
+            return False
         parsed = _parse_ip(address)
         return parsed is not None and _is_trusted(parsed, self.trusted_proxies)
+
+
+# Requests come from the same few peers (a visitor, a load balancer) with the same few
+# X-Forwarded-For values: the answer is cached, bounded in entries and in the header's length
+# (a longer header, a client's invention, is resolved uncached).
+_MAX_CACHED_FORWARDED_FOR = 256
+
+
+@functools.lru_cache(maxsize=4096)
+def _sender(
+    policy: PrivacyPolicy, peer: str | None, forwarded_for: str | None
+) -> tuple[str | None, bool]:
+    ip = client_ip(peer, forwarded_for, policy.trusted_proxies)
+    trusted = policy.is_trusted(ip)
+    return (anonymize_ip(ip) if policy.anonymize_ip else ip), trusted

@@ -4,9 +4,10 @@ deadline and header size limit it lacks.
 uvicorn times out idle keep-alive connections, but nothing else before a request reaches the app:
 a client that connects and sends nothing, or a header byte every few seconds, holds its connection
 forever, and httptools keeps any amount of header bytes in memory. Here a timer starts when a
-connection opens (or when the first byte of a following request arrives) and stops when the
-headers are complete; when it fires the client gets 408 (or, if it sent nothing, just a close).
-Headers growing past the size limit get 431. The body deadline is the app's (sgtm/app.py): it is
+connection opens (or when a read holding the first bytes of a following request ends without its
+complete headers: most requests never need one) and stops when the headers are complete; when it
+fires the client gets 408 (or, if it sent nothing, just a close). Headers growing past the size
+limit get 431. The body deadline is the app's (sgtm/app.py): it is
 where the body is read. Responses made here are plain text with `nosniff`, like the app's.
 
 The class is named by its import path in uvicorn's options, so `--workers` processes load it too;
@@ -68,8 +69,17 @@ class SgtmHttpProtocol(HttpToolsProtocol):
             if self.header_bytes > self.max_header_bytes:
                 self._refuse(431, "header_too_large", "request headers too large\n")
                 return
-        between_requests = self.cycle is None or self.cycle.response_complete
-        if between_requests and self.header_timer is None and self.timeout_keep_alive_task is None:
+        if self.header_timer is not None:
+            return
+        if self.request_begun:
+            # A request began in these bytes or earlier and its headers are not complete: the
+            # deadline runs from here. Armed after the read rather than at the request's first
+            # byte (microseconds earlier), so that headers arriving in one read, nearly all of
+            # them, cost no timer.
+            self._arm()
+        elif (self.cycle is None or self.cycle.response_complete) and (
+            self.timeout_keep_alive_task is None
+        ):
             # Bytes that began no request (blank lines may precede a request line): uvicorn
             # dropped its keep-alive timer on them, so the header deadline takes over.
             self._arm()
@@ -79,9 +89,7 @@ class SgtmHttpProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.awaiting_headers = True
-        self.request_begun = True
-        if self.header_timer is None:
-            self._arm()
+        self.request_begun = True  # the deadline is armed after this read (data_received)
 
     def on_headers_complete(self) -> None:
         self._disarm()

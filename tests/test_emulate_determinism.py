@@ -154,3 +154,26 @@ def test_pretty_prints_indented_json(tmp_path):
     pretty = emulate(config, line, "--now", "1767225600", "--pretty")
     assert pretty.startswith('{\n  "client": "ga4",\n')
     assert json.loads(pretty) == json.loads(plain)
+
+
+def test_a_stream_seeded_on_use_draws_what_random_random_draws() -> None:
+    import random
+
+    from sgtm.emulate import SeededOnUse
+
+    stream = SeededOnUse()
+    for seed in ("1/1/client", "1/2/client", "7/1/client"):
+        stream.seed_on_use("never drawn from")
+        stream.seed_on_use(seed)  # the stream of the input after one that drew nothing
+        plain = random.Random(seed)
+        for draw in (
+            lambda r: r.getrandbits(128),
+            lambda r: r.randrange(2_147_483_647),
+            lambda r: r.random(),
+            lambda r: r.choice("abcdef"),
+            lambda r: r.randbytes(5),
+            lambda r: r.gauss(0, 1),
+        ):
+            assert draw(stream) == draw(plain)
+        stream.seed_on_use(seed)
+        assert stream.getstate() == random.Random(seed).getstate()

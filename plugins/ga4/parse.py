@@ -75,7 +75,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote, unquote_plus, unquote_to_bytes, urlsplit
 
-from sgtm.plugin import EventData, set_path
+from sgtm.plugin import EventData
 
 from . import user_data
 
@@ -340,27 +340,46 @@ def parse_hits(
     passthrough_unknown: bool = True,
 ) -> list[EventData]:
     """One event data dict per hit: the URL alone, or URL params overridden by each body line."""
-    base = parse_query(query_string, drop)
+    base = _decoded(query_string, drop)
     text = body.decode("utf-8", errors="replace") if body else ""
     lines = [line for line in text.split("\n") if line.strip()]
     if len(lines) > max_events:
         drop("ga4.too_many_events", len(lines) - max_events)
         del lines[max_events:]
-    hits = [{**base, **parse_query(line.strip("\r"), drop)} for line in lines] or [base]
-    return [
-        map_hit(
-            hit,
-            drop,
-            derive_page_fields=derive_page_fields,
-            passthrough_unknown=passthrough_unknown,
-        )
-        for hit in hits
-    ]
+    # The URL's params are decoded (and planned) once for every line of a batch.
+    hits = [{**base, **_decoded(line.strip("\r"), drop)} for line in lines] or [base]
+    return [_map(hit, drop, derive_page_fields, passthrough_unknown) for hit in hits]
 
 
 def parse_query(query: str, drop: Drop = _no_drop) -> dict[str, str]:
     """Decode a query string leniently; the first occurrence of a name wins."""
-    params: dict[str, str] = {}
+    return {name: param[1] for name, param in _decoded(query, drop).items()}
+
+
+# A decoded param with what `_map` does with it, planned when it is decoded (and memoized with
+# it): a `Param` below. The kinds and their args:
+_TOP = 0  # a converted value for one top-level key: arg is the key
+_NESTED = 1  # a converted value for one key of an object: arg is (object, key)
+_SET = 2  # a converted value for several keys (a key, or (object, key)): arg is the keys
+_CALL = 3  # a param whose converted value is mutable (uafvl): converted is the converter
+_INVALID = 4  # a value its converter refused, or a prefixed param without a name: dropped
+_PREFIXED = 5  # up. upn. sst.: arg is (object, key), converted the value
+_ITEM = 6  # prN: arg is N
+_SYSTEM = 7  # an unknown `_name`: arg is the key under x-ga-system_properties
+_MP2 = 8  # an unknown name: arg is its x-ga-mp2- key
+_SKIP = 9  # read by name (em, gcs, _uip, ...) or not mapped at all
+_EVENT_PARAM = 10  # ep./epn., mapped before the rest: arg is the key, or the user_data path
+
+# (name, value, kind, arg, converted): a plain tuple, which unpacks faster than a NamedTuple.
+Param = tuple[str, str, int, Any, Any]
+# Only immutable values are converted when decoding (they are shared by every hit that sends
+# the same pair); a converter making lists or dicts runs for each hit.
+_IMMUTABLE_RESULTS = (to_str, to_number, to_bool)
+
+
+def _decoded(query: str, drop: Drop) -> dict[str, Param]:
+    """The params of a query string by name, the first occurrence of a name winning."""
+    params: dict[str, Param] = {}
     pairs = query.split("&", MAX_PARAMS)
     if len(pairs) > MAX_PARAMS:
         # split() left everything past the limit unsplit in the last piece.
@@ -368,27 +387,27 @@ def parse_query(query: str, drop: Drop = _no_drop) -> dict[str, str]:
     for pair in pairs:
         if not pair:
             continue
-        refused, name, value = _pair(pair) if len(pair) <= _MEMO_CHARS else _pair.__wrapped__(pair)
-        if refused:
+        refused, param = _pair(pair) if len(pair) <= _MEMO_CHARS else _pair.__wrapped__(pair)
+        if param is None:
             drop(refused, 1)
-        else:
-            params.setdefault(name, value)
+        elif param[0] not in params:
+            params[param[0]] = param
     return params
 
 
 @functools.lru_cache(maxsize=8 * _MEMO_ENTRIES)
-def _pair(pair: str) -> tuple[str, str, str]:
-    """One `name=value` decoded: ("", name, value), or (the drop reason, "", "")."""
+def _pair(pair: str) -> tuple[str, Param | None]:
+    """One `name=value` decoded and planned: ("", param), or (the drop reason, None)."""
     raw_name, _, raw_value = pair.partition("=")
     name = _unquote_plus(raw_name)
     if not name or len(name) > MAX_KEY_CHARS:
-        return "ga4.invalid_param", "", ""
+        return "ga4.invalid_param", None
     if len(raw_value) > _MAX_RAW_VALUE_CHARS:
-        return "ga4.param_too_long", "", ""
+        return "ga4.param_too_long", None
     value = _unquote_plus(raw_value)
     if len(value) > MAX_VALUE_CHARS:
-        return "ga4.param_too_long", "", ""
-    return "", name, value
+        return "ga4.param_too_long", None
+    return "", _param(name, value)
 
 
 def _unquote_plus(raw: str) -> str:
@@ -402,6 +421,37 @@ def _unquote_plus(raw: str) -> str:
     return raw.replace("+", " ") if "+" in raw else raw
 
 
+def _param(name: str, value: str) -> Param:
+    kind, arg = _plan(name)
+    converted: Any = None
+    if kind == _SET:
+        keys, convert = arg
+        if convert not in _IMMUTABLE_RESULTS:
+            return name, value, _CALL, keys, convert
+        converted = convert(value)
+        if converted is None:
+            kind, arg = _INVALID, None
+        elif len(keys) > 1:
+            arg = keys
+        else:
+            arg = keys[0]
+            kind = _TOP if type(arg) is str else _NESTED
+    elif kind in (_PREFIXED, _EVENT_PARAM):
+        prefix, _, key = name.partition(".")
+        container, convert = PREFIXED[prefix + "."]
+        converted = convert(value)
+        if not key or converted is None:
+            arg = None  # dropped: counted where the param is mapped, as every drop is
+        elif prefix == "ep" and key.startswith(USER_DATA_PREFIX):
+            parts = key[len(USER_DATA_PREFIX) :].split(".")
+            arg = (USER_DATA_ALIASES.get(parts[0], parts[0]), *parts[1:]) if all(parts) else None
+        else:
+            arg = (container, key) if container else key
+        if arg is None and kind == _PREFIXED:
+            kind = _INVALID
+    return name, value, kind, arg, converted
+
+
 def map_hit(
     params: Mapping[str, str],
     drop: Drop = _no_drop,
@@ -410,48 +460,76 @@ def map_hit(
     passthrough_unknown: bool = True,
 ) -> EventData:
     """Map one hit's decoded params to event data (§2-§6 of the reference)."""
+    planned = {name: _param(name, value) for name, value in params.items()}
+    return _map(planned, drop, derive_page_fields, passthrough_unknown)
+
+
+def _map(
+    params: dict[str, Param], drop: Drop, derive_page_fields: bool, passthrough_unknown: bool
+) -> EventData:
     event: EventData = {}
     # Event params first so that the protocol's own fields win when a name is reused.
-    for name, raw in params.items():
-        if name.startswith(_EVENT_PARAM_PREFIXES):
-            _map_prefixed(event, name, raw, drop)
+    for _name, _value, kind, arg, converted in params.values():
+        if kind == _EVENT_PARAM:
+            if arg is None:
+                drop("ga4.invalid_param", 1)
+            elif type(arg) is str:
+                event[arg] = converted
+            else:  # a path in user_data
+                node = _object(event, "user_data")
+                for part in arg[:-1]:
+                    node = _object(node, part)
+                node[arg[-1]] = converted
 
     items: dict[int, str] = {}
-    for name, raw in params.items():
-        kind, arg = _plan(name)
-        if kind is _COPY:
-            event[arg] = raw
-        elif kind is _CONVERT:
-            keys, convert = arg
-            value = convert(raw)
-            if value is None:
+    for _name, value, kind, arg, converted in params.values():
+        if kind == _TOP:
+            event[arg] = converted
+        elif kind == _NESTED:
+            # _object(event, arg[0]), inline: most of a hit's params land in an object.
+            parent = event.get(arg[0])
+            if not isinstance(parent, dict):
+                parent = event[arg[0]] = {}
+            parent[arg[1]] = converted
+        elif kind == _SET:
+            for key in arg:
+                if type(key) is str:
+                    event[key] = converted
+                else:
+                    _object(event, key[0])[key[1]] = converted
+        elif kind == _CALL:
+            if (result := converted(value)) is None:
                 drop("ga4.invalid_param", 1)
                 continue
-            for key in keys:
+            for key in arg:
                 if type(key) is str:
-                    event[key] = value
+                    event[key] = result
                 else:
-                    _object(event, key[0])[key[1]] = value
-        elif kind is _PREFIXED:
-            _map_prefixed(event, name, raw, drop)
-        elif kind is _ITEM:
-            items[arg] = raw
-        elif kind is _SYSTEM:
+                    _object(event, key[0])[key[1]] = result
+        elif kind == _INVALID:
+            drop("ga4.invalid_param", 1)
+        elif kind == _PREFIXED:
+            _object(event, arg[0])[arg[1]] = converted
+        elif kind == _ITEM:
+            items[arg] = value
+        elif kind == _SYSTEM:
             if passthrough_unknown:
-                _object(event, "x-ga-system_properties")[arg] = raw
-        elif kind is _MP2 and passthrough_unknown:
-            event[arg] = raw
+                _object(event, "x-ga-system_properties")[arg] = value
+        elif kind == _MP2 and passthrough_unknown:
+            event[arg] = value
 
     if items and (mapped := _map_items(items, drop)):
         event["items"] = mapped
-    if (raw_em := params.get("em")) is not None:
-        decoded, invalid = user_data.decode(raw_em)
+    if (em := params.get("em")) is not None:
+        decoded, invalid = user_data.decode(em[1])
         if invalid:
             drop("ga4.invalid_param", invalid)
         if decoded:
             user_data.merge(_object(event, "user_data"), decoded)
-    if state := consent_state(params.get("gcs"), params.get("gcd")):
-        set_path(event, "x-sst-system_properties.consent.consentGrantedState", state)
+    gcs, gcd = params.get("gcs"), params.get("gcd")
+    if (gcs or gcd) and (state := consent_state(gcs and gcs[1], gcd and gcd[1])):
+        consent = _object(_object(event, "x-sst-system_properties"), "consent")
+        consent["consentGrantedState"] = state
     if ip := _ip_override(params, drop):
         event["ip_override"] = ip
     if derive_page_fields:
@@ -459,25 +537,16 @@ def map_hit(
     return event
 
 
-# What map_hit does with a param, by its name alone: decided once per name (names repeat on
-# every hit), in a bounded cache like the values'.
-_COPY = "copy"  # a string param with one top-level key: arg is the key
-_CONVERT = "convert"  # arg is (keys, converter) from _TARGETS
-_PREFIXED = "prefixed"  # up. upn. sst. (ep. and epn. are mapped first, then skipped)
-_ITEM = "item"  # prN: arg is N
-_SYSTEM = "system"  # an unknown `_name`: arg is the key under x-ga-system_properties
-_MP2 = "mp2"  # an unknown name: arg is its x-ga-mp2- key
-_SKIP = "skip"
-
-
 @functools.lru_cache(maxsize=4 * _MEMO_ENTRIES)
-def _plan(name: str) -> tuple[str, Any]:
+def _plan(name: str) -> tuple[int, Any]:
+    """What `_map` does with a param, by its name alone: decided once per name (names repeat on
+    every hit), in a bounded cache like the values'. `_SET` here is any param of PARAMS, with
+    its (keys, converter); `_param` narrows it once it has the value."""
     if (target := _TARGETS.get(name)) is not None:
-        keys, convert = target
-        if convert is to_str and len(keys) == 1 and type(keys[0]) is str:
-            return _COPY, keys[0]
-        return _CONVERT, target
-    if name.startswith(_EVENT_PARAM_PREFIXES) or name in CONSUMED:
+        return _SET, target
+    if name.startswith(_EVENT_PARAM_PREFIXES):
+        return _EVENT_PARAM, None
+    if name in CONSUMED:
         return _SKIP, None
     if name.startswith(_PREFIXES):
         return _PREFIXED, None
@@ -486,33 +555,6 @@ def _plan(name: str) -> tuple[str, Any]:
     if _PASSTHROUGH_NAME.fullmatch(name):
         return (_SYSTEM, name[1:]) if name.startswith("_") else (_MP2, f"x-ga-mp2-{name}")
     return _SKIP, None
-
-
-def _map_prefixed(event: EventData, name: str, raw: str, drop: Drop) -> None:
-    prefix, _, key = name.partition(".")
-    container, convert = PREFIXED[prefix + "."]
-    value = convert(raw)
-    if not key or value is None:
-        drop("ga4.invalid_param", 1)
-        return
-    if prefix == "ep" and key.startswith(USER_DATA_PREFIX):
-        _map_user_data(event, key[len(USER_DATA_PREFIX) :], value, drop)
-    elif container:
-        _object(event, container)[key] = value
-    else:
-        event[key] = value
-
-
-def _map_user_data(event: EventData, path: str, value: str, drop: Drop) -> None:
-    parts = path.split(".")
-    if not all(parts):
-        drop("ga4.invalid_param", 1)
-        return
-    parts[0] = USER_DATA_ALIASES.get(parts[0], parts[0])
-    node = _object(event, "user_data")
-    for part in parts[:-1]:
-        node = _object(node, part)
-    node[parts[-1]] = value
 
 
 def _object(parent: dict[str, Any], key: str) -> dict[str, Any]:
@@ -613,11 +655,12 @@ def gcd_letter(letter: str) -> bool | None:
     return None
 
 
-def _ip_override(params: Mapping[str, str], drop: Drop) -> str | None:
+def _ip_override(params: dict[str, Param], drop: Drop) -> str | None:
     for name in IP_PARAMS:
-        raw = params.get(name)
-        if raw is None:
+        param = params.get(name)
+        if param is None:
             continue
+        raw = param[1]
         try:
             ipaddress.ip_address(raw.strip())
         except ValueError:

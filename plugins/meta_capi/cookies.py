@@ -41,10 +41,12 @@ def meta_cookies(
     (else of the Referer) as `fb.<index>.<ms>.<fbclid>`, the click id byte for byte; an
     existing `_fbc` with the same click id is kept.
     """
-    if not storage_granted(events, "ad_storage", ctx):
-        return
     existing_fbp = _existing(request.cookies.get("_fbp"), events, FBP_KEY)
     existing_fbc = _existing(request.cookies.get("_fbc"), events, FBC_KEY)
+    if not set_cookies and existing_fbp is None and existing_fbc is None:
+        return  # nothing to read into the events: the consent check (per event) is not needed
+    if not storage_granted(events, "ad_storage", ctx):
+        return
     if not set_cookies:
         for key, value in ((FBP_KEY, existing_fbp), (FBC_KEY, existing_fbc)):
             if value is not None:
