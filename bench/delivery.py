@@ -41,7 +41,9 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+# The checkout last: the installed package (or PYTHONPATH=dir with an older copy of sgtm/ and
+# sgtm_plugins/, for a before/after) comes first.
+sys.path.append(str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 import ingest  # noqa: E402
@@ -103,7 +105,7 @@ async def drop(store: Store, kind: str) -> None:
             await redis.delete(*keys[i : i + 1000])
 
 
-def engine(store: Store, tag: Tag, **options: float) -> DeliveryEngine:
+def engine(store: Store, tag: Tag, *, sends: bool = True, **options: float) -> DeliveryEngine:
     route = TagRoute(
         container="bench",
         tag=tag.name,
@@ -115,6 +117,7 @@ def engine(store: Store, tag: Tag, **options: float) -> DeliveryEngine:
         store,
         {("bench", tag.name): route},
         options=EngineOptions(**options),  # type: ignore[arg-type]
+        sends=sends,
     )
 
 
@@ -186,6 +189,27 @@ async def live(kind: str, url: str, tag: Tag, events: int) -> EngineRun:
     await eng.close()
     shutil.rmtree(directory, ignore_errors=True)
     print(f"    ingest (submit) {events / ingested:8.0f} events/s")
+    return run
+
+
+async def submit_only(kind: str, url: str, tag: Tag, events: int) -> EngineRun:
+    """An ingest process's part (`--role ingest`): 64 concurrent callers each submit one event
+    at a time, the engine stores them and never sends; CPU per event of storing alone."""
+    directory = tempfile.mkdtemp(prefix="sgtm-bench-")
+    eng = engine(make_store(kind, directory), tag, sends=False)
+    await eng.start()
+    counter = iter(range(events))
+
+    async def client() -> None:
+        for n in counter:
+            await eng.submit([submission(tag, url, n)])
+
+    clock = CpuClock()
+    await asyncio.gather(*(client() for _ in range(64)))
+    run = clock.run(events)
+    await drop(eng.store, kind)
+    await eng.close()
+    shutil.rmtree(directory, ignore_errors=True)
     return run
 
 
@@ -505,6 +529,9 @@ def main() -> None:
     url = base + "/e"
     try:
         print(f"store: {args.store}; vendor on loopback in its own process")
+        if args.engine:
+            run = asyncio.run(submit_only(args.store, url, OneTag(), args.events))
+            print(f"  store only (--role ingest), 1 event/request: {run}")
         for tag in (OneTag(), BatchTag()) if args.engine else ():
             label = "1 event/request" if tag.batching is None else "100 events/request"
             print(f"  live, {label}:")

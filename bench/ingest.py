@@ -21,18 +21,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
 import shutil
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +54,8 @@ LOOPBACK = "127.0.0.1"
 SCENARIOS = {
     "dryrun": "the GA4 client and three dry_run tags (bench/ingest.yaml)",
     "outbox": "the same tags sending: the SQLite outbox, delivery to a vendor on loopback",
+    "outbox-split": "outbox with the roles split: `--role ingest` measured, a `--role deliver`"
+    " process beside it on the same outbox",
     "notags": "the GA4 client alone, no tags",
     "healthz": "GET /healthz",
     "record": "dryrun with `sgtm serve --record` (every hit written to a file)",
@@ -676,11 +681,61 @@ def fired_tags(log_path: Path, since: int) -> Counter[str]:
     return fired
 
 
+@dataclass
+class Split:
+    """The deliverer of `outbox-split` (`sgtm serve --role deliver` on the ingest's outbox), its
+    loopback vendor and the outbox file, to measure what delivering the measured load costs."""
+
+    deliverer: Server
+    vendor: str  # the vendor's base URL
+    outbox: Any  # bench/delivery.py's Outbox
+
+    def received(self) -> int:
+        from delivery import vendor_count
+
+        return vendor_count(self.vendor)
+
+    def drained(self, limit: float = 300) -> None:
+        from delivery import wait_until
+
+        wait_until(lambda: self.outbox.depth() == 0, limit)
+
+    def check_arrivals(self, load: Callable[[float], dict[str, Any]], duration: float) -> int:
+        """Load with a trigger counting every job the ingest stores, then drain: the vendor must
+        have received exactly that many requests (none lost, none sent twice). The trigger costs
+        the ingest's writer a statement per job, so it runs in the warm-up, never in the
+        measured window. Returns the count."""
+        path = self.outbox.data_dir / "sgtm.db"
+        with contextlib.closing(sqlite3.connect(path, timeout=10, isolation_level=None)) as db:
+            db.executescript(
+                "CREATE TABLE IF NOT EXISTS bench_stored (n INTEGER NOT NULL);"
+                "DELETE FROM bench_stored; INSERT INTO bench_stored VALUES (0);"
+                "CREATE TRIGGER IF NOT EXISTS bench_count AFTER INSERT ON outbox"
+                " BEGIN UPDATE bench_stored SET n = n + 1; END;"
+            )
+            try:
+                self.drained()
+                before = self.received()
+                db.execute("UPDATE bench_stored SET n = 0")
+                load(duration)
+                self.drained()
+                stored = int(db.execute("SELECT n FROM bench_stored").fetchone()[0])
+            finally:
+                db.execute("DROP TRIGGER IF EXISTS bench_count")
+        received = self.received() - before
+        if received != stored or not stored:
+            raise SystemExit(
+                f"outbox-split: the ingest stored {stored} requests, the vendor received {received}"
+            )
+        return stored
+
+
 def measure(
     server: Server,
     args: argparse.Namespace,
     mix: list[Hit],
     wrk: str | None,
+    split: Split | None = None,
 ) -> dict[str, Any]:
     assert server.proc is not None
 
@@ -696,7 +751,15 @@ def measure(
             return wrk_load(wrk, server.host, args.connections, args.threads, duration, script)
         return python_load(server.host, mix, args.connections, duration)
 
-    if args.warmup > 0:
+    checked = 0
+    if split is not None:
+        # The warm-up checks that every stored request arrives; the deliverer then starts the
+        # measured window with an empty outbox, so it sends exactly what the window caused.
+        checked = split.check_arrivals(load, max(args.warmup, 1.0))
+        assert split.deliverer.proc is not None
+        deliver_cpu = cpu_seconds(split.deliverer.proc.pid)
+        received = split.received()
+    elif args.warmup > 0:
         load(args.warmup)
     log_size = server.log_path.stat().st_size
     cpu_before = cpu_seconds(server.proc.pid)
@@ -723,6 +786,24 @@ def measure(
     result["log_bytes_per_request"] = (server.log_path.stat().st_size - log_size) / max(
         1, result["requests"]
     )
+    if split is not None:
+        assert split.deliverer.proc is not None
+        at_stop = split.received() - received
+        result["deliver_cpu_pct"] = (
+            100 * (cpu_seconds(split.deliverer.proc.pid) - deliver_cpu) / elapsed
+        )
+        started = time.perf_counter()
+        split.drained()
+        result["drain_s"] = time.perf_counter() - started
+        sends = split.received() - received
+        # Everything the window caused, sent until the outbox was empty: the deliverer's CPU for
+        # each send (lease, send, settle), whenever it happened.
+        result["deliver_us_per_send"] = (
+            1e6 * (cpu_seconds(split.deliverer.proc.pid) - deliver_cpu) / max(1, sends)
+        )
+        result["sends_per_request"] = sends / max(1, result["requests"])
+        result["pace"] = at_stop / max(1, sends)
+        result["arrivals_checked"] = checked
     return result
 
 
@@ -783,18 +864,22 @@ def main(argv: list[str] | None = None) -> int:
     bindir = Path(sys.executable).parent
     sgtm_bin = bindir / "sgtm"
     sgtm_cmd = [str(sgtm_bin)] if sgtm_bin.exists() else [sys.executable, "-m", "sgtm.cli"]
-    vendor: Any = None
+    vendors: list[Any] = []
     servers: dict[str, Server] = {}
+    splits: dict[str, Split] = {}
     mixes: dict[str, list[Hit]] = {}
     for name in scenarios:
         config = CONFIG
-        if name == "outbox":
+        role: tuple[str, ...] = ()
+        if name in ("outbox", "outbox-split"):
             from delivery import pace_container  # bench/delivery.py imports this module
             from transport import start_vendor
 
-            vendor = start_vendor()
-            config = workdir / "outbox.yaml"
-            config.write_text(pace_container(vendor[1], "sqlite", "bench"))
+            vendors.append(start_vendor())  # one each: the split counts what its vendor got
+            config = workdir / f"{name}.yaml"
+            config.write_text(pace_container(vendors[-1][1], "sqlite", "bench"))
+            if name == "outbox-split":
+                role = ("--role", "ingest")
         elif name == "notags":
             config = workdir / "notags.yaml"
             config.write_text(CONTAINER_YAML.split("\nvariables:")[0] + "\n")
@@ -810,14 +895,21 @@ def main(argv: list[str] | None = None) -> int:
         if name == "admin":
             scenario_env["SGTM_ADMIN_TOKEN"] = "bench-admin-token"
         log_path = sgtm_log if name == "dryrun" else workdir / f"sgtm-{name}.log"
-        servers[name] = Server(
-            name,
-            [*sgtm_cmd, "serve", "-c", str(config), "--log-level", args.log_level, *record],
-            scenario_env,
-            "/healthz",
-            log_path,
-        )
+        serve = [*sgtm_cmd, "serve", "-c", str(config), "--log-level", args.log_level]
+        servers[name] = Server(name, [*serve, *role, *record], scenario_env, "/healthz", log_path)
         mixes[name] = HEALTHZ_MIX if name == "healthz" else mix
+        if name == "outbox-split":
+            from delivery import Outbox
+
+            deliverer = Server(
+                f"{name} deliverer",
+                [*serve, "--role", "deliver"],
+                scenario_env,
+                "/healthz",
+                workdir / f"sgtm-{name}-deliver.log",
+            )
+            outbox = Outbox("sqlite", workdir / f"data-{name}", "bench")
+            splits[name] = Split(deliverer, vendors[-1][1], outbox)
     servers["bare"] = Server(
         "bare", [sys.executable, str(BARE_APP)], env, "/", workdir / "bare.log"
     )
@@ -825,7 +917,7 @@ def main(argv: list[str] | None = None) -> int:
     rounds: list[dict[str, dict[str, Any]]] = []
     fired: Counter[str] = Counter()
     try:
-        for server in servers.values():
+        for server in [*servers.values(), *(split.deliverer for split in splits.values())]:
             server.start()
         offset = sgtm_log.stat().st_size
         for name in scenarios:
@@ -840,7 +932,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in range(args.rounds):
             round_: dict[str, dict[str, Any]] = {}
             for name, server in servers.items():
-                round_[name] = measure(server, args, mixes[name], wrk)
+                round_[name] = measure(server, args, mixes[name], wrk, splits.get(name))
             bare = round_["bare"]
             round_["ratio"] = {name: round_[name]["rps"] / bare["rps"] for name in scenarios}
             round_["cpu_ratio"] = {
@@ -855,9 +947,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 print(f"round {n + 1}: {text}", file=sys.stderr)
     finally:
-        for server in servers.values():
+        for server in [*servers.values(), *(split.deliverer for split in splits.values())]:
             server.stop()
-        if vendor is not None:
+        for vendor in vendors:
             vendor[0].terminate()
             vendor[0].wait()
         if args.sgtm_log is None:
@@ -866,8 +958,7 @@ def main(argv: list[str] | None = None) -> int:
     def median(name: str, key: str) -> float:
         return statistics.median(r[name][key] for r in rounds)
 
-    keys = rounds[0]["bare"].keys()
-    summary = {name: {k: median(name, k) for k in keys} for name in servers}
+    summary = {name: {k: median(name, k) for k in rounds[0][name]} for name in servers}
     report: dict[str, Any] = {
         "loadgen": "wrk" if wrk else "python",
         "note": note,
@@ -912,14 +1003,14 @@ def print_report(report: dict[str, Any]) -> None:
         print(f"tags fired per rotation: {tags}")
     print()
     print(
-        f"{'server':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'events/s':>9} "
+        f"{'server':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'events/s':>9} "
         f"{'srv CPU':>8} {'CPU us/req':>10} {'gen CPU':>8} {'errors':>7}"
     )
     for name in [*report["scenarios"], "bare"]:
         r = report[name]
         errors = r["non_2xx_3xx"] + r["socket_errors"]
         print(
-            f"{name:<8} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+            f"{name:<12} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
             f"{r['events_per_s']:>9.0f} {r['server_cpu_pct']:>7.0f}% "
             f"{r['cpu_us_per_request']:>10.0f} {r['loadgen_cpu_pct']:>7.0f}% {errors:>7.0f}"
         )
@@ -936,6 +1027,15 @@ def print_report(report: dict[str, Any]) -> None:
         print(
             f"ratio {name}/bare: req/s {report['ratio'][name]:.3f},"
             f" CPU per request {report['cpu_ratio'][name]:.3f}{spread}"
+        )
+    if "outbox-split" in report["scenarios"]:
+        r = report["outbox-split"]
+        print(
+            f"outbox-split deliverer: {r['deliver_us_per_send']:.0f} us CPU per send"
+            f" ({r['sends_per_request']:.2f} sends per request), {r['deliver_cpu_pct']:.0f}% of a"
+            f" core during the load, pace {r['pace']:.3f} (sent when the load stopped / caused),"
+            f" drained in {r['drain_s']:.1f} s; warm-up: {r['arrivals_checked']:.0f} stored"
+            " requests, each received once by the vendor"
         )
     if len(report["ratio_rounds"][report["scenarios"][0]]) > 1:
         print("(figures are medians over the rounds)")

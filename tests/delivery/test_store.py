@@ -223,6 +223,25 @@ async def test_one_settle_covers_several_lanes_and_outcomes(store):
     assert left.id == b[2].id
 
 
+async def test_many_jobs_at_once_enqueue_lease_and_settle_exactly(store):
+    # Concurrent enqueues share a transaction (SQLite binds their rows in statements of up to
+    # 128): every row lands once, in lanes counted right, and a settle of 300 removes all 300.
+    now = time.time()
+    other = "shop/other/https://other.example"
+    sizes = [1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 129, 300]
+    await asyncio.gather(
+        *(store.enqueue(new_jobs(n, now, lane=LANE if n % 2 else other)) for n in sizes)
+    )
+    odd = sum(n for n in sizes if n % 2)
+    assert await store.depth() == {LANE: odd, other: sum(sizes) - odd}
+    leased = await store.lease(LANE, now, 1000, 60)
+    assert len(leased) == odd and len({job.id for job in leased}) == odd
+    await store.settle(leased[:300], [], [])
+    assert (await store.depth())[LANE] == odd - 300
+    rest = await store.lease(LANE, now + 61, 1000, 60)
+    assert sorted(job.id for job in rest) == sorted(job.id for job in leased[300:])
+
+
 async def test_redis_settles_after_its_scripts_were_lost(redis_url):
     # A Redis restarted without its script cache: the pipeline loads them and runs again.
     from sgtm.delivery.redis_store import RedisStore
