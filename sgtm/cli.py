@@ -318,6 +318,7 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     line = bytearray()
 
     def write(result: dict[str, Any]) -> None:
+        data: bytes | bytearray
         if args.pretty:
             data = msgspec.json.format(encoder.encode(result), indent=2) + b"\n"
         else:
