@@ -160,10 +160,9 @@ def is_measurement_id(value: object) -> bool:
     if not isinstance(value, str) or not value.startswith(MEASUREMENT_ID_PREFIX):
         return False
     rest = value[len(MEASUREMENT_ID_PREFIX) :]
-    return (
-        MIN_MEASUREMENT_ID_CHARS <= len(rest) <= MAX_MEASUREMENT_ID_CHARS
-        and MEASUREMENT_ID_CHARS.issuperset(rest)
-    )
+    if not MIN_MEASUREMENT_ID_CHARS <= len(rest) <= MAX_MEASUREMENT_ID_CHARS:
+        return False
+    return MEASUREMENT_ID_CHARS.issuperset(rest)
 
 
 def measurement_id_problem(value: object) -> str | None:
