@@ -161,7 +161,7 @@ async def test_idle_lanes_are_forgotten_by_the_store_and_metrics_and_free_their_
 ) -> None:
     with FakeVendor() as vendor:
         r = route(PlainTag(), delivery=TagDeliveryConfig(max_lanes=2))
-        eng = engine(stores.new(), r, lane_idle_retire=0.3)
+        eng = engine(stores.new(), r, lane_idle_retire=1.0)
         await eng.start()
         try:
             url = vendor.url + "/e"
