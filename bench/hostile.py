@@ -84,6 +84,7 @@ variables:
   email: {type: event_data, key: user_data.email_address}
 triggers:
   everything: {all: []}
+  pii_list: {var: event_name, equals: pii_list}
   shop_page: {var: page_location, matches: '^(https?://)?([a-z0-9]+\.)*shop\.example(/.*)*$'}
 tags:
   - name: collector
@@ -103,6 +104,21 @@ tags:
         section: "{{section}}"
         value: "{{event.value}}"
         items: "{{event.items}}"
+  # The tags that hash lists of personal data, for the `pii_list` events only (normal requests
+  # fire none of them, so those events are judged against cheaper ones).
+  - {name: ga4_forward, type: ga4, triggers: [pii_list]}
+  - name: ga4_server
+    type: ga4_mp
+    triggers: [pii_list]
+    settings: {measurement_id: G-HOSTILE01, api_secret: "${MP_SECRET}"}
+  - name: meta
+    type: meta_capi
+    triggers: [pii_list]
+    settings: {pixel_id: "1234567890123456", access_token: "${META_CAPI_TOKEN}"}
+  - name: tiktok
+    type: tiktok
+    triggers: [pii_list]
+    settings: {pixel_code: C4A1B2C3D4E5F6G7H8I9, access_token: "${TIKTOK_TOKEN}"}
 """
 
 
@@ -112,6 +128,8 @@ SECRETS = {
     "META_VERIFY_TOKEN": "bench-meta-verify-token-0123",
     "META_APP_SECRET": "bench-meta-app-secret-0123",
     "MP_SECRET": "bench-mp-secret-0123",
+    "META_CAPI_TOKEN": "bench-meta-capi-token-0123",
+    "TIKTOK_TOKEN": "bench-tiktok-token-0123",
 }
 CLIENTS = ("ga4", "datalayer", "beacon", "crm", "leads", "mp")
 
@@ -176,6 +194,8 @@ def qs(params: list[tuple[str, str]]) -> str:
 def ga4(name: str, extra: list[tuple[str, str]], **kw: Any) -> Request:
     base = [("v", "2"), ("tid", "G-HOSTILE01"), ("cid", "555.1700000000"), ("en", "page_view")]
     base.append(("dl", "https://www.shop.example/p/sock"))
+    given = {key for key, _ in extra}  # a key of `extra` replaces the base's
+    base = [(key, value) for key, value in base if key not in given]
     return Request(name, kw.pop("method", "GET"), "/g/collect", qs(base + extra), **kw)
 
 
@@ -275,6 +295,10 @@ def hostile_requests() -> list[Request]:
         ga4(
             "ga4: catastrophic dl, 8 KiB of slashes",
             [("dl", "https://shop.example" + "/" * 8100 + "\n/")],
+        ),
+        ga4(
+            "ga4: em of 430 digests (hashing tags)",
+            [("en", "pii_list"), ("em", "tv.1" + "".join(f"~em.{n:043d}" for n in range(430)))],
         ),
         ga4("ga4: placeholder syntax in values", [("ep.uid", placeholders), ("dt", placeholders)]),
         ga4("ga4: 1,000 params", [(f"ep.p{i}", "v" * 8) for i in range(1000)]),
@@ -391,6 +415,19 @@ def hostile_requests() -> list[Request]:
                     "event": "purchase",
                     "user_data": {"email_address": placeholders},
                     "page_location": placeholders,
+                }
+            ).encode(),
+        ),
+        datalayer(
+            "datalayer: 2,600 emails and phones (hashing tags)",
+            json.dumps(
+                {
+                    "event": "pii_list",
+                    "page_location": "https://www.shop.example/p/sock",
+                    "user_data": {
+                        "email_address": [f"u{n}@shop.example" for n in range(2_000)],
+                        "phone_number": [f"+55119{n:08d}" for n in range(600)],
+                    },
                 }
             ).encode(),
         ),

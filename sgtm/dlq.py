@@ -21,6 +21,7 @@ from typing import Any
 
 import msgspec
 
+from sgtm import placeholders
 from sgtm.composition import open_store
 from sgtm.config import delivery_store
 from sgtm.delivery.base import DeliveryUnavailable
@@ -181,18 +182,39 @@ def _body(data: bytes) -> Any:
         return {"base64": base64.b64encode(data).decode()}
 
 
+def _shown(data: bytes) -> bytes:
+    """A stored body with its placeholders in display form (see `details`)."""
+    if b"{{" not in data:
+        return data
+    text = data.decode("utf-8", "surrogateescape")
+    return placeholders.for_display(text).encode("utf-8", "surrogateescape")
+
+
+def _shown_value(value: Any) -> Any:
+    """A stored JSON value (a batch item: part of the body) with its placeholders in display
+    form."""
+    if value is None:
+        return None
+    return msgspec.json.decode(_shown(msgspec.json.encode(value)))
+
+
 def details(letter: DeadLetter) -> dict[str, Any]:
+    """One dead letter as an operator sees it (`sgtm dlq show`, the admin API). Its request's
+    secret and credential placeholders are shown without their nonce (`{{secret.NAME}}`): the
+    nonce is what lets the engine fill a placeholder, so it stays with the job, and the stored
+    request never held the secret itself."""
     request = letter.outbound()
     response = letter.response
+    shown = placeholders.for_display
     return {
         **summary(letter),
         "request": {
             "method": request.method,
-            "url": request.url,
-            "headers": request.headers,
-            "body": _body(request.body),
+            "url": shown(request.url),
+            "headers": {name: shown(value) for name, value in request.headers.items()},
+            "body": _body(_shown(request.body)),
             "idempotency_key": request.idempotency_key,
-            "batch_item": request.batch_item,
+            "batch_item": _shown_value(request.batch_item),
         },
         "response": (
             None

@@ -32,7 +32,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sgtm.kit.hashing import e164, sha256_hex
+from sgtm.kit.hashing import distinct, e164, sha256_hex
 from sgtm.kit.mapping import values
 
 from ..ga4_mp import normalize as google
@@ -67,6 +67,7 @@ def decode(raw: str) -> tuple[dict[str, Any], int]:
         return {}, 1
     invalid = 0
     data: dict[str, Any] = {}
+    hashed: dict[str, dict[str, None]] = {}  # field -> digests in order, a repeat kept once
     addresses: dict[int, dict[str, str]] = {}
     for key, value in pairs:
         if key == "tv" or _ERROR_CODE.fullmatch(value):
@@ -76,7 +77,7 @@ def decode(raw: str) -> tuple[dict[str, Any], int]:
             if digest is None:
                 invalid += 1
             else:
-                _append(data, HASHED_KEYS[key], digest)
+                hashed.setdefault(HASHED_KEYS[key], {})[digest] = None
         elif match := _ADDRESS_TOKEN.fullmatch(key):
             field, index = match[1], int(match[2])
             text = hex_digest(value) if field in HASHED_ADDRESS_KEYS else value
@@ -84,6 +85,9 @@ def decode(raw: str) -> tuple[dict[str, Any], int]:
                 invalid += 1
             else:
                 addresses.setdefault(index, {}).setdefault(ADDRESS_KEYS[field], text)
+    for field, found in hashed.items():
+        digests = list(found)
+        data[field] = digests[0] if len(digests) == 1 else digests
     if addresses:
         entries = [addresses[i] for i in sorted(addresses)]
         data["address"] = entries[0] if len(entries) == 1 else entries
@@ -161,28 +165,17 @@ def _address_tokens(index: int, entry: Mapping[str, Any]) -> list[str]:
 
 def _digests(values: Iterable[Any], normalize: Callable[[Any], str | None]) -> list[str]:
     """base64url digests: given ones as they are, plain values normalized then hashed."""
-    out: list[str] = []
-    for value in values:
+
+    def digest_of(value: Any) -> str | None:
         digest = hex_digest(value.strip()) if isinstance(value, str) else None
         if digest is None:
             normalized = normalize(value)
             digest = sha256_hex(normalized) if normalized else None
-        if digest is not None and (encoded := base64url(digest)) not in out:
-            out.append(encoded)
-    return out[:MAX_VALUES]
+        return base64url(digest) if digest is not None else None
+
+    return distinct(values, digest_of, MAX_VALUES)
 
 
 def _entries(address: Any) -> list[dict[str, Any]]:
     entries = address if isinstance(address, list) else [address]
     return [entry for entry in entries if isinstance(entry, dict)]
-
-
-def _append(data: dict[str, Any], key: str, value: str) -> None:
-    current = data.get(key)
-    if current is None:
-        data[key] = value
-    elif isinstance(current, list):
-        if value not in current:
-            current.append(value)
-    elif current != value:
-        data[key] = [current, value]

@@ -433,22 +433,23 @@ def user_data(event: EventData, phone_country_code: str | None) -> dict[str, Any
     )
     if phones:
         out["sha256_phone_number"] = phones
-    addresses = [a for a in map(_address, _address_entries(data)) if a][:MAX_IDENTIFIERS]
+    # Entries are sliced before they are normalized: a hit may list thousands.
+    entries = _address_entries(data)[: MAX_IDENTIFIERS * pii.LOOKED_AT_PER_KEPT]
+    addresses = [a for a in map(_address, entries) if a][:MAX_IDENTIFIERS]
     if addresses:
         out["address"] = addresses
     return out
 
 
 def _hashes(values: Iterable[Any], normalize: Callable[[Any], str | None]) -> list[str]:
-    out: list[str] = []
-    for value in values:
+    def digest_of(value: Any) -> str | None:
         digest = pii.hashed(value)
         if digest is None:
             normalized = normalize(value)
             digest = pii.sha256_hex(normalized) if normalized else None
-        if digest and digest not in out:
-            out.append(digest)
-    return out[:MAX_IDENTIFIERS]
+        return digest or None
+
+    return pii.distinct(values, digest_of, MAX_IDENTIFIERS)
 
 
 def _address_entries(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:

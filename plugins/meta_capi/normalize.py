@@ -559,18 +559,14 @@ def hash_pii(
     the nodejs SDK's ``UserData.normalize()`` does around the builder.
     """
     if isinstance(value, list | tuple):
-        hashed: list[str] = []
-        for item in value:
-            one = _hash_one(
-                field,
-                item,
-                with_appendix=with_appendix,
-                version=version,
-                current_year=current_year,
+        hashed = (
+            _hash_one(
+                field, item, with_appendix=with_appendix, version=version, current_year=current_year
             )
-            if one is not None and one not in hashed:
-                hashed.append(one)
-        return hashed
+            for item in value
+        )
+        # A dict keeps the first of each and checks a duplicate in constant time.
+        return list(dict.fromkeys(one for one in hashed if one is not None))
     return _hash_one(
         field, value, with_appendix=with_appendix, version=version, current_year=current_year
     )

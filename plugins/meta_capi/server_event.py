@@ -54,6 +54,7 @@ DEFAULT_MAX_AGE_DAYS = 7
 # Longer text is no name, email or phone number (Meta's own test cases go up to 10,000
 # characters): it is dropped unread, which bounds the normalizers' work per event.
 MAX_PII_CHARS = 16_384
+MAX_PII_VALUES = 10  # per user_data field: a hit's list is cut to this many distinct values
 
 _AUTO_DOMAIN = CookieSettings()
 
@@ -213,11 +214,17 @@ def _hashed(
     and giving phones their country code; 64-hex input passes unchanged (lowercased) and is
     never hashed twice."""
     if isinstance(value, list):
-        texts = [t for t in (_field_text(field, v, country_code) for v in value) if t]
-        hashed = hash_pii(field, texts, current_year=current_year) if texts else None
+        hashed = pii.distinct(
+            value, lambda v: _hashed_one(field, v, country_code, current_year), MAX_PII_VALUES
+        )
         return hashed or None
+    return _hashed_one(field, value, country_code, current_year)
+
+
+def _hashed_one(field: str, value: Any, country_code: str | None, current_year: int) -> str | None:
     text = _field_text(field, value, country_code)
-    return hash_pii(field, text, current_year=current_year) if text else None
+    hashed = hash_pii(field, text, current_year=current_year) if text else None
+    return hashed if isinstance(hashed, str) else None
 
 
 def _field_text(field: str, value: Any, country_code: str | None) -> str | None:

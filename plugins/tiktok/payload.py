@@ -132,11 +132,9 @@ def user(event: EventData, settings: TikTokSettings, cookies: Mapping[str, str])
 
 def _hashed(field: str, raw: Any, country_code: str | None) -> str | list[str] | None:
     if isinstance(raw, list) and field in LIST_FIELDS:
-        hashes: list[str] = []
-        for value in raw[:MAX_LIST_VALUES]:
-            one = _hash_one(field, value, country_code)
-            if one is not None and one not in hashes:
-                hashes.append(one)
+        hashes = pii.distinct(
+            raw, lambda value: _hash_one(field, value, country_code), MAX_LIST_VALUES
+        )
         return hashes[0] if len(hashes) == 1 else hashes or None
     return _hash_one(field, raw, country_code)
 

@@ -13,17 +13,28 @@ returns None for a value that cannot be one of its kind (nothing is hashed then)
   settings field gives it.
 - `lower_without_spaces`: lowercase with every whitespace removed (`Ana Maria` -> `anamaria`),
   the text rule of Newtail and of TikTok's names and ZIP codes.
+- `distinct`: the first few distinct digests of a list of values, at a cost bounded by how many
+  are kept, not by how many a hit sent.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 _SHA256_HEX = re.compile(r"[0-9A-Fa-f]{64}")
 _NON_DIGITS = re.compile(r"[^0-9]")
 _WHITESPACE = re.compile(r"\s+")
 _CALLING_CODE = re.compile(r"[1-9][0-9]{0,2}")
+
+# `distinct` looks at no more than this many values for each one it may keep: room for some
+# invalid or repeated ones, while a hit listing thousands of addresses costs what ten would.
+LOOKED_AT_PER_KEPT = 4
 
 # E.164: a country code and subscriber number of at most 15 digits; shorter than 7 is no phone.
 E164_MIN_DIGITS = 7
@@ -41,6 +52,24 @@ def is_sha256_hex(value: object) -> bool:
 def hashed(value: object) -> str | None:
     """An already hashed value, lower-cased; None if `value` is not 64 hex characters."""
     return value.strip().lower() if isinstance(value, str) and is_sha256_hex(value) else None
+
+
+def distinct(values: Iterable[T], hash_one: Callable[[T], str | None], limit: int) -> list[str]:
+    """The distinct results of `hash_one` over `values`, in order, None results skipped, at most
+    `limit` of them; after `limit * LOOKED_AT_PER_KEPT` values the rest are dropped unread.
+
+    Each value costs a normalization and a SHA-256, and every value of a list comes from the hit:
+    the bound keeps a list of thousands as cheap as a short one, and the set keeps the
+    duplicate check constant-time (a `not in list` per value was quadratic).
+    """
+    kept: dict[str, None] = {}
+    for value in itertools.islice(values, limit * LOOKED_AT_PER_KEPT):
+        one = hash_one(value)
+        if one is not None:
+            kept[one] = None
+            if len(kept) == limit:
+                break
+    return list(kept)
 
 
 # -- phones ------------------------------------------------------------------------------------

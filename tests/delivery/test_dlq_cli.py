@@ -125,3 +125,80 @@ def test_dlq_reads_the_delivery_section_as_the_loader_does(tmp_path, monkeypatch
     both = run_cli("dlq", "list", "-c", str(tmp_path), env={**env, "OUTBOX_DIR": str(data)})
     assert both.returncode == 2
     assert "differs from" in both.stderr and "one process uses one store" in both.stderr
+
+
+SECRET_CONTAINER = """\
+version: 1
+delivery: {{path: '{data}'}}
+secrets: [HOOK_BEARER]
+clients:
+  - {{name: ga4, type: ga4}}
+triggers:
+  purchase: {{event_name: purchase}}
+tags:
+  - name: meta
+    type: meta_capi
+    triggers: [purchase]
+    settings:
+      pixel_id: "1234567890123456"
+      access_token: "${{META_TOKEN}}"
+      endpoint: http://127.0.0.1:{port}
+  - name: hook
+    type: http_request
+    triggers: [purchase]
+    settings:
+      url: http://127.0.0.1:{port}/hook
+      headers: {{Authorization: "Bearer ${{HOOK_BEARER}}"}}
+      body: {{key: "${{HOOK_BEARER}}", n: "{{{{event.n}}}}"}}
+"""
+
+
+def test_dead_letters_show_secrets_masked_through_the_api_and_the_cli(tmp_path):
+    """A dead letter's request holds its secrets as placeholders bound to the job's nonce; the
+    admin API and `sgtm dlq show` print them without the nonce, never the secret."""
+    import httpx
+
+    secrets = {"META_TOKEN": "EAAB-meta-token-s3cret", "HOOK_BEARER": "hook-bearer-s3cret"}
+    admin = "admin-token-0123456789"
+    with FakeVendor(responses=[Reply(400), Reply(400)]) as vendor:
+        data = tmp_path / "data"
+        config = tmp_path / "shop.yaml"
+        config.write_text(SECRET_CONTAINER.format(data=data, port=vendor.port))
+        env = {**FAST_ENV, **secrets, "SGTM_ADMIN_TOKEN": admin}
+        with SgtmServer(config, env) as server:
+            # What Meta needs of a purchase: a currency, a value, the page.
+            page = "&cu=BRL&epn.value=9&dl=https%3A%2F%2Fwww.shop.example%2Fp%2F1"
+            assert httpx.get(server.url + HIT.format(n=1) + page).status_code == 200
+            auth = {"authorization": f"Bearer {admin}"}
+            letters = wait_until(
+                lambda: (
+                    len(
+                        found := httpx.get(f"{server.url}/_sgtm/api/dlq", headers=auth).json()[
+                            "dead_letters"
+                        ]
+                    )
+                    == 2
+                    and found
+                ),
+                "two dead letters",
+            )
+            by_tag = {x["tag"]: x["id"] for x in letters}
+            shown = {
+                tag: httpx.get(f"{server.url}/_sgtm/api/dlq/{id}", headers=auth).text
+                for tag, id in by_tag.items()
+            }
+            cli = {tag: dlq("show", id, "-c", str(config)).stdout for tag, id in by_tag.items()}
+            cli_json = {
+                tag: json.loads(dlq("show", id, "-c", str(config), "--json").stdout)
+                for tag, id in by_tag.items()
+            }
+    for text in [*shown.values(), *cli.values()]:
+        assert not any(value in text for value in secrets.values()), text
+        assert "@" not in text.replace("@example", ""), text  # no nonce
+    assert "access_token={{secret.META_TOKEN}}" in shown["meta"]
+    assert "access_token={{secret.META_TOKEN}}" in cli["meta"]
+    hook = cli_json["hook"]["request"]
+    assert hook["headers"]["Authorization"] == "Bearer {{secret.HOOK_BEARER}}"
+    assert hook["body"]["key"] == "{{secret.HOOK_BEARER}}"
+    assert "Authorization: Bearer {{secret.HOOK_BEARER}}" in cli["hook"]
+    assert json.loads(shown["hook"])["request"] == hook
