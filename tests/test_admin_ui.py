@@ -1,5 +1,6 @@
 """The admin UI's server side on a real server: the login form, the session cookie, CSRF,
-security headers, the preview-this-site cookie, hostile cookies and forms."""
+security headers, the preview-this-site cookie, hostile cookies and forms. (Wrong tokens'
+throttling, shared with the API and /metrics: tests/test_admin_throttle.py.)"""
 
 from __future__ import annotations
 
@@ -151,20 +152,3 @@ def test_logout_needs_the_csrf_token(server):
     assert client.post("/_sgtm/logout", data={"csrf": "nope"}).status_code == 403
     out = client.post("/_sgtm/logout", data={"csrf": csrf})
     assert out.status_code == 303 and "sgtm_admin=" in out.headers["set-cookie"]
-
-
-def test_wrong_tokens_from_one_address_are_throttled(tmp_path):
-    with FakeVendor() as vendor:
-        config = write_container(tmp_path, vendor.url)
-        env = {"SGTM_ADMIN_TOKEN": TOKEN, "SGTM_DATA_DIR": str(tmp_path / "data")}
-        with SgtmServer(config, env) as server:
-            codes = [
-                httpx.post(f"{server.url}/_sgtm/login", data={"token": f"guess{n}"}).status_code
-                for n in range(11)
-            ]
-            assert codes == [401] * 10 + [429]
-            right = httpx.post(f"{server.url}/_sgtm/login", data={"token": TOKEN})
-            assert right.status_code == 429 and "set-cookie" not in right.headers
-            # The API's bearer token is not the form: it still answers.
-            bearer = {"authorization": f"Bearer {TOKEN}"}
-            assert httpx.get(f"{server.url}/_sgtm/api/health", headers=bearer).status_code == 200
