@@ -169,6 +169,27 @@ def test_two_authorization_headers_count_as_a_wrong_token(server):
     assert_locked(metrics(server, RIGHT))
 
 
+def test_the_proxies_trusted_are_those_of_the_container_the_host_routes_to(tmp_path):
+    """As for a hit: `Host: shop.example` routes to the container that trusts the load balancer,
+    any other host to the default container, which trusts no one."""
+    (tmp_path / "shop.yaml").write_text(
+        "version: 1\nhosts: [shop.example]\nprivacy: {trusted_proxies: [127.0.0.1/32]}\n"
+    )
+    (tmp_path / "other.yaml").write_text("version: 1\n")
+    env = {"SGTM_ADMIN_TOKEN": TOKEN, "SGTM_DATA_DIR": str(tmp_path / "data")}
+    with SgtmServer(tmp_path, env) as server:
+        for n in range(10):
+            other = {"host": "other.example", "x-forwarded-for": f"198.51.100.{n}"}
+            assert metrics(server, {**other, "authorization": f"Bearer g{n}"}).status_code == 401
+        # Through the default container all ten were the load balancer's own address...
+        assert_locked(metrics(server, {"host": "other.example", **RIGHT}))
+        assert_locked(metrics(server, {"host": "shop.example", **RIGHT}))
+        # ...which the shop's container sees past, to each client.
+        shop = {"host": "shop.example", "x-forwarded-for": "198.51.100.1", **RIGHT}
+        assert metrics(server, shop).status_code == 200
+        assert health(server, shop).status_code == 200
+
+
 # -- the table ----------------------------------------------------------------------------------
 
 

@@ -526,6 +526,23 @@ class SqliteStore:
 
         return await self._call(run)
 
+    async def forget_lanes(self, lanes: list[str]) -> list[str]:
+        def run(conn: sqlite3.Connection) -> list[str]:
+            # The writer thread runs this and every enqueue one at a time: a lane without a
+            # job here has none, and an enqueue after it writes the row again. The outbox is
+            # asked too (one index probe), not only the depth counter.
+            removed: list[str] = []
+            for start in range(0, len(lanes), MAX_ROWS):
+                chunk = lanes[start : start + MAX_ROWS]
+                sql = _rows_sql(_FORGET_LANES, "?", len(chunk))
+                removed += [row[0] for row in conn.execute(sql, chunk).fetchall()]
+            _execute_rows(
+                conn, "DELETE FROM schedule WHERE lane IN ({})", "?", [(lane,) for lane in removed]
+            )
+            return removed
+
+        return await self._call(run)
+
     def _release_dead_owners(self, conn: sqlite3.Connection) -> int:
         """Release leases held by processes of this host that are gone (a crash, SIGKILL)."""
         host = socket.gethostname()
@@ -798,6 +815,12 @@ def _insert_dead(conn: sqlite3.Connection, letter: DeadLetter) -> None:
             encode(letter.history),
         ),
     )
+
+
+_FORGET_LANES = (
+    "DELETE FROM lanes WHERE lane IN ({}) AND depth <= 0"
+    " AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.lane = lanes.lane) RETURNING lane"
+)
 
 
 class _Insert:
