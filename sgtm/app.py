@@ -306,12 +306,11 @@ def create_app(
     def client_of(request: Request) -> str | None:
         """The client's IP as the hit path resolves it for the request's Host (X-Forwarded-For
         only from the trusted proxies of the container it routes to), not anonymized."""
-        headers, hosts = asgi_headers(request.scope["headers"])
+        headers, _ = asgi_headers(request.scope["headers"])
         try:
-            host = request_host(headers.items()) if hosts else None
+            container = live.current.router.route(request_host(headers.items()))
         except BadHost:
-            host = None
-        container = live.current.router.route(host) if hosts <= 1 else None
+            container = None  # a Host the hit path refuses (two, or not a host): no proxy trusted
         trusted = container.spec.privacy.trusted_proxies if container is not None else ()
         peer = request.client.host if request.client else None
         return client_ip(peer, headers.get("x-forwarded-for"), trusted)

@@ -137,6 +137,16 @@ def test_behind_a_trusted_proxy_each_client_is_locked_alone(behind_proxy):
     assert_locked(health(server, forged))
 
 
+def test_a_host_the_hit_path_refuses_trusts_no_proxy(behind_proxy):
+    server = behind_proxy
+    for n in range(10):  # the load balancer's own address, locked out
+        assert health(server, {"authorization": f"Bearer g{n}"}).status_code == 401
+    for host in ("not a host", "shop.example:x"):
+        hostile = {"host": host, "x-forwarded-for": "203.0.113.5", **RIGHT}
+        assert_locked(health(server, hostile))
+    assert health(server, {"x-forwarded-for": "203.0.113.5", **RIGHT}).status_code == 200
+
+
 def test_an_ipv6_client_is_its_slash_64(behind_proxy):
     server = behind_proxy
     for n in range(10):
