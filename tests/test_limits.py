@@ -25,6 +25,8 @@ def test_overrides() -> None:
         "SGTM_HEADER_TIMEOUT": "2s",
         "SGTM_BODY_TIMEOUT": "1m",
         "SGTM_KEEPALIVE_TIMEOUT": "750ms",
+        "SGTM_WRITE_TIMEOUT": "2m",
+        "SGTM_MAX_PIPELINED": "1",
         "SGTM_MAX_BODY_BYTES": "65536",
         "SGTM_MAX_HEADER_BYTES": "16384",
         "SGTM_MAX_CONNECTIONS": "0",
@@ -34,6 +36,8 @@ def test_overrides() -> None:
         header_timeout=2.0,
         body_timeout=60.0,
         keepalive_timeout=0.75,
+        write_timeout=120.0,
+        max_pipelined=1,
         max_body_bytes=65536,
         max_header_bytes=16384,
         max_connections=0,
@@ -54,6 +58,10 @@ def test_overrides() -> None:
         ("SGTM_MAX_BODY_BYTES", "0", "must be more than 0"),
         ("SGTM_MAX_HEADER_BYTES", "-1", "expected a whole number"),
         ("SGTM_MAX_CONNECTIONS", "many", "expected a whole number"),
+        ("SGTM_WRITE_TIMEOUT", "0s", "must be more than 0"),
+        ("SGTM_WRITE_TIMEOUT", "never", "expected a duration"),
+        ("SGTM_MAX_PIPELINED", "0", "must be more than 0"),
+        ("SGTM_MAX_PIPELINED", "1.5", "expected a whole number"),
         ("SGTM_BACKLOG", "\uff11\uff12", "expected a whole number"),  # full-width digits
     ],
 )
