@@ -7,18 +7,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import textwrap
 import time
 
 import pytest
 
+from sgtm.composition import routes_for
+from sgtm.config import ContainerSpec, load_text
 from sgtm.delivery.base import Submission
 from sgtm.delivery.budget import LaneBudget
 from sgtm.delivery.engine import DeliveryEngine
-from sgtm.delivery.policy import TagDeliveryConfig
+from sgtm.delivery.policy import (
+    DEFAULT_MAX_LANES,
+    StoreConfig,
+    TagDeliveryConfig,
+    check_store,
+    check_tag_delivery,
+)
 from sgtm.delivery.store import NewJob, Payload, encode_payload
 from sgtm.metrics import Metrics
 from sgtm.plugin import Outbound
+from sgtm.yamlsource import ConfigErrors
 from tests.delivery.helpers import PlainTag, engine, route, submission
+from tests.delivery.test_config import reg
 from tests.servers import FakeVendor, eventually
 
 TAG = ("shop", "hook")
@@ -262,11 +273,60 @@ def test_metrics_forget_removes_one_series() -> None:
 
 @pytest.mark.parametrize("cap", [0, -1])
 def test_a_cap_below_one_is_a_config_error(cap: int) -> None:
-    from sgtm.delivery.policy import StoreConfig, check_store, check_tag_delivery
-
     assert check_store(StoreConfig(max_lanes_per_tag=cap)) == [
         ("max_lanes_per_tag", "must be at least 1")
     ]
     assert check_tag_delivery(TagDeliveryConfig(max_lanes=cap), PlainTag()) == [
         ("max_lanes", "must be at least 1")
     ]
+
+
+# --- the config ----------------------------------------------------------------------------------
+
+
+def load(text: str) -> ContainerSpec:
+    return load_text(textwrap.dedent(text), "shop.yaml", reg(), environ={})
+
+
+def test_the_cap_comes_from_the_container_and_a_tag_may_override_it() -> None:
+    spec = load(
+        """\
+        version: 1
+        delivery: {max_lanes_per_tag: 5}
+        tags:
+          - {name: a, type: test_plain}
+          - {name: b, type: test_plain, delivery: {max_lanes: 200}}
+        """
+    )
+    routes = routes_for([spec])
+    assert routes[("shop", "a")].policy.max_lanes == 5
+    assert routes[("shop", "b")].policy.max_lanes == 200
+    default = load("version: 1\ntags:\n  - {name: a, type: test_plain}\n")
+    assert routes_for([default])[("shop", "a")].policy.max_lanes == DEFAULT_MAX_LANES
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "delivery: {max_lanes_per_tag: 0}",
+            "shop.yaml:2:31: delivery.max_lanes_per_tag: must be at least 1",
+        ),
+        (
+            "delivery: {max_lanes_per_tag: many}",
+            "shop.yaml:2:31: delivery.max_lanes_per_tag: Expected `int`, got `str`",
+        ),
+        (
+            "delivery: {max_lanes_per_tag: 1.5}",
+            "shop.yaml:2:31: delivery.max_lanes_per_tag: Expected `int`, got `float`",
+        ),
+        (
+            "tags:\n  - {name: a, type: test_plain, delivery: {max_lanes: -3}}",
+            "shop.yaml:3:55: tags[0].delivery.max_lanes: must be at least 1",
+        ),
+    ],
+)
+def test_bad_caps_are_positioned_errors(text: str, message: str) -> None:
+    with pytest.raises(ConfigErrors) as info:
+        load("version: 1\n" + text + "\n")
+    assert [str(e) for e in info.value.errors] == [message]
