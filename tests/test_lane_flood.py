@@ -133,3 +133,77 @@ def test_a_flood_of_measurement_ids_keeps_lanes_bounded(tmp_path: Path) -> None:
             "queue depth series forgotten",
             timeout=30,
         )
+
+
+def test_test_event_codes_from_hits_open_no_lanes(tmp_path: Path) -> None:
+    """An event may carry its own `test_event_code` (Meta's and TikTok's tags honour it, as
+    Stape's templates do). It groups requests inside the pixel's one lane: a flood of codes must
+    not take the lane budget, or the site's real conversions would be refused after a restart."""
+    path = tmp_path / "ads.yaml"
+    vendor = FakeVendor(default_status=200)
+    with vendor:
+        path.write_text(
+            textwrap.dedent(
+                f"""\
+                version: 1
+                clients:
+                  - {{name: datalayer, type: datalayer}}
+                triggers:
+                  everything: {{all: []}}
+                tags:
+                  - name: meta
+                    type: meta_capi
+                    triggers: [everything]
+                    settings:
+                      pixel_id: "1234567890123456"
+                      access_token: tok
+                      endpoint: "{vendor.url}/meta/"
+                  - name: tiktok
+                    type: tiktok
+                    triggers: [everything]
+                    settings:
+                      pixel_code: C4A1B2C3D4E5F6G7H8I9
+                      access_token: tt
+                      endpoint: "{vendor.url}/tiktok"
+                delivery: {{path: "{tmp_path / "var"}", max_lanes_per_tag: 2}}
+                """
+            )
+        )
+        rng = random.Random(9)
+        with SgtmServer(path, ENV) as server, httpx.Client(base_url=server.url) as client:
+            engine = server.app.state.delivery
+            pushes = [
+                {"test_event_code": "TEST" + "".join(rng.choices(string.digits, k=6))}
+                for _ in range(20)
+            ] + [{"event_id": f"real-{n}", "value": 10 + n} for n in range(3)]
+            for n, extra in enumerate(pushes):
+                push = {
+                    "event": "purchase" if "event_id" in extra else "page_view",
+                    "page_location": "https://www.shop.example/p/1",
+                    "currency": "BRL",
+                    **extra,
+                }
+                answer = client.post("/data", json=push, headers={"origin": "https://x.example"})
+                assert answer.status_code == 200, (n, answer.text)
+                assert len(engine.lanes) <= 2  # one lane per tag, whatever the codes
+
+            def seen() -> dict[str, set[str | None]] | None:
+                codes: dict[str, set[str | None]] = {"meta": set(), "tiktok": set()}
+                real = {"meta": 0, "tiktok": 0}
+                for request in list(vendor.received):
+                    kind = "meta" if request.path.startswith("/meta/") else "tiktok"
+                    body = request.json()
+                    codes[kind].add(body.get("test_event_code"))
+                    ids = [str(e.get("event_id", "")) for e in body["data"]]
+                    real[kind] += sum(1 for i in ids if i.startswith("real-"))
+                done = real == {"meta": 3, "tiktok": 3} and all(
+                    len(c) == 21 for c in codes.values()
+                )
+                return codes if done else None
+
+            # The site's conversions all go out, and every request carries one code: the 20
+            # codes' and none for the real events.
+            codes = wait_until(seen, "every event delivered", timeout=90)
+            assert all(None in found for found in codes.values())
+            lines = metrics(server)
+        assert not [line for line in lines if line.startswith("sgtm_delivery_refused_total{")]
