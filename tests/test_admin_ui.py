@@ -152,3 +152,20 @@ def test_logout_needs_the_csrf_token(server):
     assert client.post("/_sgtm/logout", data={"csrf": "nope"}).status_code == 403
     out = client.post("/_sgtm/logout", data={"csrf": csrf})
     assert out.status_code == 303 and "sgtm_admin=" in out.headers["set-cookie"]
+
+
+FORM = "application/x-www-form-urlencoded"
+MANY_FIELDS = "a=1&b=2&c=3&d=4&e=5&token=x&csrf=y"
+
+
+@pytest.mark.parametrize("path", ["/_sgtm/login", "/_sgtm/logout", "/_sgtm/preview/0/site"])
+def test_forms_of_too_many_fields_are_refused_not_a_500(server, path):
+    """parse_qs raises past max_num_fields: a form of more fields than the admin's forms have
+    is a 400 (login) or a 403 (no session proven), never a traceback."""
+    client = login(server)
+    headers = {"content-type": FORM, "origin": server.url}
+    for body in (MANY_FIELDS, "&".join(f"f{i}=v" for i in range(10_000))):
+        answer = client.post(path, content=body, headers=headers)
+        assert answer.status_code in (400, 403), (path, answer.status_code)
+    assert not [r for r in server.log_records() if r.get("level") == "error" or "exc_info" in r]
+    assert client.get("/_sgtm/api/health").status_code == 200  # still logged in, still served

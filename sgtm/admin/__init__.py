@@ -246,7 +246,9 @@ def admin_app(
             return login_page(429, "Too many wrong tokens: wait a minute.", wait)
         if not same_origin(request):
             return login_page(403, "This form must be sent from this site.")
-        form = parse_qs((await request.body()).decode("latin-1"), max_num_fields=4)
+        form = _form_fields(await request.body())
+        if form is None:
+            return login_page(400, "This form has too many fields.")
         given = (form.get("token") or [""])[0]
         if not gate.form_token(given, client):
             return login_page(401, "Wrong token.")
@@ -265,7 +267,9 @@ def admin_app(
     async def form_session(request: Request) -> tuple[Session | None, dict[str, list[str]]]:
         """The login session of a form post that may change something (CSRF-checked)."""
         session = auth.session(request)
-        form = parse_qs((await request.body()).decode("latin-1"), max_num_fields=4)
+        form = _form_fields(await request.body())
+        if form is None:
+            return None, {}  # refused as a form without a session would be
         csrf = (form.get("csrf") or [""])[0]
         if session is None or not auth.may_change(request, session, csrf):
             return None, form
@@ -356,3 +360,15 @@ class BadInput(Exception):
 async def not_found(scope: Any, receive: Any, send: Any) -> None:
     """The admin surface when no token is set: it does not exist."""
     await PlainTextResponse("not found\n", status_code=404)(scope, receive, send)
+
+
+# The admin forms send one or two fields: more is not one of them.
+MAX_FORM_FIELDS = 4
+
+
+def _form_fields(body: bytes) -> dict[str, list[str]] | None:
+    """A posted form's fields; None for more than MAX_FORM_FIELDS (parse_qs raises on them)."""
+    try:
+        return parse_qs(body.decode("latin-1"), max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:
+        return None
