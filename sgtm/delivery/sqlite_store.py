@@ -307,9 +307,11 @@ class SqliteStore:
                 conn.execute("SAVEPOINT op")
             try:
                 if inserts is not None and isinstance(op.fn, _Insert):
-                    # Every enqueue of the group in a few statements, where the first one stood.
-                    _Insert.run_all(conn, inserts)
-                    inserts = []
+                    # Every enqueue of the group in a few statements, where the first one stood;
+                    # the others have nothing left to write.
+                    if inserts:
+                        _Insert.run_all(conn, inserts)
+                        inserts = []
                     value = None
                 else:
                     value = op.fn(conn)
@@ -871,11 +873,28 @@ def _execute_rows(
 
 
 def _add_depth(conn: sqlite3.Connection, changes: Iterable[tuple[str, int]]) -> None:
-    conn.executemany(
-        "INSERT INTO lanes (lane, depth) VALUES (?, MAX(?, 0))"
-        " ON CONFLICT (lane) DO UPDATE SET depth = MAX(depth + ?, 0)",
-        [(lane, n, n) for lane, n in changes if n],
+    added: list[tuple[str, int]] = []
+    removed: list[tuple[str, int, int]] = []
+    for lane, n in changes:
+        if n > 0:
+            added.append((lane, n))
+        elif n < 0:
+            removed.append((lane, n, n))
+    # Additions (every enqueue) in one statement, not a step per lane (each step a turn of the
+    # GIL for the writer): the new row's depth is what is added, so `excluded.depth` is it.
+    _execute_rows(
+        conn,
+        "INSERT INTO lanes (lane, depth) VALUES {}"
+        " ON CONFLICT (lane) DO UPDATE SET depth = MAX(depth + excluded.depth, 0)",
+        "(?, ?)",
+        added,
     )
+    if removed:
+        conn.executemany(
+            "INSERT INTO lanes (lane, depth) VALUES (?, MAX(?, 0))"
+            " ON CONFLICT (lane) DO UPDATE SET depth = MAX(depth + ?, 0)",
+            removed,
+        )
 
 
 def _row_id(id: str) -> bool:
