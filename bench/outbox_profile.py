@@ -94,19 +94,18 @@ async def measure(app: Any, mix: list[Hit], args: argparse.Namespace, profile: b
     started = time.process_time()
     statuses = await drive(app, mix, args.requests, args.connections)
     seconds = time.process_time() - started
+    if profiler is not None:
+        profiler.disable()
     if writer is not None:
         writer_seconds = time.clock_gettime(writer) - writer_started
         user, system = (b - a for a, b in zip(ticks, writer_ticks(), strict=True))
-        main_user, main_system = (
-            b - a for a, b in zip(main_ticks, thread_ticks(threading.get_native_id()), strict=True)
-        )
-        print(f"  the event loop's thread: {main_system / (main_user + main_system or 1):.0%} system")
+        loop_ticks = thread_ticks(threading.get_native_id())
+        main_user, main_system = (b - a for a, b in zip(main_ticks, loop_ticks, strict=True))
         print(
             f"  of which the SQLite writer thread: {writer_seconds / args.requests * 1e6:.1f} us"
-            f" ({user / (user + system or 1):.0%} user, {system / (user + system or 1):.0%} system)"
+            f" ({system / (user + system or 1):.0%} system);"
+            f" the event loop's thread: {main_system / (main_user + main_system or 1):.0%} system"
         )
-    if profiler is not None:
-        profiler.disable()
     if args.keep:
         import shutil
 
