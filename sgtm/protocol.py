@@ -15,12 +15,17 @@ resumes on every answer, and parses the whole of every read (up to 256 KiB: thou
 requests). Here a read is parsed in slices of `SLICE` bytes, and once `max_pipelined` requests
 wait (or a waiting request's body passes uvicorn's 64 KiB mark) the rest of the read is kept
 unparsed and reading stays paused until the queue drains. A client that sends and never reads
-its answers fills the socket: the transport pauses writing, and if it does not resume within
-`write_timeout` the connection is aborted (requests answered were processed; those waiting are
-not, and get no answer). The same deadline holds for a connection closed with answer bytes the
-client never takes. A refusal (408, 431, invalid HTTP) of a request that follows others still
-being answered waits for them: they are answered, then the refusal, then the connection closes.
-Responses made here are plain text with `nosniff`, like the app's.
+its answers fills the socket: the transport pauses writing. From then until its answers are all
+sent, the client must take `min_write_rate` bytes a second, measured over each `write_timeout`
+(a reader of a trickle resumes writing now and then, so a deadline that restarted on every resume
+would never end); below it the connection is aborted (requests answered were processed; those
+waiting are not, and get no answer), with a reset that frees what the kernel holds for it too.
+The same holds for a connection closed with answer bytes the client does not take. A refusal
+(408, 431, invalid HTTP) of a request that follows others still being answered waits for them:
+they are answered, then the refusal. A refusal closes as nginx does (a lingering close): the write
+side is shut, then what the client still sends is read and dropped for a short bounded while, as
+closing with its bytes unread would send a reset, which can destroy the answer unread. Responses
+made here are plain text with `nosniff`, like the app's.
 
 The class is named by its import path in uvicorn's options, so `--workers` processes load it too;
 each process reads the limits from the same environment.
@@ -29,10 +34,15 @@ each process reads the limits from the same environment.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import functools
 import http
 import logging
-from typing import Any
+import socket
+import struct
+import termios
+from typing import Any, cast
 
 from uvicorn.protocols.http.flow_control import (
     HIGH_WATER_LIMIT,
@@ -51,6 +61,11 @@ log = logging.getLogger("sgtm.request")
 # how far a request's header count can be over (the count includes the bytes before it in the
 # slice it began in); a read of one request, nearly every read, is parsed whole.
 SLICE = 4096
+
+# A refusal's lingering close: what the client sends after it is read and dropped for at most
+# this long and this much (a browser request's headers and body are within it), then the close.
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 256 * 1024
 
 
 @functools.cache
@@ -77,6 +92,28 @@ class _Flow(FlowControl):
             super().resume_reading()
 
 
+class _Counted:
+    """The connection's transport, counting the bytes written to it, to tell how many of them
+    the client has taken."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.written = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += len(data)
+        self.transport.write(data)
+
+    def sent(self) -> int:
+        """Bytes the client acknowledged: written, less those in our buffer and in the kernel's.
+        (The kernel takes bytes in bursts of a third of its buffer, which grows to megabytes: what
+        it took says little of how fast the client reads.)"""
+        return self.written - self.transport.get_write_buffer_size() - _unacknowledged(self)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+
 class SgtmHttpProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -84,13 +121,19 @@ class SgtmHttpProtocol(HttpToolsProtocol):
         self.header_timeout = limits.header_timeout
         self.max_header_bytes = limits.max_header_bytes
         self.write_timeout = limits.write_timeout
+        self.min_write_rate = limits.min_write_rate
         self.max_pipelined = limits.max_pipelined
         self.header_timer: asyncio.TimerHandle | None = None
         self.write_timer: asyncio.TimerHandle | None = None
+        self.write_mark = 0  # bytes sent when the current write period began
+        self.linger_timer: asyncio.TimerHandle | None = None
+        self.lingering: int | None = None  # bytes still to drop, once a refusal is written
+        self.counted: _Counted = None  # type: ignore[assignment]
         self.request_begun = False  # from a request's first byte until its headers are complete
         self.header_bytes = 0  # of the request begun, counted per read (slice) it spans
         self.unparsed = b""  # the rest of a read, while reading stops for requests waiting
-        self.refusal: bytes | None = None  # an answer and close, once the requests before it are
+        self.refusal: bytes | None = None  # an answer and close, once the requests before it are;
+        # set from the refusal on: nothing after it is parsed
         self.answering: RequestResponseCycle | None = None  # the request whose app runs (or ran)
         self.reading: _Flow = None  # type: ignore[assignment]
 
@@ -99,16 +142,25 @@ class SgtmHttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.flow = self.reading = _Flow(transport)
+        # The answers (uvicorn's request cycles take the protocol's transport) are counted.
+        self.counted = _Counted(transport)
+        self.transport = cast(asyncio.Transport, self.counted)
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
-        if self.write_timer is not None:
-            self.write_timer.cancel()
-            self.write_timer = None
+        for timer in (self.write_timer, self.linger_timer):
+            if timer is not None:
+                timer.cancel()
+        self.write_timer = self.linger_timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self.lingering is not None:  # after a refusal: dropped, up to a bound
+            self.lingering -= len(data)
+            if self.lingering < 0:
+                self._close()
+            return
         if self.refusal is not None:
             return  # the connection ends once the requests before the refused one are answered
         if self.unparsed:  # (reading is paused meanwhile; a read already under way joins them)
@@ -192,12 +244,11 @@ class SgtmHttpProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         super().on_response_complete()  # starts the next waiting request, if any
         if self.transport.is_closing():
-            self._watch_close()
+            self._watch_writes()
         elif self.refusal is not None:
-            if self._idle():
-                self._unset_keepalive_if_required()
+            if self._idle() and self.lingering is None:
                 self.transport.write(self.refusal)
-                self._close()
+                self._linger()
         elif self.reading.held and not self._backlogged():
             self.reading.release()
             unparsed, self.unparsed = self.unparsed, b""
@@ -217,11 +268,11 @@ class SgtmHttpProtocol(HttpToolsProtocol):
 
     def timeout_keep_alive_handler(self) -> None:
         super().timeout_keep_alive_handler()
-        self._watch_close()
+        self._watch_writes()
 
     def shutdown(self) -> None:
         super().shutdown()
-        self._watch_close()
+        self._watch_writes()
 
     # -- the header deadline ------------------------------------------------------------------
 
@@ -250,58 +301,86 @@ class SgtmHttpProtocol(HttpToolsProtocol):
         self._disarm()
         self.reading.hold()
         self.unparsed = b""
-        answer = _plain_response(status, text)
+        self.refusal = _plain_response(status, text)
         if self._idle():
-            self.transport.write(answer)
-            self._close()
-        else:
-            self.refusal = answer
+            self.transport.write(self.refusal)
+            self._linger()
         metrics = _metrics(self.app_state)
         if metrics is not None:
             metrics.inc("sgtm_dropped_total", reason=reason)
             metrics.inc("sgtm_requests_total", container="-", client="-", status=str(status))
         log.info("request refused", extra={"status": status, "reason": reason})
 
-    # -- the write deadline -------------------------------------------------------------------
+    def _linger(self) -> None:
+        """Close after a refusal as nginx does: the answer, then the write side shut (a FIN),
+        then the client's bytes read and dropped until it closes too, for at most LINGER_SECONDS
+        and LINGER_BYTES. Closing with bytes of the client unread makes the kernel send a reset,
+        which can destroy the answer before the client reads it."""
+        self._unset_keepalive_if_required()
+        if not self.transport.can_write_eof():
+            self._close()
+            return
+        self.transport.write_eof()  # sent once the bytes before it are
+        self.lingering = LINGER_BYTES
+        self.linger_timer = self.loop.call_later(LINGER_SECONDS, self._close)
+        self.reading.release()
+        self._watch_writes()  # a client not taking the answer is bound by the write rate still
+
+    # -- the write rate -----------------------------------------------------------------------
 
     def pause_writing(self) -> None:
         super().pause_writing()
-        if self.write_timer is None:
-            self.write_timer = self.loop.call_later(self.write_timeout, self._write_late)
+        self._watch_writes()
 
-    def resume_writing(self) -> None:
-        super().resume_writing()
-        if self.write_timer is not None:
-            self.write_timer.cancel()
-            self.write_timer = None
-        self._watch_close()
+    # (resume_writing is uvicorn's: a resume does not end the period measured, or a client taking
+    # just enough to resume writing now and then would hold its connection at a trickle forever.)
 
     def _close(self) -> None:
         self.transport.close()
-        self._watch_close()
+        self._watch_writes()
 
-    def _watch_close(self) -> None:
-        """A closing transport waits for its buffer to be sent, forever if the client never reads:
-        the write deadline bounds that wait too."""
-        if (
-            self.write_timer is None
-            and self.transport.is_closing()
-            and self.transport.get_write_buffer_size()
-        ):
-            self.write_timer = self.loop.call_later(self.write_timeout, self._write_late)
+    def _watch_writes(self) -> None:
+        """Once answers wait to be sent (writing paused, or a closing transport's last ones),
+        measure how fast the client takes them, over periods of `write_timeout`. A closing
+        transport waits for its buffer to be sent, forever if the client never reads: this
+        bounds that wait too."""
+        if self.write_timer is None and self.transport.get_write_buffer_size():
+            self.write_mark = self.counted.sent()
+            self.write_timer = self.loop.call_later(self.write_timeout, self._write_period_end)
 
-    def _write_late(self) -> None:
+    def _write_period_end(self) -> None:
         self.write_timer = None
+        if not self.transport.get_write_buffer_size():
+            return  # the client caught up; the next pause begins a new period
+        if self.counted.sent() - self.write_mark >= self.min_write_rate * self.write_timeout:
+            self._watch_writes()  # slow, but not too slow: measured again
+            return
         if self.answering is not None:
             # uvicorn learns of the disconnect a loop turn after the abort, and the abort lets
             # a send waiting for the client go on first: it must drop its answer, not write it
             # to a closed transport (a traceback).
             self.answering.disconnected = True
+        # Reset rather than close (SO_LINGER 0): the kernel drops the answers it holds for this
+        # client at once instead of resending them until it gives up on it.
+        with contextlib.suppress(OSError, AttributeError):
+            sock = self.transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.transport.abort()  # close() would wait for the unsent answers
         metrics = _metrics(self.app_state)
         if metrics is not None:
             metrics.inc("sgtm_dropped_total", reason="write_timeout")
         log.info("connection closed", extra={"reason": "write_timeout"})
+
+
+def _unacknowledged(transport: _Counted) -> int:
+    """Bytes the kernel holds for a socket that its peer has not acknowledged (SIOCOUTQ, Linux);
+    0 where that cannot be asked, as if the kernel held none."""
+    try:
+        fd = transport.get_extra_info("socket").fileno()
+        queued = fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0\0\0\0")  # SIOCOUTQ on a socket
+        return int(struct.unpack("i", queued)[0])
+    except (OSError, AttributeError, ValueError):
+        return 0
 
 
 def _metrics(app_state: Any) -> Metrics | None:

@@ -1,9 +1,12 @@
 """The real `sgtm serve` against pipelining clients (issue #8's redteam findings): a client that
-sends without reading its answers is disconnected at the write deadline, requests queued per
-connection stay capped, and a refusal of a pipelined request comes after the answers before it.
+sends without reading its answers, or reads them at a trickle, is disconnected at the write
+deadline, requests queued per connection stay capped, and a refusal of a pipelined request comes
+after the answers before it, intact.
 
 Raw sockets, as an HTTP client library neither pipelines nor stops reading. Deadlines are 1 s;
-every wait polls with bounds far above them, and nothing asserts how fast anything went.
+every wait polls with bounds far above them, and nothing asserts how fast anything went. The
+readers below pace their reads, which only bounds their rate from above: a slow machine makes
+the trickle slower still, and the steady reader reads ten times the minimum rate.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import re
 import socket
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -24,11 +28,13 @@ pytestmark = pytest.mark.e2e
 
 TOKEN = "pipeline-admin-token"
 MAX_PIPELINED = 4
+MIN_WRITE_RATE = 128 * 1024  # bytes a second, over each 1 s write period
 LIMITS = {
     "SGTM_HEADER_TIMEOUT": "1s",
     "SGTM_KEEPALIVE_TIMEOUT": "1s",
     "SGTM_WRITE_TIMEOUT": "1s",
     "SGTM_MAX_PIPELINED": str(MAX_PIPELINED),
+    "SGTM_MIN_WRITE_RATE": str(MIN_WRITE_RATE),
     "SGTM_MAX_HEADER_BYTES": "8192",
     "SGTM_ADMIN_TOKEN": TOKEN,
 }
@@ -110,16 +116,19 @@ def errors(server: SgtmProcess) -> list[dict[str, object]]:
     ]
 
 
-def send_in_background(sock: socket.socket, chunks: list[bytes]) -> threading.Thread:
+def send_in_background(
+    sock: socket.socket, chunks: list[bytes], failures: list[OSError] | None = None
+) -> threading.Thread:
     """Send `chunks` on a thread (the server stops reading while we do not read), ending quietly
-    when the server closes the connection."""
+    when the server closes the connection (the error kept in `failures`, if given)."""
 
     def run() -> None:
         try:
             for chunk in chunks:
                 sock.sendall(chunk)
-        except OSError:  # reset or broken pipe: the server closed it
-            pass
+        except OSError as exc:  # reset or broken pipe: the server closed it
+            if failures is not None:
+                failures.append(exc)
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -152,6 +161,59 @@ def test_a_client_that_never_reads_is_disconnected_at_the_write_deadline(
     # same stream held ~140 MB in one connection.
     assert peak - start_rss < 40 * 1024, f"RSS grew {peak - start_rss} KiB"
     assert errors(server) == [], str(errors(server)[0])
+
+
+def read_paced(sock: socket.socket, size: int, pause: float) -> tuple[bytes, str]:
+    """Read `size` bytes at a time, `pause` seconds apart, until the server ends the connection:
+    what was read, and how it ended ("reset", or "closed" when it ended cleanly)."""
+    out = b""
+    with sock:
+        while True:
+            try:
+                data = sock.recv(size)
+            except ConnectionResetError:
+                return out, "reset"
+            if not data:
+                return out, "closed"
+            out += data
+            time.sleep(pause)
+
+
+def test_a_client_reading_a_trickle_is_disconnected(server: SgtmProcess) -> None:
+    # 2 KiB every 20 ms is at most 100 KiB a second, under the minimum rate but enough to resume
+    # writing about once a second: a write deadline restarted on every resume never ended.
+    before = dropped(server, "write_timeout")
+    sock = connect(server, receive_buffer=4096)
+    failures: list[OSError] = []
+    sender = send_in_background(sock, [hit() * 1000] * 60, failures)
+    answers, ending = read_paced(sock, 2048, 0.02)
+    sender.join(timeout=20)
+    # Aborted with a reset (which the sender may be the one to see); what it read before is
+    # whole answers and a part of one.
+    assert ending == "reset" or any(isinstance(x, ConnectionResetError) for x in failures)
+    assert set(statuses(answers)) == {200}
+    assert len(statuses(answers)) < 60_000
+    assert dropped(server, "write_timeout") == before + 1
+    assert errors(server) == [], str(errors(server)[0])
+
+
+def test_a_slow_client_reading_steadily_gets_all_its_answers(server: SgtmProcess) -> None:
+    # Through a small receive window, 4 KiB at a time: at most ~800 KiB a second, slower than
+    # the server answers (so writing pauses), above the minimum rate.
+    count = 25_000
+    sock = connect(server, receive_buffer=4096)
+    sender = send_in_background(sock, [hit() * (count // 4)] * 4)
+    answers = b""
+    seen = 0  # answers begun, counted per read (with the end of the read before)
+    while seen < count:
+        data = sock.recv(4096)
+        assert data, f"closed after {seen} answers"
+        seen += (answers[-8:] + data).count(b"HTTP/1.1 ")
+        answers += data
+        time.sleep(0.005)
+    sender.join(timeout=20)
+    sock.close()
+    assert statuses(answers) == [200] * count
 
 
 def test_pipelined_hits_beyond_the_cap_are_all_answered_and_delivered(
@@ -220,6 +282,26 @@ def test_a_refused_pipelined_request_is_answered_after_those_before_it(
     answers += read_until_closed(sock)
     assert statuses(answers) == expected
     assert answers.endswith(b"\n") and b"connection: close\r\n" in answers
+    assert errors(server) == [], str(errors(server)[0])
+
+
+@pytest.mark.parametrize(
+    ("before", "expected"),
+    [(b"", [431]), (hit() * 3, [200, 200, 200, 431])],
+    ids=["alone", "behind"],
+)
+def test_a_refusal_reaches_a_client_still_sending(
+    server: SgtmProcess, before: bytes, expected: list[int]
+) -> None:
+    # Headers over the limit and 200 KB more, in one write: the server refuses after its first
+    # read, with the rest still arriving. Closed with those bytes unread, the connection ended in
+    # a reset; now the client reads the refusal, then a clean end.
+    sock = connect(server)
+    sender = send_in_background(sock, [before + BIG + b"b" * 200_000])
+    answers, ending = read_paced(sock, 65536, 0)
+    sender.join(timeout=20)
+    assert (statuses(answers), ending) == (expected, "closed")
+    assert answers.endswith(b"\r\n\r\nrequest headers too large\n")
     assert errors(server) == [], str(errors(server)[0])
 
 
