@@ -89,19 +89,23 @@ async def measure(app: Any, mix: list[Hit], args: argparse.Namespace, profile: b
         profiler.enable()
     writer = writer_clock()
     ticks = writer_ticks()
+    main_ticks = thread_ticks(threading.get_native_id())
     writer_started = time.clock_gettime(writer) if writer is not None else 0.0
     started = time.process_time()
     statuses = await drive(app, mix, args.requests, args.connections)
     seconds = time.process_time() - started
+    if profiler is not None:
+        profiler.disable()
     if writer is not None:
         writer_seconds = time.clock_gettime(writer) - writer_started
         user, system = (b - a for a, b in zip(ticks, writer_ticks(), strict=True))
+        loop_ticks = thread_ticks(threading.get_native_id())
+        main_user, main_system = (b - a for a, b in zip(main_ticks, loop_ticks, strict=True))
         print(
             f"  of which the SQLite writer thread: {writer_seconds / args.requests * 1e6:.1f} us"
-            f" ({user / (user + system or 1):.0%} user, {system / (user + system or 1):.0%} system)"
+            f" ({system / (user + system or 1):.0%} system);"
+            f" the event loop's thread: {main_system / (main_user + main_system or 1):.0%} system"
         )
-    if profiler is not None:
-        profiler.disable()
     if args.keep:
         import shutil
 
@@ -130,10 +134,14 @@ def writer_ticks() -> tuple[int, int]:
     """The writer thread's user and system clock ticks (/proc), (0, 0) without one."""
     for thread in threading.enumerate():
         if thread.name == "sgtm-sqlite" and thread.native_id is not None:
-            stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
-            fields = stat.rpartition(")")[2].split()
-            return int(fields[11]), int(fields[12])
+            return thread_ticks(thread.native_id)
     return 0, 0
+
+
+def thread_ticks(native_id: int) -> tuple[int, int]:
+    stat = Path(f"/proc/self/task/{native_id}/stat").read_text()
+    fields = stat.rpartition(")")[2].split()
+    return int(fields[11]), int(fields[12])
 
 
 def profile_writer(args: argparse.Namespace) -> None:

@@ -51,7 +51,7 @@ from sgtm.delivery.store import (
     trim_history,
 )
 from sgtm.delivery.transport import Response, Transport, TransportError
-from sgtm.metrics import Metrics
+from sgtm.metrics import Labels, Metrics, counter_key
 from sgtm.plugin import Credential, Outbound, Tag, Verdict, as_verdict, makes_events
 from sgtm.ratelimit import TokenBucket
 from sgtm.ratelog import RateLimitedLog
@@ -242,6 +242,7 @@ class DeliveryEngine:
         # Lanes with no job and no task here, since when: forgotten once idle past retirement.
         self._empty_since: dict[str, float] = {}
         self.budget = LaneBudget(self.options.lane_idle_retire)
+        self._enqueued: dict[tuple[str, str], tuple[str, Labels]] = {}
         self._refusals = RateLimitedLog(log)
         _check_routes(self.routes)
         self._orphan_max_age = _orphan_max_age(self.routes)
@@ -268,29 +269,37 @@ class DeliveryEngine:
             raise DeliveryUnavailable("shutting down")
         now = self.clock()
         jobs: list[NewJob] = []
-        stored: list[Submission] = []
+        stored: list[tuple[str, str]] = []
         for submission in submissions:
-            job = self.job_for(submission, now)
-            if job is not None and self._admit(submission, job.lane, now):
+            key = (submission.container, submission.tag)
+            route = self.routes.get(key) or self._former.get(key)
+            job = self._job(submission, route, now)
+            if job is not None and self._admit(key, route, job.lane, now):
                 jobs.append(job)
-                stored.append(submission)
+                stored.append(key)
         if not jobs:
             return
         await self.store.enqueue(jobs)
-        for key in {job.lane for job in jobs} if self.sends else ():
-            woken = self._lane(key)
+        for lane_text in {job.lane for job in jobs} if self.sends else ():
+            woken = self._lane(lane_text)
             if woken is not None:
                 woken.wake.set()
-        for submission in stored:
-            self.metrics.inc(
-                "sgtm_delivery_enqueued_total", container=submission.container, tag=submission.tag
-            )
+        for key in stored:
+            self.metrics.add(self._enqueued_series(key))
 
-    def _admit(self, submission: Submission, lane: str, now: float) -> bool:
+    def _enqueued_series(self, key: tuple[str, str]) -> tuple[str, Labels]:
+        """The `sgtm_delivery_enqueued_total` series of a tag, worked out once per tag (a job
+        or more per hit): the series of tags of the config, so as many as they are."""
+        series = self._enqueued.get(key)
+        if series is None:
+            container, tag = key
+            series = counter_key("sgtm_delivery_enqueued_total", container=container, tag=tag)
+            self._enqueued[key] = series
+        return series
+
+    def _admit(self, key: tuple[str, str], route: TagRoute | None, lane: str, now: float) -> bool:
         """Whether the tag may have a job in `lane`: a destination it has, or a new one within
         its `max_lanes` (LaneBudget); a refusal is counted and logged (once a minute a tag)."""
-        key = (submission.container, submission.tag)
-        route = self.routes.get(key) or self._former.get(key)
         cap = route.policy.max_lanes if route is not None else DEFAULT_MAX_LANES
         if self.budget.admit(key, lane, cap, now, self.lanes.__contains__):
             return True
@@ -310,7 +319,9 @@ class DeliveryEngine:
         """The outbox job of a submission: its request with configured secrets sealed,
         encoded as the store keeps it; None (counted and logged) when it cannot be stored."""
         key = (submission.container, submission.tag)
-        route = self.routes.get(key) or self._former.get(key)
+        return self._job(submission, self.routes.get(key) or self._former.get(key), due)
+
+    def _job(self, submission: Submission, route: TagRoute | None, due: float) -> NewJob | None:
         outbound, nonce = submission.outbound, submission.nonce
         if route is not None and route.seal:
             candidate = nonce or placeholders.new_nonce()
@@ -460,6 +471,7 @@ class DeliveryEngine:
                 self._reroute_lane(lane, now_route)
         self._former = {k: v for k, v in (self._former | self.routes).items() if k not in new}
         self.routes = new
+        self._enqueued.clear()  # series of the tags of this config only
         self._orphan_max_age = _orphan_max_age(new)
         if self.sends and self._supervisor is not None and not self._stopping:
             for lane_text in [*self._unroutable, *retired]:
