@@ -85,6 +85,7 @@ variables:
 triggers:
   everything: {all: []}
   pii_list: {var: event_name, equals: pii_list}
+  tid_flood: {var: event_name, equals: tid_flood}
   shop_page: {var: page_location, matches: '^(https?://)?([a-z0-9]+\.)*shop\.example(/.*)*$'}
 tags:
   - name: collector
@@ -107,6 +108,8 @@ tags:
   # The tags that hash lists of personal data, for the `pii_list` events only (normal requests
   # fire none of them, so those events are judged against cheaper ones).
   - {name: ga4_forward, type: ga4, triggers: [pii_list]}
+  # Forwards whatever stream a `tid_flood` hit names: each line of such a batch names another.
+  - {name: ga4_streams, type: ga4, triggers: [tid_flood]}
   - name: ga4_server
     type: ga4_mp
     triggers: [pii_list]
@@ -327,6 +330,19 @@ def hostile_requests() -> list[Request]:
             body=fill(b"en=x&ep.a=%E0%A4%zz%" + b"%" * 200 + b"\n"),
         ),
         ga4("ga4: 1 MiB POST of 10,000+ lines", [], method="POST", body=fill(b"en=scroll\n")),
+        # Issue #8's lane flood: every event names another stream (the tag's lane key).
+        ga4(
+            "ga4: 100 lines, each another well-formed tid",
+            [],
+            method="POST",
+            body="\n".join(f"en=tid_flood&tid=G-{n:010d}" for n in range(100)).encode(),
+        ),
+        ga4(
+            "ga4: 100 lines, each a malformed 600-char tid",
+            [],
+            method="POST",
+            body="\n".join(f"en=tid_flood&tid=g-{n:0600d}" for n in range(100)).encode(),
+        ),
         ga4(
             "ga4: 1 MiB POST of one line",
             [],

@@ -4,9 +4,9 @@ The tagging endpoint is a raw ASGI hit path (`TaggingApp`) that takes every HTTP
 Starlette's own routes, ahead of Starlette's middleware and router: it routes by Host to a
 container, reads the body within the limit and hands the container the `HitRequest`
 sgtm/ingress.py builds (the client IP through that container's privacy policy). `/healthz`,
-`/readyz` and `/metrics` (admin token) are Starlette routes, with the middleware of
-sgtm/middleware.py. The lifespan owns the delivery (Starlette's lifespan
-pattern), so its connections open and close with the server.
+`/readyz` and `/metrics` (admin token, throttled with the admin API's: sgtm/admin/auth.py) are
+Starlette routes, with the middleware of sgtm/middleware.py. The lifespan owns the delivery
+(Starlette's lifespan pattern), so its connections open and close with the server.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ from sgtm.plugin import ClientResponse
 from sgtm.plugins import load_registry
 from sgtm.preview import Previews
 from sgtm.preview import requested as preview_id
+from sgtm.privacy import client_ip
 from sgtm.record import TrafficRecorder
 from sgtm.reload import (
     ContainerSet,
@@ -300,14 +301,30 @@ def create_app(
     admin_token = os.environ.get("SGTM_ADMIN_TOKEN", "")
     limits = limits or limits_from_env()
     from sgtm.admin import admin_app, not_found
+    from sgtm.admin.auth import TokenGate
 
+    def client_of(request: Request) -> str | None:
+        """The client's IP as the hit path resolves it for the request's Host (X-Forwarded-For
+        only from the trusted proxies of the container it routes to), not anonymized."""
+        headers, _ = asgi_headers(request.scope["headers"])
+        try:
+            container = live.current.router.route(request_host(headers.items()))
+        except BadHost:
+            container = None  # a Host the hit path refuses (two, or not a host): no proxy trusted
+        trusted = container.spec.privacy.trusted_proxies if container is not None else ()
+        peer = request.client.host if request.client else None
+        return client_ip(peer, headers.get("x-forwarded-for"), trusted)
+
+    # One gate for every surface that takes the token (the admin API and UI, /metrics): one
+    # throttle of wrong tokens per client for all of them.
+    gate = TokenGate(admin_token, client_of)
     admin: ASGIApp = not_found
     previews: Previews | None = None
     if admin_token:
         durable = delivery if isinstance(delivery, DeliveryEngine) else None
         if durable is not None:
             previews = Previews(durable.store)
-        admin = admin_app(admin_token, durable.store if durable else None, durable, previews)
+        admin = admin_app(gate, durable.store if durable else None, durable, previews)
 
     alerter = alerter_for([s.alerts for s in specs if s.alerts is not None], metrics.samples)
 
@@ -352,7 +369,11 @@ def create_app(
     async def metrics_endpoint(request: Request) -> Response:
         if not admin_token:
             return PlainTextResponse("not found\n", status_code=404)
-        if not bearer_matches(request.headers.getlist("authorization"), admin_token):
+        bearer = gate.bearer(request)
+        if bearer.retry_after:
+            late = {"retry-after": str(bearer.retry_after)}
+            return PlainTextResponse("too many wrong tokens\n", status_code=429, headers=late)
+        if not bearer.ok:
             challenge = {"www-authenticate": "Bearer"}
             return PlainTextResponse("unauthorized\n", status_code=401, headers=challenge)
         if isinstance(delivery, DeliveryEngine):

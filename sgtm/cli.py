@@ -240,7 +240,7 @@ def uvicorn_options(host: str, port: int, limits: ServerLimits) -> dict[str, Any
         "proxy_headers": False,  # trusted proxies are per container, decided by sgtm itself
         "server_header": False,
         "timeout_graceful_shutdown": 15,
-        # uvicorn's httptools protocol with a header deadline and size limit (sgtm/protocol.py);
+        # uvicorn's httptools protocol with header and write deadlines and caps (sgtm/protocol.py);
         # named by path so --workers processes load it too. No route speaks WebSocket.
         "http": "sgtm.protocol:SgtmHttpProtocol",
         "ws": "none",

@@ -12,6 +12,7 @@ from sgtm.config import ContainerSpec
 from sgtm.delivery.engine import DeliveryEngine, EngineOptions, TagRoute
 from sgtm.delivery.policy import (
     DEFAULT_MAX_AGE,
+    DEFAULT_MAX_LANES,
     StoreSpec,
     lane_policy,
     parse_duration,
@@ -46,6 +47,7 @@ def routes_for(specs: Sequence[ContainerSpec]) -> dict[tuple[str, str], TagRoute
     routes: dict[tuple[str, str], TagRoute] = {}
     for spec in specs:
         max_age = parse_duration(spec.delivery.max_age) if spec.delivery else DEFAULT_MAX_AGE
+        max_lanes = spec.delivery.max_lanes_per_tag if spec.delivery else DEFAULT_MAX_LANES
         seal = SecretSeal(spec.secrets)
         redact = Redactor(spec.secrets)
         for tag in spec.tags:
@@ -54,7 +56,7 @@ def routes_for(specs: Sequence[ContainerSpec]) -> dict[tuple[str, str], TagRoute
                 tag=tag.name,
                 type=tag.type,
                 settings=tag.settings,
-                policy=lane_policy(tag.type, tag.delivery, max_age, tag.settings),
+                policy=lane_policy(tag.type, tag.delivery, max_age, tag.settings, max_lanes),
                 seal=seal,
                 redact=redact,
             )

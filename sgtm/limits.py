@@ -21,6 +21,9 @@ class ServerLimits:
     header_timeout: float = 10.0  # from connection (or first byte after keep-alive) to headers read
     body_timeout: float = 30.0  # from headers read to the whole body read
     keepalive_timeout: float = 5.0  # an idle connection between requests
+    write_timeout: float = 30.0  # a client not taking its responses (writing paused) until closed
+    min_write_rate: int = 1024  # bytes/s a client behind on its answers takes, per write_timeout
+    max_pipelined: int = 16  # requests waiting behind the one being answered before reading stops
     max_connections: int = 4096  # per worker; beyond it new requests get 503 at once (0: none)
     backlog: int = 2048  # connections the kernel queues before sgtm accepts them
 
@@ -31,6 +34,9 @@ ENV = {
     "header_timeout": "SGTM_HEADER_TIMEOUT",
     "body_timeout": "SGTM_BODY_TIMEOUT",
     "keepalive_timeout": "SGTM_KEEPALIVE_TIMEOUT",
+    "write_timeout": "SGTM_WRITE_TIMEOUT",
+    "min_write_rate": "SGTM_MIN_WRITE_RATE",
+    "max_pipelined": "SGTM_MAX_PIPELINED",
     "max_connections": "SGTM_MAX_CONNECTIONS",
     "backlog": "SGTM_BACKLOG",
 }

@@ -19,6 +19,9 @@ HELP = {
     "sgtm_tag_warnings_total": "Changes tags made to send an event (a value cut, a param dropped)",
     "sgtm_deliveries_total": "Deliveries settled, by tag and outcome (done, retry, dead)",
     "sgtm_delivery_enqueued_total": "Deliveries written to the outbox, by tag",
+    "sgtm_delivery_refused_total": (
+        "Deliveries refused before they were stored, by tag and reason (max_lanes)"
+    ),
     "sgtm_delivery_breaker_open_total": "Times a lane's circuit breaker opened",
     "sgtm_delivery_auth_refresh_total": "Credentials refreshed after the vendor refused one",
     "sgtm_delivery_queue_depth": "Deliveries waiting in the outbox, per lane (all instances)",
@@ -76,6 +79,12 @@ class Metrics:
         """Forget every series of a gauge (an info metric whose label changed)."""
         for key in [key for key in self._gauges if key[0] == name]:
             del self._gauges[key]
+
+    def forget(self, name: str, **labels: str) -> None:
+        """Remove one gauge series (of a lane that is gone): /metrics must not keep a series
+        for every value a label ever had. Not through the key cache, which is for series that
+        are counted again."""
+        self._gauges.pop((name, tuple(sorted(labels.items()))), None)
 
     def value(self, name: str, **labels: str) -> float:
         key = _key(name, labels)

@@ -61,6 +61,16 @@ SGTM = str(Path(sys.executable).parent / "sgtm")
 
 POLL = 0.02  # how often the polling helpers look again
 
+# What the HTTP protocol (sgtm/protocol.py) reads once per process: only a process of its own
+# has other values.
+PROTOCOL_LIMITS = (
+    "SGTM_HEADER_TIMEOUT",
+    "SGTM_MAX_HEADER_BYTES",
+    "SGTM_WRITE_TIMEOUT",
+    "SGTM_MIN_WRITE_RATE",
+    "SGTM_MAX_PIPELINED",
+)
+
 
 def wait_until(check: Callable[[], Any], what: str = "condition", timeout: float = 10.0) -> Any:
     """Poll `check()` until it returns something truthy, and return it; fail naming `what`.
@@ -158,9 +168,8 @@ class SgtmServer(_Logs):
         **app_options: Any,
     ) -> None:
         env = dict(env or {})
-        if {"SGTM_HEADER_TIMEOUT", "SGTM_MAX_HEADER_BYTES"} & set(env):
-            # The HTTP protocol reads these once per process: only a process of its own has them.
-            raise ValueError("header limits need their own process: use SgtmProcess")
+        if set(PROTOCOL_LIMITS) & set(env):
+            raise ValueError("protocol limits need their own process: use SgtmProcess")
         # The listening socket is bound here and handed to uvicorn: a port picked first and
         # bound later can be taken in between by another test process.
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -26,6 +26,7 @@ import msgspec
 
 from sgtm.plugin import BuildContext, EventData, InvalidEvent, Outbound, Tag, Url, Verdict
 
+from ..ga4_mp.rules import is_measurement_id, measurement_id_problem
 from .encode import encode, query
 
 ENDPOINTS = {
@@ -40,7 +41,6 @@ REDACTED_IP = "::"
 BODY_PARAMS = frozenset({"en", "_et"})
 BODY_PREFIXES = ("ep.", "epn.")
 _ITEM_PARAM = re.compile(r"pr[0-9]+")
-_MEASUREMENT_ID = re.compile(r"G-[A-Z0-9]{4,20}")
 _PARAM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}")
 # A header value carries printable ASCII only: no CR/LF, nothing a transport cannot encode.
 _NOT_HEADER_TEXT = re.compile(r"[^\x20-\x7e]")
@@ -53,6 +53,9 @@ def _templated(value: object) -> bool:
 class Ga4Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Blank: the event's own (x-ga-measurement_id, what gtag sent as tid). Set: replaces it.
     measurement_id: str | None = None
+    # The streams this tag may send to; empty: any well-formed id. An event for another id is
+    # `invalid`, so a hit cannot choose where (and in how many lanes) the tag sends.
+    measurement_ids: list[str] = []
     # Blank: the event's event_name. Set: replaces it.
     event_name: str | None = None
     # Where Google collects: "eu" (region1.google-analytics.com) or "global" (www).
@@ -71,14 +74,22 @@ class Ga4Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     user_properties: dict[str, Any] = {}
 
     def __post_init__(self) -> None:
-        if (
-            self.measurement_id is not None
-            and not _templated(self.measurement_id)
-            and not _MEASUREMENT_ID.fullmatch(self.measurement_id)
-        ):
+        fixed = self.measurement_id is not None and not _templated(self.measurement_id)
+        if fixed and not is_measurement_id(self.measurement_id):
             raise ValueError(
                 "measurement_id: expected a web stream's id like 'G-ABC123XYZ9', got "
-                f"{self.measurement_id[:40]!r}"
+                f"{str(self.measurement_id)[:40]!r}"
+            )
+        for allowed in self.measurement_ids:
+            if not is_measurement_id(allowed):
+                raise ValueError(
+                    "measurement_ids: expected web streams' ids like 'G-ABC123XYZ9' (no "
+                    f"templates), got {allowed[:40]!r}"
+                )
+        if fixed and self.measurement_ids and self.measurement_id not in self.measurement_ids:
+            raise ValueError(
+                f"measurement_id: {self.measurement_id!r} is not one of measurement_ids, so "
+                "the tag could send nothing"
             )
         if self.event_name is not None and not self.event_name.strip():
             raise ValueError("event_name: empty (leave it out to keep the event's name)")
@@ -120,11 +131,18 @@ class Ga4Tag(Tag[Ga4Settings]):
             send_user_data=settings.send_user_data,
             warn=ctx.warn,
         )
-        if not params.get("tid"):
+        tid = params.get("tid")
+        if not tid:
             raise InvalidEvent(
                 "no measurement id: set the tag's measurement_id, or send events with "
                 "x-ga-measurement_id (the GA4 client's tid)"
             )
+        # The id is the request's lane (`destination`): a hit must not open lanes at will.
+        problem = measurement_id_problem(tid)
+        if problem is not None:
+            raise InvalidEvent(problem)
+        if settings.measurement_ids and tid not in settings.measurement_ids:
+            raise InvalidEvent(f"measurement id {tid!r} is not one of the tag's measurement_ids")
         if not params.get("en"):
             raise InvalidEvent("no event name")
         params = {"v": "2", **{k: v for k, v in params.items() if k != "v"}}
@@ -143,7 +161,7 @@ class Ga4Tag(Tag[Ga4Settings]):
                 url=url,
                 headers=headers,
                 body=body,
-                destination=params["tid"],
+                destination=tid,
             )
         ]
 

@@ -38,7 +38,12 @@ from sgtm.plugin import (
 from .collect import Ga4MpClient
 from .payload import build, event_name
 from .responses import classify
-from .rules import MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST, MAX_USER_PROPERTIES
+from .rules import (
+    MAX_BODY_BYTES,
+    MAX_EVENTS_PER_REQUEST,
+    MAX_USER_PROPERTIES,
+    measurement_id_problem,
+)
 from .settings import Ga4MpSettings
 
 DEDUPE_SECONDS = 24 * 3600
@@ -56,6 +61,11 @@ class Ga4MpTag(Tag[Ga4MpSettings]):
     batching = Batching(max_items=MAX_EVENTS_PER_REQUEST, max_bytes=MAX_BODY_BYTES)
 
     def build(self, event: EventData, settings: Ga4MpSettings, ctx: BuildContext) -> list[Outbound]:
+        # The id names the lane: one a template took from the event is checked here too (a
+        # rendered value that still holds "{{" passes the settings' own check).
+        problem = measurement_id_problem(settings.measurement_id)
+        if problem is not None:
+            raise InvalidEvent(problem)
         built = build(event, settings, ctx.now, ctx.container.consent_default, ctx.warn)
         body = request_body(built.envelope, [built.event], built.user_properties)
         if len(body) >= MAX_BODY_BYTES:

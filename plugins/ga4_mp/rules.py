@@ -143,3 +143,35 @@ def name_problem(name: str, max_chars: int = MAX_NAME_CHARS) -> str | None:
     if name.lower().startswith(RESERVED_PREFIXES):
         return "a reserved prefix (ga_, google_, firebase_)"
     return None
+
+
+# A web data stream's measurement id: "G-" and capital letters or digits (Google's are 10 of
+# them today; older and test streams are shorter). Both GA4 tags send to it and key their lane
+# by it, so a value a hit chose must have this shape and this bound.
+MEASUREMENT_ID_PREFIX = "G-"
+MEASUREMENT_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+MIN_MEASUREMENT_ID_CHARS = 4  # after the prefix
+MAX_MEASUREMENT_ID_CHARS = 20
+
+
+def is_measurement_id(value: object) -> bool:
+    """Whether `value` is a web stream's measurement id: one length check and one pass over at
+    most 20 characters (no pattern engine on a value that may come from a hit)."""
+    if not isinstance(value, str) or not value.startswith(MEASUREMENT_ID_PREFIX):
+        return False
+    rest = value[len(MEASUREMENT_ID_PREFIX) :]
+    if not MIN_MEASUREMENT_ID_CHARS <= len(rest) <= MAX_MEASUREMENT_ID_CHARS:
+        return False
+    return MEASUREMENT_ID_CHARS.issuperset(rest)
+
+
+def measurement_id_problem(value: object) -> str | None:
+    """Why `value` cannot be a measurement id (the value quoted, cut to 40 characters), or None."""
+    if is_measurement_id(value):
+        return None
+    shown = value[:40] if isinstance(value, str) else type(value).__name__
+    return (
+        f"measurement id {shown!r} is not a web stream's id (G- and "
+        f"{MIN_MEASUREMENT_ID_CHARS} to {MAX_MEASUREMENT_ID_CHARS} capital letters or digits, "
+        "like G-ABC123XYZ9)"
+    )

@@ -20,6 +20,7 @@ from .rules import (
     MAX_USER_PROPERTY_NAME_CHARS,
     RESERVED_EVENT_NAMES,
     RESERVED_USER_PROPERTY_NAMES,
+    is_measurement_id,
     name_problem,
 )
 
@@ -27,7 +28,6 @@ ENDPOINTS = {
     "global": "https://www.google-analytics.com",
     "eu": "https://region1.google-analytics.com",  # collected and processed in the EU
 }
-_MEASUREMENT_ID = re.compile(r"G-[A-Z0-9]{4,20}")
 _COUNTRY_CODE = re.compile(r"[1-9][0-9]{0,2}")
 
 
@@ -64,9 +64,7 @@ class Ga4MpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     endpoint: Url | None = None
 
     def __post_init__(self) -> None:
-        if not _templated(self.measurement_id) and not _MEASUREMENT_ID.fullmatch(
-            self.measurement_id
-        ):
+        if not _templated(self.measurement_id) and not is_measurement_id(self.measurement_id):
             raise ValueError(
                 "measurement_id: expected a web stream's id like 'G-ABC123XYZ9', got "
                 f"{self.measurement_id[:40]!r}"

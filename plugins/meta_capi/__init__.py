@@ -69,7 +69,10 @@ class MetaCapiTag(Tag[MetaCapiSettings]):
                 url=events_url(settings),
                 headers=dict(_HEADERS),
                 body=msgspec.json.encode(envelope),
-                destination=settings.pixel_id + (f"/test:{test_code}" if test_code else ""),
+                # One lane per pixel: a test code (which an event may carry) only groups the
+                # events of a request, so no hit can open lanes or fill the tag's lane budget.
+                destination=settings.pixel_id,
+                batch_key=f"test:{test_code}" if test_code else "",
                 idempotency_key=f"{settings.pixel_id}:{data['event_name']}:{data['event_id']}",
                 batch_item=data,
             )

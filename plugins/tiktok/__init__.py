@@ -29,7 +29,7 @@ from sgtm.plugin import (
     hookimpl,
 )
 
-from .payload import data_entry, event_id, lane_key, tiktok_event_name
+from .payload import data_entry, event_id, tiktok_event_name
 from .responses import classify, classify_batch
 from .settings import TikTokSettings
 
@@ -63,7 +63,10 @@ class TikTokTag(Tag[TikTokSettings]):
                 url=settings.track_url,
                 headers={"Access-Token": settings.access_token, "Content-Type": "application/json"},
                 body=msgspec.json.encode(envelope),
-                destination=lane_key(settings.pixel_code, test_code),
+                # One lane per pixel: a test code (which an event may carry) only groups the
+                # events of a request, so no hit can open lanes or fill the tag's lane budget.
+                destination=settings.pixel_code,
+                batch_key=f"test:{test_code}" if test_code else "",
                 idempotency_key=f"{settings.pixel_code}:{data['event']}:{data['event_id']}",
                 batch_item=data,
             )

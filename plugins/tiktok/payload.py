@@ -11,7 +11,6 @@ cookies and `now`.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -273,10 +272,3 @@ def _http_url(value: Any) -> str | None:
     except ValueError:
         return None
     return url if scheme in ("http", "https") else None
-
-
-def lane_key(pixel_code: str, test_code: str | None) -> str:
-    """One lane per pixel and test code: the events of one request share both."""
-    if not test_code:
-        return pixel_code
-    return f"{pixel_code}/test:{hashlib.sha256(test_code.encode()).hexdigest()[:12]}"

@@ -1,7 +1,8 @@
 """The admin surface under `/_sgtm/`: a JSON API and the UI that uses it.
 
 On only when `SGTM_ADMIN_TOKEN` is set (404 otherwise). The API takes `Authorization: Bearer
-<token>` or the UI's login cookie (sgtm/admin/auth.py); the UI is static files shipped in the
+<token>` or the UI's login cookie (sgtm/admin/auth.py; wrong tokens are throttled per client
+with /metrics' by one `TokenGate`: 429 and Retry-After); the UI is static files shipped in the
 package (sgtm/admin/static: no CDN, works offline) under a strict Content-Security-Policy, and
 sets every value it shows through textContent.
 
@@ -37,8 +38,8 @@ from sgtm.admin.auth import (
     CSRF_HEADER,
     SESSION_LIFE,
     AdminAuth,
-    LoginThrottle,
     Session,
+    TokenGate,
     same_origin,
 )
 from sgtm.delivery.base import DeliveryUnavailable
@@ -91,21 +92,31 @@ def _static(name: str) -> bytes:
     return resources.files("sgtm.admin").joinpath("static", name).read_bytes()
 
 
+def too_many(retry_after: int) -> Response:
+    """A client locked out for wrong tokens (sgtm/admin/auth.py, TokenGate)."""
+    answer = problem(429, f"too many wrong tokens: try again in {retry_after} s")
+    answer.headers["retry-after"] = str(retry_after)
+    return answer
+
+
 def admin_app(
-    token: str,
+    gate: TokenGate,
     store: Store | None,
     engine: DeliveryEngine | None,
     previews: Previews | None,
 ) -> ASGIApp:
-    """The `/_sgtm` app. `store` is None when the server runs without a delivery store (a
-    test's recorder): then only health answers, empty."""
-    auth = AdminAuth(token)
-    logins = LoginThrottle()
+    """The `/_sgtm` app. `gate` checks the token (shared with /metrics: one throttle). `store`
+    is None when the server runs without a delivery store (a test's recorder): then only health
+    answers, empty."""
+    auth = AdminAuth(gate.token)
     page_template = _static("page.html").decode()
 
     def api(handler: Handler, *, changes: bool = False) -> Handler:
         async def guarded(request: Request) -> Response:
-            if not auth.bearer(request):
+            bearer = gate.bearer(request)
+            if bearer.retry_after:
+                return too_many(bearer.retry_after)
+            if not bearer.ok:
                 session = auth.session(request)
                 if session is None:
                     return problem(401, "unauthorized: Authorization: Bearer <token> required")
@@ -212,11 +223,12 @@ def admin_app(
             text = text.replace("{{" + name + "}}", html.escape(value, quote=True))
         return Response(text, media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
 
-    def login_page(status: int = 200, message: str = "") -> Response:
+    def login_page(status: int = 200, message: str = "", retry_after: int = 0) -> Response:
         text = _static("login.html").decode().replace("{{message}}", html.escape(message))
-        return Response(
-            text, status, media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS
-        )
+        headers = SECURITY_HEADERS
+        if retry_after:
+            headers = {**SECURITY_HEADERS, "retry-after": str(retry_after)}
+        return Response(text, status, media_type="text/html; charset=utf-8", headers=headers)
 
     def back_to(path: str) -> Response:
         return RedirectResponse(f"{PREFIX}{path}", status_code=303, headers=SECURITY_HEADERS)
@@ -228,15 +240,17 @@ def admin_app(
         return page("home", session)
 
     async def login(request: Request) -> Response:
-        peer = request.client.host if request.client else "-"
-        if logins.blocked(peer, time.monotonic()):
-            return login_page(429, "Too many wrong tokens: wait a minute.")
+        client = gate.client(request)
+        wait = gate.retry_after(client)
+        if wait:
+            return login_page(429, "Too many wrong tokens: wait a minute.", wait)
         if not same_origin(request):
             return login_page(403, "This form must be sent from this site.")
-        form = parse_qs((await request.body()).decode("latin-1"), max_num_fields=4)
+        form = _form_fields(await request.body())
+        if form is None:
+            return login_page(400, "This form has too many fields.")
         given = (form.get("token") or [""])[0]
-        if not auth.token_matches(given):
-            logins.failed(peer, time.monotonic())
+        if not gate.form_token(given, client):
             return login_page(401, "Wrong token.")
         response = back_to("/")
         response.set_cookie(
@@ -253,7 +267,9 @@ def admin_app(
     async def form_session(request: Request) -> tuple[Session | None, dict[str, list[str]]]:
         """The login session of a form post that may change something (CSRF-checked)."""
         session = auth.session(request)
-        form = parse_qs((await request.body()).decode("latin-1"), max_num_fields=4)
+        form = _form_fields(await request.body())
+        if form is None:
+            return None, {}  # refused as a form without a session would be
         csrf = (form.get("csrf") or [""])[0]
         if session is None or not auth.may_change(request, session, csrf):
             return None, form
@@ -344,3 +360,15 @@ class BadInput(Exception):
 async def not_found(scope: Any, receive: Any, send: Any) -> None:
     """The admin surface when no token is set: it does not exist."""
     await PlainTextResponse("not found\n", status_code=404)(scope, receive, send)
+
+
+# The admin forms send one or two fields: more is not one of them.
+MAX_FORM_FIELDS = 4
+
+
+def _form_fields(body: bytes) -> dict[str, list[str]] | None:
+    """A posted form's fields; None for more than MAX_FORM_FIELDS (parse_qs raises on them)."""
+    try:
+        return parse_qs(body.decode("latin-1"), max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:
+        return None

@@ -67,7 +67,7 @@ def lane_key(container: str, tag: str, outbound: Outbound) -> str:
     if not destination:
         parts = urlsplit(outbound.url)
         destination = f"{parts.scheme}://{parts.netloc}"
-    return LaneKey(container, tag, destination).encode()
+    return f"{container}/{tag}/{destination}"  # LaneKey(...).encode(), without the Struct
 
 
 def check_name(name: str) -> str | None:

@@ -31,8 +31,9 @@ import msgspec
 
 from sgtm import logs, placeholders
 from sgtm.delivery.base import DeliveryUnavailable, LaneKey, Submission, lane_key
+from sgtm.delivery.budget import LaneBudget
 from sgtm.delivery.credentials import CredentialError, CredentialManager, fill, needs_credential
-from sgtm.delivery.policy import DEFAULT_MAX_AGE, LanePolicy
+from sgtm.delivery.policy import DEFAULT_MAX_AGE, DEFAULT_MAX_LANES, LanePolicy
 from sgtm.delivery.seal import SecretSeal
 from sgtm.delivery.store import (
     BODY_LIMIT,
@@ -50,9 +51,10 @@ from sgtm.delivery.store import (
     trim_history,
 )
 from sgtm.delivery.transport import Response, Transport, TransportError
-from sgtm.metrics import Metrics
+from sgtm.metrics import Labels, Metrics, counter_key
 from sgtm.plugin import Credential, Outbound, Tag, Verdict, as_verdict, makes_events
 from sgtm.ratelimit import TokenBucket
+from sgtm.ratelog import RateLimitedLog
 from sgtm.redact import Redactor, hide_values
 
 log = logging.getLogger("sgtm.delivery")
@@ -96,7 +98,10 @@ class EngineOptions:
     drain_timeout: float = 10.0  # on shutdown, time to send what is due before persisting
     sweep_interval: float = 60.0  # max-age sweeps and queue-depth gauges
     discover_interval: float = 5.0  # lanes other engines created
-    lane_idle_retire: float = 300.0  # a lane with nothing to send for this long stops its task
+    # A lane with nothing to send for this long stops its task; one with no job left that long
+    # is forgotten by the store and /metrics (and its destination's place in the tag's
+    # max_lanes budget is free again).
+    lane_idle_retire: float = 300.0
 
 
 class Breaker:
@@ -234,6 +239,11 @@ class DeliveryEngine:
         # during the swap) are still sealed with their secrets when they are stored.
         self._former: dict[tuple[str, str], TagRoute] = {}
         self._depth_lanes: set[str] = set()  # lanes whose queue depth gauge was set
+        # Lanes with no job and no task here, since when: forgotten once idle past retirement.
+        self._empty_since: dict[str, float] = {}
+        self.budget = LaneBudget(self.options.lane_idle_retire)
+        self._enqueued: dict[tuple[str, str], tuple[str, Labels]] = {}
+        self._refusals = RateLimitedLog(log)
         _check_routes(self.routes)
         self._orphan_max_age = _orphan_max_age(self.routes)
         # Where events a tag makes from a vendor's answer go (`Tag.follow_up`): the server sets
@@ -252,27 +262,66 @@ class DeliveryEngine:
         self._supervisor = asyncio.create_task(self._supervise(), name="sgtm-delivery")
 
     async def submit(self, submissions: list[Submission]) -> None:
+        """Store the submissions' jobs; returns once they are durable. A job for a destination
+        past its tag's lane budget is refused here, before anything is acknowledged (counted
+        in `sgtm_delivery_refused_total` and logged): the hit's other jobs are stored."""
         if self._stopping:
             raise DeliveryUnavailable("shutting down")
         now = self.clock()
-        jobs = [job for s in submissions if (job := self.job_for(s, now)) is not None]
+        jobs: list[NewJob] = []
+        stored: list[tuple[str, str]] = []
+        for submission in submissions:
+            key = (submission.container, submission.tag)
+            route = self.routes.get(key) or self._former.get(key)
+            job = self._job(submission, route, now)
+            if job is not None and self._admit(key, route, job.lane, now):
+                jobs.append(job)
+                stored.append(key)
         if not jobs:
             return
         await self.store.enqueue(jobs)
-        for key in {job.lane for job in jobs} if self.sends else ():
-            woken = self._lane(key)
+        for lane_text in {job.lane for job in jobs} if self.sends else ():
+            woken = self._lane(lane_text)
             if woken is not None:
                 woken.wake.set()
-        for submission in submissions:
-            self.metrics.inc(
-                "sgtm_delivery_enqueued_total", container=submission.container, tag=submission.tag
-            )
+        for key in stored:
+            self.metrics.add(self._enqueued_series(key))
+
+    def _enqueued_series(self, key: tuple[str, str]) -> tuple[str, Labels]:
+        """The `sgtm_delivery_enqueued_total` series of a tag, worked out once per tag (a job
+        or more per hit): the series of tags of the config, so as many as they are."""
+        series = self._enqueued.get(key)
+        if series is None:
+            container, tag = key
+            series = counter_key("sgtm_delivery_enqueued_total", container=container, tag=tag)
+            self._enqueued[key] = series
+        return series
+
+    def _admit(self, key: tuple[str, str], route: TagRoute | None, lane: str, now: float) -> bool:
+        """Whether the tag may have a job in `lane`: a destination it has, or a new one within
+        its `max_lanes` (LaneBudget); a refusal is counted and logged (once a minute a tag)."""
+        cap = route.policy.max_lanes if route is not None else DEFAULT_MAX_LANES
+        if self.budget.admit(key, lane, cap, now, self.lanes.__contains__):
+            return True
+        container, tag = key
+        self.metrics.inc(
+            "sgtm_delivery_refused_total", container=container, tag=tag, reason="max_lanes"
+        )
+        # The destination is not logged: it may be a value the hit chose.
+        self._refusals.warning(
+            (container, tag, "max_lanes"),
+            "delivery refused: the tag already sends to max_lanes_per_tag destinations",
+            {"container": container, "tag": tag, "max_lanes": cap},
+        )
+        return False
 
     def job_for(self, submission: Submission, due: float) -> NewJob | None:
         """The outbox job of a submission: its request with configured secrets sealed,
         encoded as the store keeps it; None (counted and logged) when it cannot be stored."""
         key = (submission.container, submission.tag)
-        route = self.routes.get(key) or self._former.get(key)
+        return self._job(submission, self.routes.get(key) or self._former.get(key), due)
+
+    def _job(self, submission: Submission, route: TagRoute | None, due: float) -> NewJob | None:
         outbound, nonce = submission.outbound, submission.nonce
         if route is not None and route.seal:
             candidate = nonce or placeholders.new_nonce()
@@ -422,6 +471,7 @@ class DeliveryEngine:
                 self._reroute_lane(lane, now_route)
         self._former = {k: v for k, v in (self._former | self.routes).items() if k not in new}
         self.routes = new
+        self._enqueued.clear()  # series of the tags of this config only
         self._orphan_max_age = _orphan_max_age(new)
         if self.sends and self._supervisor is not None and not self._stopping:
             for lane_text in [*self._unroutable, *retired]:
@@ -470,6 +520,10 @@ class DeliveryEngine:
             return None
         lane = Lane(key, route, self)
         self.lanes[key] = lane
+        self._empty_since.pop(key, None)
+        # Jobs another process stored (or this one before a restart) hold a place in the tag's
+        # budget while their lane runs here.
+        self.budget.note((parts.container, parts.tag), key, self.clock())
         if not self._stopping:
             lane.task = asyncio.create_task(self._pump(lane), name=f"sgtm-lane {key}")
         return lane
@@ -501,6 +555,24 @@ class DeliveryEngine:
         await self.store.prune(now)
         depths = await self.queue_depths()
         self._unroutable = {key for key in self._unroutable if depths.get(key, 0) > 0}
+        await self._forget_lanes(depths, now)
+
+    async def _forget_lanes(self, depths: dict[str, int], now: float) -> None:
+        """Have the store forget lanes that have had no job, and no task here, for longer
+        than a lane's retirement; their /metrics series go with them. Destinations that came
+        and went (the hit's, a vendor's account that left the config) leave nothing behind."""
+        empty = [key for key, depth in depths.items() if depth <= 0 and key not in self.lanes]
+        self._empty_since = {key: self._empty_since.get(key, now) for key in empty}
+        retire = self.options.lane_idle_retire
+        due = [key for key, since in self._empty_since.items() if now - since >= retire]
+        if not due:
+            return
+        removed = await self.store.forget_lanes(due)
+        for key in removed:
+            del self._empty_since[key]
+            self._forget_series(key)
+        if removed:
+            log.info("forgot idle lanes", extra={"count": len(removed)})
 
     async def queue_depths(self) -> dict[str, int]:
         """The outbox's depth per lane, read from the store's counters (one cheap query) into
@@ -508,11 +580,24 @@ class DeliveryEngine:
         `/metrics` calls it at each scrape, so the gauge is as current as the scrape."""
         depths = await self.store.depth()
         for key in self._depth_lanes - depths.keys():
-            self.metrics.gauge("sgtm_delivery_queue_depth", 0.0, lane=key)
+            self._forget_series(key)  # the store forgot the lane (`_forget_lanes`)
         for key, depth in depths.items():
             self.metrics.gauge("sgtm_delivery_queue_depth", depth, lane=key)
         self._depth_lanes = set(depths)
         return depths
+
+    def _forget_series(self, key: str) -> None:
+        """Remove a lane's gauges from /metrics (not while a task here still sends in it)."""
+        self._depth_lanes.discard(key)
+        self.metrics.forget("sgtm_delivery_queue_depth", lane=key)
+        if key not in self.lanes:
+            self._forget_breaker(key)
+
+    def _forget_breaker(self, key: str) -> None:
+        parts = LaneKey.decode(key)
+        self.metrics.forget(
+            "sgtm_delivery_breaker_state", lane=key, container=parts.container, tag=parts.tag
+        )
 
     async def _expire(self, key: str, max_age: float, now: float) -> None:
         expired = 0
@@ -660,6 +745,10 @@ class DeliveryEngine:
             return False
         lane.retired = True
         del self.lanes[lane.key]
+        # Idle since then: the next sweep has the store forget it if no job came meanwhile.
+        self._empty_since[lane.key] = lane.idle_since
+        # A lane that comes back starts with a closed breaker: the old state would be stale.
+        self._forget_breaker(lane.key)
         log.debug("lane retired after being idle", extra={"lane": lane.key})
         return True
 

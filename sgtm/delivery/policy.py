@@ -23,6 +23,9 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0
 
 DEFAULT_MAX_AGE = 6 * 3600.0
 DEFAULT_CONCURRENCY = 32
+# Destinations (lanes) one tag may have at once in a process: tags keep lanes few (one per vendor
+# account or endpoint), and a destination taken from a hit must not open lanes without end.
+DEFAULT_MAX_LANES = 64
 
 
 def parse_duration(value: Any) -> float:
@@ -63,6 +66,9 @@ class StoreConfig(_Strict):
     # How long each delivery's outcome stays findable by event id (`sgtm trace`, the admin
     # API); 0 keeps no history.
     history: Duration = DEFAULT_HISTORY_RETENTION
+    # Lanes (destinations) each tag may have at once; a request for one more is refused when
+    # the hit is stored (counted, logged), never stored and then dropped.
+    max_lanes_per_tag: int = DEFAULT_MAX_LANES
 
 
 class TagDeliveryConfig(_Strict):
@@ -76,6 +82,7 @@ class TagDeliveryConfig(_Strict):
     concurrency: int | None = None
     timeout: Duration | None = None
     max_age: Duration | None = None
+    max_lanes: int | None = None  # overrides the container's max_lanes_per_tag
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +112,7 @@ class LanePolicy:
     max_age: float
     batched: bool  # the tag declares batching: requests go through merge / classify_batch
     timeout_fixed: bool = False  # set in the tag's delivery block: wins over Outbound.timeout
+    max_lanes: int = DEFAULT_MAX_LANES  # destinations the tag may have at once (LaneBudget)
 
 
 def default_data_dir() -> str:
@@ -122,10 +130,14 @@ def store_spec(cfg: StoreConfig | None) -> StoreSpec:
 
 
 def lane_policy(
-    tag: Tag[Any], cfg: TagDeliveryConfig | None, max_age: float, settings: Any = None
+    tag: Tag[Any],
+    cfg: TagDeliveryConfig | None,
+    max_age: float,
+    settings: Any = None,
+    max_lanes: int = DEFAULT_MAX_LANES,
 ) -> LanePolicy:
     """The tag type's declarations (for these settings, when given) with the tag's overrides
-    applied (already validated)."""
+    applied (already validated); `max_age` and `max_lanes` are the container's defaults."""
     declared = tag.batching or Batching()
     cfg = cfg or TagDeliveryConfig()
     batching = Batching(
@@ -147,6 +159,7 @@ def lane_policy(
         max_age=parse_duration(cfg.max_age) if cfg.max_age is not None else max_age,
         batched=tag.batching is not None,
         timeout_fixed=cfg.timeout is not None,
+        max_lanes=cfg.max_lanes if cfg.max_lanes is not None else max_lanes,
     )
 
 
@@ -164,7 +177,7 @@ def check_tag_delivery(cfg: TagDeliveryConfig, tag: Tag[Any]) -> list[tuple[str,
             continue
         if name in ("flush_every", "timeout", "max_age") and seconds <= 0:
             problems.append((name, "must be more than zero"))
-    for name in ("max_items", "max_bytes", "concurrency"):
+    for name in ("max_items", "max_bytes", "concurrency", "max_lanes"):
         value = getattr(cfg, name)
         if value is not None and value < 1:
             problems.append((name, "must be at least 1"))
@@ -201,6 +214,8 @@ def check_store(cfg: StoreConfig) -> list[tuple[str, str]]:
         parse_duration(cfg.history)
     except ValueError as exc:
         problems.append(("history", str(exc)))
+    if cfg.max_lanes_per_tag < 1:
+        problems.append(("max_lanes_per_tag", "must be at least 1"))
     if cfg.store == "redis" and not cfg.url:
         problems.append(("url", "required for store: redis (e.g. redis://127.0.0.1:6379/0)"))
     if cfg.store == "sqlite" and cfg.url:

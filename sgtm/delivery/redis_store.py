@@ -159,6 +159,24 @@ end
 return 0
 """
 
+# KEYS: lanes, schedule, then each lane's due set. ARGV: the lanes (in KEYS' order).
+# A lane whose depth is 0 and whose due set is empty has no job: its field goes, with its
+# schedule. Atomic with the enqueue pipeline, which writes the field again.
+_FORGET_LANES = """
+local out = {}
+for i = 1, #ARGV do
+  local depth = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0')
+  if depth <= 0 and redis.call('ZCARD', KEYS[i + 2]) == 0 then
+    if redis.call('HDEL', KEYS[1], ARGV[i]) == 1 then
+      table.insert(out, ARGV[i])
+    end
+    redis.call('HDEL', KEYS[2], ARGV[i])
+  end
+end
+return out
+"""
+FORGET_LANES_AT_ONCE = 500  # lanes per script call: one call never holds Redis for long
+
 
 class RedisStore:
     name = "redis"
@@ -223,6 +241,7 @@ class RedisStore:
             ("dead", _DEAD),
             ("hasten", _HASTEN),
             ("release", _RELEASE),
+            ("forget_lanes", _FORGET_LANES),
         ):
             self._scripts[name] = self._redis.register_script(source)
         try:
@@ -511,6 +530,14 @@ class RedisStore:
         except (RedisError, OSError) as exc:
             raise DeliveryUnavailable(f"redis: {exc}") from exc
         return {k.decode(): max(0, int(v)) for k, v in raw.items()}
+
+    async def forget_lanes(self, lanes: list[str]) -> list[str]:
+        removed: list[str] = []
+        for start in range(0, len(lanes), FORGET_LANES_AT_ONCE):
+            chunk = lanes[start : start + FORGET_LANES_AT_ONCE]
+            keys = [self._lanes, self._key("schedule"), *map(self._due, chunk)]
+            removed += [lane.decode() for lane in await self._run("forget_lanes", keys, chunk)]
+        return removed
 
     # -- scheduled flush ------------------------------------------------------------------
 

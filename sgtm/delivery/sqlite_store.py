@@ -307,9 +307,11 @@ class SqliteStore:
                 conn.execute("SAVEPOINT op")
             try:
                 if inserts is not None and isinstance(op.fn, _Insert):
-                    # Every enqueue of the group in a few statements, where the first one stood.
-                    _Insert.run_all(conn, inserts)
-                    inserts = []
+                    # Every enqueue of the group in a few statements, where the first one stood;
+                    # the others have nothing left to write.
+                    if inserts:
+                        _Insert.run_all(conn, inserts)
+                        inserts = []
                     value = None
                 else:
                     value = op.fn(conn)
@@ -523,6 +525,23 @@ class SqliteStore:
     async def depth(self) -> dict[str, int]:
         def run(conn: sqlite3.Connection) -> dict[str, int]:
             return dict(conn.execute("SELECT lane, depth FROM lanes").fetchall())
+
+        return await self._call(run)
+
+    async def forget_lanes(self, lanes: list[str]) -> list[str]:
+        def run(conn: sqlite3.Connection) -> list[str]:
+            # The writer thread runs this and every enqueue one at a time: a lane without a
+            # job here has none, and an enqueue after it writes the row again. The outbox is
+            # asked too (one index probe), not only the depth counter.
+            removed: list[str] = []
+            for start in range(0, len(lanes), MAX_ROWS):
+                chunk = lanes[start : start + MAX_ROWS]
+                sql = _rows_sql(_FORGET_LANES, "?", len(chunk))
+                removed += [row[0] for row in conn.execute(sql, chunk).fetchall()]
+            _execute_rows(
+                conn, "DELETE FROM schedule WHERE lane IN ({})", "?", [(lane,) for lane in removed]
+            )
+            return removed
 
         return await self._call(run)
 
@@ -800,6 +819,12 @@ def _insert_dead(conn: sqlite3.Connection, letter: DeadLetter) -> None:
     )
 
 
+_FORGET_LANES = (
+    "DELETE FROM lanes WHERE lane IN ({}) AND depth <= 0"
+    " AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.lane = lanes.lane) RETURNING lane"
+)
+
+
 class _Insert:
     """An enqueue's outbox rows. The writer inserts the rows of every enqueue of a group
     together (`run_all`), so a group costs a few statements whatever its size."""
@@ -848,11 +873,28 @@ def _execute_rows(
 
 
 def _add_depth(conn: sqlite3.Connection, changes: Iterable[tuple[str, int]]) -> None:
-    conn.executemany(
-        "INSERT INTO lanes (lane, depth) VALUES (?, MAX(?, 0))"
-        " ON CONFLICT (lane) DO UPDATE SET depth = MAX(depth + ?, 0)",
-        [(lane, n, n) for lane, n in changes if n],
+    added: list[tuple[str, int]] = []
+    removed: list[tuple[str, int, int]] = []
+    for lane, n in changes:
+        if n > 0:
+            added.append((lane, n))
+        elif n < 0:
+            removed.append((lane, n, n))
+    # Additions (every enqueue) in one statement, not a step per lane (each step a turn of the
+    # GIL for the writer): the new row's depth is what is added, so `excluded.depth` is it.
+    _execute_rows(
+        conn,
+        "INSERT INTO lanes (lane, depth) VALUES {}"
+        " ON CONFLICT (lane) DO UPDATE SET depth = MAX(depth + excluded.depth, 0)",
+        "(?, ?)",
+        added,
     )
+    if removed:
+        conn.executemany(
+            "INSERT INTO lanes (lane, depth) VALUES (?, MAX(?, 0))"
+            " ON CONFLICT (lane) DO UPDATE SET depth = MAX(depth + ?, 0)",
+            removed,
+        )
 
 
 def _row_id(id: str) -> bool:

@@ -184,7 +184,14 @@ class Store(Protocol):
         ...
 
     async def depth(self) -> dict[str, int]:
-        """Jobs waiting per lane."""
+        """Jobs waiting per lane: every lane the store knows, 0 for an emptied one until it
+        is forgotten (`forget_lanes`)."""
+        ...
+
+    async def forget_lanes(self, lanes: list[str]) -> list[str]:
+        """Remove the named lanes that have no job (due, leased or waiting for a retry) from
+        the lanes `depth` lists, with their flush schedules; the ones removed. Atomic per lane
+        with `enqueue`: a job stored meanwhile keeps its lane (or brings it back)."""
         ...
 
     # -- scheduled flush ------------------------------------------------------------------

@@ -242,6 +242,24 @@ async def test_many_jobs_at_once_enqueue_lease_and_settle_exactly(store):
     assert sorted(job.id for job in rest) == sorted(job.id for job in leased[300:])
 
 
+async def test_enqueues_add_to_the_depth_of_lanes_old_and_new(store):
+    # The lanes of one group of enqueues are counted together (SQLite: one statement for up to
+    # 128 lanes): lanes that have jobs, lanes emptied to 0 and new ones, more than 128 of them.
+    now = time.time()
+    emptied = "shop/emptied/https://e.example"
+    await store.enqueue(new_jobs(2, now) + new_jobs(1, now, lane=emptied))
+    await store.settle(await store.lease(emptied, now, 10, 60), [], [])
+    assert await store.depth() == {LANE: 2, emptied: 0}
+    fresh = [f"shop/t{i}/https://{i}.example" for i in range(130)]
+    await asyncio.gather(
+        store.enqueue(new_jobs(3, now)),
+        store.enqueue(new_jobs(2, now, lane=emptied) + new_jobs(1, now)),
+        *(store.enqueue(new_jobs(1 + i % 3, now, lane=lane)) for i, lane in enumerate(fresh)),
+    )
+    expected = {LANE: 6, emptied: 2} | {lane: 1 + i % 3 for i, lane in enumerate(fresh)}
+    assert await store.depth() == expected
+
+
 async def test_redis_settles_after_its_scripts_were_lost(redis_url):
     # A Redis restarted without its script cache: the pipeline loads them and runs again.
     from sgtm.delivery.redis_store import RedisStore

@@ -282,13 +282,17 @@ def test_merge_batches_events_of_one_lane():
     ctx = BuildContext(tag_name="tt", container=ContainerInfo(name="shop"), now=NOW)
     outbounds = [TAG.build(base(event_id=f"e{i}"), settings(test_event_code="T1"), ctx)[0]
                  for i in range(3)]  # fmt: skip
-    assert len({o.destination for o in outbounds}) == 1
+    assert {(o.destination, o.batch_key) for o in outbounds} == {(PIXEL, "test:T1")}
     merged = TAG.merge(outbounds)
     body = msgspec.json.decode(merged.body)
     assert [e["event_id"] for e in body["data"]] == ["e0", "e1", "e2"]
     assert body["test_event_code"] == "T1" and merged.headers == outbounds[0].headers
-    other = TAG.build(base(), settings(test_event_code="T2"), ctx)[0]
-    assert other.destination != outbounds[0].destination  # another test code, another lane
+    # Another test code shares the pixel's lane (an event may carry its own code: it must not
+    # open lanes), in other requests than T1's.
+    other = TAG.build(base(test_event_code="T2"), settings(), ctx)[0]
+    assert (other.destination, other.batch_key) == (PIXEL, "test:T2")
+    plain = TAG.build(base(), settings(), ctx)[0]
+    assert (plain.destination, plain.batch_key) == (PIXEL, "")
 
 
 def test_dedupe_key():
