@@ -384,15 +384,19 @@ def _decoded(query: str, drop: Drop) -> dict[str, Param]:
     if len(pairs) > MAX_PARAMS:
         # split() left everything past the limit unsplit in the last piece.
         drop("ga4.too_many_params", pairs.pop().count("&") + 1)
-    for pair in pairs:
-        if not pair:
-            continue
-        refused, param = _pair(pair) if len(pair) <= _MEMO_CHARS else _pair.__wrapped__(pair)
+    # Pairs longer than the memo takes are decoded without it. A query no longer than that has
+    # none (the usual case), and then `map` calls the memo for each pair without a Python step.
+    decode = _pair if len(query) <= _MEMO_CHARS else _decode_pair
+    for refused, param in map(decode, filter(None, pairs)):
         if param is None:
             drop(refused, 1)
         elif param[0] not in params:
             params[param[0]] = param
     return params
+
+
+def _decode_pair(pair: str) -> tuple[str, Param | None]:
+    return _pair(pair) if len(pair) <= _MEMO_CHARS else _pair.__wrapped__(pair)
 
 
 @functools.lru_cache(maxsize=8 * _MEMO_ENTRIES)
