@@ -296,7 +296,7 @@ def _open(path: str) -> TextIO:
 
 
 def cmd_emulate(args: argparse.Namespace) -> int:
-    from sgtm.emulate import Emulator, InputError, RequestLine, ndjson, request_line
+    from sgtm.emulate import Emulator, InputError, RequestLine, ndjson, request_lines
 
     specs = _load(args.config)
     if specs is None:
@@ -349,16 +349,16 @@ def cmd_emulate(args: argparse.Namespace) -> int:
             )
             write(await emulator.request(line))
             return
-        path = args.requests if args.requests is not None else args.events
-        with _open(path) as handle:
+        if args.requests is not None:
+            with _open(args.requests) as handle:
+                for line in request_lines(handle):
+                    write(await emulator.request(line))
+            return
+        with _open(args.events) as handle:
             for number, value in ndjson(handle):
-                if args.events is not None:
-                    if not isinstance(value, dict):
-                        raise InputError(f"line {number}: an event must be a JSON object")
-                    result = await emulator.events([value], args.host)
-                else:
-                    result = await emulator.request(request_line(number, value))
-                write(result)
+                if not isinstance(value, dict):
+                    raise InputError(f"line {number}: an event must be a JSON object")
+                write(await emulator.events([value], args.host))
 
     try:
         asyncio.run(run())

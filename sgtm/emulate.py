@@ -236,9 +236,9 @@ def render_outbound(outbound: Outbound, redact: Redactor) -> dict[str, Any]:
     }
 
 
-def ndjson(lines: Iterable[str]) -> Iterator[tuple[int, Any]]:
+def ndjson(lines: Iterable[str], start: int = 1) -> Iterator[tuple[int, Any]]:
     """(line number, decoded value) for each non-blank line; InputError names the bad line."""
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(lines, start=start):
         if len(line) > MAX_LINE_CHARS:
             raise InputError(f"line {number}: longer than {MAX_LINE_CHARS} characters")
         if not line.strip():
@@ -247,6 +247,27 @@ def ndjson(lines: Iterable[str]) -> Iterator[tuple[int, Any]]:
             yield number, msgspec.json.decode(line)
         except msgspec.DecodeError as exc:
             raise InputError(f"line {number}: invalid JSON: {exc}") from None
+
+
+def request_lines(lines: Iterable[str]) -> Iterator[RequestLine]:
+    """`request_line` of each value `ndjson` reads. A line is decoded straight into a
+    RequestLine (one pass, no dict in between); one that fails is read again the general way,
+    so that the error names the line and what is wrong as it always has."""
+    for number, line in enumerate(lines, start=1):
+        parsed = None
+        if len(line) <= MAX_LINE_CHARS and line.strip():
+            try:
+                parsed = _REQUEST_LINE.decode(line)
+            except msgspec.DecodeError:  # ValidationError included: read again below
+                parsed = None
+        if parsed is not None:
+            yield parsed
+            continue
+        for _, value in ndjson([line], start=number):  # a blank line yields nothing
+            yield request_line(number, value)
+
+
+_REQUEST_LINE = msgspec.json.Decoder(RequestLine)
 
 
 def request_line(number: int, value: Any) -> RequestLine:
