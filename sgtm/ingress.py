@@ -179,15 +179,16 @@ def recorded_request(
     scheme is the request's (https when it has none); a Host header naming `host` is added when
     the recorded headers have none."""
     split = urlsplit(url)
-    pairs = list(headers.items())
-    if _header(headers, "host") is None:
-        pairs.append(("host", host))
+    merged = {name.lower(): value for name, value in headers.items()}
+    if len(merged) < len(headers):  # names differing only in case: joined as a server joins them
+        merged = merge_headers(headers.items())
+    merged.setdefault("host", host)
     path = split.path or "/"
     return hit_request(
         privacy,
         method=method,
         target=f"{path}?{split.query}" if split.query else path,
-        headers=pairs,
+        headers=merged,
         body=body,
         peer=peer,
         scheme=split.scheme or "https",
@@ -196,4 +197,7 @@ def recorded_request(
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
-    return next((v for k, v in headers.items() if k.lower() == name), None)
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return None
