@@ -116,6 +116,7 @@ def _top(key: str) -> Callable[[Scope], Any]:
 
 def _page_part(part: str) -> Callable[[Scope], Any]:
     own_key = f"page_{part}"
+    index = 0 if part == "hostname" else 1
 
     def get(scope: Scope) -> Any:
         event = scope.event
@@ -125,16 +126,33 @@ def _page_part(part: str) -> Callable[[Scope], Any]:
         location = event.get("page_location")
         if not isinstance(location, str) or not location:
             return None
-        try:
-            split = urlsplit(location)
-        except ValueError:
-            return None
-        if part == "hostname":
-            return split.hostname
-        # As a browser's URL.pathname: an http(s) URL without a path has the path "/".
-        return split.path or ("/" if split.netloc else "")
+        parts = _PAGE_PARTS.get(location)
+        if parts is None:
+            parts = _page_parts(location)
+            if len(location) <= _PAGE_MEMO_CHARS:
+                if len(_PAGE_PARTS) >= _PAGE_MEMO_ENTRIES:
+                    _PAGE_PARTS.clear()
+                _PAGE_PARTS[location] = parts
+        return parts[index]
 
     return get
+
+
+# Hits repeat their pages: (hostname, path) by page_location, at most _PAGE_MEMO_ENTRIES short
+# ones, the lot dropped when full (bounded whatever a client sends). Splitting the URL and
+# reading its hostname (a Python property) cost more than the rest of a trigger.
+_PAGE_PARTS: dict[str, tuple[str | None, str | None]] = {}
+_PAGE_MEMO_ENTRIES = 1024
+_PAGE_MEMO_CHARS = 2048
+
+
+def _page_parts(location: str) -> tuple[str | None, str | None]:
+    try:
+        split = urlsplit(location)
+    except ValueError:
+        return None, None
+    # As a browser's URL.pathname: an http(s) URL without a path has the path "/".
+    return split.hostname, split.path or ("/" if split.netloc else "")
 
 
 # The event keys each built-in variable reads (the others read the request or nothing).

@@ -612,3 +612,26 @@ def test_a_condition_holds_once_per_scope() -> None:
     assert scope.holds(condition) is True  # the event's, as it was when first asked
     assert Scope(event, None, None, {}).holds(condition) is False
     assert len(calls) == 2
+
+
+def test_page_parts_memo_is_bounded_and_skips_long_locations() -> None:
+    """page_hostname / page_path remember pages they split (hits repeat them): at most
+    _PAGE_MEMO_ENTRIES, and a location over _PAGE_MEMO_CHARS is split each time, unremembered.
+    A hostile client sending a new page on every hit gets right answers and no growth."""
+    from sgtm import scope as scope_module
+
+    def read(location: str) -> tuple[Any, Any]:
+        scope = Scope({"page_location": location}, None, None, {})
+        return scope.var("page_hostname"), scope.var("page_path")
+
+    for n in range(scope_module._PAGE_MEMO_ENTRIES * 2 + 3):
+        assert read(f"https://S{n}.example/p/{n}") == (f"s{n}.example", f"/p/{n}")
+        assert len(scope_module._PAGE_PARTS) <= scope_module._PAGE_MEMO_ENTRIES
+    long_path = "/" + "a" * scope_module._PAGE_MEMO_CHARS
+    assert read(f"https://long.example{long_path}") == ("long.example", long_path)
+    assert f"https://long.example{long_path}" not in scope_module._PAGE_PARTS
+    # Answers that are None (no host, not a URL) are remembered as well and stay right.
+    assert read("/relative/only") == (None, "/relative/only")
+    assert read("/relative/only") == (None, "/relative/only")
+    assert read("http://[::1") == (None, None)
+    assert read("http://[::1") == (None, None)
