@@ -134,6 +134,7 @@ class Container:
         self.redact = Redactor(spec.secrets)
         self.limiter = SourceLimiter(clock)
         self._origins = frozenset(spec.origins)
+        self._tag_types = {tag.type_name: tag.type for tag in reversed(spec.tags)}  # first wins
         self._events_counters: dict[str, tuple[str, Labels]] = {}
         self._plans = [
             _TagPlan(
@@ -560,7 +561,7 @@ class Container:
 
     def as_sent(self, tag_type: str, outbound: Outbound) -> Outbound:
         """The request as the vendor receives it when it travels alone (a batch of one)."""
-        tag = next(t.type for t in self.spec.tags if t.type_name == tag_type)
+        tag = self._tag_types[tag_type]
         return tag.merge([outbound]) if tag.batching else outbound
 
     def _dedupe_key(

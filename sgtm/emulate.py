@@ -212,8 +212,14 @@ def render_outbound(outbound: Outbound, redact: Redactor) -> dict[str, Any]:
     """A request as people read it: secrets as `${NAME}`, credential placeholders without their
     nonce (`{{credential}}`), JSON bodies parsed."""
 
+    masks = bool(redact)
+
     def show(text: str) -> str:
-        return placeholders.for_display(redact(text))
+        # Most texts hold neither a placeholder nor, without secrets, anything to mask: those
+        # are shown as they are, without the two calls (a request has a handful of texts).
+        if masks:
+            text = redact(text)
+        return placeholders.for_display(text) if "{{" in text else text
 
     text = show(outbound.body.decode("utf-8", "replace"))
     body: Any = text

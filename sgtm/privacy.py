@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from dataclasses import dataclass
-from typing import TypeAlias
+from dataclasses import dataclass, field
+from typing import TypeAlias, TypeVar
 
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -134,6 +134,16 @@ def anonymize_ip(ip: str | None) -> str | None:
 class PrivacyPolicy:
     anonymize_ip: bool = False
     trusted_proxies: tuple[IPNetwork, ...] = ()
+    # Answers by (peer, X-Forwarded-For) and trust by address: requests come from the same few
+    # peers (a visitor, a load balancer) with the same few X-Forwarded-For values. Kept on the
+    # policy, not in a cache keyed by it: hashing the policy hashes each network in Python,
+    # which cost as much as the answer. Bounded: emptied when full.
+    _senders: dict[tuple[str | None, str | None], tuple[str | None, bool]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _trusted: dict[str | None, bool] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def resolve(self, peer: str | None, forwarded_for: str | None) -> str | None:
         return self.sender(peer, forwarded_for)[0]
@@ -148,29 +158,38 @@ class PrivacyPolicy:
         through trusted proxies only, is trusted. Only a trusted sender's hit may name its own
         client IP (GA4 `_uip`, an event's `ip_override`).
         """
-        if forwarded_for is not None and len(forwarded_for) > _MAX_CACHED_FORWARDED_FOR:
-            return _sender.__wrapped__(self, peer, forwarded_for)
-        return _sender(self, peer, forwarded_for)
+        key = (peer, forwarded_for)
+        answer = self._senders.get(key)
+        if answer is None:
+            ip = client_ip(peer, forwarded_for, self.trusted_proxies)
+            answer = (anonymize_ip(ip) if self.anonymize_ip else ip), self.is_trusted(ip)
+            # A longer header, a client's invention, is resolved uncached.
+            if forwarded_for is None or len(forwarded_for) <= _MAX_CACHED_FORWARDED_FOR:
+                _remember(self._senders, key, answer)
+        return answer
 
     def is_trusted(self, address: str | None) -> bool:
         """Whether an address (a socket peer: then we believe its X-Forwarded-* headers) is in
         `trusted_proxies`."""
         if not self.trusted_proxies:
             return False
-        parsed = _parse_ip(address)
-        return parsed is not None and _is_trusted(parsed, self.trusted_proxies)
+        trusted = self._trusted.get(address)
+        if trusted is None:
+            parsed = _parse_ip(address)
+            trusted = parsed is not None and _is_trusted(parsed, self.trusted_proxies)
+            if address is None or len(address) <= _MAX_CACHED_FORWARDED_FOR:
+                _remember(self._trusted, address, trusted)
+        return trusted
 
 
-# Requests come from the same few peers (a visitor, a load balancer) with the same few
-# X-Forwarded-For values: the answer is cached, bounded in entries and in the header's length
-# (a longer header, a client's invention, is resolved uncached).
 _MAX_CACHED_FORWARDED_FOR = 256
+_MAX_CACHED = 4096
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
-@functools.lru_cache(maxsize=4096)
-def _sender(
-    policy: PrivacyPolicy, peer: str | None, forwarded_for: str | None
-) -> tuple[str | None, bool]:
-    ip = client_ip(peer, forwarded_for, policy.trusted_proxies)
-    trusted = policy.is_trusted(ip)
-    return (anonymize_ip(ip) if policy.anonymize_ip else ip), trusted
+def _remember(cache: dict[_K, _V], key: _K, value: _V) -> None:
+    if len(cache) >= _MAX_CACHED:
+        cache.clear()
+    cache[key] = value

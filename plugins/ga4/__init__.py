@@ -133,16 +133,28 @@ def _is_ga4(params: dict[str, str]) -> bool:
 
 def _scan_v_tid(query: str) -> dict[str, str]:
     """`v` and `tid` as parse_query would decode them (first occurrence wins), without decoding
-    the whole query: claim runs for every request the container gets."""
+    the whole query: claim runs for every request the container gets. Found with `find`, not by
+    splitting the query into its thirty-odd pairs."""
     found: dict[str, str] = {}
-    for pair in query.split("&"):
-        if pair.startswith(("v=", "tid=")):
-            name, _, value = pair.partition("=")
-            if name not in found:
-                found[name] = unquote_plus(value) if "%" in value or "+" in value else value
-                if len(found) == 2:
-                    break
+    for name in ("v", "tid"):
+        value = _first_raw_value(query, name)
+        if value is not None:
+            found[name] = unquote_plus(value) if "%" in value or "+" in value else value
     return found
+
+
+def _first_raw_value(query: str, name: str) -> str | None:
+    """The undecoded value of the first `name=` pair of `query`, or None."""
+    key = name + "="
+    if query.startswith(key):
+        start = len(key)
+    else:
+        at = query.find("&" + key)
+        if at < 0:
+            return None
+        start = at + 1 + len(key)
+    end = query.find("&", start)
+    return query[start:] if end < 0 else query[start:end]
 
 
 def _merge_header_hints(event: EventData, hints: dict[str, Any]) -> None:

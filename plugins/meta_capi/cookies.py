@@ -80,11 +80,14 @@ def meta_cookies(
 def _existing(cookie: str | None, events: list[EventData], key: str) -> str | None:
     """The request's valid cookie, else a valid value a hit carries (the pixel's, sent as an
     event param); only values safe to send back in a Set-Cookie header count."""
-    for candidate in (cookie, *(event.get(key) for event in events)):
-        if (
-            isinstance(candidate, str)
-            and is_valid_fbp_fbc(candidate)
-            and is_cookie_value(candidate)
-        ):
-            return candidate
+    if _usable(cookie):
+        return cookie
+    for event in events:  # most carry none: one lookup each
+        candidate = event.get(key)
+        if candidate is not None and _usable(candidate):
+            return candidate  # type: ignore[no-any-return]
     return None
+
+
+def _usable(candidate: object) -> bool:
+    return isinstance(candidate, str) and is_valid_fbp_fbc(candidate) and is_cookie_value(candidate)
