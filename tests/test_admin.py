@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sgtm.delivery.store import MAX_TRACES  # a session keeps this many traces
 from tests.delivery.conftest import REDIS_URL, drop_redis_prefix, redis_prefix
 from tests.servers import FakeVendor, Reply, SgtmServer, wait_until
 
@@ -289,7 +290,7 @@ def test_preview_sessions_are_shared_by_the_workers_of_one_server(tmp_path, vend
         # The kernel hands connections to whichever worker accepts first, and /readyz may have
         # been answered by one worker while the other still starts: send until both answered.
         sent = 0
-        while sent < 40 or (len(workers) < 2 and sent < 400):
+        while sent < 40 or (len(workers) < 2 and sent < MAX_TRACES):
             hit = httpx.get(proc.url + HIT.format(n=sent), headers={"x-sgtm-preview": id})
             workers.add(hit.headers["x-request-id"][:16])
             sent += 1
