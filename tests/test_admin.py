@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sgtm.delivery.store import MAX_TRACES  # a session keeps this many traces
 from tests.delivery.conftest import REDIS_URL, drop_redis_prefix, redis_prefix
 from tests.servers import FakeVendor, Reply, SgtmServer, wait_until
 
@@ -286,9 +287,13 @@ def test_preview_sessions_are_shared_by_the_workers_of_one_server(tmp_path, vend
     with SgtmProcess(config, env, "--workers", "2") as proc:
         id = httpx.post(f"{proc.url}/_sgtm/api/preview", headers=AUTH).json()["id"]
         workers = set()  # request ids start with a prefix drawn per process
-        for n in range(40):
-            hit = httpx.get(proc.url + HIT.format(n=n), headers={"x-sgtm-preview": id})
+        # The kernel hands connections to whichever worker accepts first, and /readyz may have
+        # been answered by one worker while the other still starts: send until both answered.
+        sent = 0
+        while sent < 40 or (len(workers) < 2 and sent < MAX_TRACES):
+            hit = httpx.get(proc.url + HIT.format(n=sent), headers={"x-sgtm-preview": id})
             workers.add(hit.headers["x-request-id"][:16])
+            sent += 1
         assert len(workers) == 2  # both workers traced hits of a session one of them started
 
         def delivered() -> bool:
@@ -300,6 +305,6 @@ def test_preview_sessions_are_shared_by_the_workers_of_one_server(tmp_path, vend
                 for tag in e["tags"]
                 for r in tag["requests"]
             ]
-            return len(found["traces"]) == 40 and states == ["delivered"] * 40
+            return len(found["traces"]) == sent and states == ["delivered"] * sent
 
         wait_until(delivered, "every traced hit delivered", 20)

@@ -51,7 +51,7 @@ class LaneKey(msgspec.Struct, frozen=True):
     destination: str
 
     def encode(self) -> str:
-        return f"{self.container}/{self.tag}/{self.destination}"
+        return lane_text(self.container, self.tag, self.destination)
 
     @classmethod
     def decode(cls, text: str) -> LaneKey:
@@ -67,7 +67,13 @@ def lane_key(container: str, tag: str, outbound: Outbound) -> str:
     if not destination:
         parts = urlsplit(outbound.url)
         destination = f"{parts.scheme}://{parts.netloc}"
-    return f"{container}/{tag}/{destination}"  # LaneKey(...).encode(), without the Struct
+    return lane_text(container, tag, destination)
+
+
+def lane_text(container: str, tag: str, destination: str) -> str:
+    """A lane's text as stores keep it (`LaneKey.encode`), without building the Struct: the
+    engine works one out for every job it stores."""
+    return f"{container}/{tag}/{destination}"
 
 
 def check_name(name: str) -> str | None:

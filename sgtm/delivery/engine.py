@@ -324,10 +324,10 @@ class DeliveryEngine:
     def _job(self, submission: Submission, route: TagRoute | None, due: float) -> NewJob | None:
         outbound, nonce = submission.outbound, submission.nonce
         if route is not None and route.seal:
-            candidate = nonce or placeholders.new_nonce()
-            sealed, found = route.seal.seal(outbound, candidate)
-            if found:
-                outbound, nonce = sealed, candidate
+            # A nonce is drawn only for a request that holds a secret (most hold none).
+            sealed, bound = route.seal.seal(outbound, nonce or placeholders.new_nonce)
+            if bound:
+                outbound, nonce = sealed, bound
         payload = Payload(
             container=submission.container,
             tag=submission.tag,

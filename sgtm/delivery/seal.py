@@ -11,7 +11,7 @@ placeholder text a hit smuggled into a request is never filled: it lacks the non
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from urllib.parse import quote, quote_plus
 
 from sgtm import placeholders
@@ -41,19 +41,21 @@ class SecretSeal:
     def __bool__(self) -> bool:
         return self._pattern is not None
 
-    def seal(self, outbound: Outbound, nonce: str) -> tuple[Outbound, bool]:
-        """The request with secrets replaced by placeholders bound to `nonce`, and whether any
-        secret was found (a request without one needs no nonce kept)."""
+    def seal(self, outbound: Outbound, nonce: str | Callable[[], str]) -> tuple[Outbound, str]:
+        """The request with secrets replaced by placeholders bound to `nonce` (a nonce, or what
+        draws one: called only when a secret is found, so a request without one costs no draw),
+        and that nonce; "" when no secret was found (the request needs no nonce kept)."""
         if self._pattern is None or self._bytes_pattern is None:
-            return outbound, False
+            return outbound, ""
         pattern, forms = self._pattern, self._forms
-        found = False
+        bound = ""
 
         def placeholder(form: str) -> str:
-            nonlocal found
-            found = True
+            nonlocal bound
+            if not bound:
+                bound = nonce if isinstance(nonce, str) else nonce()
             name, kind = forms[form]
-            return placeholders.secret(nonce, name, kind)
+            return placeholders.secret(bound, name, kind)
 
         def text(value: str) -> str:
             return pattern.sub(lambda m: placeholder(m.group(0)), value)
@@ -62,7 +64,7 @@ class SecretSeal:
             lambda m: placeholder(m.group(0).decode()).encode(), outbound.body
         )
         sealed = rewrite(outbound, text, body)
-        return (sealed, True) if found else (outbound, False)
+        return (sealed, bound) if bound else (outbound, "")
 
     def unseal(self, outbound: Outbound, nonces: Collection[str]) -> Outbound:
         """The request with the placeholders of `nonces` (its jobs') replaced by the secrets."""

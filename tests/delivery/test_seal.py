@@ -45,7 +45,25 @@ def test_seal_round_trip_keeps_every_other_field():
 def test_seal_without_a_secret_changes_nothing_and_needs_no_nonce():
     seal = SecretSeal({SECRET: "API_SECRET"})
     original = outbound("https://v.example/c", "Bearer x", b"{}")
-    assert seal.seal(original, NONCE) == (original, False)
+    assert seal.seal(original, NONCE) == (original, "")
+
+
+def test_a_nonce_is_drawn_only_when_a_secret_is_found_and_once_per_request():
+    seal = SecretSeal({SECRET: "API_SECRET"})
+    draws: list[str] = []
+
+    def draw() -> str:
+        draws.append(NONCE)
+        return NONCE
+
+    plain = outbound("https://v.example/c", "Bearer x", b"{}")
+    assert seal.seal(plain, draw) == (plain, "")
+    assert draws == []
+    secretive = outbound(f"https://v.example/c?key={SECRET}", f"Bearer {SECRET}", SECRET.encode())
+    sealed, bound = seal.seal(secretive, draw)
+    assert (bound, draws) == (NONCE, [NONCE])
+    assert sealed == seal.seal(secretive, NONCE)[0]
+    assert seal.unseal(sealed, {NONCE}) == secretive
 
 
 def test_encoded_forms_are_sealed_and_restored_in_the_same_form():
