@@ -151,6 +151,31 @@ class RegexTableSettings(_Settings, dict=True):
         self._compiled = [Regex(row.match, ignore_case=self.ignore_case) for row in self.patterns]
         self._values = [_group_template(row.value) for row in self.patterns]
         self._default = compile_value(self.default)
+        # Which row matched a subject, and its groups ((-1, ()) for none): inputs repeat (page
+        # paths, hostnames), and one lookup replaces a search per row until one matches. Only
+        # what the subject decides is kept; a row's value is rendered per event. Bounded like
+        # the Regex memo: short subjects, at most _ROW_MEMO_ENTRIES, emptied when full.
+        self._rows: dict[str, tuple[int, tuple[str, ...]]] = {}
+
+    def row(self, subject: str) -> tuple[int, tuple[str, ...]]:
+        found = self._rows.get(subject)
+        if found is not None:
+            return found
+        found = -1, ()
+        for index, pattern in enumerate(self._compiled):
+            groups = pattern.fullmatch(subject) if self.full_match else pattern.search(subject)
+            if groups is not None:
+                found = index, groups
+                break
+        if len(subject) <= _ROW_MEMO_CHARS:
+            if len(self._rows) >= _ROW_MEMO_ENTRIES:
+                self._rows.clear()
+            self._rows[subject] = found
+        return found
+
+
+_ROW_MEMO_ENTRIES = 1024
+_ROW_MEMO_CHARS = 512
 
 
 class RegexTableVariable(Variable[RegexTableSettings]):
@@ -162,12 +187,8 @@ class RegexTableVariable(Variable[RegexTableSettings]):
         return [settings.input]
 
     def resolve(self, settings: RegexTableSettings, scope: Scope) -> Any:
-        subject = _as_key(scope.var(settings.input))
-        for pattern, value in zip(settings._compiled, settings._values, strict=True):
-            groups = pattern.fullmatch(subject) if settings.full_match else pattern.search(subject)
-            if groups is not None:
-                return value(scope, groups)
-        return settings._default(scope)
+        index, groups = settings.row(_as_key(scope.var(settings.input)))
+        return settings._values[index](scope, groups) if index >= 0 else settings._default(scope)
 
 
 _GROUP_REF = re.compile(r"\$([0-9])")

@@ -635,3 +635,38 @@ def test_page_parts_memo_is_bounded_and_skips_long_locations() -> None:
     assert read("/relative/only") == (None, "/relative/only")
     assert read("http://[::1") == (None, None)
     assert read("http://[::1") == (None, None)
+
+
+def test_regex_table_row_memo_is_bounded_and_skips_long_subjects() -> None:
+    """A regex_table remembers which row a subject matched (inputs repeat): at most
+    _ROW_MEMO_ENTRIES subjects of at most _ROW_MEMO_CHARS; a hostile client sending a new path
+    on every hit gets right answers and no growth, and a long subject is matched unremembered.
+    Row values are still rendered per event (`{{event_name}}` differs between two hits of one
+    path)."""
+    from sgtm import variables as variables_module
+
+    table = bind(
+        "section",
+        "regex_table",
+        input="page_path",
+        patterns=[
+            {"match": "^/p/([^/]+)", "value": "product:$1:{{event_name}}"},
+            {"match": "^/c/", "value": "category"},
+        ],
+        default="other",
+    )
+
+    def section(path: str, event_name: str = "view") -> Any:
+        event = {"page_path": path, "event_name": event_name}
+        return Scope(event, None, None, {"section": table}).var("section")
+
+    memo = table.settings._rows
+    for n in range(variables_module._ROW_MEMO_ENTRIES * 2 + 3):
+        assert section(f"/p/{n}") == f"product:{n}:view"
+        assert len(memo) <= variables_module._ROW_MEMO_ENTRIES
+    assert section("/p/1", "buy") == "product:1:buy"  # remembered row, value rendered anew
+    assert section("/c/shoes") == "category"
+    assert section("/nowhere") == section("/nowhere") == "other"
+    long_path = "/p/" + "x" * variables_module._ROW_MEMO_CHARS
+    assert section(long_path) == f"product:{'x' * variables_module._ROW_MEMO_CHARS}:view"
+    assert long_path not in memo
