@@ -613,7 +613,7 @@ def python_load(host: str, mix: list[Hit], connections: int, duration: float) ->
 
 
 def wrk_load(
-    wrk: str, host: str, connections: int, threads: int, duration: float, script: Path
+    wrk: str, host: str, connections: int, threads: int, duration: float, script: Path = MIX_LUA
 ) -> dict[str, Any]:
     argv = [
         wrk,
