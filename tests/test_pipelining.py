@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import socket
-import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ import httpx
 import pytest
 
 from tests.servers import FakeVendor, SgtmProcess, wait_until
-from tests.test_slow_clients import delivered_values, read_until_closed
+from tests.test_slow_clients import delivered_values, hook_container, read_until_closed
 
 pytestmark = pytest.mark.e2e
 
@@ -59,23 +58,7 @@ def vendor() -> Iterator[FakeVendor]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, vendor: FakeVendor) -> Iterator[SgtmProcess]:
-    config = tmp_path_factory.mktemp("pipelining") / "shop.yaml"
-    config.write_text(
-        textwrap.dedent(
-            f"""\
-            version: 1
-            clients: [{{name: ga4, type: ga4}}]
-            triggers: {{purchase: {{event_name: purchase}}}}
-            tags:
-              - name: hook
-                type: http_request
-                triggers: [purchase]
-                settings:
-                  url: {vendor.url}/hook
-                  body: {{value: "{{{{event.value}}}}"}}
-            """
-        )
-    )
+    config = hook_container(tmp_path_factory.mktemp("pipelining") / "shop.yaml", vendor.url)
     with SgtmProcess(config, LIMITS) as proc:
         yield proc
 

@@ -14,6 +14,7 @@ import socket
 import textwrap
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -40,10 +41,9 @@ def vendor() -> Iterator[FakeVendor]:
         yield fake
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, vendor: FakeVendor) -> Iterator[SgtmProcess]:
-    config = tmp_path_factory.mktemp("edge") / "shop.yaml"
-    config.write_text(
+def hook_container(path: Path, vendor_url: str) -> Path:
+    """A GA4 client and one tag posting each purchase's value to the vendor's /hook."""
+    path.write_text(
         textwrap.dedent(
             f"""\
             version: 1
@@ -54,11 +54,17 @@ def server(tmp_path_factory: pytest.TempPathFactory, vendor: FakeVendor) -> Iter
                 type: http_request
                 triggers: [purchase]
                 settings:
-                  url: {vendor.url}/hook
+                  url: {vendor_url}/hook
                   body: {{value: "{{{{event.value}}}}"}}
             """
         )
     )
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, vendor: FakeVendor) -> Iterator[SgtmProcess]:
+    config = hook_container(tmp_path_factory.mktemp("edge") / "shop.yaml", vendor.url)
     with SgtmProcess(config, LIMITS) as proc:
         yield proc
 
