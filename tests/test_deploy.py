@@ -157,6 +157,11 @@ def container(tmp_path: Path, good: str, failing: str) -> Path:
                 type: http_request
                 triggers: [purchase]
                 settings: {{url: "{failing}/hook"}}
+              - name: ga4
+                type: ga4
+                triggers: [everything]
+                settings: {{endpoint: "{good}/g/collect"}}
+                delivery: {{max_lanes: 1}}  # a second stream's events are refused at the cap
             """
         )
     )
@@ -183,6 +188,11 @@ def exposed(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
             hit = server.url + "/g/collect?v=2&tid=G-X&cid=1.2&en=purchase"
             assert httpx.get(hit).status_code == 200
         httpx.get(server.url + "/g/collect?v=2&tid=G-X&cid=1.2")  # no event name: dropped
+        for stream in ("G-FIRST001", "G-SECOND02"):  # the ga4 tag's cap is one destination
+            assert (
+                httpx.get(f"{server.url}/g/collect?v=2&tid={stream}&cid=1.2&en=x").status_code
+                == 200
+            )
         auth = {"authorization": f"Bearer {TOKEN}"}
 
         def scraped() -> str | None:
@@ -199,7 +209,11 @@ def test_every_metric_the_dashboard_and_rules_use_is_exposed(exposed):
     used = set().union(*(metric_names(expr) for expr in exprs))
     assert used, "no metric found: the parser is broken"
     assert used <= exposed, f"not on /metrics: {sorted(used - exposed)}"
-    for expected in ("sgtm_delivery_queue_depth", "sgtm_delivery_breaker_state"):
+    for expected in (
+        "sgtm_delivery_queue_depth",
+        "sgtm_delivery_breaker_state",
+        "sgtm_delivery_refused_total",
+    ):
         assert expected in used
 
 
