@@ -67,26 +67,34 @@ def scope_of(hit: Hit) -> dict[str, Any]:
     }
 
 
+async def call(app: Any, scope: dict[str, Any], body: bytes) -> int:
+    """One request through the ASGI app, as uvicorn would hand it over; its status."""
+    status = 0
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            await asyncio.sleep(3600)  # http.disconnect never comes within the request
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(dict(scope), receive, send)
+    return status
+
+
 async def drive(app: Any, mix: list[Hit], count: int) -> tuple[float, dict[int, int]]:
     scopes = [scope_of(hit) for hit in mix]
     statuses: dict[int, int] = {}
     started = time.process_time()
     for i in range(count):
-        hit = mix[i % len(mix)]
-        sent = False
-
-        async def receive(body: bytes = hit.body) -> dict[str, Any]:
-            nonlocal sent
-            if sent:
-                await asyncio.sleep(3600)  # http.disconnect never comes within the request
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        async def send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                statuses[message["status"]] = statuses.get(message["status"], 0) + 1
-
-        await app(dict(scopes[i % len(scopes)]), receive, send)
+        status = await call(app, scopes[i % len(scopes)], mix[i % len(mix)].body)
+        statuses[status] = statuses.get(status, 0) + 1
     return time.process_time() - started, statuses
 
 

@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from ingest import CONFIG, CONTAINER_YAML, Hit, build_mix, write_if_changed  # noqa: E402
-from ingest_profile import scope_of  # noqa: E402
+from ingest_profile import call, scope_of  # noqa: E402
 
 
 async def lifespan(app: Any) -> tuple[asyncio.Task[None], asyncio.Queue[dict[str, Any]]]:
@@ -61,21 +61,8 @@ async def drive(app: Any, mix: list[Hit], count: int, connections: int) -> dict[
 
     async def connection() -> None:
         for i in todo:
-            hit = mix[i % len(mix)]
-            sent = False
-
-            async def receive(body: bytes = hit.body) -> dict[str, Any]:
-                nonlocal sent
-                if sent:
-                    await asyncio.sleep(3600)
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-
-            async def send(message: dict[str, Any]) -> None:
-                if message["type"] == "http.response.start":
-                    statuses[message["status"]] = statuses.get(message["status"], 0) + 1
-
-            await app(dict(scopes[i % len(scopes)]), receive, send)
+            status = await call(app, scopes[i % len(scopes)], mix[i % len(mix)].body)
+            statuses[status] = statuses.get(status, 0) + 1
 
     await asyncio.gather(*(connection() for _ in range(connections)))
     return statuses
