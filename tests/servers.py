@@ -147,7 +147,11 @@ class _Logs:
         raise NotImplementedError
 
     def log_records(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.logs().splitlines() if line.startswith("{")]
+        """The JSON lines written so far. A line the server is still writing (no newline yet:
+        a process's log is read while it runs) is left for the next read."""
+        text = self.logs()
+        complete = text[: text.rfind("\n") + 1]
+        return [json.loads(line) for line in complete.splitlines() if line.startswith("{")]
 
     def wait_for_log(self, match: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
         """The first JSON log record `match` accepts, once the server has written it."""
