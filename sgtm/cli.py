@@ -315,16 +315,16 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     if binary is not None:
         out.flush()
     encoder = msgspec.json.Encoder()
-    line = bytearray()
+    buffer = bytearray()
 
     def write(result: dict[str, Any]) -> None:
         data: bytes | bytearray
         if args.pretty:
             data = msgspec.json.format(encoder.encode(result), indent=2) + b"\n"
         else:
-            encoder.encode_into(result, line)
-            line.extend(b"\n")
-            data = line
+            encoder.encode_into(result, buffer)
+            buffer.extend(b"\n")
+            data = buffer
         if binary is not None:
             binary.write(data)
         else:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import functools
 import ipaddress
 from dataclasses import dataclass, field
-from typing import TypeAlias, TypeVar
+from typing import TypeAlias
+
+from sgtm.memo import remember
 
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -137,7 +139,7 @@ class PrivacyPolicy:
     # Answers by (peer, X-Forwarded-For) and trust by address: requests come from the same few
     # peers (a visitor, a load balancer) with the same few X-Forwarded-For values. Kept on the
     # policy, not in a cache keyed by it: hashing the policy hashes each network in Python,
-    # which cost as much as the answer. Bounded: emptied when full.
+    # which cost as much as the answer. Bounded memos (sgtm/memo.py).
     _senders: dict[tuple[str | None, str | None], tuple[str | None, bool]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -165,7 +167,7 @@ class PrivacyPolicy:
             answer = (anonymize_ip(ip) if self.anonymize_ip else ip), self.is_trusted(ip)
             # A longer header, a client's invention, is resolved uncached.
             if forwarded_for is None or len(forwarded_for) <= _MAX_CACHED_FORWARDED_FOR:
-                _remember(self._senders, key, answer)
+                remember(self._senders, key, answer, _MAX_CACHED)
         return answer
 
     def is_trusted(self, address: str | None) -> bool:
@@ -178,18 +180,9 @@ class PrivacyPolicy:
             parsed = _parse_ip(address)
             trusted = parsed is not None and _is_trusted(parsed, self.trusted_proxies)
             if address is None or len(address) <= _MAX_CACHED_FORWARDED_FOR:
-                _remember(self._trusted, address, trusted)
+                remember(self._trusted, address, trusted, _MAX_CACHED)
         return trusted
 
 
 _MAX_CACHED_FORWARDED_FOR = 256
 _MAX_CACHED = 4096
-
-_K = TypeVar("_K")
-_V = TypeVar("_V")
-
-
-def _remember(cache: dict[_K, _V], key: _K, value: _V) -> None:
-    if len(cache) >= _MAX_CACHED:
-        cache.clear()
-    cache[key] = value

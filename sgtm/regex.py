@@ -19,6 +19,8 @@ from typing import Any
 
 import re2
 
+from sgtm.memo import remember
+
 SYNTAX_URL = "https://github.com/google/re2/wiki/Syntax"
 
 # RE2's error text names the construct it stopped at. For the ones Python accepts: what it is,
@@ -67,9 +69,8 @@ class Regex:
             raise RegexError(_explain(pattern, exc)) from None
         self.pattern = pattern
         self.ignore_case = ignore_case
-        # Hits repeat their inputs (a site's page paths, hostnames, event names): answers for
-        # short texts are kept, at most _MEMO_ENTRIES, the lot dropped when full (bounded
-        # whatever a client sends; an answer is a tuple of strings, shared safely).
+        # Answers for short texts (page paths, hostnames, event names), in a bounded memo
+        # (sgtm/memo.py; an answer is a tuple of strings, shared safely).
         self._memo: dict[tuple[bool, str], tuple[str, ...] | None] = {}
 
     def search(self, text: str) -> tuple[str, ...] | None:
@@ -87,9 +88,7 @@ class Regex:
         subject = _encodable(text)
         found = _groups(self.compiled.fullmatch(subject) if full else self.compiled.search(subject))
         if len(text) <= _MEMO_CHARS:
-            if len(self._memo) >= _MEMO_ENTRIES:
-                self._memo.clear()
-            self._memo[key] = found
+            remember(self._memo, key, found, _MEMO_ENTRIES)
         return found
 
     def __repr__(self) -> str:

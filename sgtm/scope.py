@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from sgtm import event as ev
+from sgtm.memo import remember
 from sgtm.request import HitRequest
 
 if TYPE_CHECKING:
@@ -130,17 +131,15 @@ def _page_part(part: str) -> Callable[[Scope], Any]:
         if parts is None:
             parts = _page_parts(location)
             if len(location) <= _PAGE_MEMO_CHARS:
-                if len(_PAGE_PARTS) >= _PAGE_MEMO_ENTRIES:
-                    _PAGE_PARTS.clear()
-                _PAGE_PARTS[location] = parts
+                remember(_PAGE_PARTS, location, parts, _PAGE_MEMO_ENTRIES)
         return parts[index]
 
     return get
 
 
-# Hits repeat their pages: (hostname, path) by page_location, at most _PAGE_MEMO_ENTRIES short
-# ones, the lot dropped when full (bounded whatever a client sends). Splitting the URL and
-# reading its hostname (a Python property) cost more than the rest of a trigger.
+# Hits repeat their pages: (hostname, path) by page_location, in a bounded memo (sgtm/memo.py).
+# Splitting the URL and reading its hostname (a Python property) cost more than the rest of a
+# trigger.
 _PAGE_PARTS: dict[str, tuple[str | None, str | None]] = {}
 _PAGE_MEMO_ENTRIES = 1024
 _PAGE_MEMO_CHARS = 2048

@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from sgtm.hookspecs import hookimpl
+from sgtm.memo import remember
 from sgtm.plugin import Variable
 from sgtm.regex import Regex, RegexError
 from sgtm.scope import BUILTIN_READS, BUILTINS, BoundVariable, Scope
@@ -153,8 +154,8 @@ class RegexTableSettings(_Settings, dict=True):
         self._default = compile_value(self.default)
         # Which row matched a subject, and its groups ((-1, ()) for none): inputs repeat (page
         # paths, hostnames), and one lookup replaces a search per row until one matches. Only
-        # what the subject decides is kept; a row's value is rendered per event. Bounded like
-        # the Regex memo: short subjects, at most _ROW_MEMO_ENTRIES, emptied when full.
+        # what the subject decides is kept; a row's value is rendered per event. A bounded memo
+        # (sgtm/memo.py), as the Regex one.
         self._rows: dict[str, tuple[int, tuple[str, ...]]] = {}
 
     def row(self, subject: str) -> tuple[int, tuple[str, ...]]:
@@ -168,9 +169,7 @@ class RegexTableSettings(_Settings, dict=True):
                 found = index, groups
                 break
         if len(subject) <= _ROW_MEMO_CHARS:
-            if len(self._rows) >= _ROW_MEMO_ENTRIES:
-                self._rows.clear()
-            self._rows[subject] = found
+            remember(self._rows, subject, found, _ROW_MEMO_ENTRIES)
         return found
 
 
